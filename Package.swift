@@ -1,0 +1,62 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+/// Targets point one way: Kernels ← Autograd ← NN ← Optim; SafeTensors, MNISTData and
+/// Plot stand alone; Training brings them together; executables only parse arguments.
+let package = Package(
+    name: "mnist-train",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "mnist-train", targets: ["mnist-train"]),
+        .executable(name: "mnist-eval", targets: ["mnist-eval"]),
+        .executable(name: "mnist-viz", targets: ["mnist-viz"]),
+        .executable(name: "autograd-tour", targets: ["autograd-tour"]),
+        .executable(name: "mnist-bench", targets: ["mnist-bench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // MARK: - System libraries
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
+        .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS"),
+
+        // MARK: - Libraries
+        .target(name: "Kernels", dependencies: ["COpenBLAS"]),
+        .target(name: "Autograd", dependencies: ["Kernels"]),
+        .target(name: "NN", dependencies: ["Autograd", "Kernels"]),
+        .target(name: "Optim", dependencies: ["NN", "Autograd"]),
+        .target(name: "SafeTensors"),
+        .target(name: "MNISTData", dependencies: ["CZlib"]),
+        .target(name: "Plot", dependencies: ["CZlib"]),
+        .target(
+            name: "Training",
+            dependencies: ["Autograd", "NN", "Optim", "SafeTensors", "MNISTData", "Plot", "Kernels"]),
+        .target(name: "TestSupport", dependencies: ["Autograd"]),
+
+        // MARK: - Executables (argument parsing only)
+        .executableTarget(
+            name: "mnist-train",
+            dependencies: ["Training", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(
+            name: "mnist-eval",
+            dependencies: ["Training", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(
+            name: "mnist-viz",
+            dependencies: ["Training", "Plot", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(name: "autograd-tour", dependencies: ["Autograd"]),
+        .executableTarget(
+            name: "mnist-bench",
+            dependencies: ["Training", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+
+        // MARK: - Tests
+        .testTarget(name: "KernelsTests", dependencies: ["Kernels", "TestSupport"]),
+        .testTarget(name: "AutogradTests", dependencies: ["Autograd", "TestSupport"]),
+        .testTarget(name: "NNTests", dependencies: ["NN", "Autograd", "SafeTensors", "MNISTData", "TestSupport"]),
+        .testTarget(name: "OptimTests", dependencies: ["Optim", "NN", "Autograd", "TestSupport"]),
+        .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors", "TestSupport"]),
+        .testTarget(name: "MNISTDataTests", dependencies: ["MNISTData", "TestSupport"]),
+        .testTarget(name: "PlotTests", dependencies: ["Plot", "TestSupport"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "TestSupport"]),
+    ]
+)

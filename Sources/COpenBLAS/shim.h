@@ -1,0 +1,4 @@
+#include <cblas.h>
+/* OpenBLAS extensions; declared here so that any cblas.h works. */
+void openblas_set_num_threads(int num_threads);
+int openblas_get_num_threads(void);
