@@ -22,16 +22,17 @@ let package = Package(
         .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS"),
 
         // MARK: - Libraries
+        .target(name: "Seeded"),
         .target(name: "Kernels", dependencies: ["COpenBLAS"]),
-        .target(name: "Autograd", dependencies: ["Kernels"]),
+        .target(name: "Autograd", dependencies: ["Kernels", "Seeded"]),
         .target(name: "NN", dependencies: ["Autograd", "Kernels"]),
         .target(name: "Optim", dependencies: ["NN", "Autograd"]),
         .target(name: "SafeTensors"),
-        .target(name: "MNISTData", dependencies: ["CZlib"]),
+        .target(name: "MNISTData", dependencies: ["CZlib", "Seeded"]),
         .target(name: "Plot", dependencies: ["CZlib"]),
         .target(
             name: "Training",
-            dependencies: ["Autograd", "NN", "Optim", "SafeTensors", "MNISTData", "Plot", "Kernels"]),
+            dependencies: ["Autograd", "NN", "Optim", "SafeTensors", "MNISTData", "Plot", "Kernels", "Seeded"]),
         .target(name: "TestSupport", dependencies: ["Autograd"]),
 
         // MARK: - Executables (argument parsing only)
