@@ -33,7 +33,8 @@ let package = Package(
         .target(
             name: "Training",
             dependencies: ["Autograd", "NN", "Optim", "SafeTensors", "MNISTData", "Plot", "Kernels", "Seeded"]),
-        .target(name: "TestSupport", dependencies: ["Autograd"]),
+        .target(name: "TestSupport"),
+        .target(name: "Examples", dependencies: ["Autograd", "Seeded"]),
 
         // MARK: - Executables (argument parsing only)
         .executableTarget(
@@ -45,14 +46,14 @@ let package = Package(
         .executableTarget(
             name: "mnist-viz",
             dependencies: ["Training", "Plot", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
-        .executableTarget(name: "autograd-tour", dependencies: ["Autograd"]),
+        .executableTarget(name: "autograd-tour", dependencies: ["Examples"]),
         .executableTarget(
             name: "mnist-bench",
             dependencies: ["Training", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
 
         // MARK: - Tests
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "TestSupport"]),
-        .testTarget(name: "AutogradTests", dependencies: ["Autograd", "TestSupport"]),
+        .testTarget(name: "AutogradTests", dependencies: ["Autograd", "Examples", "Seeded", "TestSupport"]),
         .testTarget(name: "NNTests", dependencies: ["NN", "Autograd", "SafeTensors", "MNISTData", "TestSupport"]),
         .testTarget(name: "OptimTests", dependencies: ["Optim", "NN", "Autograd", "TestSupport"]),
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors", "TestSupport"]),
