@@ -1,0 +1,174 @@
+import Foundation
+import Seeded
+
+// MARK: - Batch
+
+/// One mini-batch, as plain arrays: images `(count, channels, height, width)` and labels `(count)`.
+public struct Batch: Sendable, Equatable {
+    /// `count * channels * height * width` floats, NCHW row-major.
+    public var images: [Float]
+    /// `count` class indices.
+    public var labels: [Int32]
+    /// The dataset index of each sample, in batch order (`count` entries).
+    public var indices: [Int]
+    public var count: Int
+    public var channels: Int
+    public var height: Int
+    public var width: Int
+
+    /// `[count, channels, height, width]`, like `torch.Size([32, 1, 28, 28])`.
+    public var imageShape: [Int] { [count, channels, height, width] }
+    /// `[count]`, like `torch.Size([32])`.
+    public var labelShape: [Int] { [count] }
+}
+
+// MARK: - DataLoader
+
+/// Cuts a dataset into batches, optionally shuffled and augmented, deterministically.
+///
+/// The order of an epoch is a permutation drawn from `SeededGenerator(seed: seed, stream: epoch)`,
+/// and the augmentation of a batch from a generator keyed by (seed, epoch, batch index): so any
+/// batch depends only on (seed, epoch, batch index), resuming mid-epoch needs no saved random
+/// state, and prefetching on a background thread cannot change the results.
+public struct DataLoader: Sendable {
+    public let dataset: Dataset
+    public let batchSize: Int
+    public let shuffle: Bool
+    public let seed: UInt64
+    /// Drop a last batch smaller than `batchSize` (otherwise it is returned as is).
+    public let dropLast: Bool
+    public let transform: Transform
+    /// Prepare the next batch on a background thread while the current one is used.
+    public let prefetch: Bool
+
+    public init(
+        dataset: Dataset, batchSize: Int, shuffle: Bool, seed: UInt64, dropLast: Bool = false,
+        transform: Transform = .mnist, prefetch: Bool = true
+    ) throws {
+        guard batchSize > 0 else {
+            throw DataError.invalidLoaderSetting("batch size must be at least 1, got \(batchSize)")
+        }
+        self.dataset = dataset
+        self.batchSize = batchSize
+        self.shuffle = shuffle
+        self.seed = seed
+        self.dropLast = dropLast
+        self.transform = transform
+        self.prefetch = prefetch
+    }
+
+    /// Batches per epoch: `count / batchSize`, plus one for a partial batch unless `dropLast`.
+    public var batchCount: Int {
+        dropLast ? dataset.count / batchSize : (dataset.count + batchSize - 1) / batchSize
+    }
+
+    /// The dataset indices of an epoch, in order: a seeded permutation when shuffling.
+    public func order(epoch: Int) -> [Int] {
+        guard shuffle else { return Array(0..<dataset.count) }
+        var generator = SeededGenerator(seed: seed, stream: UInt64(truncatingIfNeeded: epoch))
+        return generator.permutation(dataset.count)
+    }
+
+    /// The batches of `epoch` from `batchIndex` on (for resuming mid-epoch).
+    public func batches(epoch: Int, startingAt batchIndex: Int = 0) -> BatchSequence {
+        BatchSequence(loader: self, epoch: epoch, startIndex: max(0, batchIndex))
+    }
+
+    /// Builds batch `batchIndex` of an epoch whose order is `order`.
+    func makeBatch(order: [Int], epoch: Int, batchIndex: Int) -> Batch {
+        let start = batchIndex * batchSize
+        let end = min(start + batchSize, order.count)
+        let count = max(0, end - start)
+        let pixelsPerImage = dataset.pixelsPerImage
+        let indices = Array(order[start..<(start + count)])
+        var labels = [Int32](repeating: 0, count: count)
+        var images = [Float](repeating: 0, count: count * pixelsPerImage)
+        // Augmentation draws depend only on (seed, epoch, batch index, position in batch).
+        var generator = SeededGenerator(
+            seed: seed ^ 0xA5A5_5A5A_0F0F_F0F0,
+            stream: UInt64(truncatingIfNeeded: epoch) << 32 | UInt64(truncatingIfNeeded: batchIndex))
+        dataset.images.withUnsafeBufferPointer { pixels in
+            images.withUnsafeMutableBufferPointer { output in
+                guard let source = pixels.baseAddress, let destination = output.baseAddress else { return }
+                for (position, index) in indices.enumerated() {
+                    transform.apply(
+                        image: source + index * pixelsPerImage, rows: dataset.rows, cols: dataset.cols,
+                        into: destination + position * pixelsPerImage, generator: &generator)
+                }
+            }
+        }
+        for (position, index) in indices.enumerated() {
+            labels[position] = Int32(dataset.labels[index])
+        }
+        return Batch(
+            images: images, labels: labels, indices: indices, count: count, channels: 1,
+            height: dataset.rows, width: dataset.cols)
+    }
+}
+
+// MARK: - Batch sequence with prefetch
+
+/// The batches of one epoch; with `prefetch`, batch i+1 is built on a background thread
+/// while batch i is in use.
+public struct BatchSequence: Sequence, Sendable {
+    let loader: DataLoader
+    let epoch: Int
+    let startIndex: Int
+
+    public func makeIterator() -> Iterator {
+        Iterator(loader: loader, epoch: epoch, nextIndex: startIndex)
+    }
+
+    public final class Iterator: IteratorProtocol {
+        private let loader: DataLoader
+        private let epoch: Int
+        private let order: [Int]
+        private let endIndex: Int
+        private var nextIndex: Int
+        private var pending: PendingBatch?
+
+        init(loader: DataLoader, epoch: Int, nextIndex: Int) {
+            self.loader = loader
+            self.epoch = epoch
+            self.order = loader.order(epoch: epoch)
+            self.endIndex = loader.batchCount
+            self.nextIndex = nextIndex
+        }
+
+        public func next() -> Batch? {
+            guard nextIndex < endIndex else { return nil }
+            let batch = pending?.wait() ?? loader.makeBatch(order: order, epoch: epoch, batchIndex: nextIndex)
+            pending = nil
+            nextIndex += 1
+            if loader.prefetch && nextIndex < endIndex {
+                let pending = PendingBatch()
+                let (loader, order, epoch, index) = (loader, order, epoch, nextIndex)
+                DispatchQueue.global(qos: .userInitiated).async {
+                    pending.fulfil(loader.makeBatch(order: order, epoch: epoch, batchIndex: index))
+                }
+                self.pending = pending
+            }
+            return batch
+        }
+    }
+}
+
+/// A batch being built on another thread: written once, read once, guarded by a condition.
+private final class PendingBatch: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var batch: Batch?
+
+    func fulfil(_ batch: Batch) {
+        condition.lock()
+        self.batch = batch
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    func wait() -> Batch? {
+        condition.lock()
+        defer { condition.unlock() }
+        while batch == nil { condition.wait() }
+        return batch
+    }
+}

@@ -1,0 +1,130 @@
+import Foundation
+
+// MARK: - Dataset
+
+/// Which half of a dataset directory.
+public enum Split: String, Sendable, CaseIterable, Codable {
+    case train
+    case test
+
+    /// The standard IDX file names (without `.gz`) of this split.
+    public var fileNames: (images: String, labels: String) {
+        switch self {
+        case .train: return ("train-images-idx3-ubyte", "train-labels-idx1-ubyte")
+        case .test: return ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+        }
+    }
+}
+
+/// One split of an MNIST-format dataset (MNIST, Fashion-MNIST, KMNIST), kept as bytes.
+///
+/// Images stay `UInt8` in memory (MNIST train + test: about 55 MB) and are converted to
+/// `Float` per batch by a `Transform`.
+public struct Dataset: Sendable {
+    /// A label for messages, e.g. "mnist/train".
+    public var name: String
+    /// `count * rows * cols` pixels, sample-major then row-major; 0 = background, 255 = ink.
+    public private(set) var images: [UInt8]
+    /// `count` labels, each in `0..<classCount`.
+    public private(set) var labels: [UInt8]
+    public let count: Int
+    public let rows: Int
+    public let cols: Int
+    public let classCount: Int
+
+    /// Pixels per image (`rows * cols`).
+    public var pixelsPerImage: Int { rows * cols }
+
+    /// A dataset from arrays already in memory; checks sizes and labels.
+    ///
+    /// - Parameters:
+    ///   - images: `labels.count * rows * cols` pixels.
+    ///   - labels: one label per image, each in `0..<classCount`.
+    public init(
+        name: String, images: [UInt8], labels: [UInt8], rows: Int, cols: Int, classCount: Int = 10
+    ) throws {
+        guard rows > 0, cols > 0, images.count == labels.count * rows * cols else {
+            throw DataError.countMismatch(
+                imagesFile: "\(name) images (\(images.count) bytes of \(rows)x\(cols))",
+                imageCount: rows > 0 && cols > 0 ? images.count / (rows * cols) : 0,
+                labelsFile: "\(name) labels", labelCount: labels.count)
+        }
+        try Dataset.checkLabels(labels, classCount: classCount, file: "\(name) labels")
+        self.name = name
+        self.images = images
+        self.labels = labels
+        self.count = labels.count
+        self.rows = rows
+        self.cols = cols
+        self.classCount = classCount
+    }
+
+    /// Loads one split from a directory holding the standard files
+    /// (`train-images-idx3-ubyte[.gz]`, `train-labels-idx1-ubyte[.gz]`,
+    /// `t10k-images-idx3-ubyte[.gz]`, `t10k-labels-idx1-ubyte[.gz]`); the `.gz` is preferred
+    /// when both exist. Every header field is checked; see `DataError`.
+    ///
+    /// - Parameters:
+    ///   - name: a label for messages; defaults to "<directory name>/<split>".
+    ///   - classCount: labels must be in `0..<classCount` (10 for MNIST, Fashion-MNIST, KMNIST).
+    public static func load(
+        directory: URL, split: Split, name: String? = nil, classCount: Int = 10
+    ) throws -> Dataset {
+        let names = split.fileNames
+        let imagesURL = try locate(names.images, in: directory)
+        let labelsURL = try locate(names.labels, in: directory)
+
+        let images = try IDXReader.read(imagesURL, expectedMagic: IDXMagic.images)
+        let labels = try IDXReader.read(labelsURL, expectedMagic: IDXMagic.labels)
+        let imageCount = images.dimensions[0]
+        let labelCount = labels.dimensions[0]
+        guard imageCount == labelCount else {
+            throw DataError.countMismatch(
+                imagesFile: imagesURL.path, imageCount: imageCount,
+                labelsFile: labelsURL.path, labelCount: labelCount)
+        }
+        try checkLabels(labels.bytes, classCount: classCount, file: labelsURL.path)
+        return try Dataset(
+            name: name ?? "\(directory.lastPathComponent)/\(split.rawValue)",
+            images: images.bytes, labels: labels.bytes,
+            rows: images.dimensions[1], cols: images.dimensions[2], classCount: classCount)
+    }
+
+    /// How many samples carry each label: `classCount` entries.
+    public func labelCounts() -> [Int] {
+        var counts = [Int](repeating: 0, count: classCount)
+        for label in labels { counts[Int(label)] += 1 }
+        return counts
+    }
+
+    /// The mean pixel over all images after scaling to [0, 1].
+    public func meanPixel() -> Double {
+        guard !images.isEmpty else { return 0 }
+        var total: UInt64 = 0
+        images.withUnsafeBufferPointer { pixels in
+            for pixel in pixels { total &+= UInt64(pixel) }
+        }
+        return Double(total) / 255 / Double(images.count)
+    }
+
+    // MARK: - Helpers
+
+    private static func locate(_ baseName: String, in directory: URL) throws -> URL {
+        let candidates = [baseName + ".gz", baseName]
+        for candidate in candidates {
+            let url = directory.appendingPathComponent(candidate)
+            if FileManager.default.fileExists(atPath: url.path) { return url }
+        }
+        throw DataError.missingFile(directory: directory.path, candidates: candidates)
+    }
+
+    private static func checkLabels(_ labels: [UInt8], classCount: Int, file: String) throws {
+        let bad = labels.withUnsafeBufferPointer { values in
+            values.firstIndex { Int($0) >= classCount }
+        }
+        if let index = bad {
+            throw DataError.badLabel(
+                file: file, index: index, value: Int(labels[index]), classCount: classCount)
+        }
+    }
+}

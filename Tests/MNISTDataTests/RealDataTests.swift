@@ -1,0 +1,50 @@
+import Foundation
+import MNISTData
+import Testing
+import TestSupport
+
+/// The real MNIST files in `../shared/data/mnist`.
+@Suite struct RealDataTests {
+    @Test func countsShapesAndLabelCounts() throws {
+        let train = try realTrain.get()
+        let test = try realTest.get()
+        #expect(train.count == 60000)
+        #expect(test.count == 10000)
+        #expect(train.rows == 28 && train.cols == 28 && test.rows == 28 && test.cols == 28)
+        #expect(train.images.count == 60000 * 784)
+        #expect(train.labelCounts() == [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949])
+        #expect(test.labelCounts().reduce(0, +) == 10000)
+        #expect(Array(train.labels.prefix(8)) == [5, 0, 4, 1, 9, 2, 1, 3])
+    }
+
+    @Test func meanPixelOfTrainingSet() throws {
+        let mean = try realTrain.get().meanPixel()
+        #expect(abs(mean - 0.1307) < 1e-4, "mean pixel \(mean)")
+    }
+
+    /// Prints the load + decompress time of the training split (no assertion: machines vary).
+    @Test func timeTrainingSetLoad() throws {
+        var best = Double.infinity
+        for _ in 0..<3 {
+            let start = DispatchTime.now().uptimeNanoseconds
+            let train = try Dataset.load(directory: Shared.mnistDirectory, split: .train)
+            let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            #expect(train.count == 60000)
+            best = min(best, seconds)
+        }
+        print("MNIST train load + decompress: best of 3 = \(String(format: "%.3f", best)) s")
+    }
+
+    /// Fashion-MNIST as Debian's dataset-fashion-mnist installs it (skipped when absent).
+    @Test(.enabled(if: FileManager.default.fileExists(atPath: "/usr/share/datasets/fashion-mnist")))
+    func fashionMNISTFromDebianPackage() throws {
+        let directory = URL(fileURLWithPath: "/usr/share/datasets/fashion-mnist")
+        let train = try Dataset.load(directory: directory, split: .train, name: "fashion-mnist/train")
+        let test = try Dataset.load(directory: directory, split: .test, name: "fashion-mnist/test")
+        #expect(train.count == 60000 && test.count == 10000)
+        #expect(train.rows == 28 && train.cols == 28)
+        // Fashion-MNIST is balanced: 6000 per class in train, 1000 in test.
+        #expect(train.labelCounts() == Array(repeating: 6000, count: 10))
+        #expect(test.labelCounts() == Array(repeating: 1000, count: 10))
+    }
+}
