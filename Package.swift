@@ -54,8 +54,10 @@ let package = Package(
         // MARK: - Tests
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "TestSupport"]),
         .testTarget(name: "AutogradTests", dependencies: ["Autograd", "Examples", "Seeded", "TestSupport"]),
-        .testTarget(name: "NNTests", dependencies: ["NN", "Autograd", "SafeTensors", "MNISTData", "TestSupport"]),
-        .testTarget(name: "OptimTests", dependencies: ["Optim", "NN", "Autograd", "TestSupport"]),
+        .testTarget(name: "NNTests", dependencies: ["NN", "Autograd", "Seeded", "TestSupport"]),
+        .testTarget(
+            name: "OptimTests",
+            dependencies: ["Optim", "NN", "Autograd", "Seeded", "SafeTensors", "MNISTData", "TestSupport"]),
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors", "TestSupport"]),
         .testTarget(name: "MNISTDataTests", dependencies: ["MNISTData", "TestSupport"]),
         .testTarget(name: "PlotTests", dependencies: ["Plot", "TestSupport"]),

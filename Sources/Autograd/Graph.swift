@@ -39,8 +39,9 @@ public final class GradFn: CustomStringConvertible {
 extension Tensor {
     /// Wraps an op's result: when grad mode is on and any input requires grad, the result
     /// requires grad and records `name` with `vjp` (output gradient → input gradients,
-    /// `nil` for an input that needs none).
-    func recording(
+    /// `nil` for an input that needs none). This is how every op, here and in `NN`, joins
+    /// the graph; `vjp` runs with grad mode off.
+    public func recording(
         _ name: String, inputs: [Tensor], _ vjp: @escaping (Tensor) throws -> [Tensor?]
     ) -> Tensor {
         guard GradMode.isEnabled, inputs.contains(where: \.requiresGrad) else { return self }

@@ -208,8 +208,8 @@ public final class Tensor {
 }
 
 extension Tensor {
-    /// A result tensor with fresh uninitialised storage.
-    static func empty(_ shape: [Int], kind: Kind = .float) -> Tensor {
+    /// A result tensor with fresh uninitialised storage, for ops that fill every element.
+    public static func empty(_ shape: [Int], kind: Kind = .float) -> Tensor {
         Tensor(shape: shape, storage: Storage(uninitializedCount: shape.reduce(1, *)), kind: kind)
     }
 }

@@ -48,8 +48,21 @@ public enum ReferenceError: Error, CustomStringConvertible {
     }
 }
 
-/// Loads every case of `reference/torch_ops.json`.
+/// Every case of `reference/torch_ops.json`, parsed once per process (lazily and
+/// thread-safely: tests run in parallel).
 public func loadReferenceCases() throws -> [ReferenceCase] {
+    try cachedReferenceCases.get()
+}
+
+private let cachedReferenceCases: Result<[ReferenceCase], ReferenceError> = {
+    do { return .success(try parseReferenceCases()) } catch let error as ReferenceError {
+        return .failure(error)
+    } catch {
+        return .failure(.malformed("cannot read: \(error)"))
+    }
+}()
+
+private func parseReferenceCases() throws -> [ReferenceCase] {
     let url = Shared.referenceDirectory.appendingPathComponent("torch_ops.json")
     let root = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any]
     guard let cases = root?["cases"] as? [[String: Any]] else {
@@ -82,8 +95,9 @@ public func loadReferenceCases() throws -> [ReferenceCase] {
         for (k, v) in (c["inputs"] as? [String: Any]) ?? [:] { inputs[k] = array(v) }
         var grads: [String: ReferenceCase.Array] = [:]
         for (k, v) in (c["grads"] as? [String: Any]) ?? [:] { grads[k] = array(v) }
-        let steps = (c["grads_per_step"] as? [[NSNumber]])?.map { $0.map(\.doubleValue) } ?? []
-        let after = (c["params_after_step"] as? [[NSNumber]])?.map { $0.map(\.doubleValue) } ?? []
+        // Each step is an `{shape, data}` array.
+        let steps = (c["grads_per_step"] as? [Any])?.compactMap { array($0)?.data } ?? []
+        let after = (c["params_after_step"] as? [Any])?.compactMap { array($0)?.data } ?? []
         return ReferenceCase(
             name: name, op: op, params: params, inputs: inputs, output: array(c["output"]),
             gradOutput: array(c["grad_output"]), grads: grads,

@@ -1,0 +1,94 @@
+import Autograd
+import Kernels
+
+/// A pair of sizes for the height and width dimensions: `3` or `(3, 5)` in PyTorch.
+public struct Pair: Sendable, Hashable, Codable, ExpressibleByIntegerLiteral, CustomStringConvertible {
+    public var height: Int
+    public var width: Int
+    public init(_ height: Int, _ width: Int) { self.height = height; self.width = width }
+    public init(_ both: Int) { self.init(both, both) }
+    public init(integerLiteral value: Int) { self.init(value) }
+    var tuple: (Int, Int) { (height, width) }
+    /// `(5, 5)`, as PyTorch prints it.
+    public var description: String { "(\(height), \(width))" }
+}
+
+extension Functional {
+    /// 2-d convolution (cross-correlation), PyTorch's `F.conv2d` (`ConvolutionBackward0`).
+    ///
+    /// - Parameters:
+    ///   - input: `(N, C, H, W)`.
+    ///   - weight: `(O, C / groups, kH, kW)`.
+    ///   - bias: `(O)`.
+    /// - Returns: `(N, O, OH, OW)` with `OH = (H + 2·padding − dilation·(kH − 1) − 1) / stride + 1`.
+    /// - Throws: when the shapes do not fit; the message names both.
+    public static func conv2d(
+        _ input: Tensor, weight: Tensor, bias: Tensor? = nil,
+        stride: Pair = 1, padding: Pair = 0, dilation: Pair = 1, groups: Int = 1
+    ) throws -> Tensor {
+        let s = try Conv2dShape(input: input.shape, weight: weight.shape, stride: stride.tuple,
+                                padding: padding.tuple, dilation: dilation.tuple, groups: groups)
+        if let bias, bias.shape != [s.outChannels] {
+            throw NNError.shape(op: "conv2d", "bias \(bias.shape) does not match weight \(weight.shape): expected [\(s.outChannels)]")
+        }
+        let out = Tensor.empty(s.outputShape)
+        let workspace = UnsafeMutableBufferPointer<Float>.allocate(capacity: conv2dWorkspaceCount(s))
+        defer { workspace.deallocate() }
+        conv2dForward(s, input: input.storage.pointer, weight: weight.storage.pointer,
+                      bias: bias?.storage.pointer, output: out.storage.pointer, workspace: workspace)
+        let inputs = bias.map { [input, weight, $0] } ?? [input, weight]
+        return out.recording("ConvolutionBackward0", inputs: inputs) { g in
+            let workspace = UnsafeMutableBufferPointer<Float>.allocate(capacity: conv2dWorkspaceCount(s))
+            defer { workspace.deallocate() }
+            var gradInput: Tensor?, gradWeight: Tensor?, gradBias: Tensor?
+            if input.requiresGrad {
+                let gi = Tensor.empty(input.shape)
+                conv2dBackwardInput(s, gradOutput: g.storage.pointer, weight: weight.storage.pointer,
+                                    gradInput: gi.storage.pointer, workspace: workspace)
+                gradInput = gi
+            }
+            let needBias = bias?.requiresGrad == true
+            if weight.requiresGrad || needBias {
+                let gw = Tensor.empty(weight.shape)
+                let gb = needBias ? Tensor.empty([s.outChannels]) : nil
+                conv2dBackwardWeight(s, input: input.storage.pointer, gradOutput: g.storage.pointer,
+                                     gradWeight: gw.storage.pointer, gradBias: gb?.storage.pointer,
+                                     workspace: workspace)
+                gradWeight = weight.requiresGrad ? gw : nil
+                gradBias = gb
+            }
+            return bias == nil ? [gradInput, gradWeight] : [gradInput, gradWeight, gradBias]
+        }
+    }
+
+    /// 2-d max pooling, PyTorch's `F.max_pool2d` (`MaxPool2DWithIndicesBackward0`).
+    /// The gradient of each window goes to its first maximum in row-major order.
+    ///
+    /// - Parameters:
+    ///   - input: `(N, C, H, W)`.
+    ///   - stride: defaults to `kernelSize`.
+    /// - Returns: `(N, C, OH, OW)`.
+    public static func maxPool2d(
+        _ input: Tensor, kernelSize: Pair, stride: Pair? = nil, padding: Pair = 0, dilation: Pair = 1
+    ) throws -> Tensor {
+        let s = try Pool2dShape(input: input.shape, kernel: kernelSize.tuple, stride: stride?.tuple,
+                                padding: padding.tuple, dilation: dilation.tuple)
+        let out = Tensor.empty(s.outputShape)
+        let argmax = UnsafeMutableBufferPointer<Int32>.allocate(capacity: out.count)
+        let indices = IndexBuffer(argmax)
+        maxPool2dForward(s, input: input.storage.pointer, output: out.storage.pointer, argmax: argmax.baseAddress!)
+        return out.recording("MaxPool2DWithIndicesBackward0", inputs: [input]) { g in
+            let gi = Tensor.empty(input.shape)
+            maxPool2dBackward(s, gradOutput: g.storage.pointer, argmax: indices.buffer.baseAddress!,
+                              gradInput: gi.storage.pointer)
+            return [gi]
+        }
+    }
+}
+
+/// Owns the argmax indices a max-pool saves for its backward; freed with the graph.
+final class IndexBuffer {
+    let buffer: UnsafeMutableBufferPointer<Int32>
+    init(_ buffer: UnsafeMutableBufferPointer<Int32>) { self.buffer = buffer }
+    deinit { buffer.deallocate() }
+}

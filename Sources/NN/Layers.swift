@@ -1,0 +1,203 @@
+import Autograd
+import Seeded
+
+// MARK: - Initialisation
+
+/// PyTorch's default initialisation of Conv2d and Linear: weights
+/// `kaiming_uniform_(a: √5)`, i.e. uniform in ±1/√fan_in, and biases uniform in ±1/√fan_in.
+public enum Initializer {
+    public static func uniform(_ shape: [Int], fanIn: Int, using generator: inout SeededGenerator) -> Tensor {
+        let bound = fanIn > 0 ? 1 / Float(fanIn).squareRoot() : 0
+        return Tensor.uniform(shape, low: -bound, high: bound, using: &generator, requiresGrad: true)
+    }
+}
+
+// MARK: - Layers with parameters
+
+/// `nn.Conv2d`: `(N, in, H, W)` → `(N, out, OH, OW)`; weight `(out, in/groups, kH, kW)`.
+public final class Conv2d: Module {
+    public let inChannels: Int, outChannels: Int
+    public let kernelSize: Pair, stride: Pair, padding: Pair, dilation: Pair
+    public let groups: Int
+    public let weight: Tensor
+    public let bias: Tensor?
+
+    public init(
+        inChannels: Int, outChannels: Int, kernelSize: Pair, stride: Pair = 1, padding: Pair = 0,
+        dilation: Pair = 1, groups: Int = 1, bias: Bool = true, generator: inout SeededGenerator
+    ) {
+        self.inChannels = inChannels
+        self.outChannels = outChannels
+        self.kernelSize = kernelSize
+        self.stride = stride
+        self.padding = padding
+        self.dilation = dilation
+        self.groups = groups
+        let fanIn = inChannels / max(groups, 1) * kernelSize.height * kernelSize.width
+        weight = Initializer.uniform([outChannels, inChannels / max(groups, 1), kernelSize.height, kernelSize.width],
+                                     fanIn: fanIn, using: &generator)
+        self.bias = bias ? Initializer.uniform([outChannels], fanIn: fanIn, using: &generator) : nil
+    }
+
+    /// The tutorial's positional form: `Conv2d(16, 33, 3, stride: 2)`.
+    public convenience init(
+        _ inChannels: Int, _ outChannels: Int, _ kernelSize: Pair, stride: Pair = 1, padding: Pair = 0,
+        dilation: Pair = 1, groups: Int = 1, bias: Bool = true, generator: inout SeededGenerator
+    ) {
+        self.init(inChannels: inChannels, outChannels: outChannels, kernelSize: kernelSize, stride: stride,
+                  padding: padding, dilation: dilation, groups: groups, bias: bias, generator: &generator)
+    }
+
+    public override func callAsFunction(_ input: Tensor) throws -> Tensor {
+        try F.conv2d(input, weight: weight, bias: bias, stride: stride, padding: padding,
+                     dilation: dilation, groups: groups)
+    }
+
+    public override var namedDirectParameters: [(name: String, tensor: Tensor)] {
+        [("weight", weight)] + (bias.map { [("bias", $0)] } ?? [])
+    }
+
+    /// `1, 20, kernel_size=(5, 5), stride=(1, 1)`: stride always, the rest when not default.
+    public override var extraDescription: String {
+        var s = "\(inChannels), \(outChannels), kernel_size=\(kernelSize), stride=\(stride)"
+        if padding != 0 { s += ", padding=\(padding)" }
+        if dilation != 1 { s += ", dilation=\(dilation)" }
+        if groups != 1 { s += ", groups=\(groups)" }
+        if bias == nil { s += ", bias=False" }
+        return s
+    }
+}
+
+/// `nn.Linear`: `(N, in)` → `(N, out)`; weight `(out, in)`.
+public final class Linear: Module {
+    public let inFeatures: Int, outFeatures: Int
+    public let weight: Tensor
+    public let bias: Tensor?
+
+    public init(inFeatures: Int, outFeatures: Int, bias: Bool = true, generator: inout SeededGenerator) {
+        self.inFeatures = inFeatures
+        self.outFeatures = outFeatures
+        weight = Initializer.uniform([outFeatures, inFeatures], fanIn: inFeatures, using: &generator)
+        self.bias = bias ? Initializer.uniform([outFeatures], fanIn: inFeatures, using: &generator) : nil
+    }
+
+    public convenience init(_ inFeatures: Int, _ outFeatures: Int, bias: Bool = true, generator: inout SeededGenerator) {
+        self.init(inFeatures: inFeatures, outFeatures: outFeatures, bias: bias, generator: &generator)
+    }
+
+    public override func callAsFunction(_ input: Tensor) throws -> Tensor {
+        try F.linear(input, weight: weight, bias: bias)
+    }
+
+    public override var namedDirectParameters: [(name: String, tensor: Tensor)] {
+        [("weight", weight)] + (bias.map { [("bias", $0)] } ?? [])
+    }
+
+    public override var extraDescription: String {
+        "in_features=\(inFeatures), out_features=\(outFeatures), bias=\(bias == nil ? "False" : "True")"
+    }
+}
+
+// MARK: - Layers without parameters
+
+/// `nn.MaxPool2d`; `stride` defaults to the kernel size.
+public final class MaxPool2d: Module {
+    public let kernelSize: Pair, stride: Pair, padding: Pair, dilation: Pair
+
+    public init(kernelSize: Pair, stride: Pair? = nil, padding: Pair = 0, dilation: Pair = 1) {
+        self.kernelSize = kernelSize
+        self.stride = stride ?? kernelSize
+        self.padding = padding
+        self.dilation = dilation
+    }
+
+    public override func callAsFunction(_ input: Tensor) throws -> Tensor {
+        try F.maxPool2d(input, kernelSize: kernelSize, stride: stride, padding: padding, dilation: dilation)
+    }
+
+    /// PyTorch prints the sizes as given; square ones as a single number.
+    public override var extraDescription: String {
+        func show(_ p: Pair) -> String { p.height == p.width ? "\(p.height)" : "\(p)" }
+        return "kernel_size=\(show(kernelSize)), stride=\(show(stride)), padding=\(show(padding)), "
+            + "dilation=\(show(dilation)), ceil_mode=False"
+    }
+}
+
+/// `nn.ReLU`.
+public final class ReLU: Module {
+    public override init() {}
+    public override func callAsFunction(_ input: Tensor) throws -> Tensor { input.relu() }
+}
+
+/// `nn.Flatten`: merges dimensions `startDim...endDim` (default: all but the batch).
+public final class Flatten: Module {
+    public let startDim: Int, endDim: Int
+    public init(startDim: Int = 1, endDim: Int = -1) { self.startDim = startDim; self.endDim = endDim }
+    public override func callAsFunction(_ input: Tensor) throws -> Tensor {
+        try input.flatten(startDim: startDim, endDim: endDim)
+    }
+    public override var extraDescription: String { "start_dim=\(startDim), end_dim=\(endDim)" }
+}
+
+/// `nn.LogSoftmax`.
+public final class LogSoftmax: Module {
+    public let dim: Int
+    public init(dim: Int = 1) { self.dim = dim }
+    public override func callAsFunction(_ input: Tensor) throws -> Tensor { try input.logSoftmax(dim: dim) }
+    public override var extraDescription: String { "dim=\(dim)" }
+}
+
+/// `nn.Softmax`.
+public final class Softmax: Module {
+    public let dim: Int
+    public init(dim: Int = 1) { self.dim = dim }
+    public override func callAsFunction(_ input: Tensor) throws -> Tensor { try input.softmax(dim: dim) }
+    public override var extraDescription: String { "dim=\(dim)" }
+}
+
+/// `nn.Dropout`: active in training mode only. Its mask generator is part of the
+/// training state (`generator`), so a resumed run draws the same masks.
+public final class Dropout: Module {
+    public let p: Float
+    public var generator: SeededGenerator
+
+    public init(p: Float = 0.5, generator: SeededGenerator) {
+        self.p = p
+        self.generator = generator
+    }
+
+    public override func callAsFunction(_ input: Tensor) throws -> Tensor {
+        try F.dropout(input, p: p, training: isTraining, generator: &generator)
+    }
+    public override var extraDescription: String { "p=\(p), inplace=False" }
+}
+
+/// `nn.Sequential`: children applied in order; each has a name (`"0"`, `"1"`, … by
+/// default, or given, like an `OrderedDict`), which prefixes its parameters' names.
+public final class Sequential: Module {
+    public private(set) var layers: [(name: String, module: Module)]
+
+    public init(_ layers: [Module]) {
+        self.layers = layers.enumerated().map { ("\($0.offset)", $0.element) }
+    }
+
+    public init(named layers: [(name: String, module: Module)]) {
+        self.layers = layers
+    }
+
+    public override func callAsFunction(_ input: Tensor) throws -> Tensor {
+        try layers.reduce(input) { try $1.module($0) }
+    }
+
+    /// Runs the layers one at a time, passing each output (with its layer's name) to
+    /// `observe`: for pictures of the intermediate feature maps.
+    public func forward(_ input: Tensor, observe: (String, Module, Tensor) -> Void) throws -> Tensor {
+        try layers.reduce(input) { x, layer in
+            let y = try layer.module(x)
+            observe(layer.name, layer.module, y)
+            return y
+        }
+    }
+
+    public override var namedChildren: [(name: String, module: Module)] { layers }
+}

@@ -1,0 +1,68 @@
+import Autograd
+
+/// Stochastic gradient descent with momentum, dampening, Nesterov and weight decay,
+/// exactly PyTorch's `torch.optim.SGD`:
+/// ```
+/// g = grad + weight_decay · p
+/// b = g                                   (first step)
+/// b = momentum · b + (1 − dampening) · g  (later steps)
+/// g = nesterov ? g + momentum · b : b
+/// p = p − lr · g
+/// ```
+public final class SGD: Optimizer {
+    public let parameters: [Tensor]
+    public var learningRate: Float
+    public let momentum: Float, dampening: Float, weightDecay: Float, nesterov: Bool
+    private let buffers: ParameterBuffers
+    private var steps = 0
+
+    public init(
+        parameters: [Tensor], learningRate: Float, momentum: Float = 0, dampening: Float = 0,
+        weightDecay: Float = 0, nesterov: Bool = false
+    ) throws {
+        try check("SGD", "learning rate", learningRate, learningRate >= 0, ">= 0")
+        try check("SGD", "momentum", momentum, momentum >= 0, ">= 0")
+        try check("SGD", "weight decay", weightDecay, weightDecay >= 0, ">= 0")
+        try check("SGD", "dampening", dampening, true, "a finite number")
+        if nesterov && (momentum <= 0 || dampening != 0) {
+            throw OptimizerError.invalidHyperparameter(
+                optimizer: "SGD", name: "nesterov with momentum/dampening", value: Double(momentum),
+                expected: "Nesterov momentum requires a momentum > 0 and zero dampening")
+        }
+        self.parameters = parameters
+        self.learningRate = learningRate
+        self.momentum = momentum
+        self.dampening = dampening
+        self.weightDecay = weightDecay
+        self.nesterov = nesterov
+        buffers = ParameterBuffers(names: momentum != 0 ? ["momentum_buffer"] : [], parameters: parameters)
+    }
+
+    public func step() throws {
+        let lr = learningRate, mu = momentum, wd = weightDecay, damp = 1 - dampening
+        let first = steps == 0
+        for (i, p) in parameters.enumerated() {
+            guard let grad = p.grad else { continue }
+            let n = p.count
+            let w = p.storage.pointer, g = grad.storage.pointer
+            if mu == 0 {
+                for j in 0..<n { w[j] -= lr * (g[j] + wd * w[j]) }
+                continue
+            }
+            let b = buffers.pointer(0, i)
+            for j in 0..<n {
+                let d = g[j] + wd * w[j]
+                b[j] = first ? d : mu * b[j] + damp * d
+                w[j] -= lr * (nesterov ? d + mu * b[j] : b[j])
+            }
+        }
+        steps += 1
+    }
+
+    public func state() -> OptimizerState { buffers.state(step: steps) }
+
+    public func loadState(_ state: OptimizerState) throws {
+        try buffers.load(state)
+        steps = state.step
+    }
+}

@@ -1,0 +1,115 @@
+import Autograd
+import NN
+import Seeded
+import Testing
+
+struct LayerTests {
+    @Test func tutorialConvolutionShapes() throws {
+        var g = SeededGenerator(seed: 1)
+        let input = Tensor.randn([20, 16, 50, 100], using: &g)
+        let m1 = Conv2d(16, 33, 3, stride: 2, generator: &g)
+        let m2 = Conv2d(inChannels: 16, outChannels: 33, kernelSize: 3, stride: 2, generator: &g)
+        let m3 = Conv2d(inChannels: 16, outChannels: 33, kernelSize: Pair(3, 5), stride: Pair(2, 1),
+                        padding: Pair(4, 2), generator: &g)
+        let m4 = Conv2d(inChannels: 16, outChannels: 33, kernelSize: Pair(3, 5), stride: Pair(2, 1),
+                        padding: Pair(4, 2), dilation: Pair(3, 1), generator: &g)
+        let shapes = try withNoGrad { () throws -> [[Int]] in
+            [try m1(input).shape, try m2(input).shape, try m3(input).shape, try m4(input).shape]
+        }
+        #expect(shapes == [[20, 33, 24, 49], [20, 33, 24, 49], [20, 33, 28, 100], [20, 33, 26, 100]])
+        let filters = Tensor.randn([8, 4, 3, 3], using: &g)
+        let inputs = Tensor.randn([1, 4, 5, 5], using: &g)
+        #expect(try F.conv2d(inputs, weight: filters, padding: 1).shape == [1, 8, 5, 5])
+        let map = Tensor.randn([1, 20, 24, 24], using: &g)
+        #expect(try F.maxPool2d(map, kernelSize: 2, stride: 2).shape == [1, 20, 12, 12])
+        let relu = try F.relu(Conv2d(3, 20, 5, generator: &g)(Tensor.randn([4, 3, 28, 28], using: &g)))
+        #expect(relu.shape == [4, 20, 24, 24])
+        #expect(relu.gradFn?.name == "ReluBackward0")
+    }
+
+    @Test func shapeErrorsNameBothShapes() throws {
+        var g = SeededGenerator(seed: 1)
+        let conv = Conv2d(3, 8, 3, generator: &g)
+        let error = try #require(throws: (any Error).self) { try conv(Tensor.zeros(1, 4, 10, 10)) }
+        let text = "\(error)"
+        #expect(text.contains("[1, 4, 10, 10]") && text.contains("[8, 3, 3, 3]"), "\(text)")
+        let big = try #require(throws: (any Error).self) { try Conv2d(1, 1, 7, generator: &g)(Tensor.zeros(1, 1, 5, 5)) }
+        #expect("\(big)".contains("[1, 1, 5, 5]") && "\(big)".contains("[7, 7]"), "\(big)")
+        let linear = try #require(throws: NNError.self) { try Linear(800, 500, generator: &g)(Tensor.zeros(2, 799)) }
+        #expect("\(linear)".contains("[2, 799]") && "\(linear)".contains("[500, 800]"))
+    }
+
+    @Test func descriptionsLikePyTorch() throws {
+        var g = SeededGenerator(seed: 1)
+        #expect("\(Conv2d(1, 20, 5, stride: 1, generator: &g))" == "Conv2d(1, 20, kernel_size=(5, 5), stride=(1, 1))")
+        #expect("\(Conv2d(16, 33, Pair(3, 5), stride: Pair(2, 1), padding: Pair(4, 2), dilation: Pair(3, 1), generator: &g))"
+            == "Conv2d(16, 33, kernel_size=(3, 5), stride=(2, 1), padding=(4, 2), dilation=(3, 1))")
+        #expect("\(Linear(784, 10, generator: &g))" == "Linear(in_features=784, out_features=10, bias=True)")
+        #expect("\(MaxPool2d(kernelSize: 2))" == "MaxPool2d(kernel_size=2, stride=2, padding=0, dilation=1, ceil_mode=False)")
+        #expect("\(ReLU())" == "ReLU()")
+        let net = Models.lenet(generator: &g)
+        #expect("\(net)".hasPrefix("Sequential(\n  (conv1): Conv2d(1, 20, kernel_size=(5, 5), stride=(1, 1))\n  (relu1): ReLU()\n"))
+        #expect(net.namedParameters().map(\.name)
+            == ["conv1.weight", "conv1.bias", "conv2.weight", "conv2.bias", "fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"])
+        #expect(net.parameterCount == 20 * 25 + 20 + 50 * 500 + 50 + 800 * 500 + 500 + 500 * 10 + 10)
+    }
+
+    @Test func pyTorchDefaultInitialisationBounds() throws {
+        var g = SeededGenerator(seed: 5)
+        let conv = Conv2d(20, 50, 5, generator: &g)
+        let bound = 1 / Float(500).squareRoot()
+        let w = conv.weight.scalars
+        #expect(w.allSatisfy { abs($0) <= bound })
+        #expect(w.max()! > 0.9 * bound && w.min()! < -0.9 * bound)  // spans the range
+        #expect(abs(w.reduce(0, +) / Float(w.count)) < 0.01 * bound * 10)
+        #expect(conv.bias!.scalars.allSatisfy { abs($0) <= bound })
+        let linear = Linear(800, 500, generator: &g)
+        #expect(linear.weight.scalars.allSatisfy { abs($0) <= 1 / Float(800).squareRoot() })
+        var g1 = SeededGenerator(seed: 9), g2 = SeededGenerator(seed: 9)
+        #expect(Models.lenet(generator: &g1).parameters().map(\.scalars) == Models.lenet(generator: &g2).parameters().map(\.scalars))
+    }
+
+    @Test func trainEvalModeAndDropout() throws {
+        let dropout = Dropout(p: 0.5, generator: SeededGenerator(seed: 3))
+        let net = Sequential([ReLU(), dropout])
+        let x = Tensor.ones(1000)
+        let y = try net(x).scalars
+        let kept = y.filter { $0 != 0 }
+        #expect(kept.allSatisfy { $0 == 2 })
+        #expect(abs(Float(kept.count) / 1000 - 0.5) < 0.06)
+        net.eval()
+        #expect(!dropout.isTraining)
+        #expect(try net(x).scalars == x.scalars)
+        #expect(throws: NNError.self) {
+            var g = SeededGenerator(seed: 1)
+            _ = try F.dropout(x, p: 1.5, generator: &g)
+        }
+    }
+
+    @Test func lossErrors() throws {
+        let logits = Tensor.zeros(2, 10)
+        #expect(throws: NNError.labelOutOfRange(op: "nll_loss", index: 1, label: 10, classes: 10)) {
+            try F.crossEntropy(logits, targets: [3, 10])
+        }
+        #expect("\(NNError.labelOutOfRange(op: "nll_loss", index: 1, label: 10, classes: 10))".contains("0..<10"))
+        #expect(throws: NNError.self) { try F.nllLoss(logits, targets: [1]) }
+    }
+
+    @Test func stateDictRoundTripAndStrictLoading() throws {
+        var g = SeededGenerator(seed: 1)
+        let a = Models.lenet(generator: &g), b = Models.lenet(generator: &g)
+        var state: [String: (shape: [Int], values: [Float])] = [:]
+        for entry in a.stateDict() { state[entry.name] = (entry.shape, entry.values) }
+        try b.loadStateDict(state)
+        #expect(a.parameters().map(\.scalars) == b.parameters().map(\.scalars))
+        state["fc2.bias"] = ([11], [Float](repeating: 0, count: 11))
+        state["extra"] = ([1], [0])
+        state.removeValue(forKey: "conv1.weight")
+        let error = try #require(throws: NNError.self) { try b.loadStateDict(state) }
+        let text = "\(error)"
+        #expect(text.contains("missing key(s): conv1.weight"))
+        #expect(text.contains("unexpected key(s): extra"))
+        #expect(text.contains("size mismatch for fc2.bias"))
+        #expect(a.parameters().map(\.scalars) == b.parameters().map(\.scalars))  // unchanged
+    }
+}
