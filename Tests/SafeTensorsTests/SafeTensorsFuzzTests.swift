@@ -142,9 +142,8 @@ import TestSupport
         #expect(outcome.rejected > outcome.accepted)  // the mutations really do break files
     }
 
-    /// The real header with a cut-down data section: the lenet_init header with its offsets
-    /// unchanged needs the full 1.7 MB of data, so this keeps the whole file (most mutations
-    /// are rejected in the header before any data is copied).
+    /// The whole real lenet_init file (its header's offsets need all 1.7 MB of data); most
+    /// mutations hit the 600-byte header and are rejected before any data is copied.
     @Test func mutatedLenetHeadersNeverCrash() throws {
         let original = try Data(contentsOf: Shared.referenceDirectory.appendingPathComponent("lenet_init.safetensors"))
         #expect(Self.check(original, label: "lenet original"))
