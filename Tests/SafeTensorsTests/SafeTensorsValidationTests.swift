@@ -65,7 +65,7 @@ import Testing
         #expect(parseError(rawFile(header: #"{"a":"#))
             == .headerNotJSON(file: Self.file, byteOffset: 5, reason: "unexpected end of header, expected a value"))
         #expect(parseError(rawFile(header: #"{"a\q":1}"#))
-            == .headerNotJSON(file: Self.file, byteOffset: 3, reason: "invalid escape \\'q'"))
+            == .headerNotJSON(file: Self.file, byteOffset: 4, reason: "invalid escape \\'q'"))
         #expect(parseError(rawFile(header: "{\"a\u{1}\":1}"))
             == .headerNotJSON(file: Self.file, byteOffset: 3, reason: "control byte 0x1 inside a string (must be escaped)"))
         #expect(parseError(rawFile(header: #"{"\ud800":1}"#))
