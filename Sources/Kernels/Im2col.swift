@@ -26,13 +26,15 @@ func im2col(_ s: Conv2dShape, input: UnsafePointer<Float>, columns: UnsafeMutabl
                         destination.update(repeating: 0, count: outW)
                     } else {
                         let source = channel + ih * s.width + columnOffset
-                        if lo > 0 { destination.update(repeating: 0, count: lo) }
+                        for ow in 0..<lo { destination[ow] = 0 }
                         if s.strideW == 1 {
-                            (destination + lo).update(from: source + lo, count: hi - lo)
+                            // A plain loop: rows are short (8 to 24 floats in LeNet) and a
+                            // memmove call per row cost more than the copy.
+                            for ow in lo..<hi { destination[ow] = source[ow] }
                         } else {
                             for ow in lo..<hi { destination[ow] = source[ow * s.strideW] }
                         }
-                        if hi < outW { (destination + hi).update(repeating: 0, count: outW - hi) }
+                        for ow in hi..<outW { destination[ow] = 0 }
                     }
                     destination += outW
                 }

@@ -151,29 +151,70 @@ public func maxPool2dForward(
     }
 }
 
-/// The 2×2, stride 2 case (LeNet's), same rule as the general loop.
+/// The 2×2, stride 2 case (LeNet's), same rule as the general loop, four windows at a time:
+/// eight contiguous floats of the top and of the bottom row split into even and odd
+/// columns give the four taps of four neighbouring windows, combined with branch-free
+/// selects (random activations made a branchy scalar loop mispredict on most windows).
 @inlinable
 func pool2x2Plane(
     _ s: Pool2dShape, source: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
     argmax: UnsafeMutablePointer<Int32>
 ) {
     let outH = s.outHeight, outW = s.outWidth, width = s.width
+    let evenOffsets = SIMD4<Int32>(0, 2, 4, 6)
     for oh in 0..<outH {
         let top = 2 * oh * width
-        for ow in 0..<outW {
+        let rowOutput = output + oh * outW
+        let rowArgmax = argmax + oh * outW
+        var ow = 0
+        while ow + 4 <= outW {
             let i0 = top + 2 * ow
+            let upper = UnsafeRawPointer(source + i0).loadUnaligned(as: SIMD8<Float>.self)
+            let lower = UnsafeRawPointer(source + i0 + width).loadUnaligned(as: SIMD8<Float>.self)
+            let index0 = SIMD4<Int32>(repeating: Int32(truncatingIfNeeded: i0)) &+ evenOffsets
+            let index2 = index0 &+ Int32(truncatingIfNeeded: width)
+            // Taps in row-major order: top-left, top-right, bottom-left, bottom-right.
+            var best = upper.evenHalf
+            var bestIndex = index0
+            takeIfGreaterOrNaN(upper.oddHalf, index0 &+ 1, best: &best, bestIndex: &bestIndex)
+            takeIfGreaterOrNaN(lower.evenHalf, index2, best: &best, bestIndex: &bestIndex)
+            takeIfGreaterOrNaN(lower.oddHalf, index2 &+ 1, best: &best, bestIndex: &bestIndex)
+            UnsafeMutableRawPointer(rowOutput + ow).storeBytes(of: best, as: SIMD4<Float>.self)
+            UnsafeMutableRawPointer(rowArgmax + ow).storeBytes(of: bestIndex, as: SIMD4<Int32>.self)
+            ow += 4
+        }
+        while ow < outW {
+            let i0 = top + 2 * ow
+            // Starting at the first tap is the same as starting at -inf: it always wins.
             var best = source[i0]
             var bestIndex = i0
-            // -inf start then "> or NaN" on the first element always takes it, so start there.
-            let i1 = i0 + 1, i2 = i0 + width, i3 = i2 + 1
-            let v1 = source[i1], v2 = source[i2], v3 = source[i3]
-            if v1 > best || v1.isNaN { best = v1; bestIndex = i1 }
-            if v2 > best || v2.isNaN { best = v2; bestIndex = i2 }
-            if v3 > best || v3.isNaN { best = v3; bestIndex = i3 }
-            output[oh * outW + ow] = best
-            argmax[oh * outW + ow] = Int32(truncatingIfNeeded: bestIndex)
+            for tap in 1..<4 {
+                let index = i0 + (tap >> 1) * width + (tap & 1)
+                let value = source[index]
+                if value > best || value.isNaN {
+                    best = value
+                    bestIndex = index
+                }
+            }
+            rowOutput[ow] = best
+            rowArgmax[ow] = Int32(truncatingIfNeeded: bestIndex)
+            ow += 1
         }
     }
+}
+
+/// PyTorch's update rule on four windows at once: replace where strictly greater or NaN.
+@inlinable @inline(__always)
+func takeIfGreaterOrNaN(
+    _ value: SIMD4<Float>, _ index: SIMD4<Int32>,
+    best: inout SIMD4<Float>, bestIndex: inout SIMD4<Int32>
+) {
+    let take = (value .> best) .| (value .!= value)
+    best.replace(with: value, where: take)
+    // `replace` on the Int32 lanes compiled to a branch per lane; blend with the mask's
+    // bits instead (a Float mask is stored as Int32 lanes of all-ones or zero).
+    let bits = unsafeBitCast(take, to: SIMD4<Int32>.self)
+    bestIndex ^= (bestIndex ^ index) & bits
 }
 
 // MARK: - Backward

@@ -74,6 +74,23 @@ import Testing
         #expect(argmax == [1, 7])
     }
 
+    /// The 2×2 fast path handles four windows at once when a row has at least four; the same
+    /// tie and NaN rules must hold in every lane and in the scalar remainder (10 = 4 + 1).
+    @Test func fastPathKeepsTieAndNaNRules() throws {
+        let s = try Pool2dShape(input: [1, 1, 2, 10], kernel: (2, 2))
+        let nan = Float.nan
+        let (output, argmax) = poolForward(s, [
+            3, 3, 0, 1, nan, 2, 5, 6, 4, 4,
+            3, 3, 1, 0, 9, nan, 6, 5, 4, 4,
+        ])
+        #expect(Array(output[0..<2]) == [3, 1])
+        #expect(output[2].isNaN)
+        #expect(Array(output[3...]) == [6, 4])
+        // Ties: the first of four 3s; 1 at top-right before bottom-left; NaN: the last NaN;
+        // 6 at top-right before bottom-left; the scalar window's first 4.
+        #expect(argmax == [0, 3, 15, 7, 8])
+    }
+
     @Test func paddingNeverWins() throws {
         let s = try Pool2dShape(input: [1, 1, 2, 2], kernel: (3, 3), stride: (1, 1), padding: (1, 1))
         let (output, argmax) = poolForward(s, [-5, -6, -7, -8])
