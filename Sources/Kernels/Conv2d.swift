@@ -1,0 +1,242 @@
+import COpenBLAS
+import Dispatch
+
+// MARK: - Workspace
+
+/// Floats of scratch memory the conv2d kernels need for `shape` at `threadCount` threads.
+///
+/// One size serves all three kernels (forward, backward-input, backward-weight): one
+/// im2col matrix per chunk of the batch, plus a private weight- and bias-gradient
+/// partial sum for every chunk after the first. Allocate once and reuse across steps;
+/// recompute it when the thread count changes.
+public func conv2dWorkspaceCount(_ shape: Conv2dShape, threadCount: Int = Parallelism.threadCount) -> Int {
+    let chunks = chunkCount(shape.batch, threadCount: threadCount)
+    let columns = shape.inChannels * shape.kernelHeight * shape.kernelWidth * shape.outPlane
+    let partials = shape.outChannels * shape.groupPatchSize + shape.outChannels
+    return chunks * columns + (chunks - 1) * partials
+}
+
+/// Chunks `Parallelism.forEachChunk` splits `count` items into (minimumPerChunk 1).
+@inlinable
+func chunkCount(_ count: Int, threadCount: Int) -> Int { max(1, min(threadCount, count)) }
+
+/// Runs `body(chunk, samples)` over `0..<batch` split into `chunks` contiguous ranges, the
+/// same boundaries as `Parallelism.forEachChunk` (`batch * i / chunks`). It takes the chunk
+/// count from the caller, who read `Parallelism.threadCount` once and sized the workspace
+/// with it, so a thread-count change from elsewhere cannot desynchronise the two.
+/// With more than one chunk, OpenBLAS runs single-threaded inside them (our threads
+/// already fill the cores) and gets the thread count back afterwards.
+@inlinable
+func forEachBatchChunk(
+    _ batch: Int, chunks: Int, _ body: (_ chunk: Int, _ samples: Range<Int>) -> Void
+) {
+    if chunks <= 1 {
+        body(0, 0..<batch)
+        return
+    }
+    openblas_set_num_threads(1)
+    defer { openblas_set_num_threads(Int32(Parallelism.threadCount)) }
+    withoutActuallyEscaping(body) { escapable in
+        // Each chunk touches disjoint samples of the caller's buffers and its own workspace.
+        let shared = UncheckedSendable(escapable)
+        DispatchQueue.concurrentPerform(iterations: chunks) { i in
+            shared.value(i, (batch * i / chunks)..<(batch * (i + 1) / chunks))
+        }
+    }
+}
+
+/// Whether the im2col matrix of a sample is the sample itself (1×1 kernel, no stride,
+/// no padding), so the copy can be skipped.
+@inlinable
+func isPointwise(_ s: Conv2dShape) -> Bool {
+    s.kernelHeight == 1 && s.kernelWidth == 1 && s.strideH == 1 && s.strideW == 1
+        && s.padH == 0 && s.padW == 0
+}
+
+@inlinable
+func checkWorkspace(_ s: Conv2dShape, _ workspace: UnsafeMutableBufferPointer<Float>) -> Int {
+    let threads = Parallelism.threadCount  // read once per kernel call
+    let chunks = chunkCount(s.batch, threadCount: threads)
+    let needed = conv2dWorkspaceCount(s, threadCount: threads)
+    precondition(
+        workspace.count >= needed,
+        "conv2d: workspace holds \(workspace.count) floats; \(needed) needed for \(s) at \(chunks) chunks")
+    return chunks
+}
+
+// MARK: - Forward
+
+/// `output = conv2d(input, weight) + bias`, PyTorch semantics (cross-correlation).
+///
+/// Per sample: im2col, then one sgemm per group. Samples are split over
+/// `Parallelism.threadCount` threads; each output element is computed by exactly one
+/// sgemm whatever the thread count, so results do not depend on it.
+///
+/// - Parameters:
+///   - shape: validated sizes.
+///   - input: `(batch, inChannels, height, width)`.
+///   - weight: `(outChannels, inChannels / groups, kernelHeight, kernelWidth)`.
+///   - bias: `(outChannels)` or nil.
+///   - output: `(batch, outChannels, outHeight, outWidth)`, overwritten.
+///   - workspace: at least `conv2dWorkspaceCount(shape)` floats.
+public func conv2dForward(
+    _ shape: Conv2dShape,
+    input: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+    output: UnsafeMutablePointer<Float>, workspace: UnsafeMutableBufferPointer<Float>
+) {
+    let s = shape
+    let chunks = checkWorkspace(s, workspace)
+    let plane = s.outPlane, patch = s.groupPatchSize, groupOut = s.groupOutChannels
+    let inputSample = s.inChannels * s.height * s.width
+    let columnsCount = s.inChannels * s.kernelHeight * s.kernelWidth * plane
+    let workspaceBase = workspace.baseAddress!
+    forEachBatchChunk(s.batch, chunks: chunks) { chunk, samples in
+        let columnBuffer = workspaceBase + chunk * columnsCount
+        for n in samples {
+            let sampleInput = input + n * inputSample
+            let sampleOutput = output + n * s.outChannels * plane
+            let columns: UnsafePointer<Float>
+            if isPointwise(s) {
+                columns = sampleInput
+            } else {
+                im2col(s, input: sampleInput, columns: columnBuffer)
+                columns = UnsafePointer(columnBuffer)
+            }
+            for g in 0..<s.groups {
+                sgemm(
+                    m: groupOut, n: plane, k: patch,
+                    a: weight + g * groupOut * patch,
+                    b: columns + g * patch * plane,
+                    c: sampleOutput + g * groupOut * plane)
+            }
+            if let bias {
+                for o in 0..<s.outChannels {
+                    let row = sampleOutput + o * plane
+                    let value = bias[o]
+                    for p in 0..<plane { row[p] += value }
+                }
+            }
+        }
+    }
+}
+
+// MARK: - Backward
+
+/// `gradInput = conv_transpose(gradOutput, weight)`: the gradient with respect to the input.
+/// Per sample: one sgemm per group into columns, then col2im. Independent of thread count.
+///
+/// - Parameters:
+///   - gradOutput: `(batch, outChannels, outHeight, outWidth)`.
+///   - weight: `(outChannels, inChannels / groups, kernelHeight, kernelWidth)`.
+///   - gradInput: `(batch, inChannels, height, width)`, overwritten.
+///   - workspace: at least `conv2dWorkspaceCount(shape)` floats.
+public func conv2dBackwardInput(
+    _ shape: Conv2dShape,
+    gradOutput: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+    gradInput: UnsafeMutablePointer<Float>, workspace: UnsafeMutableBufferPointer<Float>
+) {
+    let s = shape
+    let chunks = checkWorkspace(s, workspace)
+    let plane = s.outPlane, patch = s.groupPatchSize, groupOut = s.groupOutChannels
+    let inputSample = s.inChannels * s.height * s.width
+    let columnsCount = s.inChannels * s.kernelHeight * s.kernelWidth * plane
+    let workspaceBase = workspace.baseAddress!
+    forEachBatchChunk(s.batch, chunks: chunks) { chunk, samples in
+        let columnBuffer = workspaceBase + chunk * columnsCount
+        for n in samples {
+            let sampleGradOutput = gradOutput + n * s.outChannels * plane
+            let sampleGradInput = gradInput + n * inputSample
+            let columns = isPointwise(s) ? sampleGradInput : columnBuffer
+            for g in 0..<s.groups {
+                // (patch, plane) = weight_gᵀ (patch, groupOut) · gradOutput_g (groupOut, plane)
+                sgemm(
+                    transposeA: true, m: patch, n: plane, k: groupOut,
+                    a: weight + g * groupOut * patch,
+                    b: sampleGradOutput + g * groupOut * plane,
+                    c: columns + g * patch * plane)
+            }
+            if !isPointwise(s) {
+                col2im(s, columns: columnBuffer, gradInput: sampleGradInput)
+            }
+        }
+    }
+}
+
+/// The gradients with respect to the weight and the bias, summed over the batch.
+///
+/// Each chunk of samples accumulates its own partial sums (sample order within the chunk);
+/// the partials are then added in chunk order. The result is bit-identical for a given
+/// thread count; between different thread counts it differs by float rounding only.
+///
+/// - Parameters:
+///   - input: `(batch, inChannels, height, width)`.
+///   - gradOutput: `(batch, outChannels, outHeight, outWidth)`.
+///   - gradWeight: `(outChannels, inChannels / groups, kernelHeight, kernelWidth)`, overwritten.
+///   - gradBias: `(outChannels)`, overwritten; nil to skip it.
+///   - workspace: at least `conv2dWorkspaceCount(shape)` floats.
+public func conv2dBackwardWeight(
+    _ shape: Conv2dShape,
+    input: UnsafePointer<Float>, gradOutput: UnsafePointer<Float>,
+    gradWeight: UnsafeMutablePointer<Float>, gradBias: UnsafeMutablePointer<Float>?,
+    workspace: UnsafeMutableBufferPointer<Float>
+) {
+    let s = shape
+    let chunks = checkWorkspace(s, workspace)
+    let plane = s.outPlane, patch = s.groupPatchSize, groupOut = s.groupOutChannels
+    let inputSample = s.inChannels * s.height * s.width
+    let columnsCount = s.inChannels * s.kernelHeight * s.kernelWidth * plane
+    let weightCount = s.outChannels * patch
+    let workspaceBase = workspace.baseAddress!
+    let partialBase = workspaceBase + chunks * columnsCount
+    // Chunk 0 writes straight into the outputs; chunk c > 0 into partial c - 1.
+    func partialWeight(_ chunk: Int) -> UnsafeMutablePointer<Float> {
+        chunk == 0 ? gradWeight : partialBase + (chunk - 1) * (weightCount + s.outChannels)
+    }
+    func partialBias(_ chunk: Int) -> UnsafeMutablePointer<Float>? {
+        guard let gradBias else { return nil }
+        return chunk == 0 ? gradBias : partialWeight(chunk) + weightCount
+    }
+    forEachBatchChunk(s.batch, chunks: chunks) { chunk, samples in
+        let columnBuffer = workspaceBase + chunk * columnsCount
+        let weightSum = partialWeight(chunk)
+        let biasSum = partialBias(chunk)
+        biasSum?.update(repeating: 0, count: s.outChannels)
+        for n in samples {
+            let sampleInput = input + n * inputSample
+            let sampleGradOutput = gradOutput + n * s.outChannels * plane
+            let columns: UnsafePointer<Float>
+            if isPointwise(s) {
+                columns = sampleInput
+            } else {
+                im2col(s, input: sampleInput, columns: columnBuffer)
+                columns = UnsafePointer(columnBuffer)
+            }
+            let beta: Float = n == samples.lowerBound ? 0 : 1
+            for g in 0..<s.groups {
+                // (groupOut, patch) += gradOutput_g (groupOut, plane) · columns_gᵀ (plane, patch)
+                sgemm(
+                    transposeB: true, m: groupOut, n: patch, k: plane,
+                    a: sampleGradOutput + g * groupOut * plane,
+                    b: columns + g * patch * plane,
+                    beta: beta,
+                    c: weightSum + g * groupOut * patch)
+            }
+            if let biasSum {
+                for o in 0..<s.outChannels {
+                    let row = sampleGradOutput + o * plane
+                    var sum: Float = 0
+                    for p in 0..<plane { sum += row[p] }
+                    biasSum[o] += sum
+                }
+            }
+        }
+    }
+    // Fixed-order reduction of the partial sums.
+    for chunk in 1..<max(chunks, 1) {
+        let weightPart = partialWeight(chunk)
+        for i in 0..<weightCount { gradWeight[i] += weightPart[i] }
+        if let gradBias, let biasPart = partialBias(chunk) {
+            for o in 0..<s.outChannels { gradBias[o] += biasPart[o] }
+        }
+    }
+}

@@ -1,0 +1,249 @@
+// MARK: - Shape
+
+/// Every size of a 2-D max pooling, as PyTorch's `max_pool2d` defines it (floor mode).
+///
+/// Layouts: input `(batch, channels, height, width)`, output and argmax
+/// `(batch, channels, outHeight, outWidth)` with
+/// `outHeight = (height + 2 * padH - dilationH * (kernelH - 1) - 1) / strideH + 1`.
+public struct Pool2dShape: Sendable, Hashable {
+    public var batch: Int
+    public var channels: Int
+    public var height: Int
+    public var width: Int
+    public var kernelH: Int
+    public var kernelW: Int
+    public var strideH: Int
+    public var strideW: Int
+    public var padH: Int
+    public var padW: Int
+    public var dilationH: Int
+    public var dilationW: Int
+
+    /// Builds a shape from explicit sizes; call `validate()` before using it with a kernel.
+    public init(
+        batch: Int, channels: Int, height: Int, width: Int,
+        kernelH: Int, kernelW: Int, strideH: Int, strideW: Int,
+        padH: Int = 0, padW: Int = 0, dilationH: Int = 1, dilationW: Int = 1
+    ) {
+        self.batch = batch
+        self.channels = channels
+        self.height = height
+        self.width = width
+        self.kernelH = kernelH
+        self.kernelW = kernelW
+        self.strideH = strideH
+        self.strideW = strideW
+        self.padH = padH
+        self.padW = padW
+        self.dilationH = dilationH
+        self.dilationW = dilationW
+    }
+
+    /// Builds and validates a shape from the input's shape `[N, C, H, W]`; `stride`
+    /// defaults to the kernel size, as in PyTorch.
+    public init(
+        input: [Int], kernel: (Int, Int), stride: (Int, Int)? = nil,
+        padding: (Int, Int) = (0, 0), dilation: (Int, Int) = (1, 1)
+    ) throws {
+        guard input.count == 4 else {
+            throw KernelShapeError.wrongRank(operation: "max_pool2d", argument: "input", shape: input, expectedRank: 4)
+        }
+        let stride = stride ?? kernel
+        self.init(
+            batch: input[0], channels: input[1], height: input[2], width: input[3],
+            kernelH: kernel.0, kernelW: kernel.1, strideH: stride.0, strideW: stride.1,
+            padH: padding.0, padW: padding.1, dilationH: dilation.0, dilationW: dilation.1)
+        try validate()
+    }
+
+    public var outHeight: Int { Conv2dShape.outputSize(height, kernelH, strideH, padH, dilationH) }
+    public var outWidth: Int { Conv2dShape.outputSize(width, kernelW, strideW, padW, dilationW) }
+    /// `[batch, channels, height, width]`.
+    public var inputShape: [Int] { [batch, channels, height, width] }
+    /// `[batch, channels, outHeight, outWidth]`.
+    public var outputShape: [Int] { [batch, channels, outHeight, outWidth] }
+
+    /// Checks that every size is usable, padding is at most half the kernel and the
+    /// output is at least 1×1.
+    public func validate() throws {
+        let op = "max_pool2d"
+        for (name, value) in [
+            ("batch", batch), ("channels", channels), ("height", height), ("width", width),
+            ("kernelH", kernelH), ("kernelW", kernelW), ("strideH", strideH), ("strideW", strideW),
+            ("dilationH", dilationH), ("dilationW", dilationW),
+        ] where value <= 0 {
+            throw KernelShapeError.nonPositive(operation: op, parameter: name, value: value)
+        }
+        guard padH >= 0, padW >= 0 else {
+            throw KernelShapeError.negativePadding(operation: op, padding: [padH, padW])
+        }
+        guard padH <= kernelH / 2, padW <= kernelW / 2 else {
+            throw KernelShapeError.poolPaddingTooLarge(kernel: [kernelH, kernelW], padding: [padH, padW])
+        }
+        guard outHeight >= 1, outWidth >= 1 else {
+            throw KernelShapeError.kernelLargerThanInput(
+                operation: op, input: inputShape, kernel: [kernelH, kernelW],
+                padding: [padH, padW], dilation: [dilationH, dilationW])
+        }
+    }
+}
+
+// MARK: - Forward
+
+/// Max pooling with PyTorch's choice of index: scanning each window in row-major order, an
+/// element replaces the running maximum when it is strictly greater or NaN, so the FIRST
+/// maximum wins ties and NaN propagates. Padding never wins (it acts as -inf); a window of
+/// all -inf reports its first in-image element.
+///
+/// - Parameters:
+///   - input: `(batch, channels, height, width)`.
+///   - output: `(batch, channels, outHeight, outWidth)`, overwritten.
+///   - argmax: `(batch, channels, outHeight, outWidth)`, overwritten with the flat index
+///     `ih * width + iw` of the chosen element within its input plane.
+public func maxPool2dForward(
+    _ shape: Pool2dShape,
+    input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
+    argmax: UnsafeMutablePointer<Int32>
+) {
+    let s = shape
+    let inPlane = s.height * s.width
+    let outH = s.outHeight, outW = s.outWidth, outPlane = outH * outW
+    let simple2x2 = s.kernelH == 2 && s.kernelW == 2 && s.strideH == 2 && s.strideW == 2
+        && s.padH == 0 && s.padW == 0 && s.dilationH == 1 && s.dilationW == 1
+    Parallelism.forEachChunk(s.batch * s.channels, minimumPerChunk: 16) { _, planes in
+        for plane in planes {
+            let source = input + plane * inPlane
+            let destination = output + plane * outPlane
+            let indices = argmax + plane * outPlane
+            if simple2x2 {
+                pool2x2Plane(s, source: source, output: destination, argmax: indices)
+                continue
+            }
+            for oh in 0..<outH {
+                var h0 = oh * s.strideH - s.padH
+                let h1 = min(h0 + (s.kernelH - 1) * s.dilationH + 1, s.height)
+                while h0 < 0 { h0 += s.dilationH }
+                for ow in 0..<outW {
+                    var w0 = ow * s.strideW - s.padW
+                    let w1 = min(w0 + (s.kernelW - 1) * s.dilationW + 1, s.width)
+                    while w0 < 0 { w0 += s.dilationW }
+                    var best = -Float.infinity
+                    var bestIndex = h0 * s.width + w0
+                    var ih = h0
+                    while ih < h1 {
+                        var iw = w0
+                        while iw < w1 {
+                            let index = ih * s.width + iw
+                            let value = source[index]
+                            if value > best || value.isNaN {
+                                best = value
+                                bestIndex = index
+                            }
+                            iw += s.dilationW
+                        }
+                        ih += s.dilationH
+                    }
+                    destination[oh * outW + ow] = best
+                    indices[oh * outW + ow] = Int32(truncatingIfNeeded: bestIndex)
+                }
+            }
+        }
+    }
+}
+
+/// The 2×2, stride 2 case (LeNet's), same rule as the general loop, four windows at a time:
+/// eight contiguous floats of the top and of the bottom row split into even and odd
+/// columns give the four taps of four neighbouring windows, combined with branch-free
+/// selects (random activations made a branchy scalar loop mispredict on most windows).
+@inlinable
+func pool2x2Plane(
+    _ s: Pool2dShape, source: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
+    argmax: UnsafeMutablePointer<Int32>
+) {
+    let outH = s.outHeight, outW = s.outWidth, width = s.width
+    let evenOffsets = SIMD4<Int32>(0, 2, 4, 6)
+    for oh in 0..<outH {
+        let top = 2 * oh * width
+        let rowOutput = output + oh * outW
+        let rowArgmax = argmax + oh * outW
+        var ow = 0
+        while ow + 4 <= outW {
+            let i0 = top + 2 * ow
+            let upper = UnsafeRawPointer(source + i0).loadUnaligned(as: SIMD8<Float>.self)
+            let lower = UnsafeRawPointer(source + i0 + width).loadUnaligned(as: SIMD8<Float>.self)
+            let index0 = SIMD4<Int32>(repeating: Int32(truncatingIfNeeded: i0)) &+ evenOffsets
+            let index2 = index0 &+ Int32(truncatingIfNeeded: width)
+            // Taps in row-major order: top-left, top-right, bottom-left, bottom-right.
+            var best = upper.evenHalf
+            var bestIndex = index0
+            takeIfGreaterOrNaN(upper.oddHalf, index0 &+ 1, best: &best, bestIndex: &bestIndex)
+            takeIfGreaterOrNaN(lower.evenHalf, index2, best: &best, bestIndex: &bestIndex)
+            takeIfGreaterOrNaN(lower.oddHalf, index2 &+ 1, best: &best, bestIndex: &bestIndex)
+            UnsafeMutableRawPointer(rowOutput + ow).storeBytes(of: best, as: SIMD4<Float>.self)
+            UnsafeMutableRawPointer(rowArgmax + ow).storeBytes(of: bestIndex, as: SIMD4<Int32>.self)
+            ow += 4
+        }
+        while ow < outW {
+            let i0 = top + 2 * ow
+            // Starting at the first tap is the same as starting at -inf: it always wins.
+            var best = source[i0]
+            var bestIndex = i0
+            for tap in 1..<4 {
+                let index = i0 + (tap >> 1) * width + (tap & 1)
+                let value = source[index]
+                if value > best || value.isNaN {
+                    best = value
+                    bestIndex = index
+                }
+            }
+            rowOutput[ow] = best
+            rowArgmax[ow] = Int32(truncatingIfNeeded: bestIndex)
+            ow += 1
+        }
+    }
+}
+
+/// PyTorch's update rule on four windows at once: replace where strictly greater or NaN.
+@inlinable @inline(__always)
+func takeIfGreaterOrNaN(
+    _ value: SIMD4<Float>, _ index: SIMD4<Int32>,
+    best: inout SIMD4<Float>, bestIndex: inout SIMD4<Int32>
+) {
+    let take = (value .> best) .| (value .!= value)
+    best.replace(with: value, where: take)
+    // `replace` on the Int32 lanes compiled to a branch per lane; blend with the mask's
+    // bits instead (a Float mask is stored as Int32 lanes of all-ones or zero).
+    let bits = unsafeBitCast(take, to: SIMD4<Int32>.self)
+    bestIndex ^= (bestIndex ^ index) & bits
+}
+
+// MARK: - Backward
+
+/// Routes each output gradient to the input element `argmax` chose; overlapping windows
+/// that chose the same element add up.
+///
+/// - Parameters:
+///   - gradOutput: `(batch, channels, outHeight, outWidth)`.
+///   - argmax: from `maxPool2dForward`.
+///   - gradInput: `(batch, channels, height, width)`, overwritten (zeroed, then scatter-add).
+public func maxPool2dBackward(
+    _ shape: Pool2dShape,
+    gradOutput: UnsafePointer<Float>, argmax: UnsafePointer<Int32>,
+    gradInput: UnsafeMutablePointer<Float>
+) {
+    let s = shape
+    let inPlane = s.height * s.width
+    let outPlane = s.outHeight * s.outWidth
+    Parallelism.forEachChunk(s.batch * s.channels, minimumPerChunk: 16) { _, planes in
+        let destinationStart = gradInput + planes.lowerBound * inPlane
+        destinationStart.update(repeating: 0, count: planes.count * inPlane)
+        for plane in planes {
+            let destination = gradInput + plane * inPlane
+            let gradients = gradOutput + plane * outPlane
+            let indices = argmax + plane * outPlane
+            for j in 0..<outPlane {
+                destination[Int(indices[j])] += gradients[j]
+            }
+        }
+    }
+}

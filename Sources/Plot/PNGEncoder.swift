@@ -1,0 +1,141 @@
+import CZlib
+import Foundation
+
+/// A PNG writer for 8-bit grayscale and 8-bit RGB images (PNG specification, ISO/IEC 15948).
+///
+/// Layout: signature, `IHDR`, one `IDAT` holding the zlib stream of the filtered scanlines,
+/// `IEND`. Each scanline picks the filter (None, Sub, Up, Average, Paeth) with the smallest
+/// sum of absolute signed residuals, the heuristic the specification recommends.
+public enum PNGEncoder {
+    /// The eight bytes every PNG file starts with.
+    public static let signature: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]
+
+    /// The complete PNG file for `image`.
+    public static func encode(_ image: Image) throws -> Data {
+        var header: [UInt8] = []
+        appendBigEndian(UInt32(image.width), to: &header)
+        appendBigEndian(UInt32(image.height), to: &header)
+        header.append(8)                              // bit depth
+        header.append(image.channels == 1 ? 0 : 2)   // colour type: 0 grayscale, 2 RGB
+        header.append(0)                              // compression method: deflate
+        header.append(0)                              // filter method: adaptive
+        header.append(0)                              // interlace: none
+
+        let filtered = filterScanlines(image)
+        let compressed = try deflate(filtered)
+
+        var file = signature
+        appendChunk(type: "IHDR", data: header, to: &file)
+        appendChunk(type: "IDAT", data: compressed, to: &file)
+        appendChunk(type: "IEND", data: [], to: &file)
+        return Data(file)
+    }
+
+    // MARK: - Filtering
+
+    /// Each scanline as one filter-type byte followed by the filtered bytes:
+    /// `height * (1 + width * channels)` bytes.
+    static func filterScanlines(_ image: Image) -> [UInt8] {
+        let stride = image.width * image.channels
+        let bytesPerPixel = image.channels
+        var output = [UInt8](repeating: 0, count: image.height * (stride + 1))
+        var candidate = [UInt8](repeating: 0, count: stride)
+        var best = [UInt8](repeating: 0, count: stride)
+        let zeroRow = [UInt8](repeating: 0, count: stride)
+
+        image.pixels.withUnsafeBufferPointer { pixels in
+            zeroRow.withUnsafeBufferPointer { zeros in
+                for y in 0..<image.height {
+                    let row = UnsafeBufferPointer(rebasing: pixels[(y * stride)..<((y + 1) * stride)])
+                    let above = y == 0 ? zeros : UnsafeBufferPointer(rebasing: pixels[((y - 1) * stride)..<(y * stride)])
+                    var bestType: UInt8 = 0
+                    var bestCost = Int.max
+                    for filterType in UInt8(0)...4 {
+                        let cost = candidate.withUnsafeMutableBufferPointer { out in
+                            applyFilter(filterType, row: row, above: above, bytesPerPixel: bytesPerPixel, into: out)
+                        }
+                        if cost < bestCost {
+                            bestCost = cost
+                            bestType = filterType
+                            swap(&best, &candidate)
+                        }
+                    }
+                    let start = y * (stride + 1)
+                    output[start] = bestType
+                    output.replaceSubrange((start + 1)...(start + stride), with: best)
+                }
+            }
+        }
+        return output
+    }
+
+    /// Writes the filtered row into `out` and returns the sum of absolute signed residuals.
+    private static func applyFilter(
+        _ filterType: UInt8, row: UnsafeBufferPointer<UInt8>, above: UnsafeBufferPointer<UInt8>,
+        bytesPerPixel: Int, into out: UnsafeMutableBufferPointer<UInt8>
+    ) -> Int {
+        var cost = 0
+        for index in 0..<row.count {
+            let left = index >= bytesPerPixel ? row[index - bytesPerPixel] : 0
+            let up = above[index]
+            let upLeft = index >= bytesPerPixel ? above[index - bytesPerPixel] : 0
+            let predictor: UInt8
+            switch filterType {
+            case 0: predictor = 0
+            case 1: predictor = left
+            case 2: predictor = up
+            case 3: predictor = UInt8((Int(left) + Int(up)) / 2)
+            default: predictor = paeth(left: left, up: up, upLeft: upLeft)
+            }
+            let residual = row[index] &- predictor
+            out[index] = residual
+            cost += Int(Int8(bitPattern: residual).magnitude)
+        }
+        return cost
+    }
+
+    /// The Paeth predictor: whichever neighbour is closest to `left + up - upLeft`.
+    static func paeth(left: UInt8, up: UInt8, upLeft: UInt8) -> UInt8 {
+        let estimate = Int(left) + Int(up) - Int(upLeft)
+        let distanceLeft = abs(estimate - Int(left))
+        let distanceUp = abs(estimate - Int(up))
+        let distanceUpLeft = abs(estimate - Int(upLeft))
+        if distanceLeft <= distanceUp && distanceLeft <= distanceUpLeft { return left }
+        if distanceUp <= distanceUpLeft { return up }
+        return upLeft
+    }
+
+    // MARK: - zlib and chunks
+
+    /// The zlib stream (RFC 1950) of `bytes`, compression level 9.
+    static func deflate(_ bytes: [UInt8]) throws -> [UInt8] {
+        var capacity = compressBound(uLong(bytes.count))
+        var output = [UInt8](repeating: 0, count: Int(capacity))
+        let code = output.withUnsafeMutableBufferPointer { out in
+            bytes.withUnsafeBufferPointer { input in
+                compress2(out.baseAddress, &capacity, input.baseAddress, uLong(input.count), 9)
+            }
+        }
+        guard code == Z_OK else { throw PlotError.compressionFailed(code: code) }
+        output.removeSubrange(Int(capacity)...)
+        return output
+    }
+
+    /// Appends length, type, data and the CRC-32 of type and data.
+    private static func appendChunk(type: String, data: [UInt8], to file: inout [UInt8]) {
+        appendBigEndian(UInt32(data.count), to: &file)
+        let typeAndData = Array(type.utf8) + data
+        file.append(contentsOf: typeAndData)
+        let checksum = typeAndData.withUnsafeBufferPointer { buffer in
+            crc32(0, buffer.baseAddress, uInt(buffer.count))
+        }
+        appendBigEndian(UInt32(checksum), to: &file)
+    }
+
+    private static func appendBigEndian(_ value: UInt32, to bytes: inout [UInt8]) {
+        bytes.append(UInt8(truncatingIfNeeded: value >> 24))
+        bytes.append(UInt8(truncatingIfNeeded: value >> 16))
+        bytes.append(UInt8(truncatingIfNeeded: value >> 8))
+        bytes.append(UInt8(truncatingIfNeeded: value))
+    }
+}
