@@ -56,9 +56,9 @@ func writeAndCheck(_ image: Image, name: String, pixels: [(Int, Int)] = [],
 func firstMismatch(_ decoded: [Int]?, _ expected: [UInt8]) -> String? {
     guard let decoded else { return "no decoded bytes" }
     guard decoded.count == expected.count else { return "decoded \(decoded.count) bytes, expected \(expected.count)" }
-    guard let index = zip(decoded, expected).firstIndex(where: { $0 != Int($1) }) else { return nil }
-    let differing = zip(decoded, expected).filter { $0 != Int($1) }.count
-    return "byte \(index): decoded \(decoded[index]), expected \(expected[index]) (\(differing) bytes differ)"
+    let differing = decoded.indices.filter { decoded[$0] != Int(expected[$0]) }
+    guard let index = differing.first else { return nil }
+    return "byte \(index): decoded \(decoded[index]), expected \(expected[index]) (\(differing.count) bytes differ)"
 }
 
 /// How many pixels of the RGB `image` inside the rectangle have exactly `color`.
