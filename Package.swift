@@ -60,7 +60,7 @@ let package = Package(
             dependencies: ["Optim", "NN", "Autograd", "Seeded", "SafeTensors", "MNISTData", "TestSupport"]),
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors", "TestSupport"]),
         .testTarget(name: "MNISTDataTests", dependencies: ["MNISTData", "TestSupport"]),
-        .testTarget(name: "PlotTests", dependencies: ["Plot", "TestSupport"]),
+        .testTarget(name: "PlotTests", dependencies: ["Plot", "CZlib", "TestSupport"], exclude: ["check_png.py"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "TestSupport"]),
     ]
 )

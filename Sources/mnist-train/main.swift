@@ -1,1 +1,65 @@
-print("not yet")
+import ArgumentParser
+import Foundation
+import Training
+
+@main
+struct MNISTTrain: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mnist-train",
+        abstract: "Train a convolutional network on MNIST (or Fashion-MNIST) from a JSON config.",
+        discussion: "Exit codes: 0 success, 1 error, 3 non-finite loss, 130/143 interrupted (checkpoint saved).")
+
+    @Option(help: "The run's JSON config (see configs/).") var config: String = "configs/lenet.json"
+    @Option(help: "Number of epochs.") var epochs: Int?
+    @Option(help: "Training batch size.") var batchSize: Int?
+    @Option(help: "Learning rate.") var lr: Double?
+    @Option(help: "SGD momentum.") var momentum: Double?
+    @Option(help: "sgd, adam or adamw.") var optimizer: String?
+    @Option(help: "Seed for initialisation, shuffling and dropout.") var seed: Int?
+    @Option(help: "Threads for the kernels and OpenBLAS.") var threads: Int?
+    @Option(help: "Directory holding the four IDX files.") var dataDir: String?
+    @Option(help: "Run directory (default runs/<config name>-<timestamp>).") var out: String?
+    @Option(help: "Continue the run in this directory exactly where it stopped.") var resume: String?
+    @Option(help: "Start from these weights (safetensors with PyTorch names).") var initFrom: String?
+    @Option(help: "Stop after this many optimizer steps, then save and evaluate.") var maxSteps: Int?
+    @Flag(help: "Visit the training set in file order.") var noShuffle = false
+    @Flag(help: "Print nothing but errors (and the --json summary).") var quiet = false
+    @Flag(help: "Print a JSON summary on stdout (logs go to stderr).") var json = false
+
+    func run() throws {
+        do {
+            // With --resume the run directory's saved config is used; --config is not needed.
+            var configuration = resume != nil && config == "configs/lenet.json" && !FileManager.default.fileExists(atPath: config)
+                ? TrainingConfig() : try TrainingConfig.load(from: URL(fileURLWithPath: config))
+            var overrides = ConfigOverrides()
+            overrides.epochs = epochs
+            overrides.batchSize = batchSize
+            overrides.learningRate = lr
+            overrides.momentum = momentum
+            overrides.optimizer = optimizer
+            overrides.seed = seed
+            overrides.threads = threads
+            overrides.dataDirectory = dataDir
+            overrides.noShuffle = noShuffle
+            try overrides.apply(to: &configuration)
+            var options = RunOptions()
+            options.outputDirectory = out.map { URL(fileURLWithPath: $0) }
+            options.resumeDirectory = resume.map { URL(fileURLWithPath: $0) }
+            options.initFrom = initFrom.map { URL(fileURLWithPath: $0) }
+            if let maxSteps, maxSteps < 1 {
+                throw ConfigError(file: "command line", path: "--max-steps", message: "got \(maxSteps); expected at least 1")
+            }
+            options.maxSteps = maxSteps
+            options.quiet = quiet
+            options.json = json
+            let summary = try Trainer(config: configuration, options: options).run()
+            if json { print(summary.json) }
+        } catch let error as TrainingError {
+            FileHandle.standardError.write("mnist-train: error: \(error)\n".data(using: .utf8)!)
+            throw ExitCode(error.exitCode)
+        } catch {
+            FileHandle.standardError.write("mnist-train: error: \(error)\n".data(using: .utf8)!)
+            throw ExitCode(1)
+        }
+    }
+}

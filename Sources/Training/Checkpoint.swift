@@ -1,0 +1,169 @@
+import Autograd
+import Foundation
+import NN
+import Optim
+import SafeTensors
+import Seeded
+
+/// Where training stands, saved with the weights so that `--resume` continues exactly.
+public struct TrainingProgress: Sendable, Equatable {
+    /// 0-based epoch in progress and the next batch index within it.
+    public var epoch = 0
+    public var batchIndex = 0
+    /// Optimizer steps taken so far.
+    public var step = 0
+    /// Running sums of the epoch in progress (for its mean loss and accuracy).
+    public var epochLossSum = 0.0
+    public var epochCorrect = 0
+    public var epochSeen = 0
+    public var bestAccuracy = -1.0
+    public var finished = false
+    public init() {}
+}
+
+/// Checkpoint files: `model.safetensors` / `best.safetensors` hold the weights with
+/// PyTorch's names and layouts (PyTorch loads them with `load_state_dict(strict=True)`)
+/// and the resolved config in `__metadata__`; `checkpoint.safetensors` adds the
+/// optimizer's buffers (`optimizer.<param>.<buffer>`), the progress and random states.
+public enum Checkpoint {
+    public static let modelFile = "model.safetensors"
+    public static let bestFile = "best.safetensors"
+    public static let stateFile = "checkpoint.safetensors"
+    public static let configFile = "config.json"
+    public static let metricsFile = "metrics.jsonl"
+
+    /// The model's weights as a safetensors file with the config in its metadata.
+    public static func weightsFile(_ model: Module, configJSON: String, extra: [String: String] = [:]) throws -> SafeTensorsFile {
+        var tensors: [String: TensorEntry] = [:]
+        for p in model.namedParameters() {
+            tensors[p.name] = try TensorEntry(floats: p.tensor.scalars, shape: p.tensor.shape)
+        }
+        var metadata = extra
+        metadata["format"] = "pt"
+        metadata["mnist_train_config"] = configJSON
+        return SafeTensorsFile(tensors: tensors, metadata: metadata)
+    }
+
+    /// Loads weights by name into `model` (strict: same names and shapes).
+    public static func loadWeights(_ file: SafeTensorsFile, into model: Module) throws {
+        var state: [String: (shape: [Int], values: [Float])] = [:]
+        for (name, entry) in file.tensors where !name.hasPrefix("optimizer.") {
+            state[name] = (entry.shape, try entry.floats())
+        }
+        do { try model.loadStateDict(state) } catch {
+            throw TrainingError.checkpoint(file: file.source, "\(error)")
+        }
+    }
+
+    /// Writes the full training state atomically.
+    static func writeState(
+        to url: URL, model: Module, optimizer: any Optimizer, progress: TrainingProgress,
+        dropoutStates: [String: [UInt64]], configJSON: String
+    ) throws {
+        var file = try weightsFile(model, configJSON: configJSON)
+        let state = optimizer.state()
+        for (key, values) in state.buffers {
+            file.tensors["optimizer.\(key)"] = try TensorEntry(floats: values, shape: [values.count])
+        }
+        file.metadata["optimizer_step"] = "\(state.step)"
+        file.metadata["epoch"] = "\(progress.epoch)"
+        file.metadata["batch_index"] = "\(progress.batchIndex)"
+        file.metadata["step"] = "\(progress.step)"
+        file.metadata["epoch_loss_sum"] = "\(progress.epochLossSum)"
+        file.metadata["epoch_correct"] = "\(progress.epochCorrect)"
+        file.metadata["epoch_seen"] = "\(progress.epochSeen)"
+        file.metadata["best_accuracy"] = "\(progress.bestAccuracy)"
+        file.metadata["finished"] = progress.finished ? "true" : "false"
+        for (name, words) in dropoutStates {
+            file.metadata["rng.\(name)"] = words.map { String($0) }.joined(separator: ",")
+        }
+        try file.write(to: url)
+    }
+
+    /// Reads a training state written by `writeState` into `model` and `optimizer`.
+    static func readState(
+        from url: URL, model: Module, optimizer: any Optimizer
+    ) throws -> (progress: TrainingProgress, dropoutStates: [String: [UInt64]]) {
+        let file = try SafeTensorsFile.read(from: url)
+        try loadWeights(file, into: model)
+        func meta(_ key: String) throws -> String {
+            guard let v = file.metadata[key] else {
+                throw TrainingError.checkpoint(file: url.path, "metadata key \"\(key)\" is missing; is this a checkpoint.safetensors written by mnist-train?")
+            }
+            return v
+        }
+        func int(_ key: String) throws -> Int {
+            guard let v = Int(try meta(key)), v >= 0 else {
+                throw TrainingError.checkpoint(file: url.path, "metadata \"\(key)\" is \"\(try meta(key))\"; expected a non-negative integer")
+            }
+            return v
+        }
+        func double(_ key: String) throws -> Double {
+            guard let v = Double(try meta(key)) else {
+                throw TrainingError.checkpoint(file: url.path, "metadata \"\(key)\" is \"\(try meta(key))\"; expected a number")
+            }
+            return v
+        }
+        var buffers: [String: [Float]] = [:]
+        for (name, entry) in file.tensors where name.hasPrefix("optimizer.") {
+            buffers[String(name.dropFirst("optimizer.".count))] = try entry.floats()
+        }
+        do { try optimizer.loadState(OptimizerState(step: try int("optimizer_step"), buffers: buffers)) } catch {
+            throw TrainingError.checkpoint(file: url.path, "\(error)")
+        }
+        var p = TrainingProgress()
+        p.epoch = try int("epoch")
+        p.batchIndex = try int("batch_index")
+        p.step = try int("step")
+        p.epochLossSum = try double("epoch_loss_sum")
+        p.epochCorrect = try int("epoch_correct")
+        p.epochSeen = try int("epoch_seen")
+        p.bestAccuracy = try double("best_accuracy")
+        p.finished = try meta("finished") == "true"
+        var rng: [String: [UInt64]] = [:]
+        for (key, value) in file.metadata where key.hasPrefix("rng.") {
+            let words = value.split(separator: ",").compactMap { UInt64($0) }
+            guard words.count == 4 else {
+                throw TrainingError.checkpoint(file: url.path, "metadata \"\(key)\" is not four 64-bit words")
+            }
+            rng[String(key.dropFirst(4))] = words
+        }
+        return (p, rng)
+    }
+}
+
+/// Errors of a training or evaluation run, each naming the file or setting involved.
+public enum TrainingError: Error, CustomStringConvertible {
+    case checkpoint(file: String, String)
+    case nonFiniteLoss(step: Int, epoch: Int, loss: Float, learningRate: Double)
+    case interrupted(signal: String, runDirectory: String, step: Int)
+    case runDirectory(String)
+    case data(String)
+
+    public var description: String {
+        switch self {
+        case let .checkpoint(file, detail):
+            return "\(file): \(detail)"
+        case let .nonFiniteLoss(step, epoch, loss, lr):
+            return "the loss became \(loss) at step \(step) (epoch \(epoch + 1)); training stopped. "
+                + "The learning rate \(lr) is likely too high: lower it (--lr) and train again. "
+                + "The last good checkpoint is kept."
+        case let .interrupted(signal, dir, step):
+            return "\(signal) received: stopped after step \(step) and saved the training state. "
+                + "Resume with: mnist-train --resume \(dir)"
+        case let .runDirectory(detail):
+            return detail
+        case let .data(detail):
+            return detail
+        }
+    }
+
+    /// The process exit code for this error.
+    public var exitCode: Int32 {
+        switch self {
+        case let .interrupted(signal, _, _): return signal == "SIGTERM" ? 143 : 130
+        case .nonFiniteLoss: return 3
+        default: return 1
+        }
+    }
+}

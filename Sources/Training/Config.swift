@@ -1,0 +1,275 @@
+import Foundation
+import MNISTData
+import NN
+import Optim
+
+/// A training run's whole configuration, decoded strictly from JSON (see `configs/`).
+/// Values are plain data; `json` writes the resolved configuration back out.
+public struct TrainingConfig: Sendable, Equatable {
+    public struct DataSection: Sendable, Equatable {
+        /// `mnist`, `fashion-mnist` or `kmnist`: the same file format.
+        public var dataset = "mnist"
+        /// Where the four IDX files are (relative paths are relative to the working directory).
+        public var directory = "data/mnist"
+        public var mean = 0.1307
+        public var std = 0.3081
+        /// Fetch missing files from the mirrors before training.
+        public var download = true
+        public var mirrors: [String] = []
+        /// Random shifts (pixels) and rotations (degrees) of training images; 0 = off.
+        public var augmentShift = 0
+        public var augmentRotation = 0.0
+        /// Use only the first N training / test images (nil = all).
+        public var trainLimit: Int?
+        public var testLimit: Int?
+    }
+
+    public struct Layer: Sendable, Equatable {
+        public var type: String
+        public var name: String?
+        public var outChannels = 0, outFeatures = 0
+        public var kernelSize = (0, 0), stride: (Int, Int)? = nil, padding = (0, 0), dilation = (1, 1)
+        public var groups = 1
+        public var bias = true
+        public var p = 0.5
+        public var dim = 1
+
+        public static func == (a: Layer, b: Layer) -> Bool {
+            a.type == b.type && a.name == b.name && a.outChannels == b.outChannels && a.outFeatures == b.outFeatures
+                && a.kernelSize == b.kernelSize && a.stride?.0 == b.stride?.0 && a.stride?.1 == b.stride?.1
+                && a.padding == b.padding && a.dilation == b.dilation && a.groups == b.groups && a.bias == b.bias
+                && a.p == b.p && a.dim == b.dim
+        }
+    }
+
+    public struct OptimizerSection: Sendable, Equatable {
+        public var type = "sgd"
+        public var lr = 0.01
+        public var momentum = 0.0
+        public var dampening = 0.0
+        public var nesterov = false
+        public var weightDecay = 0.0
+        public var betas = [0.9, 0.999]
+        public var eps = 1e-8
+    }
+
+    public var name = "run"
+    public var data = DataSection()
+    /// The input of one sample: `[channels, height, width]`.
+    public var inputShape = [1, 28, 28]
+    public var layers: [Layer] = []
+    public var optimizer = OptimizerSection()
+    public var schedule: LearningRateSchedule = .constant
+    public var batchSize = 64
+    public var testBatchSize = 1000
+    public var epochs = 1
+    public var seed: UInt64 = 1
+    public var threads = 2
+    public var outputDirectory = "runs"
+    /// Also write the training state every N steps (0: only at the end of each epoch).
+    public var checkpointEverySteps = 0
+    public var logInterval = 100
+    public var shuffle = true
+
+    public init() {}
+}
+
+// MARK: - Decoding
+
+extension TrainingConfig {
+    static let layerTypes = ["conv2d", "max_pool2d", "relu", "flatten", "linear", "dropout", "log_softmax", "softmax"]
+
+    /// Reads and checks a config file.
+    public static func load(from url: URL) throws -> TrainingConfig {
+        let data: Data
+        do { data = try Data(contentsOf: url) } catch {
+            throw ConfigError(file: url.path, path: "", message: "cannot read the file (\(error.localizedDescription))")
+        }
+        var config = try decode(data, file: url.path)
+        if config.name == "run" && !JSONObjectReaderHasName(data) {
+            config.name = url.deletingPathExtension().lastPathComponent
+        }
+        return config
+    }
+
+    /// Decodes a config from JSON; `file` names it in errors.
+    public static func decode(_ data: Data, file: String) throws -> TrainingConfig {
+        let root = try JSONObjectReader.parse(data, file: file)
+        var c = TrainingConfig()
+        c.name = try root.string("name", default: c.name)
+        if let d = try root.object("data") {
+            c.data.dataset = try d.string("dataset", default: "mnist", oneOf: ["mnist", "fashion-mnist", "kmnist"])
+            c.data.directory = try d.string("directory", default: c.data.dataset == "mnist" ? "data/mnist" : "data/\(c.data.dataset)")
+            c.data.mean = try d.double("mean", default: 0.1307, -1e6...1e6)
+            c.data.std = try d.double("std", default: 0.3081, 1e-12...1e6, allowed: "a number > 0")
+            c.data.download = try d.bool("download", default: true)
+            if d.has("mirrors") {
+                guard let list = d.object["mirrors"] as? [String] else {
+                    throw d.error("mirrors", "expected an array of strings (URLs or directories)")
+                }
+                _ = try? d.string("mirrors")  // mark as used
+                c.data.mirrors = list
+            } else { _ = try d.optionalString("mirrors") }
+            if let a = try d.object("augmentation") {
+                c.data.augmentShift = try a.int("max_shift", default: 0, 0...8)
+                c.data.augmentRotation = try a.double("max_rotation_degrees", default: 0, 0...45)
+                try a.finish()
+            }
+            c.data.trainLimit = try d.optionalInt("train_limit", 1...10_000_000)
+            c.data.testLimit = try d.optionalInt("test_limit", 1...10_000_000)
+            try d.finish()
+        }
+        if let m = try root.object("model") {
+            c.inputShape = m.has("input_shape") ? try m.ints("input_shape", count: 3) : { _ = try? m.optionalString("input_shape"); return c.inputShape }()
+            c.layers = try m.objects("layers").map(decodeLayer)
+            guard !c.layers.isEmpty else { throw m.error("layers", "is empty; expected at least one layer") }
+            try m.finish()
+        } else {
+            throw ConfigError(file: file, path: "model", message: "missing; expected an object with \"layers\"")
+        }
+        if let o = try root.object("optimizer") {
+            c.optimizer.type = try o.string("type", default: "sgd", oneOf: ["sgd", "adam", "adamw"])
+            c.optimizer.lr = try o.double("lr", default: c.optimizer.type == "sgd" ? 0.01 : 0.001, 0...10, allowed: "a learning rate in 0...10")
+            if c.optimizer.type == "sgd" {
+                c.optimizer.momentum = try o.double("momentum", default: 0, 0...1)
+                c.optimizer.dampening = try o.double("dampening", default: 0, 0...1)
+                c.optimizer.nesterov = try o.bool("nesterov", default: false)
+                if c.optimizer.nesterov && (c.optimizer.momentum <= 0 || c.optimizer.dampening != 0) {
+                    throw o.error("nesterov", "requires momentum > 0 and dampening 0")
+                }
+            } else {
+                c.optimizer.betas = try o.doubles("betas", count: 2, default: [0.9, 0.999])
+                for (i, b) in c.optimizer.betas.enumerated() where !(0..<1).contains(b) {
+                    throw o.error("betas", "beta\(i + 1) is \(b); expected values in [0, 1)")
+                }
+                c.optimizer.eps = try o.double("eps", default: 1e-8, 0...1)
+            }
+            c.optimizer.weightDecay = try o.double("weight_decay", default: c.optimizer.type == "adamw" ? 0.01 : 0, 0...1)
+            try o.finish()
+        }
+        if let s = try root.object("scheduler") {
+            switch try s.string("type", oneOf: ["constant", "step", "exponential", "cosine"]) {
+            case "step": c.schedule = .step(stepSize: try s.int("step_size", default: 1, 1...100_000), gamma: try s.double("gamma", default: 0.1, 0...1))
+            case "exponential": c.schedule = .exponential(gamma: try s.double("gamma", 0...1))
+            case "cosine": c.schedule = .cosine(tMax: try s.int("t_max", 1...100_000), etaMin: try s.double("eta_min", default: 0, 0...10))
+            default: c.schedule = .constant
+            }
+            try s.finish()
+        }
+        c.batchSize = try root.int("batch_size", default: 64, 1...65_536)
+        c.testBatchSize = try root.int("test_batch_size", default: 1000, 1...65_536)
+        c.epochs = try root.int("epochs", default: 1, 1...10_000)
+        c.seed = UInt64(try root.int("seed", default: 1, 0...Int(Int32.max)))
+        c.threads = try root.int("threads", default: 2, 1...256)
+        c.outputDirectory = try root.string("output_dir", default: "runs")
+        if let k = try root.object("checkpoint") {
+            c.checkpointEverySteps = try k.int("every_steps", default: 0, 0...10_000_000)
+            try k.finish()
+        }
+        c.logInterval = try root.int("log_interval", default: 100, 1...10_000_000)
+        c.shuffle = try root.bool("shuffle", default: true)
+        try root.finish()
+        return c
+    }
+
+    static func decodeLayer(_ r: JSONObjectReader) throws -> Layer {
+        var l = Layer(type: try r.string("type", oneOf: layerTypes))
+        l.name = try r.optionalString("name")
+        if let name = l.name, name.isEmpty || name.contains(".") {
+            throw r.error("name", "\"\(name)\" is not a valid layer name (non-empty, no dots)")
+        }
+        switch l.type {
+        case "conv2d":
+            l.outChannels = try r.int("out_channels", 1...65_536)
+            l.kernelSize = try r.pair("kernel_size", 1...1024)
+            l.stride = try r.pair("stride", default: (1, 1), 1...1024)
+            l.padding = try r.pair("padding", default: (0, 0), 0...1024)
+            l.dilation = try r.pair("dilation", default: (1, 1), 1...1024)
+            l.groups = try r.int("groups", default: 1, 1...65_536)
+            l.bias = try r.bool("bias", default: true)
+        case "max_pool2d":
+            l.kernelSize = try r.pair("kernel_size", 1...1024)
+            l.stride = r.has("stride") ? try r.pair("stride", 1...1024) : { _ = try? r.optionalString("stride"); return nil }()
+            l.padding = try r.pair("padding", default: (0, 0), 0...1024)
+        case "linear":
+            l.outFeatures = try r.int("out_features", 1...1_000_000)
+            l.bias = try r.bool("bias", default: true)
+        case "dropout":
+            l.p = try r.double("p", default: 0.5, 0...1)
+        case "log_softmax", "softmax":
+            l.dim = try r.int("dim", default: 1, -2...1)
+        default:
+            break
+        }
+        try r.finish()
+        return l
+    }
+
+    /// The training images as the DataLoader sees them.
+    public var normalization: Normalization { Normalization(mean: Float(data.mean), std: Float(data.std)) }
+}
+
+/// Whether the raw JSON has a top-level "name" (so a file's name does not override it).
+private func JSONObjectReaderHasName(_ data: Data) -> Bool {
+    ((try? JSONSerialization.jsonObject(with: data)) as? [String: Any])?["name"] != nil
+}
+
+// MARK: - Encoding
+
+extension TrainingConfig {
+    /// The resolved configuration as JSON in the same schema `decode` reads (one line).
+    public var json: String {
+        func pair(_ p: (Int, Int)) -> [Int] { [p.0, p.1] }
+        let layerJSON: [RawJSON] = layers.map { l in
+            var fields: [(String, Any)] = [("type", l.type)]
+            if let name = l.name { fields.append(("name", name)) }
+            switch l.type {
+            case "conv2d":
+                fields += [("out_channels", l.outChannels), ("kernel_size", pair(l.kernelSize)),
+                           ("stride", pair(l.stride ?? (1, 1))), ("padding", pair(l.padding)),
+                           ("dilation", pair(l.dilation)), ("groups", l.groups), ("bias", l.bias)]
+            case "max_pool2d":
+                fields += [("kernel_size", pair(l.kernelSize)), ("stride", pair(l.stride ?? l.kernelSize)),
+                           ("padding", pair(l.padding))]
+            case "linear": fields += [("out_features", l.outFeatures), ("bias", l.bias)]
+            case "dropout": fields += [("p", l.p)]
+            case "log_softmax", "softmax": fields += [("dim", l.dim)]
+            default: break
+            }
+            return RawJSON(text: "{" + fields.map { "\(jsonString($0.0)): \(jsonValue($0.1))" }.joined(separator: ", ") + "}")
+        }
+        var dataFields: [(String, Any)] = [
+            ("dataset", data.dataset), ("directory", data.directory), ("mean", data.mean), ("std", data.std),
+            ("download", data.download), ("mirrors", RawJSON(text: "[" + data.mirrors.map(jsonString).joined(separator: ", ") + "]")),
+            ("augmentation", RawJSON(text: jsonObject(["max_shift": data.augmentShift, "max_rotation_degrees": data.augmentRotation]))),
+        ]
+        if let n = data.trainLimit { dataFields.append(("train_limit", n)) }
+        if let n = data.testLimit { dataFields.append(("test_limit", n)) }
+        var optimizerFields: [(String, Any)] = [("type", optimizer.type), ("lr", optimizer.lr)]
+        if optimizer.type == "sgd" {
+            optimizerFields += [("momentum", optimizer.momentum), ("dampening", optimizer.dampening), ("nesterov", optimizer.nesterov)]
+        } else {
+            optimizerFields += [("betas", optimizer.betas), ("eps", optimizer.eps)]
+        }
+        optimizerFields.append(("weight_decay", optimizer.weightDecay))
+        let scheduleJSON: String
+        switch schedule {
+        case .constant: scheduleJSON = jsonObject(["type": "constant"])
+        case let .step(s, g): scheduleJSON = jsonObject(["type": "step", "step_size": s, "gamma": g])
+        case let .exponential(g): scheduleJSON = jsonObject(["type": "exponential", "gamma": g])
+        case let .cosine(t, e): scheduleJSON = jsonObject(["type": "cosine", "t_max": t, "eta_min": e])
+        }
+        func object(_ fields: [(String, Any)]) -> RawJSON {
+            RawJSON(text: "{" + fields.map { "\(jsonString($0.0)): \(jsonValue($0.1))" }.joined(separator: ", ") + "}")
+        }
+        return jsonObject([
+            "name": name, "data": object(dataFields),
+            "model": object([("input_shape", inputShape), ("layers", layerJSON as [Any])]),
+            "optimizer": object(optimizerFields), "scheduler": RawJSON(text: scheduleJSON),
+            "batch_size": batchSize, "test_batch_size": testBatchSize, "epochs": epochs, "seed": Int(seed),
+            "threads": threads, "output_dir": outputDirectory,
+            "checkpoint": RawJSON(text: jsonObject(["every_steps": checkpointEverySteps])),
+            "log_interval": logInterval, "shuffle": shuffle,
+        ])
+    }
+}

@@ -1,0 +1,105 @@
+import Autograd
+import Kernels
+import NN
+import Seeded
+
+/// Builds the network a config's layer list describes, inferring each layer's input
+/// channels or features from the shape that reaches it, and rejecting a list that cannot
+/// work before any training starts.
+public enum ModelBuilder {
+    public struct BuildError: Error, CustomStringConvertible, Equatable {
+        public var layerIndex: Int
+        public var layerName: String
+        public var message: String
+        public var description: String { "model.layers[\(layerIndex)] (\(layerName)): \(message)" }
+    }
+
+    /// The network for `config`, with PyTorch's default initialisation drawn from `seed`.
+    /// Layers without a name are named by their index, as in `nn.Sequential`.
+    public static func build(_ config: TrainingConfig, seed: UInt64) throws -> Sequential {
+        var generator = SeededGenerator(seed: seed, stream: 0x1417)
+        var shape = config.inputShape  // one sample: [C, H, W] or [F]
+        var layers: [(name: String, module: Module)] = []
+        var names: Set<String> = []
+        for (i, layer) in config.layers.enumerated() {
+            let name = layer.name ?? "\(i)"
+            func fail(_ message: String) -> BuildError {
+                BuildError(layerIndex: i, layerName: "\(name), \(layer.type)", message: message)
+            }
+            guard names.insert(name).inserted else { throw fail("the name \"\(name)\" is used twice") }
+            let module: Module
+            switch layer.type {
+            case "conv2d":
+                guard shape.count == 3 else {
+                    throw fail("expects a [channels, height, width] input but gets \(shape)")
+                }
+                guard shape[0] % layer.groups == 0, layer.outChannels % layer.groups == 0 else {
+                    throw fail("groups \(layer.groups) must divide input channels \(shape[0]) and out_channels \(layer.outChannels)")
+                }
+                let stride = layer.stride ?? (1, 1)
+                let s: Conv2dShape
+                do {
+                    s = try Conv2dShape(
+                        input: [1] + shape,
+                        weight: [layer.outChannels, shape[0] / layer.groups, layer.kernelSize.0, layer.kernelSize.1],
+                        stride: stride, padding: layer.padding, dilation: layer.dilation, groups: layer.groups)
+                } catch { throw fail("input \(shape): \(error)") }
+                module = Conv2d(inChannels: shape[0], outChannels: layer.outChannels,
+                                kernelSize: Pair(layer.kernelSize.0, layer.kernelSize.1),
+                                stride: Pair(stride.0, stride.1), padding: Pair(layer.padding.0, layer.padding.1),
+                                dilation: Pair(layer.dilation.0, layer.dilation.1), groups: layer.groups,
+                                bias: layer.bias, generator: &generator)
+                shape = [s.outChannels, s.outHeight, s.outWidth]
+            case "max_pool2d":
+                guard shape.count == 3 else { throw fail("expects a [channels, height, width] input but gets \(shape)") }
+                let stride = layer.stride ?? layer.kernelSize
+                let s: Pool2dShape
+                do {
+                    s = try Pool2dShape(input: [1] + shape, kernel: layer.kernelSize, stride: stride, padding: layer.padding)
+                } catch { throw fail("input \(shape): \(error)") }
+                module = MaxPool2d(kernelSize: Pair(layer.kernelSize.0, layer.kernelSize.1),
+                                   stride: Pair(stride.0, stride.1), padding: Pair(layer.padding.0, layer.padding.1))
+                shape = [shape[0], s.outHeight, s.outWidth]
+            case "linear":
+                guard shape.count == 1 else {
+                    throw fail("expects a flat [features] input but gets \(shape); add a flatten layer before it "
+                        + "(it would have \(shape.reduce(1, *)) features)")
+                }
+                module = Linear(inFeatures: shape[0], outFeatures: layer.outFeatures, bias: layer.bias, generator: &generator)
+                shape = [layer.outFeatures]
+            case "flatten":
+                module = Flatten()
+                shape = [shape.reduce(1, *)]
+            case "relu":
+                module = ReLU()
+            case "dropout":
+                module = Dropout(p: Float(layer.p), generator: SeededGenerator(seed: seed, stream: 0xD0 + UInt64(i)))
+            case "log_softmax", "softmax":
+                guard shape.count == 1, layer.dim == 1 || layer.dim == -1 else {
+                    throw fail("expects a flat [classes] input and dim 1 but gets \(shape), dim \(layer.dim)")
+                }
+                module = layer.type == "log_softmax" ? LogSoftmax(dim: layer.dim) : Softmax(dim: layer.dim)
+            default:
+                throw fail("unknown layer type")
+            }
+            layers.append((name, module))
+        }
+        guard shape.count == 1 else {
+            throw BuildError(layerIndex: config.layers.count - 1, layerName: "output",
+                             message: "the network ends with shape \(shape); expected a flat [classes] output (add flatten and linear layers)")
+        }
+        return Sequential(named: layers)
+    }
+
+    /// The per-sample output size of the built network (the number of classes).
+    public static func outputFeatures(_ model: Sequential, inputShape: [Int]) throws -> Int {
+        let probe = Tensor.zeros(shape: [1] + inputShape)
+        return try withNoGrad { try model(probe).shape.last ?? 0 }
+    }
+
+    /// Whether the network already ends in log-probabilities (then the loss is NLL;
+    /// otherwise cross-entropy on the logits).
+    public static func endsWithLogSoftmax(_ model: Sequential) -> Bool {
+        model.layers.last?.module is LogSoftmax
+    }
+}
