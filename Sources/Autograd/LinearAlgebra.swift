@@ -12,18 +12,18 @@ extension Tensor {
         let a = self, b = other
         let m = shape[0], k = shape[1], n = other.shape[1]
         let out = Tensor.empty([m, n])
-        sgemm(m: m, n: n, k: k, a: a.storage.pointer, b: b.storage.pointer, c: out.storage.pointer)
+        parallelSgemm(m: m, n: n, k: k, a: a.storage.pointer, b: b.storage.pointer, c: out.storage.pointer)
         return out.recording("MmBackward0", inputs: [a, b]) { g in
             var ga: Tensor?, gb: Tensor?
             if a.requiresGrad {
                 let t = Tensor.empty([m, k])
-                sgemm(transposeB: true, m: m, n: k, k: n, a: g.storage.pointer, b: b.storage.pointer,
+                parallelSgemm(transposeB: true, m: m, n: k, k: n, a: g.storage.pointer, b: b.storage.pointer,
                       c: t.storage.pointer)
                 ga = t
             }
             if b.requiresGrad {
                 let t = Tensor.empty([k, n])
-                sgemm(transposeA: true, m: k, n: n, k: m, a: a.storage.pointer, b: g.storage.pointer,
+                parallelSgemm(transposeA: true, m: k, n: n, k: m, a: a.storage.pointer, b: g.storage.pointer,
                       c: t.storage.pointer)
                 gb = t
             }

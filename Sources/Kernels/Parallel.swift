@@ -10,13 +10,23 @@ public enum Parallelism {
     private static let storage = Atomic<Int>(1)
 
     /// The number of threads kernels split work over (at least 1).
-    public static var threadCount: Int { storage.load(ordering: .relaxed) }
+    public static var threadCount: Int {
+        _ = blasIsSingleThreaded
+        return storage.load(ordering: .relaxed)
+    }
 
-    /// Sets the thread count for our loops and for OpenBLAS.
+    /// Puts OpenBLAS in single-threaded mode once per process, before its first use.
+    static let blasIsSingleThreaded: Bool = {
+        openblas_set_num_threads(1)
+        return true
+    }()
+
+    /// Sets the thread count for our loops. OpenBLAS itself always runs single-threaded:
+    /// the work is split by our own loops (`forEachChunk`, `parallelSgemm`), so results
+    /// depend only on this count, and OpenBLAS is never re-entered while its own threads run.
     public static func setThreadCount(_ count: Int) {
-        let n = max(1, count)
-        storage.store(n, ordering: .relaxed)
-        openblas_set_num_threads(Int32(n))
+        storage.store(max(1, count), ordering: .relaxed)
+        openblas_set_num_threads(1)
     }
 
     /// Runs `body(chunk, range)` over `0..<count` split into `threadCount` contiguous

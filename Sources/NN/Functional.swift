@@ -55,7 +55,7 @@ extension Functional {
         if let bias {
             for row in 0..<n { (o + row * m).update(from: bias.storage.pointer, count: m) }
         }
-        sgemm(transposeB: true, m: n, n: m, k: k, a: input.storage.pointer, b: weight.storage.pointer,
+        parallelSgemm(transposeB: true, m: n, n: m, k: k, a: input.storage.pointer, b: weight.storage.pointer,
               beta: bias == nil ? 0 : 1, c: o)
         let inputs = bias.map { [input, weight, $0] } ?? [input, weight]
         return out.recording(bias == nil ? "MmBackward0" : "AddmmBackward0", inputs: inputs) { g in
@@ -63,12 +63,12 @@ extension Functional {
             var grads: [Tensor?] = []
             if input.requiresGrad {  // g (N, out) · W (out, in)
                 let gi = Tensor.empty([n, k])
-                sgemm(m: n, n: k, k: m, a: gp, b: weight.storage.pointer, c: gi.storage.pointer)
+                parallelSgemm(m: n, n: k, k: m, a: gp, b: weight.storage.pointer, c: gi.storage.pointer)
                 grads.append(gi)
             } else { grads.append(nil) }
             if weight.requiresGrad {  // gᵀ (out, N) · x (N, in)
                 let gw = Tensor.empty([m, k])
-                sgemm(transposeA: true, m: m, n: k, k: n, a: gp, b: input.storage.pointer, c: gw.storage.pointer)
+                parallelSgemm(transposeA: true, m: m, n: k, k: n, a: gp, b: input.storage.pointer, c: gw.storage.pointer)
                 grads.append(gw)
             } else { grads.append(nil) }
             if let bias {

@@ -135,7 +135,7 @@ public enum Checkpoint {
 /// Errors of a training or evaluation run, each naming the file or setting involved.
 public enum TrainingError: Error, CustomStringConvertible {
     case checkpoint(file: String, String)
-    case nonFiniteLoss(step: Int, epoch: Int, loss: Float, learningRate: Double)
+    case nonFiniteLoss(step: Int, epoch: Int, loss: Float, learningRate: Double, lastCheckpoint: String?)
     case interrupted(signal: String, runDirectory: String, step: Int)
     case runDirectory(String)
     case data(String)
@@ -144,10 +144,10 @@ public enum TrainingError: Error, CustomStringConvertible {
         switch self {
         case let .checkpoint(file, detail):
             return "\(file): \(detail)"
-        case let .nonFiniteLoss(step, epoch, loss, lr):
-            return "the loss became \(loss) at step \(step) (epoch \(epoch + 1)); training stopped. "
+        case let .nonFiniteLoss(step, epoch, loss, lr, checkpoint):
+            return "the loss became \(loss.isNaN ? "NaN" : "\(loss)") at step \(step) (epoch \(epoch + 1)); training stopped. "
                 + "The learning rate \(lr) is likely too high: lower it (--lr) and train again. "
-                + "The last good checkpoint is kept."
+                + (checkpoint.map { "The last good checkpoint is kept: \($0)" } ?? "No checkpoint had been written yet.")
         case let .interrupted(signal, dir, step):
             return "\(signal) received: stopped after step \(step) and saved the training state. "
                 + "Resume with: mnist-train --resume \(dir)"

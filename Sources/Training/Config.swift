@@ -129,7 +129,7 @@ extension TrainingConfig {
         }
         if let o = try root.object("optimizer") {
             c.optimizer.type = try o.string("type", default: "sgd", oneOf: ["sgd", "adam", "adamw"])
-            c.optimizer.lr = try o.double("lr", default: c.optimizer.type == "sgd" ? 0.01 : 0.001, 0...10, allowed: "a learning rate in 0...10")
+            c.optimizer.lr = try o.double("lr", default: c.optimizer.type == "sgd" ? 0.01 : 0.001, 0...10_000, allowed: "a learning rate in 0...10000")
             if c.optimizer.type == "sgd" {
                 c.optimizer.momentum = try o.double("momentum", default: 0, 0...1)
                 c.optimizer.dampening = try o.double("dampening", default: 0, 0...1)
@@ -189,7 +189,7 @@ extension TrainingConfig {
             l.bias = try r.bool("bias", default: true)
         case "max_pool2d":
             l.kernelSize = try r.pair("kernel_size", 1...1024)
-            l.stride = r.has("stride") ? try r.pair("stride", 1...1024) : { _ = try? r.optionalString("stride"); return nil }()
+            l.stride = try r.pair("stride", default: l.kernelSize, 1...1024)  // PyTorch: stride defaults to the kernel
             l.padding = try r.pair("padding", default: (0, 0), 0...1024)
         case "linear":
             l.outFeatures = try r.int("out_features", 1...1_000_000)

@@ -28,7 +28,7 @@ public struct ConfigOverrides: Sendable {
                 if v != "sgd" { config.optimizer.momentum = 0; config.optimizer.nesterov = false }
             }
         }
-        if let v = learningRate { guard v.isFinite, v >= 0, v <= 10 else { throw fail("--lr", v, "a learning rate in 0...10") }; config.optimizer.lr = v }
+        if let v = learningRate { guard v.isFinite, v >= 0, v <= 10_000 else { throw fail("--lr", v, "a learning rate in 0...10000") }; config.optimizer.lr = v }
         if let v = momentum {
             guard v.isFinite, (0...1).contains(v) else { throw fail("--momentum", v, "0...1") }
             guard config.optimizer.type == "sgd" else { throw fail("--momentum", v, "only with --optimizer sgd") }

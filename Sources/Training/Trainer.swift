@@ -152,7 +152,9 @@ public final class Trainer {
                                      : try F.crossEntropy(output, targets: batch.labels)
                 let lossValue = try loss.item()
                 guard lossValue.isFinite else {
-                    throw TrainingError.nonFiniteLoss(step: progress.step + 1, epoch: epoch, loss: lossValue, learningRate: lr)
+                    let saved = FileManager.default.fileExists(atPath: stateURL.path) ? stateURL.path : nil
+                    throw TrainingError.nonFiniteLoss(step: progress.step + 1, epoch: epoch, loss: lossValue,
+                                                      learningRate: lr, lastCheckpoint: saved)
                 }
                 try loss.backward()
                 try optimizer.step()
