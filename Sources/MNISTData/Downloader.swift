@@ -169,10 +169,9 @@ public struct Downloader: Sendable {
             .appendingPathComponent(".\(file.name).partial-\(UUID().uuidString)")
         do {
             try data.write(to: temporary)
-            if FileManager.default.fileExists(atPath: destination.path) {
-                _ = try FileManager.default.replaceItemAt(destination, withItemAt: temporary)
-            } else {
-                try FileManager.default.moveItem(at: temporary, to: destination)
+            // rename(2) replaces any existing file atomically.
+            guard rename(temporary.path, destination.path) == 0 else {
+                throw FetchFailure(reason: "rename failed: \(String(cString: strerror(errno)))")
             }
         } catch {
             try? FileManager.default.removeItem(at: temporary)

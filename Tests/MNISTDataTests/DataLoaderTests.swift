@@ -10,7 +10,7 @@ import TestSupport
         let train = try realTrain.get()
         let loader = try DataLoader(dataset: train, batchSize: 32, shuffle: false, seed: 0)
         #expect(loader.batchCount == 1875)
-        var iterator = loader.batches(epoch: 0).makeIterator()
+        let iterator = loader.batches(epoch: 0).makeIterator()
         let batch = try #require(iterator.next())
         #expect(batch.imageShape == [32, 1, 28, 28])
         #expect(batch.labelShape == [32])
@@ -27,7 +27,7 @@ import TestSupport
     @Test func toTensorGivesUnitRange() throws {
         let train = try realTrain.get()
         let loader = try DataLoader(dataset: train, batchSize: 100, shuffle: false, seed: 0, transform: .toTensorOnly)
-        var iterator = loader.batches(epoch: 0).makeIterator()
+        let iterator = loader.batches(epoch: 0).makeIterator()
         let batch = try #require(iterator.next())
         #expect(batch.images.min() == 0)
         #expect(batch.images.max() == 1)
