@@ -1,22 +1,50 @@
 # mnist-train: common tasks. `make help` lists them.
 SWIFT ?= swift
-RELEASE_FLAGS = -c release
+CONFIG ?= configs/lenet.json
+RELEASE = $(SWIFT) build -c release
+BIN = .build/release
 TEST_FLAGS = -c release -Xswiftc -enable-testing
 
-.PHONY: help build test train data bench clean
+.PHONY: help setup build test train smoke data bench eval sweep viz clean
 
 help:
-	@echo "make build   - release build of every tool"
-	@echo "make test    - the test suite (optimized build)"
-	@echo "make train   - train the default config (configs/lenet.json)"
-	@echo "make data    - fetch MNIST into data/mnist (uses ../shared/data/mnist when present)"
-	@echo "make bench   - training/eval throughput and memory benchmark"
+	@echo "make setup  - install the system libraries (zlib, OpenBLAS; apt-get, needs root)"
+	@echo "make train  - set up, build, fetch MNIST and train $(CONFIG) (CONFIG=... to change)"
+	@echo "make test   - set up and run the test suite (optimized build)"
+	@echo "make smoke  - a few-second training run on configs/smoke.json"
+	@echo "make data   - fetch MNIST into data/mnist (uses ../shared/data/mnist when present)"
+	@echo "make bench  - training/evaluation throughput and memory benchmark"
+	@echo "make sweep  - example batch run: learning rate x optimizer table"
 
-build:
-	$(SWIFT) build $(RELEASE_FLAGS)
+# Installs what is missing, once; a no-op when the headers are already there.
+setup:
+	@if [ ! -f /usr/include/zlib.h ] || [ ! -f /usr/include/x86_64-linux-gnu/cblas.h -a ! -f /usr/include/cblas.h ]; then \
+		echo "installing zlib1g-dev libopenblas-dev"; \
+		apt-get update && apt-get install -y zlib1g-dev libopenblas-dev; \
+	fi
 
-test:
+build: setup
+	$(RELEASE)
+
+test: setup
 	$(SWIFT) test $(TEST_FLAGS)
+
+data: build
+	$(BIN)/mnist-train download --data-dir data/mnist
+
+train: build
+	$(BIN)/mnist-train --config $(CONFIG)
+
+smoke: build
+	$(BIN)/mnist-train --config configs/smoke.json
+
+bench: build
+	$(BIN)/mnist-bench
+
+sweep: build
+	scripts/sweep.sh
 
 clean:
 	rm -rf .build
+
+-include scripts/reliability/Makefile.inc

@@ -279,9 +279,7 @@ public final class Trainer {
             ["", ".gz"].contains { FileManager.default.fileExists(atPath: directory.appendingPathComponent(name + $0).path) }
         }
         if !present && config.data.download && config.data.dataset == "mnist" {
-            let mirrors = Downloader.resolveMirrors(configured: config.data.mirrors.isEmpty ? nil : config.data.mirrors,
-                                                    localDirectories: [URL(fileURLWithPath: "../shared/data/mnist")])
-            for line in try Downloader(mirrors: mirrors).ensure(directory: directory) { console.line(line) }
+            for line in try downloadMNIST(into: config.data.directory, mirrors: config.data.mirrors) { console.line(line) }
         }
         var train = try Dataset.load(directory: directory, split: .train)
         var test = try Dataset.load(directory: directory, split: .test)
@@ -381,4 +379,13 @@ extension Dataset {
         return try Dataset(name: name, images: Array(images.prefix(k * pixelsPerImage)), labels: Array(labels.prefix(k)),
                            rows: rows, cols: cols, classCount: classCount)
     }
+}
+
+/// Fetches the MNIST files into `directory` (a no-op when valid files are there); tries
+/// `../shared/data/mnist` first when it exists, then `MNIST_MIRRORS`, `mirrors` or
+/// torchvision's mirrors. Returns what was done, a line per file.
+public func downloadMNIST(into directory: String, mirrors: [String] = []) throws -> [String] {
+    let resolved = Downloader.resolveMirrors(configured: mirrors.isEmpty ? nil : mirrors,
+                                             localDirectories: [URL(fileURLWithPath: "../shared/data/mnist")])
+    return try Downloader(mirrors: resolved).ensure(directory: URL(fileURLWithPath: directory))
 }

@@ -6,7 +6,36 @@ import Training
 struct MNISTTrain: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mnist-train",
-        abstract: "Train a convolutional network on MNIST (or Fashion-MNIST) from a JSON config.",
+        abstract: "Train convolutional networks on MNIST with a small autograd engine.",
+        subcommands: [Train.self, Download.self],
+        defaultSubcommand: Train.self)
+}
+
+/// `mnist-train download`: fetch and verify the four MNIST files.
+struct Download: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Fetch the four MNIST files into a directory and check their MD5 sums.",
+        discussion: "Mirrors are tried in order: ../shared/data/mnist when it exists, then MNIST_MIRRORS "
+            + "(comma-separated URLs or directories) if set, else torchvision's mirrors.")
+
+    @Option(help: "Where to put the files.") var dataDir: String = "data/mnist"
+    @Option(name: .customLong("mirror"), help: "A mirror (URL, directory or file:// URL); repeatable.") var mirrors: [String] = []
+
+    func run() throws {
+        do {
+            let lines = try downloadMNIST(into: dataDir, mirrors: mirrors)
+            for line in lines { print(line) }
+        } catch {
+            FileHandle.standardError.write("mnist-train download: error: \(error)\n".data(using: .utf8)!)
+            throw ExitCode(1)
+        }
+    }
+}
+
+/// `mnist-train [train] --config FILE ...`: the training run.
+struct Train: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Train a network from a JSON config (the default subcommand).",
         discussion: "Exit codes: 0 success, 1 error, 3 non-finite loss, 130/143 interrupted (checkpoint saved).")
 
     @Option(help: "The run's JSON config (see configs/).") var config: String = "configs/lenet.json"
