@@ -61,6 +61,6 @@ let package = Package(
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors", "TestSupport"]),
         .testTarget(name: "MNISTDataTests", dependencies: ["MNISTData", "TestSupport"]),
         .testTarget(name: "PlotTests", dependencies: ["Plot", "CZlib", "TestSupport"], exclude: ["check_png.py"]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "TestSupport"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Plot", "TestSupport"]),
     ]
 )

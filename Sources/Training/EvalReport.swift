@@ -152,7 +152,8 @@ public struct EvalReport: Sendable {
     // MARK: Running
 
     /// Loads the model and the split, evaluates every sample (no grad, batched) and, when
-    /// asked, writes the confusion-matrix and worst-errors pictures.
+    /// asked, writes the confusion-matrix and worst-errors pictures. The whole split is
+    /// used: the config's `train_limit` / `test_limit` are for training runs only.
     public static func run(_ options: EvalOptions) throws -> EvalReport {
         if let batchSize = options.batchSize, !(1...65_536).contains(batchSize) {
             throw EvalError.option(name: "--batch-size", value: "\(batchSize)", expected: "1...65536")
