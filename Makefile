@@ -39,7 +39,7 @@ smoke: build
 	$(BIN)/mnist-train --config configs/smoke.json
 
 bench: build
-	$(BIN)/mnist-bench
+	scripts/bench.sh
 
 sweep: build
 	scripts/sweep.sh

@@ -1,1 +1,39 @@
-print("not yet")
+import ArgumentParser
+import Foundation
+import Training
+
+@main
+struct MNISTBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mnist-bench",
+        abstract: "Measure LeNet training and evaluation throughput and peak memory (release build).",
+        discussion: "scripts/bench.sh (make bench) runs it for 1 and 2 threads and, when PyTorch is importable, "
+            + "the same model on the same data in PyTorch, and prints both with their ratio.")
+
+    @Option(help: "Directory holding the four MNIST files.") var dataDir: String = "data/mnist"
+    @Option(help: "Threads.") var threads: Int = 2
+    @Option(help: "Batch size.") var batchSize: Int = 64
+    @Option(help: "Timed training steps (after 10 warm-up steps).") var steps: Int = 200
+    @Flag(help: "Print one JSON object instead of text.") var json = false
+
+    func run() throws {
+        guard threads >= 1, batchSize >= 1, steps >= 1 else {
+            throw ValidationError("--threads, --batch-size and --steps must be at least 1")
+        }
+        do {
+            let r = try Benchmark.run(dataDirectory: URL(fileURLWithPath: dataDir), threads: threads,
+                                      batchSize: batchSize, steps: steps)
+            if json { print(r.json); return }
+            print(String(format: """
+                mnist-train, %d thread(s), batch %d, %d steps
+                  training:   %.0f samples/s, %.1f s per epoch, %.1f GFLOP/s (%.0f%% of the %d-core FMA peak)
+                  evaluation: 10,000 test images in %.2f s (accuracy %.2f%%)
+                  peak RSS:   %.0f MB
+                """, r.threads, r.batchSize, r.steps, r.samplesPerSecond, r.secondsPerEpoch, r.gflops,
+                100 * r.peakShare, r.threads, r.evalSeconds, 100 * r.evalAccuracy, r.peakRSSMegabytes))
+        } catch {
+            FileHandle.standardError.write("mnist-bench: error: \(error)\n".data(using: .utf8)!)
+            throw ExitCode(1)
+        }
+    }
+}

@@ -1,0 +1,93 @@
+import Autograd
+import Foundation
+import Kernels
+import MNISTData
+import NN
+import Optim
+import Seeded
+
+/// Throughput and memory of training and evaluation, measured on the real data with the
+/// tutorial's LeNet (what `make bench` runs). Timing is wall-clock on a monotonic clock;
+/// peak memory is the process's maximum resident set size.
+public enum Benchmark {
+    /// Forward + backward FLOPs of one LeNet training image: 2 × multiply-adds of the
+    /// forward pass (2.3 M) × 3 (forward, input gradient, weight gradient) ≈ 13.2 MFLOP.
+    public static let trainFLOPsPerImage = 13.2e6
+    /// Forward FLOPs of one LeNet image (4.6 MFLOP).
+    public static let forwardFLOPsPerImage = 4.6e6
+    /// The FMA peak of one core of the reference machine (AVX2: 2 × 8 lanes × 2 FLOP × ~2 GHz).
+    public static let peakGFLOPsPerCore = 32.0
+
+    public struct Result: Sendable {
+        public var threads: Int
+        public var batchSize: Int
+        public var steps: Int
+        public var trainSeconds: Double
+        public var samplesPerSecond: Double
+        public var secondsPerEpoch: Double
+        public var gflops: Double
+        public var peakShare: Double
+        public var evalSeconds: Double
+        public var evalAccuracy: Double
+        public var peakRSSMegabytes: Double
+
+        public var json: String {
+            jsonObject([
+                "implementation": "mnist-train", "threads": threads, "batch_size": batchSize, "steps": steps,
+                "train_seconds": trainSeconds, "samples_per_second": samplesPerSecond, "seconds_per_epoch": secondsPerEpoch,
+                "gflops": gflops, "peak_share": peakShare, "eval_seconds": evalSeconds, "eval_accuracy": evalAccuracy,
+                "peak_rss_mb": peakRSSMegabytes,
+            ])
+        }
+    }
+
+    /// Trains `steps` steps of batch `batchSize` (after `warmup` untimed ones) with SGD
+    /// (lr 0.01, momentum 0.9) from a seeded LeNet on MNIST in file order, then evaluates
+    /// the 10,000 test images.
+    public static func run(dataDirectory: URL, threads: Int, batchSize: Int = 64, steps: Int = 200,
+                           warmup: Int = 10) throws -> Result {
+        Parallelism.setThreadCount(threads)
+        let train = try Dataset.load(directory: dataDirectory, split: .train)
+        let test = try Dataset.load(directory: dataDirectory, split: .test)
+        var generator = SeededGenerator(seed: 1)
+        let model = Models.lenet(generator: &generator)
+        let optimizer = try SGD(parameters: model.parameters(), learningRate: 0.01, momentum: 0.9)
+        let loader = try DataLoader(dataset: train, batchSize: batchSize, shuffle: true, seed: 1, dropLast: true)
+        var iterator = loader.batches(epoch: 0).makeIterator()
+        var epoch = 0
+        func nextBatch() -> Batch {
+            if let batch = iterator.next() { return batch }
+            epoch += 1
+            iterator = loader.batches(epoch: epoch).makeIterator()
+            return iterator.next()!
+        }
+        func step() throws {
+            let batch = nextBatch()
+            let x = try Tensor(shape: batch.imageShape, data: batch.images)
+            optimizer.zeroGrad()
+            let loss = try F.nllLoss(model(x), targets: batch.labels)
+            try loss.backward()
+            try optimizer.step()
+        }
+        for _ in 0..<warmup { try step() }
+        let start = DispatchTimeNow()
+        for _ in 0..<steps { try step() }
+        let seconds = DispatchTimeNow() - start
+        let samplesPerSecond = Double(steps * batchSize) / seconds
+        let evaluation = try Evaluator.evaluate(model, dataset: test, batchSize: 1000, normalization: .mnist,
+                                                logProbabilities: true)
+        let gflops = samplesPerSecond * trainFLOPsPerImage / 1e9
+        return Result(
+            threads: threads, batchSize: batchSize, steps: steps, trainSeconds: seconds,
+            samplesPerSecond: samplesPerSecond, secondsPerEpoch: Double(train.count) / samplesPerSecond,
+            gflops: gflops, peakShare: gflops / (peakGFLOPsPerCore * Double(threads)),
+            evalSeconds: evaluation.seconds, evalAccuracy: evaluation.accuracy, peakRSSMegabytes: peakRSSMegabytes())
+    }
+
+    /// The process's peak resident set size so far, in MB (10⁶ bytes).
+    public static func peakRSSMegabytes() -> Double {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        return Double(usage.ru_maxrss) * 1024 / 1e6  // ru_maxrss is in KiB on Linux
+    }
+}
