@@ -116,6 +116,31 @@ import Testing
                     Self.measure("\(name) backward", multiplyAdds: 0) {
                         maxPool2dBackward(p, gradOutput: g, argmax: argmax, gradInput: &gradInput)
                     }
+                    // ReLU then pool, forward and backward, as separate passes...
+                    var activated = x
+                    activated.withUnsafeMutableBufferPointer { relu in
+                        gradInput.withUnsafeMutableBufferPointer { gi in
+                            let source = UnsafeMutablePointer<Float>.allocate(capacity: x.count)
+                            defer { source.deallocate() }
+                            source.initialize(from: x, count: x.count)
+                            // Branch-free loops on local pointers, so they vectorize.
+                            let activation = relu.baseAddress!, gradient = gi.baseAddress!, count = relu.count
+                            Self.measure("\(name) relu+pool separate f+b", multiplyAdds: 0) {
+                                for i in 0..<count { activation[i] = max(source[i], 0) }
+                                maxPool2dForward(p, input: activation, output: &output, argmax: &argmax)
+                                maxPool2dBackward(p, gradOutput: g, argmax: argmax, gradInput: gradient)
+                                for i in 0..<count {
+                                    let value = gradient[i]  // load first: no branch, vectorizes
+                                    gradient[i] = activation[i] > 0 ? value : 0
+                                }
+                            }
+                        }
+                    }
+                    // ...and fused.
+                    Self.measure("\(name) relu+pool fused f+b", multiplyAdds: 0) {
+                        reluMaxPool2dForward(p, input: x, output: &output, argmax: &argmax)
+                        reluMaxPool2dBackward(p, gradOutput: g, output: output, argmax: argmax, gradInput: &gradInput)
+                    }
                 }
             }
         }
