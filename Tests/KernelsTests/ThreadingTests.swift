@@ -119,6 +119,26 @@ import Testing
                         }
                     }
                 }
+                // An fc1-sized sgemm (64×800 · 800×500, threaded by OpenBLAS at this thread
+                // count) right before conv2: OpenBLAS's idle workers spin for a while after a
+                // threaded call and may compete with our chunk threads.
+                do {
+                    let a = random.floats(64 * 800), b = random.floats(800 * 500)
+                    var c = [Float](repeating: 0, count: 64 * 500)
+                    Self.measure("fc1 sgemm alone", multiplyAdds: 64 * 800 * 500) {
+                        sgemm(m: 64, n: 500, k: 800, a: a, b: b, c: &c)
+                    }
+                    let s = conv2
+                    let x = random.floats(s.inputShape.reduce(1, *)), w = random.floats(s.weightShape.reduce(1, *))
+                    var output = [Float](repeating: 0, count: s.outputShape.reduce(1, *))
+                    var scratch = [Float](repeating: 0, count: conv2dWorkspaceCount(s))
+                    scratch.withUnsafeMutableBufferPointer { ws in
+                        Self.measure("fc1 sgemm then conv2 fwd", multiplyAdds: 64 * 800 * 500 + s.multiplyAdds) {
+                            sgemm(m: 64, n: 500, k: 800, a: a, b: b, c: &c)
+                            conv2dForward(s, input: x, weight: w, bias: nil, output: &output, workspace: ws)
+                        }
+                    }
+                }
                 for (name, p) in [("pool1", pool1), ("pool2", pool2)] {
                     let x = random.floats(p.inputShape.reduce(1, *)), g = random.floats(p.outputShape.reduce(1, *))
                     var output = [Float](repeating: 0, count: g.count), argmax = [Int32](repeating: 0, count: g.count)
