@@ -138,6 +138,9 @@ import Testing
         #expect {
             try Pool2dShape(input: [1, 1, 1, 8], kernel: (2, 2))
         } throws: { error in "\(error)".contains("[1, 1, 1, 8]") && "\(error)".contains("[2, 2]") }
+        #expect(throws: KernelShapeError.planeTooLarge(input: [1, 1, 65_536, 65_536])) {
+            try Pool2dShape(input: [1, 1, 65_536, 65_536], kernel: (2, 2))
+        }
         #expect(throws: KernelShapeError.nonPositive(operation: "max_pool2d", parameter: "strideW", value: 0)) {
             try Pool2dShape(input: [1, 1, 8, 8], kernel: (2, 2), stride: (2, 0))
         }
