@@ -5,41 +5,16 @@ import Dispatch
 
 /// Floats of scratch memory the conv2d kernels need for `shape` at `threadCount` threads.
 ///
-/// One size serves all three kernels (forward, backward-input, backward-weight): per chunk
-/// of the batch, one im2col matrix or the weight gradient's staging area (several samples'
-/// im2col matrices and output gradients side by side), whichever is larger, plus a private
-/// weight- and bias-gradient partial sum for every chunk after the first. Allocate once
-/// and reuse across steps; recompute it when the thread count changes (a kernel called
-/// with too small a workspace stops with a precondition failure naming both sizes).
+/// One size serves all three kernels (forward, backward-input, backward-weight): one
+/// im2col matrix per chunk of the batch, plus a private weight- and bias-gradient
+/// partial sum for every chunk after the first. Allocate once and reuse across steps;
+/// recompute it when the thread count changes (a kernel called with too small a workspace
+/// stops with a precondition failure naming both sizes).
 public func conv2dWorkspaceCount(_ shape: Conv2dShape, threadCount: Int = Parallelism.threadCount) -> Int {
     let chunks = chunkCount(shape.batch, threadCount: threadCount)
+    let columns = shape.inChannels * shape.kernelHeight * shape.kernelWidth * shape.outPlane
     let partials = shape.outChannels * shape.groupPatchSize + shape.outChannels
-    return chunks * chunkScratchCount(shape) + (chunks - 1) * partials
-}
-
-/// Floats one sample's im2col matrix takes: `inChannels * kernelHeight * kernelWidth * outPlane`.
-@inlinable
-func columnsCount(_ s: Conv2dShape) -> Int { s.inChannels * s.kernelHeight * s.kernelWidth * s.outPlane }
-
-/// How many samples the weight gradient puts side by side in one sgemm (their im2col
-/// matrices and output gradients staged as one wide matrix), so that small planes still
-/// give the sgemm a long inner dimension. Depends on the shape only.
-@inlinable
-func weightGradientSamplesPerGemm(_ s: Conv2dShape) -> Int {
-    if isPointwise(s) { return 1 }
-    let perSample = columnsCount(s) + s.outChannels * s.outPlane
-    return max(1, min(s.batch, weightGradientStagingFloats / perSample))
-}
-
-/// Target size of the weight gradient's staging area, in floats (about half of L2).
-@usableFromInline let weightGradientStagingFloats = 65_536
-
-/// Scratch floats one chunk needs: the larger of one im2col matrix (forward, backward-input)
-/// and the weight gradient's staging area.
-@inlinable
-func chunkScratchCount(_ s: Conv2dShape) -> Int {
-    let samples = weightGradientSamplesPerGemm(s)
-    return max(columnsCount(s), samples * (columnsCount(s) + s.outChannels * s.outPlane))
+    return chunks * columns + (chunks - 1) * partials
 }
 
 /// Chunks `Parallelism.forEachChunk` splits `count` items into (minimumPerChunk 1).
@@ -126,10 +101,10 @@ public func conv2dForward(
     let chunks = checkWorkspace(s, workspace, threading)
     let plane = s.outPlane, patch = s.groupPatchSize, groupOut = s.groupOutChannels
     let inputSample = s.inChannels * s.height * s.width
-    let scratchCount = chunkScratchCount(s)
+    let columnsCount = s.inChannels * s.kernelHeight * s.kernelWidth * plane
     let workspaceBase = workspace.baseAddress!
     forEachBatchChunk(s.batch, chunks: chunks) { chunk, samples in
-        let columnBuffer = workspaceBase + chunk * scratchCount
+        let columnBuffer = workspaceBase + chunk * columnsCount
         for n in samples {
             let sampleInput = input + n * inputSample
             let sampleOutput = output + n * s.outChannels * plane
@@ -178,10 +153,10 @@ public func conv2dBackwardInput(
     let chunks = checkWorkspace(s, workspace, threading)
     let plane = s.outPlane, patch = s.groupPatchSize, groupOut = s.groupOutChannels
     let inputSample = s.inChannels * s.height * s.width
-    let scratchCount = chunkScratchCount(s)
+    let columnsCount = s.inChannels * s.kernelHeight * s.kernelWidth * plane
     let workspaceBase = workspace.baseAddress!
     forEachBatchChunk(s.batch, chunks: chunks) { chunk, samples in
-        let columnBuffer = workspaceBase + chunk * scratchCount
+        let columnBuffer = workspaceBase + chunk * columnsCount
         for n in samples {
             let sampleGradOutput = gradOutput + n * s.outChannels * plane
             let sampleGradInput = gradInput + n * inputSample
@@ -203,9 +178,8 @@ public func conv2dBackwardInput(
 
 /// The gradients with respect to the weight and the bias, summed over the batch.
 ///
-/// Each chunk of samples accumulates its own partial sums, a few samples per sgemm (their
-/// im2col matrices staged side by side, see `weightGradientSamplesPerGemm`); the partials
-/// are then added in chunk order. The result is bit-identical for a given
+/// Each chunk of samples accumulates its own partial sums (sample order within the chunk);
+/// the partials are then added in chunk order. The result is bit-identical for a given
 /// thread count; between different thread counts it differs by float rounding only.
 ///
 /// - Parameters:
@@ -225,11 +199,10 @@ public func conv2dBackwardWeight(
     let chunks = checkWorkspace(s, workspace, threading)
     let plane = s.outPlane, patch = s.groupPatchSize, groupOut = s.groupOutChannels
     let inputSample = s.inChannels * s.height * s.width
-    let scratchCount = chunkScratchCount(s)
+    let columnsCount = s.inChannels * s.kernelHeight * s.kernelWidth * plane
     let weightCount = s.outChannels * patch
     let workspaceBase = workspace.baseAddress!
-    let partialBase = workspaceBase + chunks * scratchCount
-    let samplesPerGemm = weightGradientSamplesPerGemm(s)
+    let partialBase = workspaceBase + chunks * columnsCount
     // Chunk 0 writes straight into the outputs; chunk c > 0 into partial c - 1.
     func partialWeight(_ chunk: Int) -> UnsafeMutablePointer<Float> {
         chunk == 0 ? gradWeight : partialBase + (chunk - 1) * (weightCount + s.outChannels)
@@ -239,57 +212,38 @@ public func conv2dBackwardWeight(
         return chunk == 0 ? gradBias : partialWeight(chunk) + weightCount
     }
     forEachBatchChunk(s.batch, chunks: chunks) { chunk, samples in
-        let scratch = workspaceBase + chunk * scratchCount
+        let columnBuffer = workspaceBase + chunk * columnsCount
         let weightSum = partialWeight(chunk)
         let biasSum = partialBias(chunk)
         biasSum?.update(repeating: 0, count: s.outChannels)
-        var first = samples.lowerBound
-        while first < samples.upperBound {
-            let count = min(samplesPerGemm, samples.upperBound - first)
-            // gradOutput and columns as (outChannels, width) and (patch·groups, width)
-            // matrices over `count` samples side by side.
-            let width = count * plane
-            let gradients: UnsafePointer<Float>, columns: UnsafePointer<Float>
-            if count == 1 && isPointwise(s) {
-                gradients = gradOutput + first * s.outChannels * plane
-                columns = input + first * inputSample
-            } else if count == 1 {
-                gradients = gradOutput + first * s.outChannels * plane
-                im2col(s, input: input + first * inputSample, columns: scratch)
-                columns = UnsafePointer(scratch)
+        for n in samples {
+            let sampleInput = input + n * inputSample
+            let sampleGradOutput = gradOutput + n * s.outChannels * plane
+            let columns: UnsafePointer<Float>
+            if isPointwise(s) {
+                columns = sampleInput
             } else {
-                let stagedColumns = scratch
-                let stagedGradients = scratch + count * columnsCount(s)
-                for j in 0..<count {
-                    let n = first + j
-                    im2col(s, input: input + n * inputSample, columns: stagedColumns + j * plane, rowStride: width)
-                    for o in 0..<s.outChannels {
-                        (stagedGradients + o * width + j * plane)
-                            .update(from: gradOutput + (n * s.outChannels + o) * plane, count: plane)
-                    }
-                }
-                gradients = UnsafePointer(stagedGradients)
-                columns = UnsafePointer(stagedColumns)
+                im2col(s, input: sampleInput, columns: columnBuffer)
+                columns = UnsafePointer(columnBuffer)
             }
-            let beta: Float = first == samples.lowerBound ? 0 : 1
+            let beta: Float = n == samples.lowerBound ? 0 : 1
             for g in 0..<s.groups {
-                // (groupOut, patch) += gradOutput_g (groupOut, width) · columns_gᵀ (width, patch)
+                // (groupOut, patch) += gradOutput_g (groupOut, plane) · columns_gᵀ (plane, patch)
                 sgemm(
-                    transposeB: true, m: groupOut, n: patch, k: width,
-                    a: gradients + g * groupOut * width, lda: width,
-                    b: columns + g * patch * width, ldb: width,
+                    transposeB: true, m: groupOut, n: patch, k: plane,
+                    a: sampleGradOutput + g * groupOut * plane,
+                    b: columns + g * patch * plane,
                     beta: beta,
                     c: weightSum + g * groupOut * patch)
             }
             if let biasSum {
                 for o in 0..<s.outChannels {
-                    let row = gradients + o * width
+                    let row = sampleGradOutput + o * plane
                     var sum: Float = 0
-                    for p in 0..<width { sum += row[p] }
+                    for p in 0..<plane { sum += row[p] }
                     biasSum[o] += sum
                 }
             }
-            first += count
         }
     }
     // Fixed-order reduction of the partial sums.

@@ -7,19 +7,13 @@
 ///   - columns: `(inChannels * kernelHeight * kernelWidth, outHeight * outWidth)`; row
 ///     `(c * kernelHeight + kh) * kernelWidth + kw` holds, for every output pixel, the input
 ///     value under kernel tap `(kh, kw)` of channel `c`, or 0 where it falls in the padding.
-///   - rowStride: distance between rows of `columns` (default `outHeight * outWidth`); a
-///     larger stride places several samples' columns side by side.
 @inlinable
-func im2col(
-    _ s: Conv2dShape, input: UnsafePointer<Float>, columns: UnsafeMutablePointer<Float>,
-    rowStride: Int? = nil
-) {
-    let rowStride = rowStride ?? s.outPlane
+func im2col(_ s: Conv2dShape, input: UnsafePointer<Float>, columns: UnsafeMutablePointer<Float>) {
     if s.padH == 0 && s.padW == 0 && s.strideH == 1 && s.strideW == 1 {
-        im2colUnpaddedUnitStride(s, input: input, columns: columns, rowStride: rowStride)
+        im2colUnpaddedUnitStride(s, input: input, columns: columns)
         return
     }
-    let outH = s.outHeight, outW = s.outWidth
+    let outH = s.outHeight, outW = s.outWidth, plane = outH * outW
     var row = columns
     for c in 0..<s.inChannels {
         let channel = input + c * s.height * s.width
@@ -48,7 +42,7 @@ func im2col(
                     }
                     destination += outW
                 }
-                row += rowStride
+                row += plane
             }
         }
     }
@@ -99,18 +93,15 @@ func col2im(_ s: Conv2dShape, columns: UnsafePointer<Float>, gradInput: UnsafeMu
 /// `outWidth` floats, without the bounds bookkeeping that dominated for 8-wide rows.
 @inlinable
 func im2colUnpaddedUnitStride(
-    _ s: Conv2dShape, input: UnsafePointer<Float>, columns: UnsafeMutablePointer<Float>,
-    rowStride: Int
+    _ s: Conv2dShape, input: UnsafePointer<Float>, columns: UnsafeMutablePointer<Float>
 ) {
     let outH = s.outHeight, outW = s.outWidth, width = s.width
-    var row = columns
+    var destination = columns
     for c in 0..<s.inChannels {
         let channel = input + c * s.height * width
         for kh in 0..<s.kernelHeight {
             for kw in 0..<s.kernelWidth {
                 var source = channel + kh * s.dilationH * width + kw * s.dilationW
-                var destination = row
-                row += rowStride
                 for _ in 0..<outH {
                     for ow in 0..<outW { destination[ow] = source[ow] }
                     destination += outW
