@@ -8,7 +8,8 @@ import Dispatch
 /// One size serves all three kernels (forward, backward-input, backward-weight): one
 /// im2col matrix per chunk of the batch, plus a private weight- and bias-gradient
 /// partial sum for every chunk after the first. Allocate once and reuse across steps;
-/// recompute it when the thread count changes.
+/// recompute it when the thread count changes (a kernel called with too small a workspace
+/// stops with a precondition failure naming both sizes).
 public func conv2dWorkspaceCount(_ shape: Conv2dShape, threadCount: Int = Parallelism.threadCount) -> Int {
     let chunks = chunkCount(shape.batch, threadCount: threadCount)
     let columns = shape.inChannels * shape.kernelHeight * shape.kernelWidth * shape.outPlane
@@ -53,11 +54,22 @@ func isPointwise(_ s: Conv2dShape) -> Bool {
         && s.padH == 0 && s.padW == 0
 }
 
+/// How a conv2d kernel uses `Parallelism.threadCount` threads.
+public enum Conv2dThreading: Sendable, Hashable {
+    /// Split the batch into one contiguous chunk per thread; each thread runs its own
+    /// im2col and single-threaded sgemms. The default: measured fastest for LeNet.
+    case splitBatch
+    /// One chunk; OpenBLAS threads each per-sample sgemm. Kept for measurement.
+    case threadedBLAS
+}
+
 @inlinable
-func checkWorkspace(_ s: Conv2dShape, _ workspace: UnsafeMutableBufferPointer<Float>) -> Int {
+func checkWorkspace(
+    _ s: Conv2dShape, _ workspace: UnsafeMutableBufferPointer<Float>, _ threading: Conv2dThreading
+) -> Int {
     let threads = Parallelism.threadCount  // read once per kernel call
-    let chunks = chunkCount(s.batch, threadCount: threads)
-    let needed = conv2dWorkspaceCount(s, threadCount: threads)
+    let chunks = threading == .threadedBLAS ? 1 : chunkCount(s.batch, threadCount: threads)
+    let needed = conv2dWorkspaceCount(s, threadCount: chunks)
     precondition(
         workspace.count >= needed,
         "conv2d: workspace holds \(workspace.count) floats; \(needed) needed for \(s) at \(chunks) chunks")
@@ -82,10 +94,11 @@ func checkWorkspace(_ s: Conv2dShape, _ workspace: UnsafeMutableBufferPointer<Fl
 public func conv2dForward(
     _ shape: Conv2dShape,
     input: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
-    output: UnsafeMutablePointer<Float>, workspace: UnsafeMutableBufferPointer<Float>
+    output: UnsafeMutablePointer<Float>, workspace: UnsafeMutableBufferPointer<Float>,
+    threading: Conv2dThreading = .splitBatch
 ) {
     let s = shape
-    let chunks = checkWorkspace(s, workspace)
+    let chunks = checkWorkspace(s, workspace, threading)
     let plane = s.outPlane, patch = s.groupPatchSize, groupOut = s.groupOutChannels
     let inputSample = s.inChannels * s.height * s.width
     let columnsCount = s.inChannels * s.kernelHeight * s.kernelWidth * plane
@@ -133,10 +146,11 @@ public func conv2dForward(
 public func conv2dBackwardInput(
     _ shape: Conv2dShape,
     gradOutput: UnsafePointer<Float>, weight: UnsafePointer<Float>,
-    gradInput: UnsafeMutablePointer<Float>, workspace: UnsafeMutableBufferPointer<Float>
+    gradInput: UnsafeMutablePointer<Float>, workspace: UnsafeMutableBufferPointer<Float>,
+    threading: Conv2dThreading = .splitBatch
 ) {
     let s = shape
-    let chunks = checkWorkspace(s, workspace)
+    let chunks = checkWorkspace(s, workspace, threading)
     let plane = s.outPlane, patch = s.groupPatchSize, groupOut = s.groupOutChannels
     let inputSample = s.inChannels * s.height * s.width
     let columnsCount = s.inChannels * s.kernelHeight * s.kernelWidth * plane
@@ -178,10 +192,11 @@ public func conv2dBackwardWeight(
     _ shape: Conv2dShape,
     input: UnsafePointer<Float>, gradOutput: UnsafePointer<Float>,
     gradWeight: UnsafeMutablePointer<Float>, gradBias: UnsafeMutablePointer<Float>?,
-    workspace: UnsafeMutableBufferPointer<Float>
+    workspace: UnsafeMutableBufferPointer<Float>,
+    threading: Conv2dThreading = .splitBatch
 ) {
     let s = shape
-    let chunks = checkWorkspace(s, workspace)
+    let chunks = checkWorkspace(s, workspace, threading)
     let plane = s.outPlane, patch = s.groupPatchSize, groupOut = s.groupOutChannels
     let inputSample = s.inChannels * s.height * s.width
     let columnsCount = s.inChannels * s.kernelHeight * s.kernelWidth * plane

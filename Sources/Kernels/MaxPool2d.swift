@@ -77,6 +77,9 @@ public struct Pool2dShape: Sendable, Hashable {
         guard padH >= 0, padW >= 0 else {
             throw KernelShapeError.negativePadding(operation: op, padding: [padH, padW])
         }
+        guard width <= Int(Int32.max) / height else {  // height > 0 checked above
+            throw KernelShapeError.planeTooLarge(input: inputShape)
+        }
         guard padH <= kernelH / 2, padW <= kernelW / 2 else {
             throw KernelShapeError.poolPaddingTooLarge(kernel: [kernelH, kernelW], padding: [padH, padW])
         }

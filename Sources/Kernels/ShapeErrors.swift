@@ -15,6 +15,8 @@ public enum KernelShapeError: Error, CustomStringConvertible, Equatable, Sendabl
     case kernelLargerThanInput(operation: String, input: [Int], kernel: [Int], padding: [Int], dilation: [Int])
     /// Pooling padding must be at most half the kernel size (as PyTorch requires).
     case poolPaddingTooLarge(kernel: [Int], padding: [Int])
+    /// An input plane too large for the Int32 argmax indices.
+    case planeTooLarge(input: [Int])
 
     public var description: String {
         switch self {
@@ -36,6 +38,9 @@ public enum KernelShapeError: Error, CustomStringConvertible, Equatable, Sendabl
                 + "padded by \(padding); expected a kernel that fits, giving an output of at least 1x1"
         case let .poolPaddingTooLarge(kernel, padding):
             return "max_pool2d: padding \(padding) must be at most half of kernel size \(kernel)"
+        case let .planeTooLarge(input):
+            return "max_pool2d: input \(input) has planes of more than \(Int32.max) elements; "
+                + "argmax indices are Int32"
         }
     }
 }

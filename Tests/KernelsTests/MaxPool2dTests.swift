@@ -91,6 +91,34 @@ import Testing
         #expect(argmax == [0, 3, 15, 7, 8])
     }
 
+    /// The fused op against ReLU then pooling then both backward passes, PyTorch's rules
+    /// (ReLU'(0) = 0), on data full of zeros and negative windows.
+    @Test(arguments: [
+        Case(input: [2, 3, 8, 12], kernel: (2, 2), stride: (2, 2)),
+        Case(input: [1, 2, 7, 7], kernel: (3, 3), stride: (2, 2), padding: (1, 1)),
+    ])
+    func fusedReluPoolMatchesReluThenPool(_ c: Case) throws {
+        let s = try Pool2dShape(input: c.input, kernel: c.kernel, stride: c.stride,
+                                padding: c.padding, dilation: c.dilation)
+        var random = TestRandom(seed: 11)
+        // A quarter positive, a quarter negative, half exact zeros: many all-non-positive windows.
+        let x = random.floats(c.input.reduce(1, *)).map { $0 < 0 ? 0 : ($0 < 0.5 ? -$0 : $0) }
+        let g = random.floats(s.outputShape.reduce(1, *))
+        let relu = x.map { $0 > 0 ? $0 : 0 }
+        let (expectedOutput, argmax) = poolForward(s, relu)
+        let throughPool = poolBackward(s, g, argmax)
+        let expectedGrad = zip(throughPool, x).map { $1 > 0 ? $0 : 0 }
+
+        let count = s.outputShape.reduce(1, *)
+        var output = [Float](repeating: .nan, count: count), fusedArgmax = [Int32](repeating: -1, count: count)
+        var gradInput = [Float](repeating: .nan, count: x.count)
+        reluMaxPool2dForward(s, input: x, output: &output, argmax: &fusedArgmax)
+        reluMaxPool2dBackward(s, gradOutput: g, output: output, argmax: fusedArgmax, gradInput: &gradInput)
+        #expect(output == expectedOutput)
+        #expect(gradInput == expectedGrad)
+        #expect(expectedGrad.contains { $0 != 0 } && output.contains(0))
+    }
+
     @Test func paddingNeverWins() throws {
         let s = try Pool2dShape(input: [1, 1, 2, 2], kernel: (3, 3), stride: (1, 1), padding: (1, 1))
         let (output, argmax) = poolForward(s, [-5, -6, -7, -8])
@@ -110,6 +138,9 @@ import Testing
         #expect {
             try Pool2dShape(input: [1, 1, 1, 8], kernel: (2, 2))
         } throws: { error in "\(error)".contains("[1, 1, 1, 8]") && "\(error)".contains("[2, 2]") }
+        #expect(throws: KernelShapeError.planeTooLarge(input: [1, 1, 65_536, 65_536])) {
+            try Pool2dShape(input: [1, 1, 65_536, 65_536], kernel: (2, 2))
+        }
         #expect(throws: KernelShapeError.nonPositive(operation: "max_pool2d", parameter: "strideW", value: 0)) {
             try Pool2dShape(input: [1, 1, 8, 8], kernel: (2, 2), stride: (2, 0))
         }

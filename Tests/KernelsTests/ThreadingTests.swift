@@ -50,11 +50,11 @@ import Testing
 
     // MARK: - Benchmark (KERNELS_BENCH=1)
 
-    /// CPU time of the calling thread, in ms: with one thread all work runs here, and it is
-    /// far less disturbed than wall time on a machine shared with other builds.
-    static func threadCPUTime() -> Double {
+    /// CPU time of the whole process, in ms: far less disturbed than wall time on a machine
+    /// shared with other builds; CPU / wall shows how many cores a kernel kept busy.
+    static func processCPUTime() -> Double {
         var time = timespec()
-        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &time)
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &time)
         return Double(time.tv_sec) * 1e3 + Double(time.tv_nsec) / 1e6
     }
 
@@ -63,9 +63,9 @@ import Testing
         var wall: [Double] = [], cpu: [Double] = []
         for _ in 0..<repeats {
             let start = DispatchTime.now().uptimeNanoseconds
-            let cpuStart = threadCPUTime()
+            let cpuStart = processCPUTime()
             body()
-            cpu.append(threadCPUTime() - cpuStart)
+            cpu.append(processCPUTime() - cpuStart)
             wall.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
         }
         wall.sort()
@@ -73,7 +73,7 @@ import Testing
         let rate = multiplyAdds > 0
             ? String(format: "%6.1f GFLOP/s at min wall", 2 * Double(multiplyAdds) / wall[0] / 1e6) : ""
         print(String(
-            format: "  %-27@ wall median %7.3f min %7.3f ms | calling-thread CPU min %7.3f ms | %@",
+            format: "  %-27@ wall median %7.3f min %7.3f ms | process CPU min %7.3f ms | %@",
             label as NSString, wall[wall.count / 2], wall[0], cpu[0], rate as NSString))
     }
 
@@ -104,6 +104,39 @@ import Testing
                         Self.measure("\(name) backward input", multiplyAdds: s.multiplyAdds) {
                             conv2dBackwardInput(s, gradOutput: g, weight: w, gradInput: &gradInput, workspace: ws)
                         }
+                        guard threads > 1 else { return }
+                        Self.measure("\(name) forward, BLAS-threaded", multiplyAdds: s.multiplyAdds) {
+                            conv2dForward(s, input: x, weight: w, bias: b, output: &output, workspace: ws,
+                                          threading: .threadedBLAS)
+                        }
+                        Self.measure("\(name) bwd weight, BLAS-threaded", multiplyAdds: s.multiplyAdds) {
+                            conv2dBackwardWeight(s, input: x, gradOutput: g, gradWeight: &gradWeight,
+                                                 gradBias: &gradBias, workspace: ws, threading: .threadedBLAS)
+                        }
+                        Self.measure("\(name) bwd input, BLAS-threaded", multiplyAdds: s.multiplyAdds) {
+                            conv2dBackwardInput(s, gradOutput: g, weight: w, gradInput: &gradInput, workspace: ws,
+                                                threading: .threadedBLAS)
+                        }
+                    }
+                }
+                // An fc1-sized sgemm (64×800 · 800×500, threaded by OpenBLAS at this thread
+                // count) right before conv2: OpenBLAS's idle workers spin for a while after a
+                // threaded call and may compete with our chunk threads.
+                do {
+                    let a = random.floats(64 * 800), b = random.floats(800 * 500)
+                    var c = [Float](repeating: 0, count: 64 * 500)
+                    Self.measure("fc1 sgemm alone", multiplyAdds: 64 * 800 * 500) {
+                        sgemm(m: 64, n: 500, k: 800, a: a, b: b, c: &c)
+                    }
+                    let s = conv2
+                    let x = random.floats(s.inputShape.reduce(1, *)), w = random.floats(s.weightShape.reduce(1, *))
+                    var output = [Float](repeating: 0, count: s.outputShape.reduce(1, *))
+                    var scratch = [Float](repeating: 0, count: conv2dWorkspaceCount(s))
+                    scratch.withUnsafeMutableBufferPointer { ws in
+                        Self.measure("fc1 sgemm then conv2 fwd", multiplyAdds: 64 * 800 * 500 + s.multiplyAdds) {
+                            sgemm(m: 64, n: 500, k: 800, a: a, b: b, c: &c)
+                            conv2dForward(s, input: x, weight: w, bias: nil, output: &output, workspace: ws)
+                        }
                     }
                 }
                 for (name, p) in [("pool1", pool1), ("pool2", pool2)] {
@@ -115,6 +148,31 @@ import Testing
                     }
                     Self.measure("\(name) backward", multiplyAdds: 0) {
                         maxPool2dBackward(p, gradOutput: g, argmax: argmax, gradInput: &gradInput)
+                    }
+                    // ReLU then pool, forward and backward, as separate passes...
+                    var activated = x
+                    activated.withUnsafeMutableBufferPointer { relu in
+                        gradInput.withUnsafeMutableBufferPointer { gi in
+                            let source = UnsafeMutablePointer<Float>.allocate(capacity: x.count)
+                            defer { source.deallocate() }
+                            source.initialize(from: x, count: x.count)
+                            // Branch-free loops on local pointers, so they vectorize.
+                            let activation = relu.baseAddress!, gradient = gi.baseAddress!, count = relu.count
+                            Self.measure("\(name) relu+pool separate f+b", multiplyAdds: 0) {
+                                for i in 0..<count { activation[i] = max(source[i], 0) }
+                                maxPool2dForward(p, input: activation, output: &output, argmax: &argmax)
+                                maxPool2dBackward(p, gradOutput: g, argmax: argmax, gradInput: gradient)
+                                for i in 0..<count {
+                                    let value = gradient[i]  // load first: no branch, vectorizes
+                                    gradient[i] = activation[i] > 0 ? value : 0
+                                }
+                            }
+                        }
+                    }
+                    // ...and fused.
+                    Self.measure("\(name) relu+pool fused f+b", multiplyAdds: 0) {
+                        reluMaxPool2dForward(p, input: x, output: &output, argmax: &argmax)
+                        reluMaxPool2dBackward(p, gradOutput: g, output: output, argmax: argmax, gradInput: &gradInput)
                     }
                 }
             }
