@@ -105,6 +105,8 @@ extension Tensor {
 
 extension Tensor {
     /// `out[i] = f(self[i])`, recording `name` whose backward is `vjp(g, input, output)`.
+    /// Inlined so that `f` is too: the loop then vectorises.
+    @inline(__always)
     func unary(
         _ name: String, _ f: (Float) -> Float,
         vjp: @escaping (_ g: Tensor, _ input: Tensor, _ output: Tensor) -> Tensor
@@ -115,8 +117,10 @@ extension Tensor {
         return out.recording(name, inputs: [self]) { [unowned out] g in [vjp(g, self, out)] }
     }
 
-    /// Elementwise `f(g[i], x[i])` into a new tensor: the body of most unary backwards.
-    func zipMap(_ other: Tensor, _ f: (Float, Float) -> Float) -> Tensor {
+    /// Elementwise `f(self[i], other[i])` into a new tensor of this shape (`other` has as
+    /// many elements): the body of most backwards.
+    @inline(__always)
+    public func zipMap(_ other: Tensor, _ f: (Float, Float) -> Float) -> Tensor {
         let out = Tensor.empty(shape)
         let a = storage.pointer, b = other.storage.pointer, o = out.storage.pointer
         for i in 0..<count { o[i] = f(a[i], b[i]) }
@@ -133,9 +137,12 @@ extension Tensor {
         unary("LogBackward0", { Foundation_log($0) }) { g, x, _ in g.zipMap(x) { $0 / $1 } }
     }
 
-    /// `max(x, 0)`. Backward: `g` where `x > 0`, else 0 (the kink at 0 gets 0, as PyTorch).
+    /// `max(x, 0)`, NaN staying NaN. Backward: `g` where the output is > 0, else 0 (the
+    /// kink at 0 gets 0, as PyTorch's).
     public func relu() -> Tensor {
-        unary("ReluBackward0", { $0 > 0 ? $0 : 0 }) { g, _, out in g.zipMap(out) { $1 > 0 ? $0 : 0 } }
+        unary("ReluBackward0", { x in !(x <= 0) ? x : 0 }) { g, _, out in
+            g.zipMap(out) { gradient, y in y > 0 ? gradient : 0 }
+        }
     }
 
     /// `xᵖ` for a constant exponent. Backward: `g * p * xᵖ⁻¹`.

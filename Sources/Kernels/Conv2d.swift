@@ -25,8 +25,8 @@ func chunkCount(_ count: Int, threadCount: Int) -> Int { max(1, min(threadCount,
 /// same boundaries as `Parallelism.forEachChunk` (`batch * i / chunks`). It takes the chunk
 /// count from the caller, who read `Parallelism.threadCount` once and sized the workspace
 /// with it, so a thread-count change from elsewhere cannot desynchronise the two.
-/// With more than one chunk, OpenBLAS runs single-threaded inside them (our threads
-/// already fill the cores) and gets the thread count back afterwards.
+/// OpenBLAS always runs single-threaded (see `Parallelism.setThreadCount`): our threads
+/// fill the cores.
 @inlinable
 func forEachBatchChunk(
     _ batch: Int, chunks: Int, _ body: (_ chunk: Int, _ samples: Range<Int>) -> Void
@@ -35,8 +35,6 @@ func forEachBatchChunk(
         body(0, 0..<batch)
         return
     }
-    openblas_set_num_threads(1)
-    defer { openblas_set_num_threads(Int32(Parallelism.threadCount)) }
     withoutActuallyEscaping(body) { escapable in
         // Each chunk touches disjoint samples of the caller's buffers and its own workspace.
         let shared = UncheckedSendable(escapable)
@@ -68,7 +66,10 @@ func checkWorkspace(
     _ s: Conv2dShape, _ workspace: UnsafeMutableBufferPointer<Float>, _ threading: Conv2dThreading
 ) -> Int {
     let threads = Parallelism.threadCount  // read once per kernel call
-    let chunks = threading == .threadedBLAS ? 1 : chunkCount(s.batch, threadCount: threads)
+    var chunks = threading == .threadedBLAS ? 1 : chunkCount(s.batch, threadCount: threads)
+    // A workspace sized for fewer threads (the count changed since it was allocated) runs
+    // with as many chunks as it holds.
+    while chunks > 1 && workspace.count < conv2dWorkspaceCount(s, threadCount: chunks) { chunks -= 1 }
     let needed = conv2dWorkspaceCount(s, threadCount: chunks)
     precondition(
         workspace.count >= needed,

@@ -103,8 +103,8 @@ extension Functional {
         let scale: Float = p == 1 ? 0 : 1 / (1 - p)
         let mp = mask.storage.pointer
         for i in 0..<mask.count { mp[i] = generator.nextUniform() < p ? 0 : scale }
-        let out = input.zipMapped(mask) { $0 * $1 }
-        return out.recording("NativeDropoutBackward0", inputs: [input]) { g in [g.zipMapped(mask) { $0 * $1 }] }
+        let out = input.zipMap(mask) { $0 * $1 }
+        return out.recording("NativeDropoutBackward0", inputs: [input]) { g in [g.zipMap(mask) { $0 * $1 }] }
     }
 }
 
@@ -154,15 +154,5 @@ extension Functional {
             throw NNError.shape(op: "cross_entropy", "input \(input.shape): expected (N, C) logits")
         }
         return try nllLoss(input.logSoftmax(dim: 1), targets: targets, reduction: reduction)
-    }
-}
-
-extension Tensor {
-    /// Elementwise `f(self[i], other[i])` into a new tensor of this shape (same counts).
-    func zipMapped(_ other: Tensor, _ f: (Float, Float) -> Float) -> Tensor {
-        let out = Tensor.empty(shape)
-        let a = storage.pointer, b = other.storage.pointer, o = out.storage.pointer
-        for i in 0..<count { o[i] = f(a[i], b[i]) }
-        return out
     }
 }

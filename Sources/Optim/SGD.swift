@@ -49,11 +49,15 @@ public final class SGD: Optimizer {
                 for j in 0..<n { w[j] -= lr * (g[j] + wd * w[j]) }
                 continue
             }
+            // Separate loops for the loop-invariant cases keep each one branch-free.
             let b = buffers.pointer(0, i)
-            for j in 0..<n {
-                let d = g[j] + wd * w[j]
-                b[j] = first ? d : mu * b[j] + damp * d
-                w[j] -= lr * (nesterov ? d + mu * b[j] : b[j])
+            switch (first, nesterov) {
+            case (true, false): for j in 0..<n { let d = g[j] + wd * w[j]; b[j] = d; w[j] -= lr * d }
+            case (true, true): for j in 0..<n { let d = g[j] + wd * w[j]; b[j] = d; w[j] -= lr * (d + mu * d) }
+            case (false, false):
+                for j in 0..<n { let d = g[j] + wd * w[j]; let v = mu * b[j] + damp * d; b[j] = v; w[j] -= lr * v }
+            case (false, true):
+                for j in 0..<n { let d = g[j] + wd * w[j]; let v = mu * b[j] + damp * d; b[j] = v; w[j] -= lr * (d + mu * v) }
             }
         }
         steps += 1

@@ -43,9 +43,9 @@ public enum Benchmark {
 
     /// Trains `steps` steps of batch `batchSize` (after `warmup` untimed ones) with SGD
     /// (lr 0.01, momentum 0.9) from a seeded LeNet on MNIST in file order, then evaluates
-    /// the 10,000 test images.
+    /// the 10,000 test images in batches of `evalBatchSize`.
     public static func run(dataDirectory: URL, threads: Int, batchSize: Int = 64, steps: Int = 200,
-                           warmup: Int = 10) throws -> Result {
+                           warmup: Int = 10, evalBatchSize: Int = 100) throws -> Result {
         Parallelism.setThreadCount(threads)
         let train = try Dataset.load(directory: dataDirectory, split: .train)
         let test = try Dataset.load(directory: dataDirectory, split: .test)
@@ -74,7 +74,7 @@ public enum Benchmark {
         for _ in 0..<steps { try step() }
         let seconds = DispatchTimeNow() - start
         let samplesPerSecond = Double(steps * batchSize) / seconds
-        let evaluation = try Evaluator.evaluate(model, dataset: test, batchSize: 1000, normalization: .mnist,
+        let evaluation = try Evaluator.evaluate(model, dataset: test, batchSize: evalBatchSize, normalization: .mnist,
                                                 logProbabilities: true)
         let gflops = samplesPerSecond * trainFLOPsPerImage / 1e9
         return Result(

@@ -61,7 +61,7 @@ public struct TrainingConfig: Sendable, Equatable {
     public var optimizer = OptimizerSection()
     public var schedule: LearningRateSchedule = .constant
     public var batchSize = 64
-    public var testBatchSize = 1000
+    public var testBatchSize = 100
     public var epochs = 1
     public var seed: UInt64 = 1
     public var threads = 2
@@ -157,7 +157,7 @@ extension TrainingConfig {
             try s.finish()
         }
         c.batchSize = try root.int("batch_size", default: 64, 1...65_536)
-        c.testBatchSize = try root.int("test_batch_size", default: 1000, 1...65_536)
+        c.testBatchSize = try root.int("test_batch_size", default: 100, 1...65_536)
         c.epochs = try root.int("epochs", default: 1, 1...10_000)
         c.seed = UInt64(try root.int("seed", default: 1, 0...Int(Int32.max)))
         c.threads = try root.int("threads", default: 2, 1...256)

@@ -14,15 +14,16 @@ struct MNISTBench: ParsableCommand {
     @Option(help: "Threads.") var threads: Int = 2
     @Option(help: "Batch size.") var batchSize: Int = 64
     @Option(help: "Timed training steps (after 10 warm-up steps).") var steps: Int = 200
+    @Option(help: "Evaluation batch size.") var evalBatchSize: Int = 100
     @Flag(help: "Print one JSON object instead of text.") var json = false
 
     func run() throws {
-        guard threads >= 1, batchSize >= 1, steps >= 1 else {
-            throw ValidationError("--threads, --batch-size and --steps must be at least 1")
+        guard threads >= 1, batchSize >= 1, steps >= 1, evalBatchSize >= 1 else {
+            throw ValidationError("--threads, --batch-size, --steps and --eval-batch-size must be at least 1")
         }
         do {
             let r = try Benchmark.run(dataDirectory: URL(fileURLWithPath: dataDir), threads: threads,
-                                      batchSize: batchSize, steps: steps)
+                                      batchSize: batchSize, steps: steps, evalBatchSize: evalBatchSize)
             if json { print(r.json); return }
             print(String(format: """
                 mnist-train, %d thread(s), batch %d, %d steps
