@@ -262,11 +262,15 @@ struct ReliabilityResumeTests {
     func nonFiniteLoss() throws {
         let run = try TinyRun()
         defer { try? FileManager.default.removeItem(at: run.root) }
-        // std 1e-6 makes inputs of ~1e6; two layers at lr 10 overflow within a few steps
-        // (one linear layer alone grows only linearly and stays finite).
-        let json = #", "checkpoint": {"every_steps": 1}"#
-        var config = try run.config(epochs: 5, lr: 10, hidden: true, extra: json)
+        // The smoke LeNet on the first 512 real MNIST images, as scripts/reliability/nan_test.sh:
+        // --lr 10 alone stays finite (dead ReLUs), std 1e-6 makes the first updates overflow.
+        var config = try TrainingConfig.load(from: Shared.packageRoot.appendingPathComponent("configs/smoke.json"))
+        config.data.directory = Shared.mnistDirectory.path
+        config.data.download = false
         config.data.std = 1e-6
+        config.optimizer.lr = 10
+        config.checkpointEverySteps = 1
+        config.threads = 1
         var failure: TrainingError?
         do { _ = try Trainer(config: config, options: run.options()).run() } catch let error as TrainingError { failure = error }
         let error = try #require(failure)
