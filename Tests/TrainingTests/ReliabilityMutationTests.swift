@@ -134,8 +134,10 @@ struct ReliabilityMutationTests {
         let growth = peakResidentBytes() - before
         // Known defect (see the reliability report): IDXReader allocates and zero-fills the
         // declared payload before reading it. Remove `withKnownIssue` once it is bounded by
-        // the file size.
-        withKnownIssue("IDXReader allocates what the header claims, not what the file holds") {
+        // the file size. Intermittent: ru_maxrss is a process-wide peak, so a test running in
+        // parallel that already peaked higher hides the growth (seen under TSan). The firm
+        // guard is the malloc limit of Fuzz/run-idx.sh.
+        withKnownIssue("IDXReader allocates what the header claims, not what the file holds", isIntermittent: true) {
             #expect(growth < 64 << 20, "peak RSS grew by \(growth >> 20) MiB reading a 16-byte file")
         }
     }
