@@ -26,6 +26,9 @@ public enum IDXReader {
     /// Refuse any file whose declared payload exceeds this (2 GiB): MNIST-like data is far smaller.
     public static let maximumPayloadBytes = 1 << 31
 
+    /// How much of the payload is read (and allocated) at a time.
+    static let payloadChunkBytes = 8 << 20
+
     /// Reads `url`, which must carry `expectedMagic` (see `IDXMagic`).
     public static func read(_ url: URL, expectedMagic: UInt32) throws -> IDXArray {
         let file = url.path
@@ -70,16 +73,20 @@ public enum IDXReader {
             payloadCount = product
         }
 
-        // Payload: exactly `payloadCount` bytes, then the end of the stream.
+        // Payload: exactly `payloadCount` bytes, then the end of the stream. Read in chunks
+        // so that memory grows with the data that actually arrives, never with what a
+        // lying header claims.
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(min(payloadCount, payloadChunkBytes))
         var payloadRead = 0
-        let bytes = try [UInt8](unsafeUninitializedCapacity: payloadCount) { buffer, initialized in
-            payloadRead = try source.fill(UnsafeMutableRawBufferPointer(buffer))
-            // Keep the array's contract even on the short-payload path below.
-            if payloadRead < payloadCount {
-                buffer.baseAddress?.advanced(by: payloadRead)
-                    .initialize(repeating: 0, count: payloadCount - payloadRead)
+        while payloadRead < payloadCount {
+            let chunk = min(payloadChunkBytes, payloadCount - payloadRead)
+            bytes.append(contentsOf: repeatElement(0, count: chunk))
+            let got = try bytes.withUnsafeMutableBytes { all in
+                try source.fill(UnsafeMutableRawBufferPointer(rebasing: all[payloadRead..<(payloadRead + chunk)]))
             }
-            initialized = payloadCount
+            payloadRead += got
+            if got < chunk { break }
         }
         guard payloadRead == payloadCount else {
             throw DataError.shortPayload(file: file, bytesRead: payloadRead, bytesExpected: payloadCount)

@@ -14,6 +14,11 @@ public enum ModelBuilder {
         public var description: String { "model.layers[\(layerIndex)] (\(layerName)): \(message)" }
     }
 
+    /// Limits that keep an impossible config from asking for more memory than a machine
+    /// has: parameters in one layer, and values of one sample's activation.
+    public static let maximumLayerParameters = 100_000_000
+    public static let maximumActivationValues = 50_000_000
+
     /// The network for `config`, with PyTorch's default initialisation drawn from `seed`.
     /// Layers without a name are named by their index, as in `nn.Sequential`.
     public static func build(_ config: TrainingConfig, seed: UInt64) throws -> Sequential {
@@ -37,6 +42,12 @@ public enum ModelBuilder {
                     throw fail("groups \(layer.groups) must divide input channels \(shape[0]) and out_channels \(layer.outChannels)")
                 }
                 let stride = layer.stride ?? (1, 1)
+                let weights = layer.outChannels.multipliedReportingOverflow(
+                    by: shape[0] / layer.groups * layer.kernelSize.0 * layer.kernelSize.1)
+                guard !weights.overflow, weights.partialValue <= maximumLayerParameters else {
+                    throw fail("\(layer.outChannels) filters of \(shape[0] / layer.groups)x\(layer.kernelSize.0)x\(layer.kernelSize.1) "
+                        + "are more than \(maximumLayerParameters) parameters")
+                }
                 let s: Conv2dShape
                 do {
                     s = try Conv2dShape(
@@ -65,6 +76,10 @@ public enum ModelBuilder {
                     throw fail("expects a flat [features] input but gets \(shape); add a flatten layer before it "
                         + "(it would have \(shape.reduce(1, *)) features)")
                 }
+                let weights = shape[0].multipliedReportingOverflow(by: layer.outFeatures)
+                guard !weights.overflow, weights.partialValue <= maximumLayerParameters else {
+                    throw fail("\(shape[0]) x \(layer.outFeatures) weights are more than \(maximumLayerParameters) parameters")
+                }
                 module = Linear(inFeatures: shape[0], outFeatures: layer.outFeatures, bias: layer.bias, generator: &generator)
                 shape = [layer.outFeatures]
             case "flatten":
@@ -81,6 +96,9 @@ public enum ModelBuilder {
                 module = layer.type == "log_softmax" ? LogSoftmax(dim: layer.dim) : Softmax(dim: layer.dim)
             default:
                 throw fail("unknown layer type")
+            }
+            guard shape.reduce(1, *) <= maximumActivationValues else {
+                throw fail("its output \(shape) has more than \(maximumActivationValues) values per sample")
             }
             layers.append((name, module))
         }

@@ -14,6 +14,8 @@ public struct RunOptions: Sendable {
     public var resumeDirectory: URL?
     public var initFrom: URL?
     public var maxSteps: Int?
+    /// With `resumeDirectory`: train to this many epochs instead of the saved config's.
+    public var epochs: Int?
     public var quiet = false
     public var json = false
     public init() {}
@@ -53,7 +55,7 @@ public final class Trainer {
     let configJSON: String
 
     /// Prepares a run: resolves the run directory (a new one, or the one to resume, whose
-    /// saved config then wins over `config` except for `epochs`).
+    /// saved config then replaces `config`; `options.epochs` may extend it).
     public init(config: TrainingConfig, options: RunOptions) throws {
         var config = config
         if let resume = options.resumeDirectory {
@@ -62,9 +64,8 @@ public final class Trainer {
                 throw TrainingError.runDirectory("\(resume.path): not a run directory (no \(Checkpoint.configFile)); "
                     + "--resume takes the directory of an earlier run")
             }
-            let epochs = config.epochs
             config = try TrainingConfig.load(from: saved)
-            config.epochs = max(epochs, 1)
+            if let epochs = options.epochs { config.epochs = epochs }
             runDirectory = resume
         } else if let out = options.outputDirectory {
             runDirectory = out
@@ -85,19 +86,21 @@ public final class Trainer {
     public func run() throws -> RunSummary {
         let startTime = DispatchTimeNow()
         Parallelism.setThreadCount(config.threads)
+        // A network that cannot work fails before anything is written or loaded.
+        let model = try ModelBuilder.build(config, seed: config.seed)
         try prepareRunDirectory()
         let (train, test) = try loadData()
-        let model = try ModelBuilder.build(config, seed: config.seed)
         let nllOutput = ModelBuilder.endsWithLogSoftmax(model)
         let optimizer = try makeOptimizer(model.parameters())
         var progress = TrainingProgress()
         var metrics = MetricsLog(url: runDirectory.appendingPathComponent(Checkpoint.metricsFile))
         let stateURL = runDirectory.appendingPathComponent(Checkpoint.stateFile)
 
-        if options.resumeDirectory != nil {
-            guard FileManager.default.fileExists(atPath: stateURL.path) else {
-                throw TrainingError.runDirectory("\(runDirectory.path): no \(Checkpoint.stateFile) to resume from")
-            }
+        if options.resumeDirectory != nil { removeStaleTemporaries() }
+        if options.resumeDirectory != nil && !FileManager.default.fileExists(atPath: stateURL.path) {
+            // Stopped before its first checkpoint: start over with the saved config.
+            console.line("No \(Checkpoint.stateFile) in \(runDirectory.path) yet: starting the run from step 0")
+        } else if options.resumeDirectory != nil {
             let restored = try Checkpoint.readState(from: stateURL, model: model, optimizer: optimizer)
             progress = restored.progress
             for (name, module) in model.layers {
@@ -131,9 +134,11 @@ public final class Trainer {
         var lastEvaluation: Evaluation?
         var samplesTimed = 0, secondsTimed = 0.0
         func saveState() throws {
+            // Metrics first: a kill between the two leaves metrics ahead of the checkpoint,
+            // which a resume trims, rather than behind it, which it could not mend.
+            try metrics.write()
             try Checkpoint.writeState(to: stateURL, model: model, optimizer: optimizer, progress: progress,
                                       dropoutStates: dropoutStates(model), configJSON: configJSON)
-            try metrics.write()
         }
 
         training: while progress.epoch < config.epochs && !progress.finished {
@@ -268,6 +273,14 @@ public final class Trainer {
             } catch {
                 throw TrainingError.runDirectory("cannot write to the run directory \(runDirectory.path): \(error)")
             }
+        }
+    }
+
+    /// Removes `.NAME.tmp-*` files that a killed process left behind in the run directory.
+    func removeStaleTemporaries() {
+        let fm = FileManager.default
+        for name in (try? fm.contentsOfDirectory(atPath: runDirectory.path)) ?? [] where name.hasPrefix(".") && name.contains(".tmp-") {
+            try? fm.removeItem(at: runDirectory.appendingPathComponent(name))
         }
     }
 

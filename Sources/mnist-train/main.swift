@@ -57,20 +57,30 @@ struct Train: ParsableCommand {
 
     func run() throws {
         do {
-            // With --resume the run directory's saved config is used; --config is not needed.
-            var configuration = resume != nil && config == "configs/lenet.json" && !FileManager.default.fileExists(atPath: config)
-                ? TrainingConfig() : try TrainingConfig.load(from: URL(fileURLWithPath: config))
-            var overrides = ConfigOverrides()
-            overrides.epochs = epochs
-            overrides.batchSize = batchSize
-            overrides.learningRate = lr
-            overrides.momentum = momentum
-            overrides.optimizer = optimizer
-            overrides.seed = seed
-            overrides.threads = threads
-            overrides.dataDirectory = dataDir
-            overrides.noShuffle = noShuffle
-            try overrides.apply(to: &configuration)
+            // With --resume the run directory's saved config is used (only --epochs may
+            // extend it); settings that would change the run are refused.
+            var configuration = TrainingConfig()
+            if resume != nil {
+                let changing: [(String, Any?)] = [("--batch-size", batchSize), ("--lr", lr), ("--momentum", momentum),
+                                                  ("--optimizer", optimizer), ("--seed", seed), ("--threads", threads)]
+                if let given = changing.first(where: { $0.1 != nil }) {
+                    throw ConfigError(file: "command line", path: given.0,
+                                      message: "cannot be changed when resuming: the run continues with its saved config.json")
+                }
+            } else {
+                configuration = try TrainingConfig.load(from: URL(fileURLWithPath: config))
+                var overrides = ConfigOverrides()
+                overrides.epochs = epochs
+                overrides.batchSize = batchSize
+                overrides.learningRate = lr
+                overrides.momentum = momentum
+                overrides.optimizer = optimizer
+                overrides.seed = seed
+                overrides.threads = threads
+                overrides.dataDirectory = dataDir
+                overrides.noShuffle = noShuffle
+                try overrides.apply(to: &configuration)
+            }
             var options = RunOptions()
             options.outputDirectory = out.map { URL(fileURLWithPath: $0) }
             options.resumeDirectory = resume.map { URL(fileURLWithPath: $0) }
@@ -79,6 +89,7 @@ struct Train: ParsableCommand {
                 throw ConfigError(file: "command line", path: "--max-steps", message: "got \(maxSteps); expected at least 1")
             }
             options.maxSteps = maxSteps
+            if resume != nil { options.epochs = epochs }
             options.quiet = quiet
             options.json = json
             let summary = try Trainer(config: configuration, options: options).run()

@@ -78,6 +78,8 @@ struct ConfigTests {
         #expect(tooBig.hasPrefix("model.layers[0] (0, conv2d): input [1, 28, 28]: ") && tooBig.contains("[29, 29]"), "\(tooBig)")
         let unflat = try buildError(#"[{"type": "relu"}]"#)
         #expect(unflat.contains("ends with shape [1, 28, 28]"))
+        let huge = try buildError(#"[{"type": "conv2d", "out_channels": 65536, "kernel_size": 28}, {"type": "flatten"}, {"type": "linear", "out_features": 1000000}]"#)
+        #expect(huge == "model.layers[2] (2, linear): 65536 x 1000000 weights are more than 100000000 parameters")
         let duplicate = try buildError(#"[{"type": "flatten", "name": "a"}, {"type": "relu", "name": "a"}]"#)
         #expect(duplicate.contains("\"a\" is used twice"))
     }

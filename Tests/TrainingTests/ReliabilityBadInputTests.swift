@@ -230,12 +230,12 @@ struct ReliabilityResumeTests {
         let run = try TinyRun()
         defer { try? FileManager.default.removeItem(at: run.root) }
         _ = try Trainer(config: try run.config(epochs: 3), options: run.options(out: "run", maxSteps: 2)).run()
-        // mnist-train --resume DIR without --config passes TrainingConfig() (epochs 1), or
-        // configs/lenet.json when run from the package root (epochs 15).
+        // mnist-train --resume DIR passes TrainingConfig() (epochs 1); the saved config wins.
         let trainer = try Trainer(config: TrainingConfig(), options: run.options(out: nil, resume: "run"))
-        withKnownIssue("Trainer.init overrides the saved epochs with the passed config's; see the report") {
-            #expect(trainer.config.epochs == 3)
-        }
+        #expect(trainer.config.epochs == 3)
+        var extended = run.options(out: nil, resume: "run")
+        extended.epochs = 5
+        #expect(try Trainer(config: TrainingConfig(), options: extended).config.epochs == 5)
     }
 
     @Test("a truncated checkpoint is refused on resume, naming the file")
