@@ -1,7 +1,8 @@
 # mnist-train: common tasks. `make help` lists them.
 SWIFT ?= swift
 CONFIG ?= configs/lenet.json
-RELEASE = $(SWIFT) build -c release
+RELEASE_FLAGS = -c release
+RELEASE = $(SWIFT) build $(RELEASE_FLAGS)
 BIN = .build/release
 TEST_FLAGS = -c release -Xswiftc -enable-testing
 
@@ -15,6 +16,7 @@ help:
 	@echo "make data   - fetch MNIST into data/mnist (uses ../shared/data/mnist when present)"
 	@echo "make bench  - training/evaluation throughput and memory benchmark"
 	@echo "make sweep  - example batch run: learning rate x optimizer table"
+	@echo "make fuzz / fuzz-ci / sanitize / crash-test / disk-test / nan-test - reliability checks"
 
 # Installs what is missing, once; a no-op when the headers are already there.
 setup:

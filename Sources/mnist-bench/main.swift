@@ -27,7 +27,7 @@ struct MNISTBench: ParsableCommand {
             if json { print(r.json); return }
             print(String(format: """
                 mnist-train, %d thread(s), batch %d, %d steps
-                  training:   %.0f samples/s, %.1f s per epoch, %.1f GFLOP/s (%.0f%% of the %d-core FMA peak)
+                  training:   %.0f samples/s, %.1f s per epoch, %.1f GFLOP/s (%.0f%% of %d x 32 GFLOP/s, the FMA estimate per core)
                   evaluation: 10,000 test images in %.2f s (accuracy %.2f%%)
                   peak RSS:   %.0f MB
                 """, r.threads, r.batchSize, r.steps, r.samplesPerSecond, r.secondsPerEpoch, r.gflops,

@@ -274,7 +274,7 @@ struct ReliabilityResumeTests {
         var failure: TrainingError?
         do { _ = try Trainer(config: config, options: run.options()).run() } catch let error as TrainingError { failure = error }
         let error = try #require(failure)
-        guard case let .nonFiniteLoss(step, _, _, learningRate) = error else { Issue.record("got \(error)"); return }
+        guard case let .nonFiniteLoss(step, _, _, learningRate, _) = error else { Issue.record("got \(error)"); return }
         #expect(learningRate == 10)
         #expect(error.exitCode == 3)
         #expect(error.description.contains("at step \(step)") && error.description.contains("learning rate 10"))

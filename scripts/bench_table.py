@@ -1,0 +1,22 @@
+#!/usr/bin/env python3
+"""Prints the JSON lines of mnist-bench and bench_torch.py (stdin) as a table with ratios."""
+import json
+import sys
+
+rows = [json.loads(line) for line in sys.stdin if line.strip()]
+header = ("implementation", "threads", "samples/s", "s/epoch", "GFLOP/s", "eval s", "peak RSS MB")
+print("%-22s %7s %10s %8s %8s %7s %11s" % header)
+for r in rows:
+    print("%-22s %7d %10.0f %8.1f %8.1f %7.2f %11.0f" % (
+        r["implementation"], r["threads"], r["samples_per_second"], r["seconds_per_epoch"], r["gflops"],
+        r["eval_seconds"], r["peak_rss_mb"]))
+ours = {r["threads"]: r for r in rows if r["implementation"] == "mnist-train"}
+theirs = {r["threads"]: r for r in rows if r["implementation"] != "mnist-train"}
+for t in sorted(ours, reverse=True):
+    if t in theirs:
+        o, p = ours[t], theirs[t]
+        print("%d thread(s): mnist-train trains %.2fx as fast as PyTorch, evaluates %.2fx as fast, "
+              "with %.2fx its peak memory" % (t, o["samples_per_second"] / p["samples_per_second"],
+                                              p["eval_seconds"] / o["eval_seconds"], o["peak_rss_mb"] / p["peak_rss_mb"]))
+if not theirs:
+    print("(PyTorch is not importable; set PYTHON=/path/to/python with torch installed to compare)")
