@@ -25,7 +25,7 @@ func chunkCount(_ count: Int, threadCount: Int) -> Int { max(1, min(threadCount,
 /// same boundaries as `Parallelism.forEachChunk` (`batch * i / chunks`). It takes the chunk
 /// count from the caller, who read `Parallelism.threadCount` once and sized the workspace
 /// with it, so a thread-count change from elsewhere cannot desynchronise the two.
-/// OpenBLAS always runs single-threaded (see `Parallelism.setThreadCount`): our threads
+/// OpenBLAS always runs single-threaded (see `Parallelism`): our threads
 /// fill the cores.
 @inlinable
 func forEachBatchChunk(

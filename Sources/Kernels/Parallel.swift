@@ -1,18 +1,23 @@
 import COpenBLAS
 import Dispatch
-import Synchronization
 
-/// How many threads the kernels use: both our own loops over the batch and OpenBLAS.
+/// How many threads the kernels use.
 ///
 /// The count is part of the result's identity: the same seed and the same thread count
 /// give bit-identical results, so work is split by index ranges that depend only on it.
+/// It is task-local, not global: a run sets it for the code it wraps
+/// (`withThreadCount`), and two runs in one process (tests, say) cannot change each
+/// other's. OpenBLAS itself always runs single-threaded: the work is split by our own loops
+/// (`forEachChunk`, `parallelSgemm`, the convolution kernels), and OpenBLAS is never
+/// re-entered while threads of its own run.
 public enum Parallelism {
-    private static let storage = Atomic<Int>(1)
+    /// The number of threads kernels split work over here (1 unless set).
+    @TaskLocal public static var threadCount: Int = 1
 
-    /// The number of threads kernels split work over (at least 1).
-    public static var threadCount: Int {
+    /// Runs `body` with `count` threads (at least 1) for the kernels it calls.
+    public static func withThreadCount<R>(_ count: Int, _ body: () throws -> R) rethrows -> R {
         _ = blasIsSingleThreaded
-        return storage.load(ordering: .relaxed)
+        return try $threadCount.withValue(max(1, count)) { try body() }
     }
 
     /// Puts OpenBLAS in single-threaded mode once per process, before its first use.
@@ -20,14 +25,6 @@ public enum Parallelism {
         openblas_set_num_threads(1)
         return true
     }()
-
-    /// Sets the thread count for our loops. OpenBLAS itself always runs single-threaded:
-    /// the work is split by our own loops (`forEachChunk`, `parallelSgemm`), so results
-    /// depend only on this count, and OpenBLAS is never re-entered while its own threads run.
-    public static func setThreadCount(_ count: Int) {
-        storage.store(max(1, count), ordering: .relaxed)
-        openblas_set_num_threads(1)
-    }
 
     /// Runs `body(chunk, range)` over `0..<count` split into `threadCount` contiguous
     /// chunks (fewer when `count` is small). Chunk boundaries depend only on `count` and

@@ -46,7 +46,14 @@ public enum Benchmark {
     /// the 10,000 test images in batches of `evalBatchSize`.
     public static func run(dataDirectory: URL, threads: Int, batchSize: Int = 64, steps: Int = 200,
                            warmup: Int = 10, evalBatchSize: Int = 100) throws -> Result {
-        Parallelism.setThreadCount(threads)
+        try Parallelism.withThreadCount(threads) {
+            try measure(dataDirectory: dataDirectory, threads: threads, batchSize: batchSize, steps: steps,
+                        warmup: warmup, evalBatchSize: evalBatchSize)
+        }
+    }
+
+    private static func measure(dataDirectory: URL, threads: Int, batchSize: Int, steps: Int, warmup: Int,
+                                evalBatchSize: Int) throws -> Result {
         let train = try Dataset.load(directory: dataDirectory, split: .train)
         let test = try Dataset.load(directory: dataDirectory, split: .test)
         var generator = SeededGenerator(seed: 1)

@@ -165,7 +165,12 @@ public struct EvalReport: Sendable {
             throw EvalError.option(name: "--worst", value: "\(options.worstCount)", expected: "0 or more")
         }
         let loaded = try LoadedModel.load(checkpoint: options.checkpoint, configFile: options.configFile)
-        Parallelism.setThreadCount(options.threads ?? loaded.config.threads)
+        return try Parallelism.withThreadCount(options.threads ?? loaded.config.threads) {
+            try evaluate(loaded, options)
+        }
+    }
+
+    private static func evaluate(_ loaded: LoadedModel, _ options: EvalOptions) throws -> EvalReport {
         let directory = loaded.dataDirectory(override: options.dataDirectory)
         let dataset = try Dataset.load(directory: directory, split: options.split)
         let evaluation = try Evaluator.evaluate(

@@ -14,8 +14,10 @@ public struct RunOptions: Sendable {
     public var resumeDirectory: URL?
     public var initFrom: URL?
     public var maxSteps: Int?
-    /// With `resumeDirectory`: train to this many epochs instead of the saved config's.
+    /// With `resumeDirectory`: train to this many epochs instead of the saved config's,
+    /// and read the data from here (the data may have moved; the run stays the same).
     public var epochs: Int?
+    public var dataDirectory: String?
     public var quiet = false
     public var json = false
     public init() {}
@@ -66,6 +68,7 @@ public final class Trainer {
             }
             config = try TrainingConfig.load(from: saved)
             if let epochs = options.epochs { config.epochs = epochs }
+            if let directory = options.dataDirectory { config.data.directory = directory }
             runDirectory = resume
         } else if let out = options.outputDirectory {
             runDirectory = out
@@ -83,9 +86,13 @@ public final class Trainer {
 
     // MARK: - Run
 
+    /// Trains, with `config.threads` threads for the kernels.
     public func run() throws -> RunSummary {
+        try Parallelism.withThreadCount(config.threads) { try train() }
+    }
+
+    private func train() throws -> RunSummary {
         let startTime = DispatchTimeNow()
-        Parallelism.setThreadCount(config.threads)
         // A network that cannot work fails before anything is written or loaded.
         let model = try ModelBuilder.build(config, seed: config.seed)
         try prepareRunDirectory()

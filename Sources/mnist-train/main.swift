@@ -89,7 +89,10 @@ struct Train: ParsableCommand {
                 throw ConfigError(file: "command line", path: "--max-steps", message: "got \(maxSteps); expected at least 1")
             }
             options.maxSteps = maxSteps
-            if resume != nil { options.epochs = epochs }
+            if resume != nil {
+                options.epochs = epochs
+                options.dataDirectory = dataDir
+            }
             options.quiet = quiet
             options.json = json
             let summary = try Trainer(config: configuration, options: options).run()

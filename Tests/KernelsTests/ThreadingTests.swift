@@ -7,10 +7,7 @@ import Testing
 /// (Other tests size their workspaces for 8 threads, so a change cannot starve them.)
 @Suite(.serialized) struct ThreadingTests {
     static func withThreads<T>(_ count: Int, _ body: () throws -> T) rethrows -> T {
-        let saved = Parallelism.threadCount
-        Parallelism.setThreadCount(count)
-        defer { Parallelism.setThreadCount(saved) }
-        return try body()
+        try Parallelism.withThreadCount(count, body)
     }
 
     struct Results: Equatable {
