@@ -52,13 +52,13 @@ let package = Package(
             dependencies: ["Training", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
 
         // MARK: - Tests
-        .testTarget(name: "KernelsTests", dependencies: ["Kernels", "TestSupport"]),
+        .testTarget(name: "KernelsTests", dependencies: ["Kernels", "Seeded", "TestSupport"]),
         .testTarget(name: "AutogradTests", dependencies: ["Autograd", "Examples", "Seeded", "TestSupport"]),
         .testTarget(name: "NNTests", dependencies: ["NN", "Autograd", "Seeded", "TestSupport"]),
         .testTarget(
             name: "OptimTests",
             dependencies: ["Optim", "NN", "Autograd", "Seeded", "SafeTensors", "MNISTData", "TestSupport"]),
-        .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors", "TestSupport"]),
+        .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors", "Seeded", "TestSupport"]),
         .testTarget(name: "MNISTDataTests", dependencies: ["MNISTData", "TestSupport"]),
         .testTarget(name: "PlotTests", dependencies: ["Plot", "CZlib", "TestSupport"], exclude: ["check_png.py"]),
         .testTarget(

@@ -15,7 +15,7 @@ mkdir -p "$work/corpus"
 
 cd "$root"
 swift build --scratch-path "$scratch" --target Training --sanitize address \
-    -Xswiftc -sanitize-coverage=edge,indirect-calls,trace-cmp
+    -Xswiftc -sanitize=fuzzer
 bin="$(swift build --scratch-path "$scratch" --show-bin-path)"
 objects=()
 for target in Training Autograd NN Optim Kernels Seeded SafeTensors MNISTData Plot; do

@@ -98,10 +98,7 @@ public final class Tensor {
     public static func rand(
         _ shape: [Int], using generator: inout SeededGenerator, requiresGrad: Bool = false
     ) -> Tensor {
-        let t = Tensor(shape: shape, storage: Storage(uninitializedCount: shape.reduce(1, *)),
-                       requiresGrad: requiresGrad)
-        for i in 0..<t.count { t.storage.pointer[i] = generator.nextUniform() }
-        return t
+        generated(shape, requiresGrad: requiresGrad) { generator.nextUniform() }
     }
 
     /// Uniform in [low, high), drawn from `generator`.
@@ -109,19 +106,21 @@ public final class Tensor {
         _ shape: [Int], low: Float, high: Float, using generator: inout SeededGenerator,
         requiresGrad: Bool = false
     ) -> Tensor {
-        let t = Tensor(shape: shape, storage: Storage(uninitializedCount: shape.reduce(1, *)),
-                       requiresGrad: requiresGrad)
-        for i in 0..<t.count { t.storage.pointer[i] = generator.nextUniform(low, high) }
-        return t
+        generated(shape, requiresGrad: requiresGrad) { generator.nextUniform(low, high) }
     }
 
     /// Standard normal, drawn from `generator`.
     public static func randn(
         _ shape: [Int], using generator: inout SeededGenerator, requiresGrad: Bool = false
     ) -> Tensor {
+        generated(shape, requiresGrad: requiresGrad) { generator.nextNormal() }
+    }
+
+    /// A tensor whose elements are `next()`, called in row-major order.
+    private static func generated(_ shape: [Int], requiresGrad: Bool, _ next: () -> Float) -> Tensor {
         let t = Tensor(shape: shape, storage: Storage(uninitializedCount: shape.reduce(1, *)),
                        requiresGrad: requiresGrad)
-        for i in 0..<t.count { t.storage.pointer[i] = generator.nextNormal() }
+        for i in 0..<t.count { t.storage.pointer[i] = next() }
         return t
     }
 

@@ -1,21 +1,16 @@
 import Foundation
 import Kernels
+import Seeded
 
 // MARK: - Deterministic test data
 
-/// A small SplitMix64 generator so the tests need nothing but Kernels.
+/// Seeded test data in [-1, 1).
 struct TestRandom {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+    var generator: SeededGenerator
+    init(seed: UInt64) { generator = SeededGenerator(seed: seed) }
+    mutating func next() -> UInt64 { generator.next() }
     /// Uniform in [-1, 1).
-    mutating func uniform() -> Float { Float(Double(next() >> 11) / Double(1 << 53) * 2 - 1) }
+    mutating func uniform() -> Float { generator.nextUniform(-1, 1) }
     mutating func floats(_ count: Int) -> [Float] { (0..<count).map { _ in uniform() } }
 }
 

@@ -1,4 +1,5 @@
 import Foundation
+import Seeded
 @testable import SafeTensors
 
 // MARK: - Building raw files by hand
@@ -34,15 +35,5 @@ func parseError(_ data: Data, source: String = "test.safetensors") -> SafeTensor
 
 // MARK: - Seeded randomness for the fuzz test
 
-/// SplitMix64: a tiny seeded generator so the mutation test is reproducible.
-struct SplitMix64: RandomNumberGenerator {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
+/// The project's seeded generator, so the mutation test is reproducible.
+typealias SplitMix64 = SeededGenerator
