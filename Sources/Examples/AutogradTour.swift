@@ -44,7 +44,7 @@ public enum AutogradTour {
             var temp = Tensor([3.0, 4.0], requiresGrad: true)
             show(temp.requiresGrad)
             show((temp ** 2).requiresGrad)
-            try withNoGrad {
+            withNoGrad {
                 temp = Tensor([3.0, 4.0], requiresGrad: true)
                 show(temp.requiresGrad)
                 show((temp ** 2).requiresGrad)

@@ -82,7 +82,7 @@ final class ParameterBuffers {
         if let extra = state.buffers.keys.sorted().first(where: { !expected.contains($0) }) {
             throw OptimizerError.stateMismatch("unexpected buffer \(extra)")
         }
-        for (b, name) in names.enumerated() {
+        for name in names {
             for (i, n) in counts.enumerated() {
                 guard let v = state.buffers["\(i).\(name)"] else {
                     throw OptimizerError.stateMismatch("missing buffer \(i).\(name)")

@@ -7,6 +7,8 @@ struct MNISTTrain: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mnist-train",
         abstract: "Train convolutional networks on MNIST with a small autograd engine.",
+        discussion: "Without a subcommand, trains: `mnist-train --config configs/lenet.json`. "
+            + "`mnist-train help train` lists the training options.",
         subcommands: [Train.self, Download.self],
         defaultSubcommand: Train.self)
 }
