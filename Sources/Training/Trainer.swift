@@ -303,6 +303,10 @@ public final class Trainer {
         }
         var train = try Dataset.load(directory: directory, split: .train)
         var test = try Dataset.load(directory: directory, split: .test)
+        guard [1, train.rows, train.cols] == config.inputShape, [1, test.rows, test.cols] == config.inputShape else {
+            throw TrainingError.data("\(directory.path): images are 1x\(train.rows)x\(train.cols) (test 1x\(test.rows)x\(test.cols)) "
+                + "but model.input_shape is \(config.inputShape)")
+        }
         if let n = config.data.trainLimit { train = try train.prefix(n) }
         if let n = config.data.testLimit { test = try test.prefix(n) }
         return (train, test)

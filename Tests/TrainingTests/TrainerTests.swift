@@ -135,6 +135,13 @@ struct TrainerTests {
         #expect(try state.tensors.values.allSatisfy { try $0.floats().allSatisfy(\.isFinite) })
     }
 
+    @Test func imagesThatDoNotFitTheModelAreAClearError() throws {
+        var config = try Self.smokeConfig()
+        config.inputShape = [1, 32, 32]
+        let error = try #require(throws: TrainingError.self) { try Self.run(config, out: makeTemporaryDirectory()) }
+        #expect("\(error)" == "\(Shared.mnistDirectory.path): images are 1x28x28 (test 1x28x28) but model.input_shape is [1, 32, 32]")
+    }
+
     @Test func resumeOfSomethingElseIsAClearError() throws {
         let empty = try makeTemporaryDirectory()
         let error = try #require(throws: TrainingError.self) { try Self.run(Self.smokeConfig(), out: empty, resume: true) }
