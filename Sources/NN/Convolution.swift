@@ -86,6 +86,28 @@ extension Functional {
     }
 }
 
+extension Functional {
+    /// `max_pool2d(relu(input))` in one pass: the same values and gradients as the two ops
+    /// in sequence (ReLU is monotone), without the intermediate ReLU tensor.
+    /// `Sequential` uses it for a ReLU followed by a MaxPool2d.
+    public static func reluMaxPool2d(
+        _ input: Tensor, kernelSize: Pair, stride: Pair? = nil, padding: Pair = 0, dilation: Pair = 1
+    ) throws -> Tensor {
+        let s = try Pool2dShape(input: input.shape, kernel: kernelSize.tuple, stride: stride?.tuple,
+                                padding: padding.tuple, dilation: dilation.tuple)
+        let out = Tensor.empty(s.outputShape)
+        let argmax = UnsafeMutableBufferPointer<Int32>.allocate(capacity: out.count)
+        let indices = IndexBuffer(argmax)
+        reluMaxPool2dForward(s, input: input.storage.pointer, output: out.storage.pointer, argmax: argmax.baseAddress!)
+        return out.recording("MaxPool2DWithIndicesBackward0", inputs: [input]) { [unowned out] g in
+            let gi = Tensor.empty(input.shape)
+            reluMaxPool2dBackward(s, gradOutput: g.storage.pointer, output: out.storage.pointer,
+                                  argmax: indices.buffer.baseAddress!, gradInput: gi.storage.pointer)
+            return [gi]
+        }
+    }
+}
+
 /// Owns the argmax indices a max-pool saves for its backward; freed with the graph.
 final class IndexBuffer {
     let buffer: UnsafeMutableBufferPointer<Int32>

@@ -185,8 +185,22 @@ public final class Sequential: Module {
         self.layers = layers
     }
 
+    /// Runs the layers in order; a ReLU followed by a MaxPool2d runs as one fused op
+    /// (`F.reluMaxPool2d`: same values and gradients, one pass less).
     public override func callAsFunction(_ input: Tensor) throws -> Tensor {
-        try layers.reduce(input) { try $1.module($0) }
+        var x = input
+        var i = 0
+        while i < layers.count {
+            if layers[i].module is ReLU, i + 1 < layers.count, let pool = layers[i + 1].module as? MaxPool2d {
+                x = try F.reluMaxPool2d(x, kernelSize: pool.kernelSize, stride: pool.stride, padding: pool.padding,
+                                        dilation: pool.dilation)
+                i += 2
+            } else {
+                x = try layers[i].module(x)
+                i += 1
+            }
+        }
+        return x
     }
 
     /// Runs the layers one at a time, passing each output (with its layer's name) to

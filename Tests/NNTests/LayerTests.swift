@@ -86,6 +86,21 @@ struct LayerTests {
         }
     }
 
+    @Test func fusedReluMaxPoolEqualsTheTwoOps() throws {
+        var g = SeededGenerator(seed: 11)
+        let data = Tensor.randn([3, 4, 10, 10], using: &g).scalars.map { ($0 * 4).rounded() / 4 }  // many ties and zeros
+        let a = try Tensor(shape: [3, 4, 10, 10], data: data, requiresGrad: true)
+        let b = try Tensor(shape: [3, 4, 10, 10], data: data, requiresGrad: true)
+        let fused = try Sequential([ReLU(), MaxPool2d(kernelSize: 2)])(a)
+        let separate = try F.maxPool2d(b.relu(), kernelSize: 2)
+        #expect(fused.scalars == separate.scalars)
+        let upstream = Tensor.randn(fused.shape, using: &g)
+        try fused.backward(gradient: upstream)
+        try separate.backward(gradient: upstream)
+        #expect(a.grad?.scalars == b.grad?.scalars)
+        #expect(a.grad?.scalars.contains { $0 != 0 } == true)
+    }
+
     @Test func lossErrors() throws {
         let logits = Tensor.zeros(2, 10)
         #expect(throws: NNError.labelOutOfRange(op: "nll_loss", index: 1, label: 10, classes: 10)) {
