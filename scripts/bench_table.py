@@ -3,13 +3,24 @@
 import json
 import sys
 
-rows = [json.loads(line) for line in sys.stdin if line.strip()]
-header = ("implementation", "threads", "samples/s", "s/epoch", "GFLOP/s", "eval s", "peak RSS MB")
-print("%-22s %7s %10s %8s %8s %7s %11s" % header)
+runs = [json.loads(line) for line in sys.stdin if line.strip()]
+# One row per (implementation, threads): the run with the median training rate.
+groups = {}
+for r in runs:
+    groups.setdefault((r["implementation"], r["threads"]), []).append(r)
+rows = []
+for key in sorted(groups, key=lambda k: (-k[1], k[0] != "mnist-train")):
+    ordered = sorted(groups[key], key=lambda r: r["samples_per_second"])
+    median = dict(ordered[len(ordered) // 2])
+    median["range"] = "%.0f-%.0f" % (ordered[0]["samples_per_second"], ordered[-1]["samples_per_second"])
+    median["runs"] = len(ordered)
+    rows.append(median)
+header = ("implementation", "threads", "runs", "samples/s", "(range)", "s/epoch", "GFLOP/s", "eval s", "peak RSS MB")
+print("%-22s %7s %4s %10s %11s %8s %8s %7s %11s" % header)
 for r in rows:
-    print("%-22s %7d %10.0f %8.1f %8.1f %7.2f %11.0f" % (
-        r["implementation"], r["threads"], r["samples_per_second"], r["seconds_per_epoch"], r["gflops"],
-        r["eval_seconds"], r["peak_rss_mb"]))
+    print("%-22s %7d %4d %10.0f %11s %8.1f %8.1f %7.2f %11.0f" % (
+        r["implementation"], r["threads"], r["runs"], r["samples_per_second"], r["range"], r["seconds_per_epoch"],
+        r["gflops"], r["eval_seconds"], r["peak_rss_mb"]))
 ours = {r["threads"]: r for r in rows if r["implementation"] == "mnist-train"}
 theirs = {r["threads"]: r for r in rows if r["implementation"] != "mnist-train"}
 for t in sorted(ours, reverse=True):
