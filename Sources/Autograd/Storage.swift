@@ -1,4 +1,4 @@
-import Synchronization
+import Foundation
 
 /// A block of `count` floats owned by one or more tensors (views share it).
 ///
@@ -38,44 +38,39 @@ public final class Storage: @unchecked Sendable {
 /// A training step allocates the same sizes in the same order every time; returning freed
 /// blocks to the system and asking for them again costs page faults and zeroing (several
 /// milliseconds a step for LeNet). Freed blocks of at least `minimumBytes` are kept per
-/// size, up to `limitBytes` in all, and handed out again.
-final class BlockCache: Sendable {
+/// size, up to `limitBytes` in all, and handed out again. Guarded by an `NSLock` (a
+/// pthread mutex, which ThreadSanitizer understands; `Synchronization.Mutex` it does not).
+final class BlockCache: @unchecked Sendable {
     static let shared = BlockCache()
     static let minimumBytes = 16 * 1024
     static let limitBytes = 128 * 1024 * 1024
     static let alignment = 64
 
-    /// A block of memory owned by the cache while it is free.
-    private struct Block: @unchecked Sendable { let pointer: UnsafeMutableRawPointer }
-
-    private struct State: ~Copyable {
-        var free: [Int: [Block]] = [:]
-        var cachedBytes = 0
-    }
-    private let state = Mutex(State())
+    private let lock = NSLock()
+    private var free: [Int: [UnsafeMutableRawPointer]] = [:]  // guarded by `lock`
+    private var cachedBytes = 0  // guarded by `lock`
 
     func allocate(byteCount: Int) -> UnsafeMutableRawPointer {
         if byteCount >= Self.minimumBytes {
-            let reused = state.withLock { state -> Block? in
-                guard let block = state.free[byteCount]?.popLast() else { return nil }
-                state.cachedBytes -= byteCount
-                return block
-            }
-            if let reused { return reused.pointer }
+            lock.lock()
+            let reused = free[byteCount]?.popLast()
+            if reused != nil { cachedBytes -= byteCount }
+            lock.unlock()
+            if let reused { return reused }
         }
         return UnsafeMutableRawPointer.allocate(byteCount: byteCount, alignment: Self.alignment)
     }
 
     func deallocate(_ pointer: UnsafeMutableRawPointer, byteCount: Int) {
-        let block = Block(pointer: pointer)
         if byteCount >= Self.minimumBytes {
-            let kept = state.withLock { state -> Bool in
-                guard state.cachedBytes + byteCount <= Self.limitBytes else { return false }
-                state.free[byteCount, default: []].append(block)
-                state.cachedBytes += byteCount
-                return true
+            lock.lock()
+            let keep = cachedBytes + byteCount <= Self.limitBytes
+            if keep {
+                free[byteCount, default: []].append(pointer)
+                cachedBytes += byteCount
             }
-            if kept { return }
+            lock.unlock()
+            if keep { return }
         }
         pointer.deallocate()
     }
