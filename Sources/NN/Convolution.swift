@@ -71,38 +71,40 @@ extension Functional {
     public static func maxPool2d(
         _ input: Tensor, kernelSize: Pair, stride: Pair? = nil, padding: Pair = 0, dilation: Pair = 1
     ) throws -> Tensor {
-        let s = try Pool2dShape(input: input.shape, kernel: kernelSize.tuple, stride: stride?.tuple,
-                                padding: padding.tuple, dilation: dilation.tuple)
-        let out = Tensor.empty(s.outputShape)
-        let argmax = UnsafeMutableBufferPointer<Int32>.allocate(capacity: out.count)
-        let indices = IndexBuffer(argmax)
-        maxPool2dForward(s, input: input.storage.pointer, output: out.storage.pointer, argmax: argmax.baseAddress!)
-        return out.recording("MaxPool2DWithIndicesBackward0", inputs: [input]) { g in
-            let gi = Tensor.empty(input.shape)
-            maxPool2dBackward(s, gradOutput: g.storage.pointer, argmax: indices.buffer.baseAddress!,
-                              gradInput: gi.storage.pointer)
-            return [gi]
-        }
+        try pool(input, kernelSize: kernelSize, stride: stride, padding: padding, dilation: dilation, relu: false)
     }
-}
 
-extension Functional {
     /// `max_pool2d(relu(input))` in one pass: the same values and gradients as the two ops
     /// in sequence (ReLU is monotone), without the intermediate ReLU tensor.
     /// `Sequential` uses it for a ReLU followed by a MaxPool2d.
     public static func reluMaxPool2d(
         _ input: Tensor, kernelSize: Pair, stride: Pair? = nil, padding: Pair = 0, dilation: Pair = 1
     ) throws -> Tensor {
+        try pool(input, kernelSize: kernelSize, stride: stride, padding: padding, dilation: dilation, relu: true)
+    }
+
+    private static func pool(
+        _ input: Tensor, kernelSize: Pair, stride: Pair?, padding: Pair, dilation: Pair, relu: Bool
+    ) throws -> Tensor {
         let s = try Pool2dShape(input: input.shape, kernel: kernelSize.tuple, stride: stride?.tuple,
                                 padding: padding.tuple, dilation: dilation.tuple)
         let out = Tensor.empty(s.outputShape)
-        let argmax = UnsafeMutableBufferPointer<Int32>.allocate(capacity: out.count)
-        let indices = IndexBuffer(argmax)
-        reluMaxPool2dForward(s, input: input.storage.pointer, output: out.storage.pointer, argmax: argmax.baseAddress!)
+        let indices = IndexBuffer(.allocate(capacity: out.count))
+        let argmax = indices.buffer.baseAddress!
+        if relu {
+            reluMaxPool2dForward(s, input: input.storage.pointer, output: out.storage.pointer, argmax: argmax)
+        } else {
+            maxPool2dForward(s, input: input.storage.pointer, output: out.storage.pointer, argmax: argmax)
+        }
         return out.recording("MaxPool2DWithIndicesBackward0", inputs: [input]) { [unowned out] g in
             let gi = Tensor.empty(input.shape)
-            reluMaxPool2dBackward(s, gradOutput: g.storage.pointer, output: out.storage.pointer,
-                                  argmax: indices.buffer.baseAddress!, gradInput: gi.storage.pointer)
+            if relu {
+                reluMaxPool2dBackward(s, gradOutput: g.storage.pointer, output: out.storage.pointer,
+                                      argmax: indices.buffer.baseAddress!, gradInput: gi.storage.pointer)
+            } else {
+                maxPool2dBackward(s, gradOutput: g.storage.pointer, argmax: indices.buffer.baseAddress!,
+                                  gradInput: gi.storage.pointer)
+            }
             return [gi]
         }
     }
