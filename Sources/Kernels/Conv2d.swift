@@ -52,6 +52,17 @@ func isPointwise(_ s: Conv2dShape) -> Bool {
         && s.padH == 0 && s.padW == 0
 }
 
+/// One sample's im2col matrix `(inChannels·kH·kW, outH·outW)`: the input itself for a
+/// pointwise convolution, else written into `buffer`.
+@inlinable
+func sampleColumns(
+    _ s: Conv2dShape, input: UnsafePointer<Float>, buffer: UnsafeMutablePointer<Float>
+) -> UnsafePointer<Float> {
+    if isPointwise(s) { return input }
+    im2col(s, input: input, columns: buffer)
+    return UnsafePointer(buffer)
+}
+
 /// How a conv2d kernel uses `Parallelism.threadCount` threads.
 public enum Conv2dThreading: Sendable, Hashable {
     /// Split the batch into one contiguous chunk per thread; each thread runs its own
@@ -109,13 +120,7 @@ public func conv2dForward(
         for n in samples {
             let sampleInput = input + n * inputSample
             let sampleOutput = output + n * s.outChannels * plane
-            let columns: UnsafePointer<Float>
-            if isPointwise(s) {
-                columns = sampleInput
-            } else {
-                im2col(s, input: sampleInput, columns: columnBuffer)
-                columns = UnsafePointer(columnBuffer)
-            }
+            let columns = sampleColumns(s, input: sampleInput, buffer: columnBuffer)
             for g in 0..<s.groups {
                 sgemm(
                     m: groupOut, n: plane, k: patch,
@@ -220,13 +225,7 @@ public func conv2dBackwardWeight(
         for n in samples {
             let sampleInput = input + n * inputSample
             let sampleGradOutput = gradOutput + n * s.outChannels * plane
-            let columns: UnsafePointer<Float>
-            if isPointwise(s) {
-                columns = sampleInput
-            } else {
-                im2col(s, input: sampleInput, columns: columnBuffer)
-                columns = UnsafePointer(columnBuffer)
-            }
+            let columns = sampleColumns(s, input: sampleInput, buffer: columnBuffer)
             let beta: Float = n == samples.lowerBound ? 0 : 1
             for g in 0..<s.groups {
                 // (groupOut, patch) += gradOutput_g (groupOut, plane) · columns_gᵀ (plane, patch)

@@ -85,18 +85,15 @@ extension TrainingConfig {
         do { data = try Data(contentsOf: url) } catch {
             throw ConfigError(file: url.path, path: "", message: "cannot read the file (\(error.localizedDescription))")
         }
-        var config = try decode(data, file: url.path)
-        if config.name == "run" && !JSONObjectReaderHasName(data) {
-            config.name = url.deletingPathExtension().lastPathComponent
-        }
-        return config
+        // A config without a "name" is named after its file.
+        return try decode(data, file: url.path, defaultName: url.deletingPathExtension().lastPathComponent)
     }
 
     /// Decodes a config from JSON; `file` names it in errors.
-    public static func decode(_ data: Data, file: String) throws -> TrainingConfig {
+    public static func decode(_ data: Data, file: String, defaultName: String = "run") throws -> TrainingConfig {
         let root = try JSONObjectReader.parse(data, file: file)
         var c = TrainingConfig()
-        c.name = try root.string("name", default: c.name)
+        c.name = try root.string("name", default: defaultName)
         if let d = try root.object("data") {
             c.data.dataset = try d.string("dataset", default: "mnist", oneOf: ["mnist", "fashion-mnist", "kmnist"])
             c.data.directory = try d.string("directory", default: c.data.dataset == "mnist" ? "data/mnist" : "data/\(c.data.dataset)")
@@ -209,10 +206,6 @@ extension TrainingConfig {
     public var normalization: Normalization { Normalization(mean: Float(data.mean), std: Float(data.std)) }
 }
 
-/// Whether the raw JSON has a top-level "name" (so a file's name does not override it).
-private func JSONObjectReaderHasName(_ data: Data) -> Bool {
-    ((try? JSONSerialization.jsonObject(with: data)) as? [String: Any])?["name"] != nil
-}
 
 // MARK: - Encoding
 
