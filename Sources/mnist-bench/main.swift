@@ -16,12 +16,14 @@ struct MNISTBench: ParsableCommand {
     @Option(help: "Timed training steps (after 10 warm-up steps).") var steps: Int = 200
     @Option(help: "Evaluation batch size.") var evalBatchSize: Int = 100
     @Flag(help: "Print one JSON object instead of text.") var json = false
+    @Flag(help: "Time each kernel of a training step on its own instead (no data needed).") var ops = false
 
     func run() throws {
         guard threads >= 1, batchSize >= 1, steps >= 1, evalBatchSize >= 1 else {
             throw ValidationError("--threads, --batch-size, --steps and --eval-batch-size must be at least 1")
         }
         do {
+            if ops { return try printOps() }
             let r = try Benchmark.run(dataDirectory: URL(fileURLWithPath: dataDir), threads: threads,
                                       batchSize: batchSize, steps: steps, evalBatchSize: evalBatchSize)
             if json { print(r.json); return }
@@ -37,4 +39,18 @@ struct MNISTBench: ParsableCommand {
             throw ExitCode(1)
         }
     }
+
+    func printOps() throws {
+        let rows = try OpBenchmark.run(threads: threads, batch: batchSize)
+        let total = rows.reduce(0) { $0 + $1.seconds }
+        print("kernels of one LeNet training step, batch \(batchSize), \(threads) thread(s) (best of 50 calls each)")
+        for row in rows {
+            let rate = row.flops > 0 ? String(format: "%6.1f GFLOP/s", row.gflops) : ""
+            print("  " + padded(row.name) + String(format: "%8.3f ms  %5.1f%%  ", row.seconds * 1e3,
+                                                    100 * row.seconds / total) + rate)
+        }
+        print("  " + padded("sum") + String(format: "%8.3f ms", total * 1e3))
+    }
+
+    private func padded(_ name: String) -> String { name.padding(toLength: 24, withPad: " ", startingAt: 0) }
 }
