@@ -35,7 +35,7 @@ let package = Package(
         .target(name: "Kernels", dependencies: ["COpenBLAS"], swiftSettings: tuned),
         .target(name: "Autograd", dependencies: ["Kernels", "Seeded"], swiftSettings: tuned),
         .target(name: "NN", dependencies: ["Autograd", "Kernels"], swiftSettings: tuned),
-        .target(name: "Optim", dependencies: ["NN", "Autograd"], swiftSettings: tuned),
+        .target(name: "Optim", dependencies: ["NN", "Autograd", "Kernels"], swiftSettings: tuned),
         .target(name: "SafeTensors"),
         .target(name: "MNISTData", dependencies: ["CZlib", "Seeded"], swiftSettings: tuned),
         .target(name: "Plot", dependencies: ["CZlib"]),

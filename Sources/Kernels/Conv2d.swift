@@ -35,13 +35,8 @@ func forEachBatchChunk(
         body(0, 0..<batch)
         return
     }
-    withoutActuallyEscaping(body) { escapable in
-        // Each chunk touches disjoint samples of the caller's buffers and its own workspace.
-        let shared = UncheckedSendable(escapable)
-        DispatchQueue.concurrentPerform(iterations: chunks) { i in
-            shared.value(i, (batch * i / chunks)..<(batch * (i + 1) / chunks))
-        }
-    }
+    // Each chunk touches disjoint samples of the caller's buffers and its own workspace.
+    runInParallel(chunks) { i in body(i, (batch * i / chunks)..<(batch * (i + 1) / chunks)) }
 }
 
 /// Whether the im2col matrix of a sample is the sample itself (1×1 kernel, no stride,
@@ -116,30 +111,53 @@ public func conv2dForward(
     let columnsCount = s.inChannels * s.kernelHeight * s.kernelWidth * plane
     let workspaceBase = workspace.baseAddress!
     forEachBatchChunk(s.batch, chunks: chunks) { chunk, samples in
+        if usesDirectConvolution(s) {
+            conv2dForwardDirect(s, samples: samples, input: input, weight: weight, bias: bias, output: output)
+            return
+        }
         let columnBuffer = workspaceBase + chunk * columnsCount
         for n in samples {
             let sampleInput = input + n * inputSample
             let sampleOutput = output + n * s.outChannels * plane
             let columns = sampleColumns(s, input: sampleInput, buffer: columnBuffer)
+            // The bias is written first and the product added to it (beta = 1): OpenBLAS
+            // then skips its own pass over C, which beta = 0 costs as much as the bias.
+            if let bias {
+                for o in 0..<s.outChannels {
+                    (sampleOutput + o * plane).update(repeating: bias[o], count: plane)
+                }
+            }
             for g in 0..<s.groups {
                 sgemm(
                     m: groupOut, n: plane, k: patch,
                     a: weight + g * groupOut * patch,
                     b: columns + g * patch * plane,
+                    beta: bias == nil ? 0 : 1,
                     c: sampleOutput + g * groupOut * plane)
-            }
-            if let bias {
-                for o in 0..<s.outChannels {
-                    let row = sampleOutput + o * plane
-                    let value = bias[o]
-                    for p in 0..<plane { row[p] += value }
-                }
             }
         }
     }
 }
 
 // MARK: - Backward
+
+/// `values[0..<count]` summed in eight lanes, then across the lanes: a fixed order, without
+/// the serial chain of a scalar loop (whose float adds the compiler may not reorder).
+@inlinable
+func planeSum(_ values: UnsafePointer<Float>, count: Int) -> Float {
+    var lanes = SIMD8<Float>()
+    var i = 0
+    while i + 8 <= count {
+        lanes += load8(values + i)
+        i += 8
+    }
+    var sum = lanes.sum()
+    while i < count {
+        sum += values[i]
+        i += 1
+    }
+    return sum
+}
 
 /// `gradInput = conv_transpose(gradOutput, weight)`: the gradient with respect to the input.
 /// Per sample: one sgemm per group into columns, then col2im. Independent of thread count.
@@ -221,6 +239,11 @@ public func conv2dBackwardWeight(
         let columnBuffer = workspaceBase + chunk * columnsCount
         let weightSum = partialWeight(chunk)
         let biasSum = partialBias(chunk)
+        if usesDirectConvolution(s) {
+            conv2dBackwardWeightDirect(s, samples: samples, input: input, gradOutput: gradOutput,
+                                       gradWeight: weightSum, gradBias: biasSum)
+            return
+        }
         biasSum?.update(repeating: 0, count: s.outChannels)
         for n in samples {
             let sampleInput = input + n * inputSample
@@ -238,10 +261,7 @@ public func conv2dBackwardWeight(
             }
             if let biasSum {
                 for o in 0..<s.outChannels {
-                    let row = sampleGradOutput + o * plane
-                    var sum: Float = 0
-                    for p in 0..<plane { sum += row[p] }
-                    biasSum[o] += sum
+                    biasSum[o] += planeSum(sampleGradOutput + o * plane, count: plane)
                 }
             }
         }

@@ -38,15 +38,10 @@ public enum Parallelism {
             body(0, 0..<count)
             return
         }
-        withoutActuallyEscaping(body) { escapable in
-            // The caller's closure typically captures raw buffers; each chunk touches a
-            // disjoint range of them, which is what makes sharing it across threads safe.
-            let shared = UncheckedSendable(escapable)
-            DispatchQueue.concurrentPerform(iterations: chunks) { i in
-                let lo = count * i / chunks
-                let hi = count * (i + 1) / chunks
-                shared.value(i, lo..<hi)
-            }
+        // The caller's closure typically captures raw buffers; each chunk touches a
+        // disjoint range of them, which is what makes sharing it across threads safe.
+        runInParallel(chunks) { i in
+            body(i, (count * i / chunks)..<(count * (i + 1) / chunks))
         }
     }
 }

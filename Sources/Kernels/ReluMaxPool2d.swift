@@ -42,9 +42,10 @@ public func reluMaxPool2dBackward(
     let inPlane = s.height * s.width
     let outPlane = s.outHeight * s.outWidth
     Parallelism.forEachChunk(s.batch * s.channels, minimumPerChunk: 16) { _, planes in
-        (gradInput + planes.lowerBound * inPlane).update(repeating: 0, count: planes.count * inPlane)
         for plane in planes {
+            // Zeroed plane by plane, so the scatter below finds it in L1.
             let destination = gradInput + plane * inPlane
+            destination.update(repeating: 0, count: inPlane)
             let gradients = gradOutput + plane * outPlane
             let values = output + plane * outPlane
             let indices = argmax + plane * outPlane

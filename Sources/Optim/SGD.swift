@@ -1,4 +1,5 @@
 import Autograd
+import Kernels
 
 /// Stochastic gradient descent with momentum, dampening, Nesterov and weight decay,
 /// exactly PyTorch's `torch.optim.SGD`:
@@ -43,21 +44,25 @@ public final class SGD: Optimizer {
         let first = steps == 0
         for (i, p) in parameters.enumerated() {
             guard let grad = p.grad else { continue }
-            let n = p.count
             let w = p.storage.pointer, g = grad.storage.pointer
-            if mu == 0 {
-                for j in 0..<n { w[j] -= lr * (g[j] + wd * w[j]) }
-                continue
-            }
-            // Separate loops for the loop-invariant cases keep each one branch-free.
-            let b = buffers.pointer(0, i)
-            switch (first, nesterov) {
-            case (true, false): for j in 0..<n { let d = g[j] + wd * w[j]; b[j] = d; w[j] -= lr * d }
-            case (true, true): for j in 0..<n { let d = g[j] + wd * w[j]; b[j] = d; w[j] -= lr * (d + mu * d) }
-            case (false, false):
-                for j in 0..<n { let d = g[j] + wd * w[j]; let v = mu * b[j] + damp * d; b[j] = v; w[j] -= lr * v }
-            case (false, true):
-                for j in 0..<n { let d = g[j] + wd * w[j]; let v = mu * b[j] + damp * d; b[j] = v; w[j] -= lr * (d + mu * v) }
+            let b = mu == 0 ? nil : buffers.pointer(0, i)
+            // Element-wise, so the split over threads cannot change a result.
+            Parallelism.forEachChunk(p.count, minimumPerChunk: 32_768) { _, range in
+                guard let b else {
+                    for j in range { w[j] -= lr * (g[j] + wd * w[j]) }
+                    return
+                }
+                // Separate loops for the loop-invariant cases keep each one branch-free.
+                switch (first, nesterov) {
+                case (true, false): for j in range { let d = g[j] + wd * w[j]; b[j] = d; w[j] -= lr * d }
+                case (true, true): for j in range { let d = g[j] + wd * w[j]; b[j] = d; w[j] -= lr * (d + mu * d) }
+                case (false, false):
+                    for j in range { let d = g[j] + wd * w[j]; let v = mu * b[j] + damp * d; b[j] = v; w[j] -= lr * v }
+                case (false, true):
+                    for j in range {
+                        let d = g[j] + wd * w[j]; let v = mu * b[j] + damp * d; b[j] = v; w[j] -= lr * (d + mu * v)
+                    }
+                }
             }
         }
         steps += 1

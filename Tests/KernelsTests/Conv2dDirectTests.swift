@@ -1,0 +1,78 @@
+@testable import Kernels
+import TestSupport
+import Testing
+
+/// The direct convolution kernels (few taps, unpadded, unit stride: LeNet's conv1) against
+/// a Double-precision direct convolution and an exact Double weight gradient, at 1–3 threads.
+@Suite struct Conv2dDirectTests {
+    /// (input, weight): outputs 24, 11, 16 and 8 wide (the 11-wide one overlaps its last
+    /// chunk); 20, 3, 5 and 6 output channels (not all multiples of 4 or 2); 1 to 3 input
+    /// channels, up to 27 taps.
+    static let cases: [([Int], [Int])] = [
+        ([3, 1, 28, 28], [20, 1, 5, 5]),
+        ([2, 2, 12, 13], [3, 2, 3, 3]),
+        ([5, 1, 9, 16], [5, 1, 2, 1]),
+        ([4, 3, 10, 10], [6, 3, 3, 3]),
+    ]
+
+    /// Σ over samples and pixels of `gradOutput · input` under each tap, in Double.
+    func exactWeightGradient(_ s: Conv2dShape, _ x: [Float], _ r: [Float]) -> (weight: [Double], bias: [Double]) {
+        var gw = [Double](repeating: 0, count: s.weightShape.reduce(1, *))
+        var gb = [Double](repeating: 0, count: s.outChannels)
+        for n in 0..<s.batch {
+            for o in 0..<s.outChannels {
+                for y in 0..<s.outHeight {
+                    for xo in 0..<s.outWidth {
+                        let g = Double(r[((n * s.outChannels + o) * s.outHeight + y) * s.outWidth + xo])
+                        gb[o] += g
+                        for c in 0..<s.inChannels {
+                            for kh in 0..<s.kernelHeight {
+                                for kw in 0..<s.kernelWidth {
+                                    let v = Double(x[((n * s.inChannels + c) * s.height + y + kh) * s.width + xo + kw])
+                                    gw[((o * s.inChannels + c) * s.kernelHeight + kh) * s.kernelWidth + kw] += g * v
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return (gw, gb)
+    }
+
+    @Test(arguments: cases)
+    func matchesDoublePrecisionAtEveryThreadCount(_ input: [Int], _ weight: [Int]) throws {
+        let s = try Conv2dShape(input: input, weight: weight)
+        #expect(usesDirectConvolution(s))
+        var random = TestRandom(seed: 7)
+        let x = random.floats(input.reduce(1, *)), w = random.floats(weight.reduce(1, *))
+        let b = random.floats(s.outChannels), r = random.floats(s.outputShape.reduce(1, *))
+        let expectedOutput = naiveConv(s, x.map(Double.init), w.map(Double.init), b.map(Double.init))
+        let (expectedWeight, expectedBias) = exactWeightGradient(s, x, r)
+        for threads in 1...3 {
+            let (output, gradients) = Parallelism.withThreadCount(threads) {
+                (convForward(s, x, w, b), convBackwardWeight(s, x, r))
+            }
+            let label = "\(input) \(weight) at \(threads) threads"
+            if let m = compareClose(output, expectedOutput, rtol: 1e-5, atol: 1e-5, label: "\(label) forward") {
+                Issue.record(Comment(rawValue: m))
+            }
+            if let m = compareClose(gradients.weight, expectedWeight, rtol: 1e-5, atol: 1e-4, label: "\(label) grad weight") {
+                Issue.record(Comment(rawValue: m))
+            }
+            if let m = compareClose(gradients.bias, expectedBias, rtol: 1e-5, atol: 1e-4, label: "\(label) grad bias") {
+                Issue.record(Comment(rawValue: m))
+            }
+            // Same thread count, same bits.
+            let again = Parallelism.withThreadCount(threads) { convBackwardWeight(s, x, r) }
+            #expect(again.weight == gradients.weight && again.bias == gradients.bias)
+        }
+    }
+
+    @Test func paddedStridedOrWideConvolutionsUseIm2col() throws {
+        #expect(!usesDirectConvolution(try Conv2dShape(input: [1, 1, 28, 28], weight: [6, 1, 5, 5], padding: (2, 2))))
+        #expect(!usesDirectConvolution(try Conv2dShape(input: [1, 20, 12, 12], weight: [50, 20, 5, 5])))
+        #expect(!usesDirectConvolution(try Conv2dShape(input: [1, 1, 28, 28], weight: [4, 1, 3, 3], stride: (2, 2))))
+        #expect(!usesDirectConvolution(try Conv2dShape(input: [1, 1, 10, 6], weight: [4, 1, 3, 3])))  // 4 wide
+    }
+}
