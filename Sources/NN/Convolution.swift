@@ -32,14 +32,19 @@ extension Functional {
             throw NNError.shape(op: "conv2d", "bias \(bias.shape) does not match weight \(weight.shape): expected [\(s.outChannels)]")
         }
         let out = Tensor.empty(s.outputShape)
-        let workspace = UnsafeMutableBufferPointer<Float>.allocate(capacity: conv2dWorkspaceCount(s))
-        defer { workspace.deallocate() }
-        conv2dForward(s, input: input.storage.pointer, weight: weight.storage.pointer,
-                      bias: bias?.storage.pointer, output: out.storage.pointer, workspace: workspace)
+        // Scratch memory comes from the tensors' caching allocator: the same sizes recur
+        // every step, and malloc handed blocks this large back to the system each time.
+        let scratch = Storage(uninitializedCount: conv2dWorkspaceCount(s))
+        withExtendedLifetime(scratch) {
+            conv2dForward(s, input: input.storage.pointer, weight: weight.storage.pointer,
+                          bias: bias?.storage.pointer, output: out.storage.pointer,
+                          workspace: UnsafeMutableBufferPointer(start: scratch.pointer, count: scratch.count))
+        }
         let inputs = bias.map { [input, weight, $0] } ?? [input, weight]
         return out.recording("ConvolutionBackward0", inputs: inputs) { g in
-            let workspace = UnsafeMutableBufferPointer<Float>.allocate(capacity: conv2dWorkspaceCount(s))
-            defer { workspace.deallocate() }
+            let scratch = Storage(uninitializedCount: conv2dWorkspaceCount(s))
+            defer { withExtendedLifetime(scratch) {} }
+            let workspace = UnsafeMutableBufferPointer(start: scratch.pointer, count: scratch.count)
             var gradInput: Tensor?, gradWeight: Tensor?, gradBias: Tensor?
             if input.requiresGrad {
                 let gi = Tensor.empty(input.shape)
@@ -89,8 +94,8 @@ extension Functional {
         let s = try Pool2dShape(input: input.shape, kernel: kernelSize.tuple, stride: stride?.tuple,
                                 padding: padding.tuple, dilation: dilation.tuple)
         let out = Tensor.empty(s.outputShape)
-        let indices = IndexBuffer(.allocate(capacity: out.count))
-        let argmax = indices.buffer.baseAddress!
+        let indices = IndexBuffer(count: out.count)
+        let argmax = indices.pointer
         if relu {
             reluMaxPool2dForward(s, input: input.storage.pointer, output: out.storage.pointer, argmax: argmax)
         } else {
@@ -100,9 +105,9 @@ extension Functional {
             let gi = Tensor.empty(input.shape)
             if relu {
                 reluMaxPool2dBackward(s, gradOutput: g.storage.pointer, output: out.storage.pointer,
-                                      argmax: indices.buffer.baseAddress!, gradInput: gi.storage.pointer)
+                                      argmax: indices.pointer, gradInput: gi.storage.pointer)
             } else {
-                maxPool2dBackward(s, gradOutput: g.storage.pointer, argmax: indices.buffer.baseAddress!,
+                maxPool2dBackward(s, gradOutput: g.storage.pointer, argmax: indices.pointer,
                                   gradInput: gi.storage.pointer)
             }
             return [gi]
@@ -110,9 +115,14 @@ extension Functional {
     }
 }
 
-/// Owns the argmax indices a max-pool saves for its backward; freed with the graph.
+/// Owns the argmax indices a max-pool saves for its backward; freed with the graph. The
+/// memory is a `Storage` block (Int32 and Float have one size), so it is cached like the
+/// activations.
 final class IndexBuffer {
-    let buffer: UnsafeMutableBufferPointer<Int32>
-    init(_ buffer: UnsafeMutableBufferPointer<Int32>) { self.buffer = buffer }
-    deinit { buffer.deallocate() }
+    private let storage: Storage
+    let pointer: UnsafeMutablePointer<Int32>
+    init(count: Int) {
+        storage = Storage(uninitializedCount: count)
+        pointer = UnsafeMutableRawPointer(storage.pointer).bindMemory(to: Int32.self, capacity: max(1, count))
+    }
 }
