@@ -7,14 +7,15 @@ import Dispatch
 ///
 /// One size serves all three kernels (forward, backward-input, backward-weight): one
 /// im2col matrix per chunk of the batch, plus a private weight- and bias-gradient
-/// partial sum for every chunk after the first. Allocate once and reuse across steps;
+/// partial sum for every chunk after the first; or what the sparse-gradient path needs
+/// (`sparseWorkspaceCount`), if more. Allocate once and reuse across steps;
 /// recompute it when the thread count changes (a kernel called with too small a workspace
 /// stops with a precondition failure naming both sizes).
 public func conv2dWorkspaceCount(_ shape: Conv2dShape, threadCount: Int = Parallelism.threadCount) -> Int {
     let chunks = chunkCount(shape.batch, threadCount: threadCount)
     let columns = shape.inChannels * shape.kernelHeight * shape.kernelWidth * shape.outPlane
     let partials = shape.outChannels * shape.groupPatchSize + shape.outChannels
-    return chunks * columns + (chunks - 1) * partials
+    return max(chunks * columns + (chunks - 1) * partials, sparseWorkspaceCount(shape, chunks: chunks))
 }
 
 /// Chunks `Parallelism.forEachChunk` splits `count` items into (minimumPerChunk 1).
@@ -179,6 +180,14 @@ public func conv2dBackwardInput(
     let inputSample = s.inChannels * s.height * s.width
     let columnsCount = s.inChannels * s.kernelHeight * s.kernelWidth * plane
     let workspaceBase = workspace.baseAddress!
+    if sparseGradientWins(s, gradOutput: gradOutput) {
+        padKernelRows(s, weight: weight, padded: workspaceBase)
+        forEachBatchChunk(s.batch, chunks: chunks) { _, samples in
+            conv2dBackwardInputSparse(s, samples: samples, gradOutput: gradOutput,
+                                      paddedWeight: workspaceBase, gradInput: gradInput)
+        }
+        return
+    }
     forEachBatchChunk(s.batch, chunks: chunks) { chunk, samples in
         let columnBuffer = workspaceBase + chunk * columnsCount
         for n in samples {
@@ -234,6 +243,32 @@ public func conv2dBackwardWeight(
     func partialBias(_ chunk: Int) -> UnsafeMutablePointer<Float>? {
         guard let gradBias else { return nil }
         return chunk == 0 ? gradBias : partialWeight(chunk) + weightCount
+    }
+    if sparseGradientWins(s, gradOutput: gradOutput) {
+        let padded = paddedWeightCount(s)
+        let partial = { (chunk: Int) in workspaceBase + padded + chunk * (padded + s.outChannels) }
+        forEachBatchChunk(s.batch, chunks: chunks) { chunk, samples in
+            conv2dBackwardWeightSparse(s, samples: samples, input: input, gradOutput: gradOutput,
+                                       paddedGradWeight: partial(chunk),
+                                       gradBias: gradBias == nil ? nil : partial(chunk) + padded)
+        }
+        // Fixed-order reduction of the partials, dropping the padding lanes.
+        let kW = s.kernelWidth
+        for row in 0..<(padded / 8) {
+            for kw in 0..<kW {
+                var sum = partial(0)[row * 8 + kw]
+                for chunk in 1..<max(chunks, 1) { sum += partial(chunk)[row * 8 + kw] }
+                gradWeight[row * kW + kw] = sum
+            }
+        }
+        if let gradBias {
+            for o in 0..<s.outChannels {
+                var sum = partial(0)[padded + o]
+                for chunk in 1..<max(chunks, 1) { sum += partial(chunk)[padded + o] }
+                gradBias[o] = sum
+            }
+        }
+        return
     }
     forEachBatchChunk(s.batch, chunks: chunks) { chunk, samples in
         let columnBuffer = workspaceBase + chunk * columnsCount
