@@ -15,8 +15,6 @@ public enum Benchmark {
     public static let trainFLOPsPerImage = 13.2e6
     /// Forward FLOPs of one LeNet image (4.6 MFLOP).
     public static let forwardFLOPsPerImage = 4.6e6
-    /// The FMA peak of one core of the reference machine (AVX2: 2 × 8 lanes × 2 FLOP × ~2 GHz).
-    public static let peakGFLOPsPerCore = 32.0
 
     public struct Result: Sendable {
         public var threads: Int
@@ -26,6 +24,8 @@ public enum Benchmark {
         public var samplesPerSecond: Double
         public var secondsPerEpoch: Double
         public var gflops: Double
+        /// The FMA peak measured on this machine at this thread count (`measureFMAPeakGFLOPs`).
+        public var peakGFLOPs: Double
         public var peakShare: Double
         public var evalSeconds: Double
         public var evalAccuracy: Double
@@ -35,7 +35,7 @@ public enum Benchmark {
             jsonObject([
                 "implementation": "mnist-train", "threads": threads, "batch_size": batchSize, "steps": steps,
                 "train_seconds": trainSeconds, "samples_per_second": samplesPerSecond, "seconds_per_epoch": secondsPerEpoch,
-                "gflops": gflops, "peak_share": peakShare, "eval_seconds": evalSeconds, "eval_accuracy": evalAccuracy,
+                "gflops": gflops, "peak_gflops": peakGFLOPs, "peak_share": peakShare, "eval_seconds": evalSeconds, "eval_accuracy": evalAccuracy,
                 "peak_rss_mb": peakRSSMegabytes,
             ])
         }
@@ -84,10 +84,11 @@ public enum Benchmark {
         let evaluation = try Evaluator.evaluate(model, dataset: test, batchSize: evalBatchSize, normalization: .mnist,
                                                 logProbabilities: true)
         let gflops = samplesPerSecond * trainFLOPsPerImage / 1e9
+        let peak = measureFMAPeakGFLOPs(threads: threads)
         return Result(
             threads: threads, batchSize: batchSize, steps: steps, trainSeconds: seconds,
             samplesPerSecond: samplesPerSecond, secondsPerEpoch: Double(train.count) / samplesPerSecond,
-            gflops: gflops, peakShare: gflops / (peakGFLOPsPerCore * Double(threads)),
+            gflops: gflops, peakGFLOPs: peak, peakShare: gflops / peak,
             evalSeconds: evaluation.seconds, evalAccuracy: evaluation.accuracy, peakRSSMegabytes: peakRSSMegabytes())
     }
 

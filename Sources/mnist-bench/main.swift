@@ -29,11 +29,11 @@ struct MNISTBench: ParsableCommand {
             if json { print(r.json); return }
             print(String(format: """
                 mnist-train, %d thread(s), batch %d, %d steps
-                  training:   %.0f samples/s, %.1f s per epoch, %.1f GFLOP/s (%.0f%% of %d x 32 GFLOP/s, the FMA estimate per core)
+                  training:   %.0f samples/s, %.1f s per epoch, %.1f GFLOP/s (%.0f%% of the FMA peak measured here, %.0f GFLOP/s)
                   evaluation: 10,000 test images in %.2f s (accuracy %.2f%%)
                   peak RSS:   %.0f MB
                 """, r.threads, r.batchSize, r.steps, r.samplesPerSecond, r.secondsPerEpoch, r.gflops,
-                100 * r.peakShare, r.threads, r.evalSeconds, 100 * r.evalAccuracy, r.peakRSSMegabytes))
+                100 * r.peakShare, r.peakGFLOPs, r.evalSeconds, 100 * r.evalAccuracy, r.peakRSSMegabytes))
         } catch {
             FileHandle.standardError.write("mnist-bench: error: \(error)\n".data(using: .utf8)!)
             throw ExitCode(1)
