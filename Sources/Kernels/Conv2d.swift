@@ -274,7 +274,7 @@ public func conv2dBackwardWeight(
         let columnBuffer = workspaceBase + chunk * columnsCount
         let weightSum = partialWeight(chunk)
         let biasSum = partialBias(chunk)
-        if usesDirectConvolution(s) {
+        if usesDirectBackwardWeight(s) {
             conv2dBackwardWeightDirect(s, samples: samples, input: input, gradOutput: gradOutput,
                                        gradWeight: weightSum, gradBias: biasSum)
             return

@@ -11,7 +11,7 @@
 @inlinable
 func mayUseSparseGradient(_ s: Conv2dShape) -> Bool {
     s.groups == 1 && s.strideH == 1 && s.strideW == 1 && s.padH == 0 && s.padW == 0
-        && s.dilationH == 1 && s.dilationW == 1 && s.kernelWidth <= 8 && !usesDirectConvolution(s)
+        && s.dilationH == 1 && s.dilationW == 1 && s.kernelWidth <= 8 && !usesDirectBackwardWeight(s)
 }
 
 /// Whether `gradOutput` is sparse enough for the sparse path to win: at most a fifth of it

@@ -2,14 +2,17 @@
 import TestSupport
 import Testing
 
-/// The direct convolution kernels (few taps, unpadded, unit stride: LeNet's conv1) against
-/// a Double-precision direct convolution and an exact Double weight gradient, at 1–3 threads.
+/// The direct convolution kernels (unpadded, unit stride: LeNet's conv1 and conv2 forward,
+/// conv1's weight gradient) against a Double-precision direct convolution and an exact
+/// Double weight gradient, at 1–3 threads.
 @Suite struct Conv2dDirectTests {
-    /// (input, weight): outputs 24, 11, 16 and 8 wide (the 11-wide one overlaps its last
-    /// chunk); 20, 3, 5 and 6 output channels (not all multiples of 4 or 2); 1 to 3 input
-    /// channels, up to 27 taps.
+    /// (input, weight): outputs 24, 8, 8, 11, 16 and 8 wide (the 11-wide one overlaps its
+    /// last chunk; 3 rows of 8 make an odd number of chunks); 20, 50, 7, 3, 5 and 6 output
+    /// channels (not all multiples of 5, 4 or 2); 1 to 20 input channels, up to 500 taps.
     static let cases: [([Int], [Int])] = [
         ([3, 1, 28, 28], [20, 1, 5, 5]),
+        ([3, 20, 12, 12], [50, 20, 5, 5]),  // conv2: forward only is direct (500 taps)
+        ([2, 2, 7, 10], [7, 2, 5, 3]),  // 3 rows of 8: an odd number of chunks
         ([2, 2, 12, 13], [3, 2, 3, 3]),
         ([5, 1, 9, 16], [5, 1, 2, 1]),
         ([4, 3, 10, 10], [6, 3, 3, 3]),
@@ -44,6 +47,7 @@ import Testing
     func matchesDoublePrecisionAtEveryThreadCount(_ input: [Int], _ weight: [Int]) throws {
         let s = try Conv2dShape(input: input, weight: weight)
         #expect(usesDirectConvolution(s))
+        // (The weight gradient of more than 32 taps goes through GEMM; it is checked all the same.)
         var random = TestRandom(seed: 7)
         let x = random.floats(input.reduce(1, *)), w = random.floats(weight.reduce(1, *))
         let b = random.floats(s.outChannels), r = random.floats(s.outputShape.reduce(1, *))
@@ -69,9 +73,11 @@ import Testing
         }
     }
 
-    @Test func paddedStridedOrWideConvolutionsUseIm2col() throws {
+    @Test func paddedStridedOrNarrowConvolutionsUseIm2col() throws {
         #expect(!usesDirectConvolution(try Conv2dShape(input: [1, 1, 28, 28], weight: [6, 1, 5, 5], padding: (2, 2))))
-        #expect(!usesDirectConvolution(try Conv2dShape(input: [1, 20, 12, 12], weight: [50, 20, 5, 5])))
+        // conv2 runs forward directly; its dense weight gradient (500 taps) goes through GEMM.
+        #expect(usesDirectConvolution(try Conv2dShape(input: [1, 20, 12, 12], weight: [50, 20, 5, 5])))
+        #expect(!usesDirectBackwardWeight(try Conv2dShape(input: [1, 20, 12, 12], weight: [50, 20, 5, 5])))
         #expect(!usesDirectConvolution(try Conv2dShape(input: [1, 1, 28, 28], weight: [4, 1, 3, 3], stride: (2, 2))))
         #expect(!usesDirectConvolution(try Conv2dShape(input: [1, 1, 10, 6], weight: [4, 1, 3, 3])))  // 4 wide
     }
