@@ -18,31 +18,6 @@ import Testing
         ([4, 3, 10, 10], [6, 3, 3, 3]),
     ]
 
-    /// Σ over samples and pixels of `gradOutput · input` under each tap, in Double.
-    func exactWeightGradient(_ s: Conv2dShape, _ x: [Float], _ r: [Float]) -> (weight: [Double], bias: [Double]) {
-        var gw = [Double](repeating: 0, count: s.weightShape.reduce(1, *))
-        var gb = [Double](repeating: 0, count: s.outChannels)
-        for n in 0..<s.batch {
-            for o in 0..<s.outChannels {
-                for y in 0..<s.outHeight {
-                    for xo in 0..<s.outWidth {
-                        let g = Double(r[((n * s.outChannels + o) * s.outHeight + y) * s.outWidth + xo])
-                        gb[o] += g
-                        for c in 0..<s.inChannels {
-                            for kh in 0..<s.kernelHeight {
-                                for kw in 0..<s.kernelWidth {
-                                    let v = Double(x[((n * s.inChannels + c) * s.height + y + kh) * s.width + xo + kw])
-                                    gw[((o * s.inChannels + c) * s.kernelHeight + kh) * s.kernelWidth + kw] += g * v
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        return (gw, gb)
-    }
-
     @Test(arguments: cases)
     func matchesDoublePrecisionAtEveryThreadCount(_ input: [Int], _ weight: [Int]) throws {
         let s = try Conv2dShape(input: input, weight: weight)
@@ -52,7 +27,8 @@ import Testing
         let x = random.floats(input.reduce(1, *)), w = random.floats(weight.reduce(1, *))
         let b = random.floats(s.outChannels), r = random.floats(s.outputShape.reduce(1, *))
         let expectedOutput = naiveConv(s, x.map(Double.init), w.map(Double.init), b.map(Double.init))
-        let (expectedWeight, expectedBias) = exactWeightGradient(s, x, r)
+        let exact = exactUnpaddedGradients(s, x, w, r)
+        let (expectedWeight, expectedBias) = (exact.weight, exact.bias)
         for threads in 1...3 {
             let (output, gradients) = Parallelism.withThreadCount(threads) {
                 (convForward(s, x, w, b), convBackwardWeight(s, x, r))

@@ -22,36 +22,6 @@ import Testing
         return r
     }
 
-    /// Input gradient and weight gradient of `Σ output · r`, in Double.
-    static func exactGradients(_ s: Conv2dShape, _ x: [Float], _ w: [Float], _ r: [Float])
-        -> (input: [Double], weight: [Double], bias: [Double])
-    {
-        var gi = [Double](repeating: 0, count: x.count), gw = [Double](repeating: 0, count: w.count)
-        var gb = [Double](repeating: 0, count: s.outChannels)
-        let (kH, kW) = (s.kernelHeight, s.kernelWidth)
-        for n in 0..<s.batch {
-            for o in 0..<s.outChannels {
-                for y in 0..<s.outHeight {
-                    for xo in 0..<s.outWidth {
-                        let g = Double(r[((n * s.outChannels + o) * s.outHeight + y) * s.outWidth + xo])
-                        gb[o] += g
-                        for c in 0..<s.inChannels {
-                            for kh in 0..<kH {
-                                for kw in 0..<kW {
-                                    let xi = ((n * s.inChannels + c) * s.height + y + kh) * s.width + xo + kw
-                                    let wi = ((o * s.inChannels + c) * kH + kh) * kW + kw
-                                    gw[wi] += g * Double(x[xi])
-                                    gi[xi] += g * Double(w[wi])
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        return (gi, gw, gb)
-    }
-
     @Test(arguments: cases)
     func matchesDoublePrecisionAtEveryThreadCount(_ input: [Int], _ weight: [Int]) throws {
         let s = try Conv2dShape(input: input, weight: weight)
@@ -60,7 +30,7 @@ import Testing
         let r = Self.sparseGradient(s, &random)
         #expect(mayUseSparseGradient(s))
         #expect(r.withUnsafeBufferPointer { sparseGradientWins(s, gradOutput: $0.baseAddress!) })
-        let expected = Self.exactGradients(s, x, w, r)
+        let expected = exactUnpaddedGradients(s, x, w, r)
         for threads in 1...3 {
             let (gradInput, gradients) = Parallelism.withThreadCount(threads) {
                 (convBackwardInput(s, r, w), convBackwardWeight(s, x, r))

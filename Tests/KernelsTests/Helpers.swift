@@ -93,6 +93,37 @@ func poolBackward(_ s: Pool2dShape, _ gradOutput: [Float], _ argmax: [Int32]) ->
 
 // MARK: - Double-precision references
 
+/// The input, weight and bias gradients of `Σ conv2d(x, w) · r` for an unpadded, unit-stride,
+/// ungrouped convolution, summed exactly in Double.
+func exactUnpaddedGradients(_ s: Conv2dShape, _ x: [Float], _ w: [Float], _ r: [Float])
+    -> (input: [Double], weight: [Double], bias: [Double])
+{
+    var gi = [Double](repeating: 0, count: x.count), gw = [Double](repeating: 0, count: w.count)
+    var gb = [Double](repeating: 0, count: s.outChannels)
+    let (kH, kW) = (s.kernelHeight, s.kernelWidth)
+    for n in 0..<s.batch {
+        for o in 0..<s.outChannels {
+            for y in 0..<s.outHeight {
+                for xo in 0..<s.outWidth {
+                    let g = Double(r[((n * s.outChannels + o) * s.outHeight + y) * s.outWidth + xo])
+                    gb[o] += g
+                    for c in 0..<s.inChannels {
+                        for kh in 0..<kH {
+                            for kw in 0..<kW {
+                                let xi = ((n * s.inChannels + c) * s.height + y + kh) * s.width + xo + kw
+                                let wi = ((o * s.inChannels + c) * kH + kh) * kW + kw
+                                gw[wi] += g * Double(x[xi])
+                                gi[xi] += g * Double(w[wi])
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    return (gi, gw, gb)
+}
+
 /// Direct conv2d in Double: `(N, O, OH, OW)`.
 func naiveConv(_ s: Conv2dShape, _ input: [Double], _ weight: [Double], _ bias: [Double]?) -> [Double] {
     let oh = s.outHeight, ow = s.outWidth, cg = s.groupInChannels, og = s.groupOutChannels
