@@ -135,7 +135,7 @@ func conv2dForwardDirect(
 }
 
 /// The weight and bias gradients of `samples`, computed directly (see
-/// `usesDirectConvolution`) and written (not added) to `gradWeight` and `gradBias`.
+/// `usesDirectBackwardWeight`) and written (not added) to `gradWeight` and `gradBias`.
 ///
 /// Two output channels × four taps are summed at a time in eight registers of eight lanes,
 /// over every sample, row and column chunk in that order; the lanes are then added in lane
