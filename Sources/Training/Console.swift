@@ -74,6 +74,51 @@ func jsonValue(_ value: Any) -> String {
     }
 }
 
+/// `json` (compact, as `jsonObject` writes it) re-indented by two spaces per level: the
+/// members of objects nested at most `objectDepth` deep each on their own line, and the
+/// elements of an array of objects inside them too (one object per line); everything else
+/// stays on one line. The text between quotes is copied as is.
+func indentedJSON(_ json: String, objectDepth: Int) -> String {
+    let text = Array(json)
+    var out = "", inString = false, escaped = false
+    var broken: [Bool] = []  // per open container: are its members on their own lines?
+    var lineStart = false  // just broke a line: the compact text's space after "," goes
+    func newline() {
+        out += "\n" + String(repeating: "  ", count: broken.count)
+        lineStart = true
+    }
+    for (i, c) in text.enumerated() {
+        if inString {
+            out.append(c)
+            if escaped { escaped = false } else if c == "\\" { escaped = true } else if c == "\"" { inString = false }
+            continue
+        }
+        if c == " " && lineStart { continue }
+        lineStart = false
+        switch c {
+        case "\"":
+            inString = true
+            out.append(c)
+        case "{", "[":
+            out.append(c)
+            let next = text[(i + 1)...].first { $0 != " " }
+            let breaks = next != "}" && next != "]"
+                && (c == "{" ? broken.count < objectDepth : next == "{" && broken.last == true)
+            broken.append(breaks)
+            if breaks { newline() }
+        case "}", "]":
+            if broken.removeLast() { newline() }
+            out.append(c)
+        case ",":
+            out.append(c)
+            if broken.last == true { newline() }
+        default:
+            out.append(c)
+        }
+    }
+    return out
+}
+
 /// Already-encoded JSON to embed as is.
 struct RawJSON { var text: String }
 

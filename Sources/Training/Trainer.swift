@@ -125,7 +125,9 @@ public final class Trainer {
             try Checkpoint.loadWeights(SafeTensorsFile.read(from: initFrom), into: model)
         }
 
-        console.line("Config \(config.name): \(configJSON)")
+        // Top-level members and those of data, model, optimizer... on their own lines; one
+        // line per layer.
+        console.line("Config \(config.name): \(indentedJSON(configJSON, objectDepth: 2))")
         console.line("\(model)")
         console.line("Parameters: \(model.parameterCount); training on \(train.count) images, testing on \(test.count); "
             + "\(config.threads) thread(s); run directory \(runDirectory.path)")

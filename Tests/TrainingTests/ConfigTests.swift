@@ -100,3 +100,31 @@ struct ConfigTests {
         #expect("\(error)" == "command line: --momentum: got 0.9; expected only with --optimizer sgd")
     }
 }
+
+/// The resolved config as printed at the start of a run: indented, and the same JSON.
+@Suite struct IndentedConfigTests {
+    @Test func indentsObjectsAndLayerListsAndKeepsTheJSON() throws {
+        let compact = #"{"name": "a, b", "data": {"mirrors": [], "aug": {"shift": 0, "angle": 1.5}, "mean": 0.5}, "model": {"shape": [1, 28, 28], "layers": [{"type": "relu", "name": "r"}, {"type": "flatten"}]}, "q": "x\"}y"}"#
+        let indented = indentedJSON(compact, objectDepth: 2)
+        #expect(indented == """
+            {
+              "name": "a, b",
+              "data": {
+                "mirrors": [],
+                "aug": {"shift": 0, "angle": 1.5},
+                "mean": 0.5
+              },
+              "model": {
+                "shape": [1, 28, 28],
+                "layers": [
+                  {"type": "relu", "name": "r"},
+                  {"type": "flatten"}
+                ]
+              },
+              "q": "x\\"}y"
+            }
+            """)
+        let parse = { (text: String) in try JSONSerialization.jsonObject(with: Data(text.utf8)) as? NSDictionary }
+        #expect(try parse(indented) == parse(compact))
+    }
+}
