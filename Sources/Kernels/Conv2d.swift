@@ -7,15 +7,16 @@ import Dispatch
 ///
 /// One size serves all three kernels (forward, backward-input, backward-weight): one
 /// im2col matrix per chunk of the batch, plus a private weight- and bias-gradient
-/// partial sum for every chunk after the first; or what the sparse-gradient path needs
-/// (`sparseWorkspaceCount`), if more. Allocate once and reuse across steps;
+/// partial sum for every chunk after the first; or what the sparse-gradient path or the
+/// direct forward's packed weight need, if more. Allocate once and reuse across steps;
 /// recompute it when the thread count changes (a kernel called with too small a workspace
 /// stops with a precondition failure naming both sizes).
 public func conv2dWorkspaceCount(_ shape: Conv2dShape, threadCount: Int = Parallelism.threadCount) -> Int {
     let chunks = chunkCount(shape.batch, threadCount: threadCount)
     let columns = shape.inChannels * shape.kernelHeight * shape.kernelWidth * shape.outPlane
     let partials = shape.outChannels * shape.groupPatchSize + shape.outChannels
-    return max(chunks * columns + (chunks - 1) * partials, sparseWorkspaceCount(shape, chunks: chunks))
+    return max(chunks * columns + (chunks - 1) * partials, sparseWorkspaceCount(shape, chunks: chunks),
+               usesDirectConvolution(shape) ? packedDirectWeightCount(shape) : 0)
 }
 
 /// Chunks `Parallelism.forEachChunk` splits `count` items into (minimumPerChunk 1).
@@ -37,7 +38,7 @@ func forEachBatchChunk(
         return
     }
     // Each chunk touches disjoint samples of the caller's buffers and its own workspace.
-    runInParallel(chunks) { i in body(i, (batch * i / chunks)..<(batch * (i + 1) / chunks)) }
+    Parallelism.forEach(batch, chunks: chunks, body)
 }
 
 /// Whether the im2col matrix of a sample is the sample itself (1×1 kernel, no stride,
@@ -111,11 +112,15 @@ public func conv2dForward(
     let inputSample = s.inChannels * s.height * s.width
     let columnsCount = s.inChannels * s.kernelHeight * s.kernelWidth * plane
     let workspaceBase = workspace.baseAddress!
-    forEachBatchChunk(s.batch, chunks: chunks) { chunk, samples in
-        if usesDirectConvolution(s) {
-            conv2dForwardDirect(s, samples: samples, input: input, weight: weight, bias: bias, output: output)
-            return
+    if usesDirectConvolution(s) {
+        packDirectWeight(s, weight: weight, into: workspaceBase)
+        forEachBatchChunk(s.batch, chunks: chunks) { _, samples in
+            conv2dForwardDirect(s, samples: samples, input: input, packedWeight: workspaceBase, bias: bias,
+                                output: output)
         }
+        return
+    }
+    forEachBatchChunk(s.batch, chunks: chunks) { chunk, samples in
         let columnBuffer = workspaceBase + chunk * columnsCount
         for n in samples {
             let sampleInput = input + n * inputSample
@@ -172,7 +177,7 @@ public func conv2dBackwardInput(
     _ shape: Conv2dShape,
     gradOutput: UnsafePointer<Float>, weight: UnsafePointer<Float>,
     gradInput: UnsafeMutablePointer<Float>, workspace: UnsafeMutableBufferPointer<Float>,
-    threading: Conv2dThreading = .splitBatch
+    threading: Conv2dThreading = .splitBatch, sparseGradient: Bool? = nil
 ) {
     let s = shape
     let chunks = checkWorkspace(s, workspace, threading)
@@ -180,7 +185,7 @@ public func conv2dBackwardInput(
     let inputSample = s.inChannels * s.height * s.width
     let columnsCount = s.inChannels * s.kernelHeight * s.kernelWidth * plane
     let workspaceBase = workspace.baseAddress!
-    if sparseGradientWins(s, gradOutput: gradOutput) {
+    if sparseGradient ?? conv2dGradientIsSparse(s, gradOutput: gradOutput) {
         padKernelRows(s, weight: weight, padded: workspaceBase)
         forEachBatchChunk(s.batch, chunks: chunks) { _, samples in
             conv2dBackwardInputSparse(s, samples: samples, gradOutput: gradOutput,
@@ -226,7 +231,7 @@ public func conv2dBackwardWeight(
     input: UnsafePointer<Float>, gradOutput: UnsafePointer<Float>,
     gradWeight: UnsafeMutablePointer<Float>, gradBias: UnsafeMutablePointer<Float>?,
     workspace: UnsafeMutableBufferPointer<Float>,
-    threading: Conv2dThreading = .splitBatch
+    threading: Conv2dThreading = .splitBatch, sparseGradient: Bool? = nil
 ) {
     let s = shape
     let chunks = checkWorkspace(s, workspace, threading)
@@ -244,7 +249,7 @@ public func conv2dBackwardWeight(
         guard let gradBias else { return nil }
         return chunk == 0 ? gradBias : partialWeight(chunk) + weightCount
     }
-    if sparseGradientWins(s, gradOutput: gradOutput) {
+    if sparseGradient ?? conv2dGradientIsSparse(s, gradOutput: gradOutput) {
         let padded = paddedWeightCount(s)
         let partial = { (chunk: Int) in workspaceBase + padded + chunk * (padded + s.outChannels) }
         forEachBatchChunk(s.batch, chunks: chunks) { chunk, samples in

@@ -17,10 +17,10 @@ func mayUseSparseGradient(_ s: Conv2dShape) -> Bool {
 /// Whether `gradOutput` is sparse enough for the sparse path to win: at most a fifth of it
 /// nonzero. Measured on LeNet's conv2 at batch 64 and 12.5% nonzero (`mnist-bench --ops`):
 /// 1.0 ms (input) and 1.4 ms (weight) against 1.9 and 2.0 ms through im2col + GEMM, so
-/// the break-even lies near a quarter. Decided once per call from the whole batch, so the
-/// choice does not depend on the thread count.
-@inlinable
-func sparseGradientWins(_ s: Conv2dShape, gradOutput: UnsafePointer<Float>) -> Bool {
+/// the break-even lies near a quarter. Decided from the whole batch, so the choice does not
+/// depend on the thread count; `conv2dBackwardInput` and `conv2dBackwardWeight` decide it
+/// themselves unless given it (the caller of both scans the gradient once).
+public func conv2dGradientIsSparse(_ s: Conv2dShape, gradOutput: UnsafePointer<Float>) -> Bool {
     guard mayUseSparseGradient(s) else { return false }
     let count = s.batch * s.outChannels * s.outPlane
     var nonzero = SIMD8<Int32>()

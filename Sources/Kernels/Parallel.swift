@@ -38,11 +38,16 @@ public enum Parallelism {
             body(0, 0..<count)
             return
         }
+        forEach(count, chunks: chunks, body)
+    }
+
+    /// Runs `body(chunk, range)` over `0..<count` split into exactly `chunks` contiguous
+    /// ranges (`count * i / chunks ..< count * (i + 1) / chunks`), in parallel.
+    @usableFromInline
+    static func forEach(_ count: Int, chunks: Int, _ body: (_ chunk: Int, _ range: Range<Int>) -> Void) {
         // The caller's closure typically captures raw buffers; each chunk touches a
         // disjoint range of them, which is what makes sharing it across threads safe.
-        runInParallel(chunks) { i in
-            body(i, (count * i / chunks)..<(count * (i + 1) / chunks))
-        }
+        runInParallel(chunks) { i in body(i, (count * i / chunks)..<(count * (i + 1) / chunks)) }
     }
 }
 

@@ -46,10 +46,12 @@ extension Functional {
             defer { withExtendedLifetime(scratch) {} }
             let workspace = UnsafeMutableBufferPointer(start: scratch.pointer, count: scratch.count)
             var gradInput: Tensor?, gradWeight: Tensor?, gradBias: Tensor?
+            // One scan of the gradient decides the path of both kernels.
+            let sparse = conv2dGradientIsSparse(s, gradOutput: g.storage.pointer)
             if input.requiresGrad {
                 let gi = Tensor.empty(input.shape)
                 conv2dBackwardInput(s, gradOutput: g.storage.pointer, weight: weight.storage.pointer,
-                                    gradInput: gi.storage.pointer, workspace: workspace)
+                                    gradInput: gi.storage.pointer, workspace: workspace, sparseGradient: sparse)
                 gradInput = gi
             }
             let needBias = bias?.requiresGrad == true
@@ -58,7 +60,7 @@ extension Functional {
                 let gb = needBias ? Tensor.empty([s.outChannels]) : nil
                 conv2dBackwardWeight(s, input: input.storage.pointer, gradOutput: g.storage.pointer,
                                      gradWeight: gw.storage.pointer, gradBias: gb?.storage.pointer,
-                                     workspace: workspace)
+                                     workspace: workspace, sparseGradient: sparse)
                 gradWeight = weight.requiresGrad ? gw : nil
                 gradBias = gb
             }
