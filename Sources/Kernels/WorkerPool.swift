@@ -6,8 +6,9 @@ import Synchronization
 /// when all have finished: the one way the kernels run chunks in parallel.
 ///
 /// A training step hands about a dozen short parallel regions (0.05 to 2 ms each) to the
-/// workers. `DispatchQueue.concurrentPerform` cost about 90 µs of wake-up per region here
-/// (measured: 2 iterations of 50 µs each took 140 µs), about a tenth of a LeNet step. The
+/// workers. `DispatchQueue.concurrentPerform` costs about 70 µs per region here beyond the
+/// work, the pool under 1 µs (`measureParallelRegionOverhead`, printed by
+/// `mnist-bench --ops`); a dozen regions of 70 µs were about a tenth of a LeNet step. The
 /// pool's workers spin for a while after each region, so the next one starts within
 /// microseconds, then sleep on a semaphore when no work comes (between runs, say).
 ///
@@ -121,4 +122,26 @@ final class WorkerPool: @unchecked Sendable {
             spinStart = DispatchTime.now().uptimeNanoseconds
         }
     }
+}
+
+/// What a parallel region costs beyond its work, in seconds: the median over `regions`
+/// regions of `threads` chunks that each spin for 50 µs, minus those 50 µs, through the
+/// worker pool and through `DispatchQueue.concurrentPerform` (`mnist-bench --ops` prints
+/// both: 0.6–0.9 µs and 68 µs on this machine).
+public func measureParallelRegionOverhead(threads: Int, regions: Int = 200) -> (pool: Double, dispatch: Double) {
+    let work = 50e-6
+    @Sendable func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
+    @Sendable func spin() { let start = now(); while now() - start < work {} }
+    func median(_ run: () -> Void) -> Double {
+        var times: [Double] = []
+        for _ in 0..<regions {
+            let start = now()
+            run()
+            times.append(now() - start - work)
+        }
+        return times.sorted()[regions / 2]
+    }
+    let pool = median { runInParallel(threads) { _ in spin() } }
+    let dispatch = median { DispatchQueue.concurrentPerform(iterations: threads) { _ in spin() } }
+    return (pool, dispatch)
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Kernels
 import Training
 
 @main
@@ -50,6 +51,12 @@ struct MNISTBench: ParsableCommand {
                                                     100 * row.seconds / total) + rate)
         }
         print("  " + padded("sum") + String(format: "%8.3f ms", total * 1e3))
+        if threads > 1 {
+            let overhead = measureParallelRegionOverhead(threads: threads)
+            print(String(format: "overhead of one parallel region (median of 200, 50 µs of work per thread): "
+                + "worker pool %.1f µs, DispatchQueue.concurrentPerform %.1f µs",
+                overhead.pool * 1e6, overhead.dispatch * 1e6))
+        }
     }
 
     private func padded(_ name: String) -> String { name.padding(toLength: 24, withPad: " ", startingAt: 0) }
