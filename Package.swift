@@ -58,7 +58,7 @@ let package = Package(
         .executableTarget(name: "autograd-tour", dependencies: ["Examples"]),
         .executableTarget(
             name: "mnist-bench",
-            dependencies: ["Training", "Kernels", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+            dependencies: ["Training", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
 
         // MARK: - Tests
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "Seeded", "TestSupport"]),

@@ -13,6 +13,12 @@ public enum OpBenchmark {
         public var gflops: Double { flops / seconds / 1e9 }
     }
 
+    /// What one parallel region costs beyond its work, through the worker pool and through
+    /// Dispatch (`measureParallelRegionOverhead`), in seconds.
+    public static func parallelRegionOverhead(threads: Int) -> (pool: Double, dispatch: Double) {
+        measureParallelRegionOverhead(threads: threads)
+    }
+
     /// Times every kernel of a LeNet step at `batch` samples with `threads` threads,
     /// `repeats` calls each after two warm-up calls.
     public static func run(threads: Int, batch: Int, repeats: Int = 50) throws -> [Row] {

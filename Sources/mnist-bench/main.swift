@@ -1,6 +1,5 @@
 import ArgumentParser
 import Foundation
-import Kernels
 import Training
 
 @main
@@ -52,7 +51,7 @@ struct MNISTBench: ParsableCommand {
         }
         print("  " + padded("sum") + String(format: "%8.3f ms", total * 1e3))
         if threads > 1 {
-            let overhead = measureParallelRegionOverhead(threads: threads)
+            let overhead = OpBenchmark.parallelRegionOverhead(threads: threads)
             print(String(format: "overhead of one parallel region (median of 200, 50 µs of work per thread): "
                 + "worker pool %.1f µs, DispatchQueue.concurrentPerform %.1f µs",
                 overhead.pool * 1e6, overhead.dispatch * 1e6))
