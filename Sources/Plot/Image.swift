@@ -84,11 +84,20 @@ public struct Image: Sendable, Equatable {
         let data = try PNGEncoder.encode(self)
         let directory = url.deletingLastPathComponent()
         let temporary = directory.appendingPathComponent(".\(url.lastPathComponent).\(UUID().uuidString).tmp")
-        do {
-            try data.write(to: temporary)
-        } catch {
-            throw PlotError.writeFailed(path: url.path, reason: error.localizedDescription)
+        // POSIX calls, so that a failure says the system's reason (EACCES, ENOENT, ENOSPC...).
+        func failure(_ what: String) -> PlotError {
+            PlotError.writeFailed(path: url.path, reason: "\(what): \(String(cString: strerror(errno))) (errno \(errno))")
         }
+        let fd = open(temporary.path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw failure("cannot create \(temporary.path)") }
+        let written = data.withUnsafeBytes { raw in raw.isEmpty ? 0 : Glibc.write(fd, raw.baseAddress!, raw.count) }
+        if written != data.count || fsync(fd) != 0 {
+            let error = failure("cannot write \(temporary.path)")
+            close(fd)
+            unlink(temporary.path)
+            throw error
+        }
+        close(fd)
         if rename(temporary.path, url.path) != 0 {
             let reason = String(cString: strerror(errno))
             try? FileManager.default.removeItem(at: temporary)

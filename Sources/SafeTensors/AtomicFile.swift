@@ -150,7 +150,7 @@ public enum AtomicFileError: Error, CustomStringConvertible, LocalizedError, Equ
     public var errorDescription: String? { description }
 
     /// "No space left on device (ENOSPC)": the system's message and, for common codes, the name.
-    static func explain(_ code: Int32) -> String {
+    public static func explain(_ code: Int32) -> String {
         let message = String(cString: strerror(code))
         let names: [Int32: String] = [
             ENOSPC: "ENOSPC", EACCES: "EACCES", EROFS: "EROFS", ENOENT: "ENOENT", ENOTDIR: "ENOTDIR",

@@ -1,5 +1,11 @@
 import Foundation
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 // MARK: - SafeTensorsFile
 
 /// The contents of a safetensors file: named tensors and optional string metadata.
@@ -35,6 +41,17 @@ public struct SafeTensorsFile: Sendable {
 
     /// Reads and validates the file at `url`.
     public static func read(from url: URL) throws -> SafeTensorsFile {
+        // The system's reason, not Foundation's "operation could not be completed".
+        var info = stat()
+        guard stat(url.path, &info) == 0 else {
+            throw SafeTensorsError.cannotRead(file: url.path, reason: AtomicFileError.explain(errno))
+        }
+        guard info.st_mode & S_IFMT != S_IFDIR else {
+            throw SafeTensorsError.cannotRead(file: url.path, reason: "is a directory (EISDIR); expected a .safetensors file")
+        }
+        guard access(url.path, R_OK) == 0 else {
+            throw SafeTensorsError.cannotRead(file: url.path, reason: AtomicFileError.explain(errno))
+        }
         let data: Data
         do {
             data = try Data(contentsOf: url, options: .mappedIfSafe)
