@@ -44,9 +44,10 @@ public enum Checkpoint {
         return SafeTensorsFile(tensors: tensors, metadata: metadata)
     }
 
-    /// Loads weights by name into `model` (strict: same names and shapes).
+    /// Loads weights by name into `model` (strict: same names and shapes, finite values).
     public static func loadWeights(_ file: SafeTensorsFile, into model: Module) throws {
         var state: [String: (shape: [Int], values: [Float])] = [:]
+        try requireFinite(file)
         for (name, entry) in file.tensors where !name.hasPrefix("optimizer.") {
             state[name] = (entry.shape, try entry.floats())
         }
@@ -55,9 +56,21 @@ public enum Checkpoint {
         }
     }
 
-    /// Writes the full training state atomically.
+    /// Refuses weights holding NaN or infinity, naming the first such tensor.
+    public static func requireFinite(_ file: SafeTensorsFile) throws {
+        for (name, entry) in file.tensors.sorted(by: { $0.key < $1.key }) where !name.hasPrefix("optimizer.") {
+            let values = try entry.floats()
+            let bad = values.reduce(0) { $0 + ($1.isFinite ? 0 : 1) }
+            guard bad == 0 else {
+                throw TrainingError.checkpoint(file: file.source, "tensor \"\(name)\" holds \(bad) non-finite value(s) (NaN or "
+                    + "infinity) of \(values.count); these weights cannot be evaluated or trained")
+            }
+        }
+    }
+
+    /// Writes the full training state atomically. `finished`: the run has nothing left to do.
     static func writeState(
-        to url: URL, model: Module, optimizer: any Optimizer, progress: TrainingProgress,
+        to url: URL, model: Module, optimizer: any Optimizer, progress: TrainingProgress, finished: Bool,
         dropoutStates: [String: [UInt64]], configJSON: String
     ) throws {
         var file = try weightsFile(model, configJSON: configJSON)
@@ -73,19 +86,19 @@ public enum Checkpoint {
         file.metadata["epoch_correct"] = "\(progress.epochCorrect)"
         file.metadata["epoch_seen"] = "\(progress.epochSeen)"
         file.metadata["best_accuracy"] = "\(progress.bestAccuracy)"
-        file.metadata["finished"] = progress.finished ? "true" : "false"
+        file.metadata["finished"] = finished ? "true" : "false"
         for (name, words) in dropoutStates {
             file.metadata["rng.\(name)"] = words.map { String($0) }.joined(separator: ",")
         }
         try file.write(to: url)
     }
 
-    /// Reads a training state written by `writeState` into `model` and `optimizer`.
-    static func readState(
-        from url: URL, model: Module, optimizer: any Optimizer
-    ) throws -> (progress: TrainingProgress, dropoutStates: [String: [UInt64]]) {
-        let file = try SafeTensorsFile.read(from: url)
-        try loadWeights(file, into: model)
+    /// The progress recorded in a checkpoint written by `writeState`.
+    static func readProgress(from url: URL) throws -> TrainingProgress {
+        try progress(of: SafeTensorsFile.read(from: url), url: url)
+    }
+
+    private static func progress(of file: SafeTensorsFile, url: URL) throws -> TrainingProgress {
         func meta(_ key: String) throws -> String {
             guard let v = file.metadata[key] else {
                 throw TrainingError.checkpoint(file: url.path, "metadata key \"\(key)\" is missing; is this a checkpoint.safetensors written by mnist-train?")
@@ -104,13 +117,6 @@ public enum Checkpoint {
             }
             return v
         }
-        var buffers: [String: [Float]] = [:]
-        for (name, entry) in file.tensors where name.hasPrefix("optimizer.") {
-            buffers[String(name.dropFirst("optimizer.".count))] = try entry.floats()
-        }
-        do { try optimizer.loadState(OptimizerState(step: try int("optimizer_step"), buffers: buffers)) } catch {
-            throw TrainingError.checkpoint(file: url.path, "\(error)")
-        }
         var p = TrainingProgress()
         p.epoch = try int("epoch")
         p.batchIndex = try int("batch_index")
@@ -120,6 +126,25 @@ public enum Checkpoint {
         p.epochSeen = try int("epoch_seen")
         p.bestAccuracy = try double("best_accuracy")
         p.finished = try meta("finished") == "true"
+        _ = try int("optimizer_step")
+        return p
+    }
+
+    /// Reads a training state written by `writeState` into `model` and `optimizer`.
+    static func readState(
+        from url: URL, model: Module, optimizer: any Optimizer
+    ) throws -> (progress: TrainingProgress, dropoutStates: [String: [UInt64]]) {
+        let file = try SafeTensorsFile.read(from: url)
+        try loadWeights(file, into: model)
+        let p = try progress(of: file, url: url)
+        var buffers: [String: [Float]] = [:]
+        for (name, entry) in file.tensors where name.hasPrefix("optimizer.") {
+            buffers[String(name.dropFirst("optimizer.".count))] = try entry.floats()
+        }
+        let optimizerStep = Int(file.metadata["optimizer_step"] ?? "") ?? 0
+        do { try optimizer.loadState(OptimizerState(step: optimizerStep, buffers: buffers)) } catch {
+            throw TrainingError.checkpoint(file: url.path, "\(error)")
+        }
         var rng: [String: [UInt64]] = [:]
         for (key, value) in file.metadata where key.hasPrefix("rng.") {
             let words = value.split(separator: ",").compactMap { UInt64($0) }
@@ -139,6 +164,8 @@ public enum TrainingError: Error, CustomStringConvertible {
     case interrupted(signal: String, runDirectory: String, step: Int)
     case runDirectory(String)
     case data(String)
+    /// The run would need more memory than the process may use.
+    case memory(String)
 
     public var description: String {
         switch self {
@@ -150,10 +177,10 @@ public enum TrainingError: Error, CustomStringConvertible {
                 + (checkpoint.map { "The last good checkpoint is kept: \($0)" } ?? "No checkpoint had been written yet.")
         case let .interrupted(signal, dir, step):
             return "\(signal) received: stopped after step \(step) and saved the training state. "
-                + "Resume with: mnist-train --resume \(dir)"
+                + "Resume with: mnist-train --resume \(shellQuoted(dir))"
         case let .runDirectory(detail):
             return detail
-        case let .data(detail):
+        case let .data(detail), let .memory(detail):
             return detail
         }
     }
@@ -166,4 +193,11 @@ public enum TrainingError: Error, CustomStringConvertible {
         default: return 1
         }
     }
+}
+
+/// `path` as one shell word: as is when it holds only safe characters, else in single quotes.
+func shellQuoted(_ path: String) -> String {
+    let safe = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./:=+,@%")
+    if !path.isEmpty && path.allSatisfy(safe.contains) { return path }
+    return "'" + path.replacingOccurrences(of: "'", with: "'\\''") + "'"
 }

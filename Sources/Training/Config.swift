@@ -22,6 +22,9 @@ public struct TrainingConfig: Sendable, Equatable {
         /// Use only the first N training / test images (nil = all).
         public var trainLimit: Int?
         public var testLimit: Int?
+        /// Check the files' MD5 against the published ones before training (false:
+        /// `--allow-unverified-data`).
+        public var verify = true
     }
 
     public struct Layer: Sendable, Equatable {
@@ -63,6 +66,9 @@ public struct TrainingConfig: Sendable, Equatable {
     public var batchSize = 64
     public var testBatchSize = 100
     public var epochs = 1
+    /// Stop after this many optimizer steps in all (nil: train all `epochs`); saved with
+    /// the run so that a resumed run stops at the same step.
+    public var maxSteps: Int?
     public var seed: UInt64 = 1
     public var threads = 2
     public var outputDirectory = "runs"
@@ -82,8 +88,8 @@ extension TrainingConfig {
     /// Reads and checks a config file.
     public static func load(from url: URL) throws -> TrainingConfig {
         let data: Data
-        do { data = try Data(contentsOf: url) } catch {
-            throw ConfigError(file: url.path, path: "", message: "cannot read the file (\(error.localizedDescription))")
+        do { data = try FileProblem.read(url) } catch {
+            throw ConfigError(file: url.path, path: "", message: "cannot read the config: \(error.reason)")
         }
         // A config without a "name" is named after its file.
         return try decode(data, file: url.path, defaultName: url.deletingPathExtension().lastPathComponent)
@@ -114,6 +120,7 @@ extension TrainingConfig {
             }
             c.data.trainLimit = try d.optionalInt("train_limit", 1...10_000_000)
             c.data.testLimit = try d.optionalInt("test_limit", 1...10_000_000)
+            c.data.verify = try d.bool("verify", default: true)
             try d.finish()
         }
         if let m = try root.object("model") {
@@ -156,6 +163,7 @@ extension TrainingConfig {
         c.batchSize = try root.int("batch_size", default: 64, 1...65_536)
         c.testBatchSize = try root.int("test_batch_size", default: 100, 1...65_536)
         c.epochs = try root.int("epochs", default: 1, 1...10_000)
+        c.maxSteps = try root.optionalInt("max_steps", 1...1_000_000_000)
         c.seed = UInt64(try root.int("seed", default: 1, 0...Int(Int32.max)))
         c.threads = try root.int("threads", default: 2, 1...256)
         c.outputDirectory = try root.string("output_dir", default: "runs")
@@ -238,6 +246,7 @@ extension TrainingConfig {
         ]
         if let n = data.trainLimit { dataFields.append(("train_limit", n)) }
         if let n = data.testLimit { dataFields.append(("test_limit", n)) }
+        if !data.verify { dataFields.append(("verify", false)) }
         var optimizerFields: [(String, Any)] = [("type", optimizer.type), ("lr", optimizer.lr)]
         if optimizer.type == "sgd" {
             optimizerFields += [("momentum", optimizer.momentum), ("dampening", optimizer.dampening), ("nesterov", optimizer.nesterov)]
@@ -255,14 +264,18 @@ extension TrainingConfig {
         func object(_ fields: [(String, Any)]) -> RawJSON {
             RawJSON(text: "{" + fields.map { "\(jsonString($0.0)): \(jsonValue($0.1))" }.joined(separator: ", ") + "}")
         }
-        return jsonObject([
-            "name": name, "data": object(dataFields),
-            "model": object([("input_shape", inputShape), ("layers", layerJSON as [Any])]),
-            "optimizer": object(optimizerFields), "scheduler": RawJSON(text: scheduleJSON),
-            "batch_size": batchSize, "test_batch_size": testBatchSize, "epochs": epochs, "seed": Int(seed),
-            "threads": threads, "output_dir": outputDirectory,
-            "checkpoint": RawJSON(text: jsonObject(["every_steps": checkpointEverySteps])),
-            "log_interval": logInterval, "shuffle": shuffle,
-        ])
+        var topFields: [(String, Any)] = [
+            ("name", name), ("data", object(dataFields)),
+            ("model", object([("input_shape", inputShape), ("layers", layerJSON as [Any])])),
+            ("optimizer", object(optimizerFields)), ("scheduler", RawJSON(text: scheduleJSON)),
+            ("batch_size", batchSize), ("test_batch_size", testBatchSize), ("epochs", epochs),
+        ]
+        if let maxSteps { topFields.append(("max_steps", maxSteps)) }
+        topFields += [
+            ("seed", Int(seed)), ("threads", threads), ("output_dir", outputDirectory),
+            ("checkpoint", RawJSON(text: jsonObject(["every_steps": checkpointEverySteps]))),
+            ("log_interval", logInterval), ("shuffle", shuffle),
+        ]
+        return object(topFields).text
     }
 }

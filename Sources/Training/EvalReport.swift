@@ -81,6 +81,7 @@ public struct LoadedModel {
             throw EvalError.noConfig(checkpoint: checkpoint.path)
         }
         let model = try ModelBuilder.build(config, seed: config.seed)
+        try Checkpoint.requireFinite(file)
         do {
             try Checkpoint.loadWeights(file, into: model)
         } catch let TrainingError.checkpoint(_, detail) {
@@ -218,7 +219,7 @@ public struct EvalReport: Sendable {
     /// Writes `confusion.png` and `worst.png` (if there are errors) into `directory`,
     /// creating it; returns the paths written.
     public func writeImages(to directory: URL, dataset: Dataset) throws -> [String] {
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        try FileProblem.makeDirectories(directory, what: "--save-images")
         var written: [String] = []
         let confusionURL = directory.appendingPathComponent("confusion.png")
         try confusionImage().write(to: confusionURL)

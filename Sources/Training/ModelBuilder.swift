@@ -19,12 +19,25 @@ public enum ModelBuilder {
     public static let maximumLayerParameters = 100_000_000
     public static let maximumActivationValues = 50_000_000
 
-    /// The network for `config`, with PyTorch's default initialisation drawn from `seed`.
-    /// Layers without a name are named by their index, as in `nn.Sequential`.
-    public static func build(_ config: TrainingConfig, seed: UInt64) throws -> Sequential {
-        var generator = SeededGenerator(seed: seed, stream: 0x1417)
+    /// One layer of a config as the builder resolves it: its name, the per-sample shapes
+    /// that enter and leave it, and how many parameters it holds. Computed from the config
+    /// alone, before any memory is allocated.
+    public struct LayerPlan: Sendable, Equatable {
+        public var index: Int
+        public var name: String
+        public var type: String
+        public var inputShape: [Int]
+        public var outputShape: [Int]
+        public var parameterCount: Int
+        /// Values of one sample's im2col matrix (convolutions), the largest scratch a layer asks for.
+        public var scratchValues: Int
+    }
+
+    /// Checks the layer list against the input shape and infers every layer's shapes,
+    /// without allocating anything: a list that cannot work fails here, naming the layer.
+    public static func plan(_ config: TrainingConfig) throws -> [LayerPlan] {
         var shape = config.inputShape  // one sample: [C, H, W] or [F]
-        var layers: [(name: String, module: Module)] = []
+        var plans: [LayerPlan] = []
         var names: Set<String> = []
         for (i, layer) in config.layers.enumerated() {
             let name = layer.name ?? "\(i)"
@@ -32,7 +45,8 @@ public enum ModelBuilder {
                 BuildError(layerIndex: i, layerName: "\(name), \(layer.type)", message: message)
             }
             guard names.insert(name).inserted else { throw fail("the name \"\(name)\" is used twice") }
-            let module: Module
+            let input = shape
+            var parameters = 0, scratch = 0
             switch layer.type {
             case "conv2d":
                 guard shape.count == 3 else {
@@ -41,7 +55,6 @@ public enum ModelBuilder {
                 guard shape[0] % layer.groups == 0, layer.outChannels % layer.groups == 0 else {
                     throw fail("groups \(layer.groups) must divide input channels \(shape[0]) and out_channels \(layer.outChannels)")
                 }
-                let stride = layer.stride ?? (1, 1)
                 let weights = layer.outChannels.multipliedReportingOverflow(
                     by: shape[0] / layer.groups * layer.kernelSize.0 * layer.kernelSize.1)
                 guard !weights.overflow, weights.partialValue <= maximumLayerParameters else {
@@ -53,23 +66,18 @@ public enum ModelBuilder {
                     s = try Conv2dShape(
                         input: [1] + shape,
                         weight: [layer.outChannels, shape[0] / layer.groups, layer.kernelSize.0, layer.kernelSize.1],
-                        stride: stride, padding: layer.padding, dilation: layer.dilation, groups: layer.groups)
+                        stride: layer.stride ?? (1, 1), padding: layer.padding, dilation: layer.dilation, groups: layer.groups)
                 } catch { throw fail("input \(shape): \(error)") }
-                module = Conv2d(inChannels: shape[0], outChannels: layer.outChannels,
-                                kernelSize: Pair(layer.kernelSize.0, layer.kernelSize.1),
-                                stride: Pair(stride.0, stride.1), padding: Pair(layer.padding.0, layer.padding.1),
-                                dilation: Pair(layer.dilation.0, layer.dilation.1), groups: layer.groups,
-                                bias: layer.bias, generator: &generator)
+                parameters = weights.partialValue + (layer.bias ? layer.outChannels : 0)
+                scratch = shape[0] * layer.kernelSize.0 * layer.kernelSize.1 * s.outHeight * s.outWidth
                 shape = [s.outChannels, s.outHeight, s.outWidth]
             case "max_pool2d":
                 guard shape.count == 3 else { throw fail("expects a [channels, height, width] input but gets \(shape)") }
-                let stride = layer.stride ?? layer.kernelSize
                 let s: Pool2dShape
                 do {
-                    s = try Pool2dShape(input: [1] + shape, kernel: layer.kernelSize, stride: stride, padding: layer.padding)
+                    s = try Pool2dShape(input: [1] + shape, kernel: layer.kernelSize, stride: layer.stride ?? layer.kernelSize,
+                                        padding: layer.padding)
                 } catch { throw fail("input \(shape): \(error)") }
-                module = MaxPool2d(kernelSize: Pair(layer.kernelSize.0, layer.kernelSize.1),
-                                   stride: Pair(stride.0, stride.1), padding: Pair(layer.padding.0, layer.padding.1))
                 shape = [shape[0], s.outHeight, s.outWidth]
             case "linear":
                 guard shape.count == 1 else {
@@ -80,31 +88,64 @@ public enum ModelBuilder {
                 guard !weights.overflow, weights.partialValue <= maximumLayerParameters else {
                     throw fail("\(shape[0]) x \(layer.outFeatures) weights are more than \(maximumLayerParameters) parameters")
                 }
-                module = Linear(inFeatures: shape[0], outFeatures: layer.outFeatures, bias: layer.bias, generator: &generator)
+                parameters = weights.partialValue + (layer.bias ? layer.outFeatures : 0)
                 shape = [layer.outFeatures]
             case "flatten":
-                module = Flatten()
                 shape = [shape.reduce(1, *)]
-            case "relu":
-                module = ReLU()
-            case "dropout":
-                module = Dropout(p: Float(layer.p), generator: SeededGenerator(seed: seed, stream: 0xD0 + UInt64(i)))
+            case "relu", "dropout":
+                break
             case "log_softmax", "softmax":
                 guard shape.count == 1, layer.dim == 1 || layer.dim == -1 else {
                     throw fail("expects a flat [classes] input and dim 1 but gets \(shape), dim \(layer.dim)")
                 }
-                module = layer.type == "log_softmax" ? LogSoftmax(dim: layer.dim) : Softmax(dim: layer.dim)
             default:
                 throw fail("unknown layer type")
             }
             guard shape.reduce(1, *) <= maximumActivationValues else {
                 throw fail("its output \(shape) has more than \(maximumActivationValues) values per sample")
             }
-            layers.append((name, module))
+            plans.append(LayerPlan(index: i, name: name, type: layer.type, inputShape: input, outputShape: shape,
+                                   parameterCount: parameters, scratchValues: scratch))
         }
         guard shape.count == 1 else {
             throw BuildError(layerIndex: config.layers.count - 1, layerName: "output",
                              message: "the network ends with shape \(shape); expected a flat [classes] output (add flatten and linear layers)")
+        }
+        return plans
+    }
+
+    /// The network for `config`, with PyTorch's default initialisation drawn from `seed`.
+    /// Layers without a name are named by their index, as in `nn.Sequential`.
+    public static func build(_ config: TrainingConfig, seed: UInt64) throws -> Sequential {
+        var generator = SeededGenerator(seed: seed, stream: 0x1417)
+        var layers: [(name: String, module: Module)] = []
+        for (layer, plan) in zip(config.layers, try self.plan(config)) {
+            let module: Module
+            switch layer.type {
+            case "conv2d":
+                let stride = layer.stride ?? (1, 1)
+                module = Conv2d(inChannels: plan.inputShape[0], outChannels: layer.outChannels,
+                                kernelSize: Pair(layer.kernelSize.0, layer.kernelSize.1),
+                                stride: Pair(stride.0, stride.1), padding: Pair(layer.padding.0, layer.padding.1),
+                                dilation: Pair(layer.dilation.0, layer.dilation.1), groups: layer.groups,
+                                bias: layer.bias, generator: &generator)
+            case "max_pool2d":
+                let stride = layer.stride ?? layer.kernelSize
+                module = MaxPool2d(kernelSize: Pair(layer.kernelSize.0, layer.kernelSize.1),
+                                   stride: Pair(stride.0, stride.1), padding: Pair(layer.padding.0, layer.padding.1))
+            case "linear":
+                module = Linear(inFeatures: plan.inputShape[0], outFeatures: layer.outFeatures, bias: layer.bias,
+                                generator: &generator)
+            case "flatten":
+                module = Flatten()
+            case "relu":
+                module = ReLU()
+            case "dropout":
+                module = Dropout(p: Float(layer.p), generator: SeededGenerator(seed: seed, stream: 0xD0 + UInt64(plan.index)))
+            default:  // plan() admits no other type
+                module = layer.type == "log_softmax" ? LogSoftmax(dim: layer.dim) : Softmax(dim: layer.dim)
+            }
+            layers.append((plan.name, module))
         }
         return Sequential(named: layers)
     }

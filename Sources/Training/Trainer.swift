@@ -10,16 +10,26 @@ import Seeded
 
 /// What the command line adds to a config for one run.
 public struct RunOptions: Sendable {
+    /// A new run's directory (default: a new `<output_dir>/<name>-<time>`).
     public var outputDirectory: URL?
+    /// Continue the run in this directory.
     public var resumeDirectory: URL?
     public var initFrom: URL?
+    /// Stop after this many optimizer steps in all. Saved with the run (`max_steps` in its
+    /// config.json), so a resumed run stops there too; on resume it may be raised.
     public var maxSteps: Int?
-    /// With `resumeDirectory`: train to this many epochs instead of the saved config's,
-    /// and read the data from here (the data may have moved; the run stays the same).
+    /// On resume: drop the run's saved `max_steps` and train to its epochs.
+    public var removeMaxSteps = false
+    /// On resume: train to this many epochs (at least those already begun); saved.
     public var epochs: Int?
+    /// On resume: read the data from here (the data may have moved); saved.
     public var dataDirectory: String?
+    /// Train on files whose MD5 is not the published one (`data.verify: false`, saved).
+    public var allowUnverifiedData = false
     public var quiet = false
     public var json = false
+    /// The memory this process may use (nil: the system's limits, `MemoryLimit.current()`).
+    public var memoryLimit: MemoryLimit?
     public init() {}
 }
 
@@ -35,29 +45,33 @@ public struct RunSummary: Sendable {
     public var bestTestAccuracy: Double
     public var seconds: Double
     public var samplesPerSecond: Double
+    /// Why the run ended: `completed`, `max_steps` or `already_complete`.
+    public var stopReason: String
 
     public var json: String {
         jsonObject([
             "run_dir": runDirectory, "epochs_completed": epochsCompleted, "steps": steps,
             "train_loss": trainLoss, "train_accuracy": trainAccuracy, "test_loss": testLoss,
             "test_accuracy": testAccuracy, "best_test_accuracy": bestTestAccuracy,
-            "seconds": seconds, "samples_per_second": samplesPerSecond,
+            "seconds": seconds, "samples_per_second": samplesPerSecond, "stop_reason": stopReason,
             "model": runDirectory + "/" + Checkpoint.modelFile,
         ])
     }
 }
 
-/// Trains a model as a config describes: the loop, logging, evaluation after each epoch,
-/// checkpoints, resume, and clean stops on signals and non-finite losses.
+/// Trains a model as a config describes. The run goes through named steps:
+/// `checkConfig` (nothing is touched before the config is known to work and fit in
+/// memory), `openRunDirectory` (lock, resume policy), `TrainingSession.start` (model,
+/// data, restored state), then `TrainingSession.trainStep` per batch, `endEpoch` after
+/// each epoch and `stop` at the end, on `max_steps` or on a signal: every stop evaluates,
+/// logs, saves the model, the best weights and the curves.
 public final class Trainer {
-    public let config: TrainingConfig
+    public private(set) var config: TrainingConfig
     public let options: RunOptions
-    public let runDirectory: URL
     let console: Console
-    let configJSON: String
 
-    /// Prepares a run: resolves the run directory (a new one, or the one to resume, whose
-    /// saved config then replaces `config`; `options.epochs` may extend it).
+    /// Prepares a run. With `options.resumeDirectory` the run's saved config replaces
+    /// `config`, with the resume-time changes of `options` applied (checked in `run`).
     public init(config: TrainingConfig, options: RunOptions) throws {
         var config = config
         if let resume = options.resumeDirectory {
@@ -69,249 +83,126 @@ public final class Trainer {
             config = try TrainingConfig.load(from: saved)
             if let epochs = options.epochs { config.epochs = epochs }
             if let directory = options.dataDirectory { config.data.directory = directory }
-            runDirectory = resume
-        } else if let out = options.outputDirectory {
-            runDirectory = out
-        } else {
-            let stamp = ISO8601DateFormatter.string(from: Date(), timeZone: .current,
-                                                    formatOptions: [.withYear, .withMonth, .withDay, .withTime])
-            runDirectory = URL(fileURLWithPath: config.outputDirectory)
-                .appendingPathComponent("\(config.name)-\(stamp.replacingOccurrences(of: ":", with: ""))")
+            if options.removeMaxSteps { config.maxSteps = nil }
         }
+        if let maxSteps = options.maxSteps { config.maxSteps = maxSteps }
+        if options.allowUnverifiedData { config.data.verify = false }
         self.config = config
         self.options = options
         console = Console(quiet: options.quiet, jsonOnStdout: options.json)
-        configJSON = config.json
     }
 
     // MARK: - Run
 
     /// Trains, with `config.threads` threads for the kernels.
     public func run() throws -> RunSummary {
-        try Parallelism.withThreadCount(config.threads) { try train() }
-    }
-
-    private func train() throws -> RunSummary {
-        let startTime = DispatchTimeNow()
-        // A network that cannot work fails before anything is written or loaded.
-        let model = try ModelBuilder.build(config, seed: config.seed)
-        try prepareRunDirectory()
-        let (train, test) = try loadData()
-        let nllOutput = ModelBuilder.endsWithLogSoftmax(model)
-        let optimizer = try makeOptimizer(model.parameters())
-        var progress = TrainingProgress()
-        var metrics = MetricsLog(url: runDirectory.appendingPathComponent(Checkpoint.metricsFile))
-        let stateURL = runDirectory.appendingPathComponent(Checkpoint.stateFile)
-
-        if options.resumeDirectory != nil { removeStaleTemporaries() }
-        if options.resumeDirectory != nil && !FileManager.default.fileExists(atPath: stateURL.path) {
-            // Stopped before its first checkpoint: start over with the saved config.
-            console.line("No \(Checkpoint.stateFile) in \(runDirectory.path) yet: starting the run from step 0")
-        } else if options.resumeDirectory != nil {
-            let restored = try Checkpoint.readState(from: stateURL, model: model, optimizer: optimizer)
-            progress = restored.progress
-            for (name, module) in model.layers {
-                if let dropout = module as? Dropout, let words = restored.dropoutStates[name],
-                   let g = SeededGenerator(state: words) { dropout.generator = g }
-            }
-            try metrics.load(upToStep: progress.step)
-            if progress.finished && progress.epoch >= config.epochs {
-                console.line("The run in \(runDirectory.path) is already complete (\(config.epochs) epochs).")
-            } else {
-                progress.finished = false
-                console.line("Resuming \(runDirectory.path) at epoch \(progress.epoch + 1), batch \(progress.batchIndex), step \(progress.step)")
-            }
-        } else if let initFrom = options.initFrom {
-            try Checkpoint.loadWeights(SafeTensorsFile.read(from: initFrom), into: model)
-        }
-
-        // Top-level members and those of data, model, optimizer... on their own lines; one
-        // line per layer.
-        console.line("Config \(config.name): \(indentedJSON(configJSON, objectDepth: 2))")
-        console.line("\(model)")
-        console.line("Parameters: \(model.parameterCount); training on \(train.count) images, testing on \(test.count); "
-            + "\(config.threads) thread(s); run directory \(runDirectory.path)")
-
-        let augmentation = config.data.augmentShift > 0 || config.data.augmentRotation > 0
-            ? Augmentation(maxShift: config.data.augmentShift, maxRotationDegrees: Float(config.data.augmentRotation)) : nil
-        let transform = try Transform([.toTensor, .normalize(config.normalization)]).withAugmentation(augmentation)
-        let loader = try DataLoader(dataset: train, batchSize: config.batchSize, shuffle: config.shuffle,
-                                    seed: config.seed, transform: transform)
-        let signals = StopSignals()
-        defer { signals.stop() }
-
-        var lastEvaluation: Evaluation?
-        var samplesTimed = 0, secondsTimed = 0.0
-        func saveState() throws {
-            // Metrics first: a kill between the two leaves metrics ahead of the checkpoint,
-            // which a resume trims, rather than behind it, which it could not mend.
-            try metrics.write()
-            try Checkpoint.writeState(to: stateURL, model: model, optimizer: optimizer, progress: progress,
-                                      dropoutStates: dropoutStates(model), configJSON: configJSON)
-        }
-
-        training: while progress.epoch < config.epochs && !progress.finished {
-            let epoch = progress.epoch
-            let lr = config.schedule.learningRate(base: config.optimizer.lr, epoch: epoch)
-            optimizer.learningRate = Float(lr)
-            model.train()
-            let epochStart = DispatchTimeNow()
-            var windowStart = epochStart, windowSamples = 0
-            for batch in loader.batches(epoch: epoch, startingAt: progress.batchIndex) {
-                if let limit = options.maxSteps, progress.step >= limit { break training }
-                let x = try Tensor(shape: batch.imageShape, data: batch.images)
-                optimizer.zeroGrad()
-                let output = try model(x)
-                let loss = nllOutput ? try F.nllLoss(output, targets: batch.labels)
-                                     : try F.crossEntropy(output, targets: batch.labels)
-                let lossValue = try loss.item()
-                guard lossValue.isFinite else {
-                    let saved = FileManager.default.fileExists(atPath: stateURL.path) ? stateURL.path : nil
-                    throw TrainingError.nonFiniteLoss(step: progress.step + 1, epoch: epoch, loss: lossValue,
-                                                      learningRate: lr, lastCheckpoint: saved)
-                }
-                try loss.backward()
-                try optimizer.step()
-
-                progress.step += 1
-                progress.batchIndex += 1
-                progress.epochLossSum += Double(lossValue) * Double(batch.count)
-                progress.epochSeen += batch.count
-                progress.epochCorrect += correctCount(output, batch.labels)
-                windowSamples += batch.count
-
-                let seen = min(progress.batchIndex * config.batchSize, train.count)
-                if progress.step % config.logInterval == 0 || progress.batchIndex == loader.batchCount {
-                    let now = DispatchTimeNow()
-                    let rate = Double(windowSamples) / max(now - windowStart, 1e-9)
-                    samplesTimed += windowSamples
-                    secondsTimed += now - windowStart
-                    windowStart = now
-                    windowSamples = 0
-                    console.line(String(format: "Train Epoch: %d [%d/%d (%.0f%%)]\tLoss: %.6f", epoch + 1, seen, train.count,
-                                        100 * Double(seen) / Double(train.count), lossValue))
-                    metrics.append(jsonObject(["kind": "step", "epoch": epoch + 1, "step": progress.step, "loss": Double(lossValue),
-                                               "lr": lr, "samples_per_second": rate]))
-                }
-                if console.isTerminal {
-                    let elapsed = DispatchTimeNow() - epochStart
-                    let done = Double(progress.batchIndex) / Double(loader.batchCount)
-                    let rate = Double(progress.epochSeen) / max(elapsed, 1e-9)
-                    console.progress(progressBar(epoch: epoch, fraction: done, loss: lossValue, rate: rate,
-                                                 eta: rate > 0 ? Double(train.count - seen) / rate : .infinity))
-                }
-                if config.checkpointEverySteps > 0 && progress.step % config.checkpointEverySteps == 0 {
-                    try saveState()
-                }
-                if let signal = signals.pending {
-                    try saveState()
-                    console.clearProgress()
-                    throw TrainingError.interrupted(signal: signal, runDirectory: runDirectory.path, step: progress.step)
-                }
-            }
-            try finishEpoch()
-
-            func finishEpoch() throws {
-                console.clearProgress()
-                let seconds = DispatchTimeNow() - epochStart
-                let evaluation = try Evaluator.evaluate(model, dataset: test, batchSize: config.testBatchSize,
-                                                        normalization: config.normalization, logProbabilities: nllOutput)
-                lastEvaluation = evaluation
-                console.line(String(format: "\nTest set: Average loss: %.4f, Accuracy: %d/%d (%.2f%%)\n", evaluation.loss,
-                                    evaluation.correct, evaluation.count, 100 * evaluation.accuracy))
-                let trainLoss = progress.epochLossSum / Double(max(progress.epochSeen, 1))
-                let trainAccuracy = Double(progress.epochCorrect) / Double(max(progress.epochSeen, 1))
-                metrics.append(jsonObject([
-                    "kind": "epoch", "epoch": epoch + 1, "step": progress.step, "lr": lr,
-                    "train_loss": trainLoss, "train_accuracy": trainAccuracy,
-                    "test_loss": evaluation.loss, "test_accuracy": evaluation.accuracy,
-                    "seconds": seconds, "eval_seconds": evaluation.seconds,
-                ]))
-                if evaluation.accuracy > progress.bestAccuracy {
-                    progress.bestAccuracy = evaluation.accuracy
-                    try Checkpoint.weightsFile(model, configJSON: configJSON, extra: ["epoch": "\(epoch + 1)", "test_accuracy": "\(evaluation.accuracy)"])
-                        .write(to: runDirectory.appendingPathComponent(Checkpoint.bestFile))
-                }
-                progress.epoch += 1
-                progress.batchIndex = 0
-                progress.epochLossSum = 0
-                progress.epochSeen = 0
-                progress.epochCorrect = 0
-                try saveState()
-            }
-        }
-
-        // A run stopped by --max-steps mid-epoch still saves and evaluates.
-        if lastEvaluation == nil || (options.maxSteps != nil && progress.batchIndex > 0) {
-            let evaluation = try Evaluator.evaluate(model, dataset: test, batchSize: config.testBatchSize,
-                                                    normalization: config.normalization, logProbabilities: nllOutput)
-            lastEvaluation = evaluation
-            console.line(String(format: "\nTest set: Average loss: %.4f, Accuracy: %d/%d (%.2f%%)\n", evaluation.loss,
-                                evaluation.correct, evaluation.count, 100 * evaluation.accuracy))
-            if evaluation.accuracy > progress.bestAccuracy { progress.bestAccuracy = evaluation.accuracy }
-        }
-        progress.finished = progress.epoch >= config.epochs
-        try saveState()
-        try Checkpoint.weightsFile(model, configJSON: configJSON)
-            .write(to: runDirectory.appendingPathComponent(Checkpoint.modelFile))
-        try? drawCurves(metrics)
-        let evaluation = lastEvaluation!
-        let epochRecords = metrics.epochRecords()
-        return RunSummary(
-            runDirectory: runDirectory.path, epochsCompleted: progress.epoch, steps: progress.step,
-            trainLoss: epochRecords.last?["train_loss"] ?? .nan, trainAccuracy: epochRecords.last?["train_accuracy"] ?? .nan,
-            testLoss: evaluation.loss, testAccuracy: evaluation.accuracy, bestTestAccuracy: progress.bestAccuracy,
-            seconds: DispatchTimeNow() - startTime,
-            samplesPerSecond: secondsTimed > 0 ? Double(samplesTimed) / secondsTimed : 0)
-    }
-
-    // MARK: - Pieces
-
-    func prepareRunDirectory() throws {
-        let fm = FileManager.default
-        do { try fm.createDirectory(at: runDirectory, withIntermediateDirectories: true) } catch {
-            throw TrainingError.runDirectory("cannot create the run directory \(runDirectory.path): \(error.localizedDescription)")
-        }
-        if options.resumeDirectory == nil {
-            let existing = runDirectory.appendingPathComponent(Checkpoint.stateFile)
-            if fm.fileExists(atPath: existing.path) {
-                throw TrainingError.runDirectory("\(runDirectory.path) already holds a run; continue it with --resume \(runDirectory.path) or choose another --out")
-            }
+        try Parallelism.withThreadCount(config.threads) {
+            let startTime = DispatchTimeNow()
+            try checkConfig()
+            let directory = try openRunDirectory()
+            // From here on SIGINT/SIGTERM end the run cleanly (after the step in progress).
+            let signals = StopSignals()
+            defer { signals.stop() }
             do {
-                try AtomicFile.write(Data((configJSON + "\n").utf8), to: runDirectory.appendingPathComponent(Checkpoint.configFile))
+                let session = try TrainingSession(trainer: self, directory: directory)
+                return try session.run(startTime: startTime, signals: signals)
             } catch {
-                throw TrainingError.runDirectory("cannot write to the run directory \(runDirectory.path): \(error)")
+                // A new run that failed before its first checkpoint leaves nothing behind.
+                if options.resumeDirectory == nil
+                    && !FileManager.default.fileExists(atPath: directory.url.appendingPathComponent(Checkpoint.stateFile).path) {
+                    directory.removeFailedRun(files: [Checkpoint.configFile, Checkpoint.metricsFile, Checkpoint.modelFile,
+                                                      Checkpoint.bestFile, TrainingSession.curvesFile])
+                }
+                throw error
             }
         }
     }
 
-    /// Removes `.NAME.tmp-*` files that a killed process left behind in the run directory.
-    func removeStaleTemporaries() {
-        let fm = FileManager.default
-        for name in (try? fm.contentsOfDirectory(atPath: runDirectory.path)) ?? [] where name.hasPrefix(".") && name.contains(".tmp-") {
-            try? fm.removeItem(at: runDirectory.appendingPathComponent(name))
+    /// Refuses, before anything is written or allocated, a config that cannot train well
+    /// or cannot fit: a softmax output under cross-entropy, fewer outputs than classes, a
+    /// model whose estimated memory exceeds what the process may use.
+    func checkConfig() throws {
+        let plan = try ModelBuilder.plan(config)
+        let last = plan[plan.count - 1]
+        if last.type == "softmax" {
+            throw ModelBuilder.BuildError(
+                layerIndex: last.index, layerName: "\(last.name), softmax",
+                message: "a network ending in softmax is trained with cross-entropy on probabilities, which cannot learn well; "
+                    + "end with log_softmax (trained with NLL loss) or with the last linear layer (cross-entropy on logits)")
+        }
+        let classes = 10  // MNIST, Fashion-MNIST and KMNIST
+        if let outputs = last.outputShape.first, outputs < classes {
+            throw ModelBuilder.BuildError(
+                layerIndex: last.index, layerName: "\(last.name), \(last.type)",
+                message: "the network has \(outputs) outputs but \(config.data.dataset) has \(classes) classes; "
+                    + "the last linear layer needs out_features \(classes)")
+        }
+        let estimate = MemoryEstimate(config: config, plan: plan)
+        let limit = options.memoryLimit ?? MemoryLimit.current()
+        if estimate.total > limit.bytes {
+            var advice = "lower batch_size (\(config.batchSize))"
+            if let layer = estimate.largestLayer {
+                advice += " or the size of model.layers[\(layer.index)] (\(layer.name), \(layer.type)), whose output "
+                    + "\(layer.outputShape) is \(layer.outputShape.reduce(1, *)) values per sample"
+            }
+            throw TrainingError.memory("the run needs \(estimate.summary), more than the "
+                + "\(MemoryEstimate.format(limit.bytes)) this process may use (\(limit.source)); \(advice)")
+        }
+        if let available = MemoryLimit.availableNow(), estimate.total > available {
+            console.line("Warning: the run needs \(estimate.summary), more than the \(MemoryEstimate.format(available)) "
+                + "this machine has free now")
         }
     }
 
-    func loadData() throws -> (train: Dataset, test: Dataset) {
-        let directory = URL(fileURLWithPath: config.data.directory)
-        let names = Split.train.fileNames, testNames = Split.test.fileNames
-        let required = [names.images, names.labels, testNames.images, testNames.labels]
-        let present = required.allSatisfy { name in
-            ["", ".gz"].contains { FileManager.default.fileExists(atPath: directory.appendingPathComponent(name + $0).path) }
+    /// Locks the run directory. A new run gets its own (refused when `--out` holds
+    /// anything); a resumed one is checked against the resume-time changes and its
+    /// config.json rewritten with them.
+    func openRunDirectory() throws -> RunDirectory {
+        guard let resume = options.resumeDirectory else {
+            let directory = try options.outputDirectory.map(RunDirectory.openForNewRun)
+                ?? RunDirectory.createUnique(in: URL(fileURLWithPath: config.outputDirectory), name: config.name)
+            do {
+                try AtomicFile.write(Data((config.json + "\n").utf8), to: directory.url.appendingPathComponent(Checkpoint.configFile))
+            } catch {
+                directory.removeFailedRun(files: [])
+                throw TrainingError.runDirectory("cannot write to the run directory \(directory.url.path): \(error)")
+            }
+            return directory
         }
-        if !present && config.data.download && config.data.dataset == "mnist" {
-            for line in try downloadMNIST(into: config.data.directory, mirrors: config.data.mirrors) { console.line(line) }
+        let directory = try RunDirectory.openForResume(resume)
+        directory.removeStaleTemporaries()
+        let stateURL = resume.appendingPathComponent(Checkpoint.stateFile)
+        if FileManager.default.fileExists(atPath: stateURL.path) {
+            try checkResumeChanges(against: try Checkpoint.readProgress(from: stateURL), in: resume)
         }
-        var train = try Dataset.load(directory: directory, split: .train)
-        var test = try Dataset.load(directory: directory, split: .test)
-        guard [1, train.rows, train.cols] == config.inputShape, [1, test.rows, test.cols] == config.inputShape else {
-            throw TrainingError.data("\(directory.path): images are 1x\(train.rows)x\(train.cols) (test 1x\(test.rows)x\(test.cols)) "
-                + "but model.input_shape is \(config.inputShape)")
+        let savedURL = resume.appendingPathComponent(Checkpoint.configFile)
+        if try TrainingConfig.load(from: savedURL) != config {
+            do { try AtomicFile.write(Data((config.json + "\n").utf8), to: savedURL) } catch {
+                throw TrainingError.runDirectory("cannot write to the run directory \(resume.path): \(error)")
+            }
         }
-        if let n = config.data.trainLimit { train = try train.prefix(n) }
-        if let n = config.data.testLimit { test = try test.prefix(n) }
-        return (train, test)
+        return directory
+    }
+
+    /// A resumed run may be extended, never cut below what it has already done.
+    func checkResumeChanges(against progress: TrainingProgress, in directory: URL) throws {
+        if let epochs = options.epochs {
+            let begun = progress.epoch + (progress.batchIndex > 0 ? 1 : 0)
+            if epochs < begun {
+                throw ConfigError(file: "command line", path: "--epochs", message: "got \(epochs); the run in \(directory.path) has "
+                    + "already \(progress.batchIndex > 0 ? "begun epoch \(begun)" : "trained \(progress.epoch) epoch(s)"), "
+                    + "and a resumed run is only extended, never rewritten; give at least \(max(begun, 1)) or leave --epochs out")
+            }
+        }
+        if let maxSteps = options.maxSteps, maxSteps < progress.step {
+            throw ConfigError(file: "command line", path: "--max-steps", message: "got \(maxSteps); the run in \(directory.path) has "
+                + "already taken \(progress.step) steps; give at least \(progress.step), or --no-max-steps to train all its epochs")
+        }
+    }
+
+    /// Whether a run at `progress` has nothing left to do under `config`.
+    static func isComplete(_ progress: TrainingProgress, _ config: TrainingConfig) -> Bool {
+        progress.epoch >= config.epochs || config.maxSteps.map { progress.step >= $0 } == true
     }
 
     func makeOptimizer(_ parameters: [Tensor]) throws -> any Optimizer {
@@ -326,13 +217,301 @@ public final class Trainer {
         }
     }
 
-    func dropoutStates(_ model: Sequential) -> [String: [UInt64]] {
+    /// The training and test sets of the config, fetched when missing (MNIST) and
+    /// checked against the published MD5s unless `data.verify` is false.
+    func loadData() throws -> (train: Dataset, test: Dataset) {
+        let directory = URL(fileURLWithPath: config.data.directory)
+        let names = Split.train.fileNames, testNames = Split.test.fileNames
+        let required = [names.images, names.labels, testNames.images, testNames.labels]
+        let present = required.allSatisfy { name in
+            ["", ".gz"].contains { FileManager.default.fileExists(atPath: directory.appendingPathComponent(name + $0).path) }
+        }
+        if !present && config.data.download && config.data.dataset == "mnist" {
+            for line in try downloadMNIST(into: config.data.directory, mirrors: config.data.mirrors) { console.line(line) }
+        }
+        if config.data.verify {
+            switch try DatasetChecksums.verify(directory: directory, dataset: config.data.dataset) {
+            case .verified: break
+            case .unknownDataset:
+                console.line("Note: no published MD5 sums for \(config.data.dataset) are known here; its files are not verified")
+            case let .mismatch(files):
+                let file = files[0]
+                throw TrainingError.data("\(file.path): MD5 \(file.md5) is not a published \(config.data.dataset) file "
+                    + "(expected \(file.expected.joined(separator: " or ")))"
+                    + (files.count > 1 ? " (and \(files.count - 1) more file(s))" : "")
+                    + "; pass --allow-unverified-data (data.verify: false) to train on these files anyway")
+            }
+        }
+        var train = try Dataset.load(directory: directory, split: .train)
+        var test = try Dataset.load(directory: directory, split: .test)
+        guard [1, train.rows, train.cols] == config.inputShape, [1, test.rows, test.cols] == config.inputShape else {
+            throw TrainingError.data("\(directory.path): images are 1x\(train.rows)x\(train.cols) (test 1x\(test.rows)x\(test.cols)) "
+                + "but model.input_shape is \(config.inputShape)")
+        }
+        if let n = config.data.trainLimit { train = try train.prefix(n) }
+        if let n = config.data.testLimit { test = try test.prefix(n) }
+        return (train, test)
+    }
+}
+
+/// One process's part of a run: the model, optimizer, data and progress, and the steps
+/// that move them.
+final class TrainingSession {
+    static let curvesFile = "curves.png"
+
+    let trainer: Trainer
+    let config: TrainingConfig
+    let directory: RunDirectory
+    let console: Console
+    let configJSON: String
+    let model: Sequential
+    let optimizer: any Optimizer
+    let train: Dataset, test: Dataset
+    let loader: DataLoader
+    let nllOutput: Bool
+    let stateURL: URL
+    var progress = TrainingProgress()
+    var metrics: MetricsLog
+    /// The step the last evaluation was made at, and its result.
+    var lastEvaluation: (step: Int, result: Evaluation)?
+    /// Time spent in training steps by this process (no evaluation, no checkpoints).
+    var trainSeconds = 0.0, trainSamples = 0
+    var epochStart = 0.0, windowStart = 0.0, windowSamples = 0
+
+    /// Builds the model, loads the data and restores the run's state (or `--init-from`).
+    init(trainer: Trainer, directory: RunDirectory) throws {
+        self.trainer = trainer
+        config = trainer.config
+        self.directory = directory
+        console = trainer.console
+        configJSON = config.json
+        model = try ModelBuilder.build(config, seed: config.seed)
+        (train, test) = try trainer.loadData()
+        nllOutput = ModelBuilder.endsWithLogSoftmax(model)
+        optimizer = try trainer.makeOptimizer(model.parameters())
+        metrics = MetricsLog(url: directory.url.appendingPathComponent(Checkpoint.metricsFile))
+        stateURL = directory.url.appendingPathComponent(Checkpoint.stateFile)
+        let augmentation = config.data.augmentShift > 0 || config.data.augmentRotation > 0
+            ? Augmentation(maxShift: config.data.augmentShift, maxRotationDegrees: Float(config.data.augmentRotation)) : nil
+        let transform = try Transform([.toTensor, .normalize(config.normalization)]).withAugmentation(augmentation)
+        loader = try DataLoader(dataset: train, batchSize: config.batchSize, shuffle: config.shuffle,
+                                seed: config.seed, transform: transform)
+        try restore()
+    }
+
+    /// Restores a resumed run's state, or loads `--init-from` weights into a new one.
+    private func restore() throws {
+        let path = directory.url.path
+        if trainer.options.resumeDirectory != nil && !FileManager.default.fileExists(atPath: stateURL.path) {
+            console.line("No \(Checkpoint.stateFile) in \(path) yet: starting the run from step 0")
+        } else if trainer.options.resumeDirectory != nil {
+            let restored = try Checkpoint.readState(from: stateURL, model: model, optimizer: optimizer)
+            progress = restored.progress
+            for (name, module) in model.layers {
+                if let dropout = module as? Dropout, let words = restored.dropoutStates[name],
+                   let g = SeededGenerator(state: words) { dropout.generator = g }
+            }
+            try metrics.load(upToStep: progress.step)
+            if !Trainer.isComplete(progress, config) {
+                console.line("Resuming \(path) at epoch \(progress.epoch + 1), batch \(progress.batchIndex), step \(progress.step)")
+            }
+        } else if let initFrom = trainer.options.initFrom {
+            try Checkpoint.loadWeights(SafeTensorsFile.read(from: initFrom), into: model)
+        }
+    }
+
+    // MARK: - The run
+
+    func run(startTime: Double, signals: StopSignals) throws -> RunSummary {
+        if trainer.options.resumeDirectory != nil && Trainer.isComplete(progress, config) {
+            return try alreadyComplete(startTime: startTime)
+        }
+        console.line("Config \(config.name): \(indentedJSON(configJSON, objectDepth: 2))")
+        console.line("\(model)")
+        console.line("Parameters: \(model.parameterCount); training on \(train.count) images, testing on \(test.count); "
+            + "\(config.threads) thread(s); run directory \(directory.url.path)")
+        while !Trainer.isComplete(progress, config) {
+            try trainEpoch(signals: signals)
+        }
+        let reason = progress.epoch >= config.epochs ? "completed" : "max_steps"
+        try stop(reason: reason)
+        return summary(startTime: startTime, reason: reason)
+    }
+
+    /// The batches of the epoch in progress, from where it stands; `endEpoch` when it is
+    /// done. Returns early at `max_steps`; throws `interrupted` after stopping on a signal.
+    private func trainEpoch(signals: StopSignals) throws {
+        let epoch = progress.epoch
+        let lr = config.schedule.learningRate(base: config.optimizer.lr, epoch: epoch)
+        optimizer.learningRate = Float(lr)
+        model.train()
+        epochStart = DispatchTimeNow()
+        windowStart = epochStart
+        windowSamples = 0
+        for batch in loader.batches(epoch: epoch, startingAt: progress.batchIndex) {
+            if let signal = signals.pending {  // also one that came while the data loaded
+                console.clearProgress()
+                try stop(reason: signal)
+                throw TrainingError.interrupted(signal: signal, runDirectory: directory.url.path, step: progress.step)
+            }
+            if Trainer.isComplete(progress, config) { return }
+            try trainStep(batch, learningRate: lr)
+            if config.checkpointEverySteps > 0 && progress.step % config.checkpointEverySteps == 0 {
+                try saveState()
+            }
+        }
+        try endEpoch(learningRate: lr)
+    }
+
+    /// One optimizer step on one batch, its bookkeeping and its log line.
+    private func trainStep(_ batch: Batch, learningRate lr: Double) throws {
+        let stepStart = DispatchTimeNow()
+        let x = try Tensor(shape: batch.imageShape, data: batch.images)
+        optimizer.zeroGrad()
+        let output = try model(x)
+        let loss = nllOutput ? try F.nllLoss(output, targets: batch.labels) : try F.crossEntropy(output, targets: batch.labels)
+        let lossValue = try loss.item()
+        guard lossValue.isFinite else {
+            let saved = FileManager.default.fileExists(atPath: stateURL.path) ? stateURL.path : nil
+            throw TrainingError.nonFiniteLoss(step: progress.step + 1, epoch: progress.epoch, loss: lossValue,
+                                              learningRate: lr, lastCheckpoint: saved)
+        }
+        try loss.backward()
+        try optimizer.step()
+
+        progress.step += 1
+        progress.batchIndex += 1
+        progress.epochLossSum += Double(lossValue) * Double(batch.count)
+        progress.epochSeen += batch.count
+        progress.epochCorrect += correctCount(output, batch.labels)
+        let now = DispatchTimeNow()
+        trainSeconds += now - stepStart
+        trainSamples += batch.count
+        windowSamples += batch.count
+
+        let seen = min(progress.batchIndex * config.batchSize, train.count)
+        if progress.step % config.logInterval == 0 || progress.batchIndex == loader.batchCount {
+            let rate = Double(windowSamples) / max(now - windowStart, 1e-9)
+            windowStart = now
+            windowSamples = 0
+            console.line(String(format: "Train Epoch: %d [%d/%d (%.0f%%)]\tLoss: %.6f", progress.epoch + 1, seen, train.count,
+                                100 * Double(seen) / Double(train.count), lossValue))
+            metrics.append(jsonObject(["kind": "step", "epoch": progress.epoch + 1, "step": progress.step, "loss": Double(lossValue),
+                                       "lr": lr, "samples_per_second": rate]))
+        }
+        if console.isTerminal {
+            let done = Double(progress.batchIndex) / Double(loader.batchCount)
+            let rate = Double(progress.epochSeen) / max(now - epochStart, 1e-9)
+            console.progress(progressBar(fraction: done, loss: lossValue,
+                                         rate: rate, eta: rate > 0 ? Double(train.count - seen) / rate : .infinity))
+        }
+    }
+
+    /// After the last batch of an epoch: evaluate, log the epoch, keep the best weights,
+    /// move on to the next epoch and save the state.
+    private func endEpoch(learningRate lr: Double) throws {
+        console.clearProgress()
+        let seconds = DispatchTimeNow() - epochStart
+        let evaluation = try evaluate()
+        metrics.append(jsonObject([
+            "kind": "epoch", "epoch": progress.epoch + 1, "step": progress.step, "lr": lr,
+            "train_loss": progress.epochLossSum / Double(max(progress.epochSeen, 1)),
+            "train_accuracy": Double(progress.epochCorrect) / Double(max(progress.epochSeen, 1)),
+            "test_loss": evaluation.loss, "test_accuracy": evaluation.accuracy,
+            "seconds": seconds, "eval_seconds": evaluation.seconds,
+        ]))
+        try keepIfBest(evaluation)
+        progress.epoch += 1
+        progress.batchIndex = 0
+        progress.epochLossSum = 0
+        progress.epochSeen = 0
+        progress.epochCorrect = 0
+        try saveState()
+    }
+
+    /// Ends the run for `reason` (`completed`, `max_steps`, `SIGINT`, `SIGTERM`) with a
+    /// complete record: an evaluation at this step (and its `stop` line in metrics.jsonl
+    /// when the last epoch line is older), the best weights, the state, the model and the
+    /// curves.
+    private func stop(reason: String) throws {
+        if lastEvaluation?.step != progress.step {
+            let evaluation = try evaluate()
+            let seen = max(progress.epochSeen, 1)
+            metrics.append(jsonObject([
+                "kind": "stop", "reason": reason, "epoch": progress.epoch + 1, "step": progress.step,
+                "epoch_fraction": Double(progress.batchIndex) / Double(max(loader.batchCount, 1)),
+                "train_loss": progress.epochSeen > 0 ? progress.epochLossSum / Double(seen) : Double.nan,
+                "train_accuracy": progress.epochSeen > 0 ? Double(progress.epochCorrect) / Double(seen) : Double.nan,
+                "test_loss": evaluation.loss, "test_accuracy": evaluation.accuracy, "eval_seconds": evaluation.seconds,
+            ]))
+            try keepIfBest(evaluation)
+        }
+        try saveState()
+        try Checkpoint.weightsFile(model, configJSON: configJSON).write(to: directory.url.appendingPathComponent(Checkpoint.modelFile))
+        try drawCurves()
+    }
+
+    /// A resumed run that has nothing left to do: evaluates its weights, writes nothing.
+    private func alreadyComplete(startTime: Double) throws -> RunSummary {
+        console.line("The run in \(directory.url.path) is already complete (\(progress.epoch) epoch(s), \(progress.step) steps); "
+            + "nothing was changed. To train further, resume with --epochs N (more than \(progress.epoch))"
+            + (config.maxSteps != nil ? " or --max-steps N / --no-max-steps" : ""))
+        _ = try evaluate()
+        return summary(startTime: startTime, reason: "already_complete")
+    }
+
+    // MARK: - Pieces
+
+    private func evaluate() throws -> Evaluation {
+        let evaluation = try Evaluator.evaluate(model, dataset: test, batchSize: config.testBatchSize,
+                                                normalization: config.normalization, logProbabilities: nllOutput)
+        lastEvaluation = (progress.step, evaluation)
+        console.line(testSetLine(evaluation))
+        return evaluation
+    }
+
+    /// best.safetensors holds the weights of the best evaluation so far, and its metadata
+    /// the accuracy the summary reports as best.
+    private func keepIfBest(_ evaluation: Evaluation) throws {
+        guard evaluation.accuracy > progress.bestAccuracy else { return }
+        progress.bestAccuracy = evaluation.accuracy
+        try Checkpoint.weightsFile(model, configJSON: configJSON, extra: [
+            "epoch": "\(progress.epoch + 1)", "step": "\(progress.step)", "test_accuracy": "\(evaluation.accuracy)",
+        ]).write(to: directory.url.appendingPathComponent(Checkpoint.bestFile))
+    }
+
+    private func saveState() throws {
+        // Metrics first: a kill between the two leaves metrics ahead of the checkpoint,
+        // which a resume trims, rather than behind it, which it could not mend.
+        try metrics.write()
+        try Checkpoint.writeState(to: stateURL, model: model, optimizer: optimizer, progress: progress,
+                                  finished: Trainer.isComplete(progress, config),
+                                  dropoutStates: dropoutStates(), configJSON: configJSON)
+    }
+
+    private func summary(startTime: Double, reason: String) -> RunSummary {
+        let records = metrics.epochRecords()
+        let last = metrics.records(kinds: ["epoch", "stop"]).last
+        let evaluation = lastEvaluation?.result
+        // This process's own training rate; a run that took no step here reports its epochs'.
+        let epochSeconds = records.reduce(0) { $0 + ($1["seconds"] ?? 0) }
+        let rate = trainSeconds > 0 ? Double(trainSamples) / trainSeconds
+            : epochSeconds > 0 ? Double(records.count * train.count) / epochSeconds : 0
+        return RunSummary(
+            runDirectory: directory.url.path, epochsCompleted: progress.epoch, steps: progress.step,
+            trainLoss: last?["train_loss"] ?? .nan, trainAccuracy: last?["train_accuracy"] ?? .nan,
+            testLoss: evaluation?.loss ?? .nan, testAccuracy: evaluation?.accuracy ?? .nan,
+            bestTestAccuracy: progress.bestAccuracy, seconds: DispatchTimeNow() - startTime,
+            samplesPerSecond: rate, stopReason: reason)
+    }
+
+    private func dropoutStates() -> [String: [UInt64]] {
         var states: [String: [UInt64]] = [:]
         for (name, module) in model.layers { if let d = module as? Dropout { states[name] = d.generator.state } }
         return states
     }
 
-    func correctCount(_ output: Tensor, _ labels: [Int32]) -> Int {
+    private func correctCount(_ output: Tensor, _ labels: [Int32]) -> Int {
         let classes = output.shape[1], p = output.storage.pointer
         var correct = 0
         for i in 0..<labels.count {
@@ -344,23 +523,36 @@ public final class Trainer {
         return correct
     }
 
-    func progressBar(epoch: Int, fraction: Double, loss: Float, rate: Double, eta: Double) -> String {
+    private func progressBar(fraction: Double, loss: Float, rate: Double, eta: Double) -> String {
         let width = 30
         let filled = Int((fraction * Double(width)).rounded(.down))
         let bar = String(repeating: "█", count: filled) + String(repeating: "·", count: width - filled)
-        return String(format: "Epoch %d/%d %@ %3.0f%%  loss %.4f  %.0f img/s  ETA %@", epoch + 1, config.epochs, bar,
+        return String(format: "Epoch %d/%d %@ %3.0f%%  loss %.4f  %.0f img/s  ETA %@", progress.epoch + 1, config.epochs, bar,
                       100 * fraction, loss, rate, formatDuration(eta))
     }
 
-    func drawCurves(_ metrics: MetricsLog) throws {
-        let records = metrics.epochRecords()
-        guard !records.isEmpty else { return }
+    /// curves.png: one point per epoch, and the last stop's evaluation when the run ended
+    /// between epochs (at its fractional epoch).
+    private func drawCurves() throws {
+        var points = metrics.epochRecords()
+        if let last = metrics.records(kinds: ["epoch", "stop"]).last, metrics.lastKind == "stop" {
+            var point = last
+            point["epoch"] = (last["epoch"] ?? 1) - 1 + (last["epoch_fraction"] ?? 0)
+            points.append(point)
+        }
+        guard !points.isEmpty else { return }
         let image = try Figures.trainingCurves(
-            epochs: records.map { $0["epoch"] ?? 0 }, trainLoss: records.map { $0["train_loss"] ?? .nan },
-            testLoss: records.map { $0["test_loss"] ?? .nan }, trainAccuracy: records.map { $0["train_accuracy"] ?? .nan },
-            testAccuracy: records.map { $0["test_accuracy"] ?? .nan }, title: config.name)
-        try image.write(to: runDirectory.appendingPathComponent("curves.png"))
+            epochs: points.map { $0["epoch"] ?? 0 }, trainLoss: points.map { $0["train_loss"] ?? .nan },
+            testLoss: points.map { $0["test_loss"] ?? .nan }, trainAccuracy: points.map { $0["train_accuracy"] ?? .nan },
+            testAccuracy: points.map { $0["test_accuracy"] ?? .nan }, title: config.name)
+        try image.write(to: directory.url.appendingPathComponent(Self.curvesFile))
     }
+}
+
+/// The PyTorch example's line after each evaluation.
+func testSetLine(_ evaluation: Evaluation) -> String {
+    String(format: "\nTest set: Average loss: %.4f, Accuracy: %d/%d (%.2f%%)\n", evaluation.loss,
+           evaluation.correct, evaluation.count, 100 * evaluation.accuracy)
 }
 
 /// `metrics.jsonl`: one JSON object per line, kept in memory and rewritten atomically at
@@ -390,12 +582,18 @@ struct MetricsLog {
         (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any]
     }
 
-    /// The per-epoch records, numbers only.
-    func epochRecords() -> [[String: Double]] {
-        lines.compactMap(parse).filter { $0["kind"] as? String == "epoch" }.map { object in
+    /// The records of these kinds, numbers only.
+    func records(kinds: Set<String>) -> [[String: Double]] {
+        lines.compactMap(parse).filter { kinds.contains($0["kind"] as? String ?? "") }.map { object in
             object.compactMapValues { ($0 as? NSNumber)?.doubleValue }
         }
     }
+
+    /// The per-epoch records, numbers only.
+    func epochRecords() -> [[String: Double]] { records(kinds: ["epoch"]) }
+
+    /// The kind of the last record (`step`, `epoch`, `stop`).
+    var lastKind: String? { lines.last.flatMap(parse)?["kind"] as? String }
 }
 
 extension Dataset {

@@ -34,70 +34,57 @@ struct Download: ParsableCommand {
     }
 }
 
-/// `mnist-train [train] --config FILE ...`: the training run.
+/// `mnist-train [train] --config FILE ...`: the training run. Numbers are parsed
+/// `.unconditional`ly so that `--lr -1` reaches the range check (and its message) instead
+/// of being taken for an option.
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Train a network from a JSON config (the default subcommand).",
-        discussion: "Exit codes: 0 success, 1 error, 3 non-finite loss, 130/143 interrupted (checkpoint saved).")
+        discussion: "Exit codes: 0 success, 1 error, 3 non-finite loss, 130/143 interrupted (checkpoint saved). "
+            + "With --resume only --epochs, --max-steps, --no-max-steps, --data-dir, --allow-unverified-data, --quiet "
+            + "and --json may be given; they are saved with the run.")
 
-    @Option(help: "The run's JSON config (see configs/).") var config: String = "configs/lenet.json"
-    @Option(help: "Number of epochs.") var epochs: Int?
-    @Option(help: "Training batch size.") var batchSize: Int?
-    @Option(help: "Learning rate.") var lr: Double?
-    @Option(help: "SGD momentum.") var momentum: Double?
+    @Option(help: "The run's JSON config (default \(TrainArguments.defaultConfig)).") var config: String?
+    @Option(parsing: .unconditional, help: "Number of epochs (with --resume: extend the run to this many).") var epochs: Int?
+    @Option(parsing: .unconditional, help: "Training batch size.") var batchSize: Int?
+    @Option(parsing: .unconditional, help: "Learning rate.") var lr: Double?
+    @Option(parsing: .unconditional, help: "SGD momentum.") var momentum: Double?
     @Option(help: "sgd, adam or adamw.") var optimizer: String?
-    @Option(help: "Seed for initialisation, shuffling and dropout.") var seed: Int?
-    @Option(help: "Threads for the kernels and OpenBLAS.") var threads: Int?
+    @Option(parsing: .unconditional, help: "Seed for initialisation, shuffling and dropout.") var seed: Int?
+    @Option(parsing: .unconditional, help: "Threads for the kernels and OpenBLAS.") var threads: Int?
     @Option(help: "Directory holding the four IDX files.") var dataDir: String?
-    @Option(help: "Run directory (default runs/<config name>-<timestamp>).") var out: String?
+    @Option(help: "Run directory: new or empty (default output_dir/<config name>-<time>).") var out: String?
     @Option(help: "Continue the run in this directory exactly where it stopped.") var resume: String?
     @Option(help: "Start from these weights (safetensors with PyTorch names).") var initFrom: String?
-    @Option(help: "Stop after this many optimizer steps, then save and evaluate.") var maxSteps: Int?
+    @Option(parsing: .unconditional, help: "Stop after this many optimizer steps in all (saved with the run).") var maxSteps: Int?
+    @Flag(help: "With --resume: drop the run's saved --max-steps and train all its epochs.") var noMaxSteps = false
     @Flag(help: "Visit the training set in file order.") var noShuffle = false
+    @Flag(help: "Train on data files whose MD5 is not the published one.") var allowUnverifiedData = false
     @Flag(help: "Print nothing but errors (and the --json summary).") var quiet = false
     @Flag(help: "Print a JSON summary on stdout (logs go to stderr).") var json = false
 
     func run() throws {
+        var arguments = TrainArguments()
+        arguments.config = config
+        arguments.epochs = epochs
+        arguments.batchSize = batchSize
+        arguments.lr = lr
+        arguments.momentum = momentum
+        arguments.optimizer = optimizer
+        arguments.seed = seed
+        arguments.threads = threads
+        arguments.dataDir = dataDir
+        arguments.out = out
+        arguments.resume = resume
+        arguments.initFrom = initFrom
+        arguments.maxSteps = maxSteps
+        arguments.noMaxSteps = noMaxSteps
+        arguments.noShuffle = noShuffle
+        arguments.allowUnverifiedData = allowUnverifiedData
+        arguments.quiet = quiet
+        arguments.json = json
         do {
-            // With --resume the run directory's saved config is used (only --epochs may
-            // extend it); settings that would change the run are refused.
-            var configuration = TrainingConfig()
-            if resume != nil {
-                let changing: [(String, Any?)] = [("--batch-size", batchSize), ("--lr", lr), ("--momentum", momentum),
-                                                  ("--optimizer", optimizer), ("--seed", seed), ("--threads", threads)]
-                if let given = changing.first(where: { $0.1 != nil }) {
-                    throw ConfigError(file: "command line", path: given.0,
-                                      message: "cannot be changed when resuming: the run continues with its saved config.json")
-                }
-            } else {
-                configuration = try TrainingConfig.load(from: URL(fileURLWithPath: config))
-                var overrides = ConfigOverrides()
-                overrides.epochs = epochs
-                overrides.batchSize = batchSize
-                overrides.learningRate = lr
-                overrides.momentum = momentum
-                overrides.optimizer = optimizer
-                overrides.seed = seed
-                overrides.threads = threads
-                overrides.dataDirectory = dataDir
-                overrides.noShuffle = noShuffle
-                try overrides.apply(to: &configuration)
-            }
-            var options = RunOptions()
-            options.outputDirectory = out.map { URL(fileURLWithPath: $0) }
-            options.resumeDirectory = resume.map { URL(fileURLWithPath: $0) }
-            options.initFrom = initFrom.map { URL(fileURLWithPath: $0) }
-            if let maxSteps, maxSteps < 1 {
-                throw ConfigError(file: "command line", path: "--max-steps", message: "got \(maxSteps); expected at least 1")
-            }
-            options.maxSteps = maxSteps
-            if resume != nil {
-                options.epochs = epochs
-                options.dataDirectory = dataDir
-            }
-            options.quiet = quiet
-            options.json = json
-            let summary = try Trainer(config: configuration, options: options).run()
+            let summary = try arguments.makeTrainer().run()
             if json { print(summary.json) }
         } catch let error as TrainingError {
             FileHandle.standardError.write("mnist-train: error: \(error)\n".data(using: .utf8)!)

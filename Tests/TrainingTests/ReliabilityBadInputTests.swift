@@ -29,7 +29,7 @@ struct TinyRun {
     func config(epochs: Int = 2, lr: Double = 0.05, hidden: Bool = false, extra: String = "") throws -> TrainingConfig {
         let hiddenLayers = hidden ? #"{"type": "linear", "name": "hidden", "out_features": 16}, {"type": "relu"}, "# : ""
         let json = """
-        {"name": "tiny", "data": {"directory": "\(dataDirectory.path)", "download": false},
+        {"name": "tiny", "data": {"directory": "\(dataDirectory.path)", "download": false, "verify": false},
          "model": {"layers": [{"type": "flatten", "name": "flatten"}, \(hiddenLayers){"type": "linear", "name": "fc", "out_features": 10},
                               {"type": "log_softmax", "name": "out"}]},
          "optimizer": {"type": "sgd", "lr": \(lr), "momentum": 0.9},
@@ -38,8 +38,10 @@ struct TinyRun {
         return try TrainingConfig.decode(Data(json.utf8), file: "tiny.json")
     }
 
-    func options(out: String? = "run", resume: String? = nil, initFrom: URL? = nil, maxSteps: Int? = nil) -> RunOptions {
+    func options(out: String? = "run", resume: String? = nil, initFrom: URL? = nil, maxSteps: Int? = nil,
+                 removeMaxSteps: Bool = false) -> RunOptions {
         var o = RunOptions()
+        o.removeMaxSteps = removeMaxSteps
         o.outputDirectory = out.map { root.appendingPathComponent($0) }
         o.resumeDirectory = resume.map { root.appendingPathComponent($0) }
         o.initFrom = initFrom
@@ -134,7 +136,8 @@ struct ReliabilityRunInputTests {
         try Data("x".utf8).write(to: run.root.appendingPathComponent("blocker"))
         let message = try #require(run.failure(try run.config(), run.options(out: "blocker/run")))
         #expect(message.contains(run.root.appendingPathComponent("blocker/run").path), "\(message)")
-        #expect(message.hasPrefix("cannot create the run directory"), "\(message)")
+        #expect(message.hasPrefix("--out \(run.root.appendingPathComponent("blocker/run").path): cannot create the directory: "
+            + "\(run.root.appendingPathComponent("blocker").path) is a file, not a directory (ENOTDIR)"), "\(message)")
     }
 
     @Test("bad data files: each message names the file and the defect", arguments: [
@@ -219,7 +222,7 @@ struct ReliabilityResumeTests {
         let config = try run.config(extra: #", "checkpoint": {"every_steps": 1}"#)
         _ = try Trainer(config: config, options: run.options(out: "whole")).run()
         _ = try Trainer(config: config, options: run.options(out: "parts", maxSteps: stopAfter)).run()
-        _ = try Trainer(config: config, options: run.options(out: nil, resume: "parts")).run()
+        _ = try Trainer(config: config, options: run.options(out: nil, resume: "parts", removeMaxSteps: true)).run()
         let whole = try Data(contentsOf: run.root.appendingPathComponent("whole/model.safetensors"))
         let parts = try Data(contentsOf: run.root.appendingPathComponent("parts/model.safetensors"))
         #expect(whole == parts)

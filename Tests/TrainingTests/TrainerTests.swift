@@ -14,8 +14,9 @@ struct TrainerTests {
     }
 
     static func run(_ config: TrainingConfig, out: URL, maxSteps: Int? = nil, resume: Bool = false,
-                    initFrom: URL? = nil) throws -> RunSummary {
+                    initFrom: URL? = nil, removeMaxSteps: Bool = false) throws -> RunSummary {
         var options = RunOptions()
+        options.removeMaxSteps = removeMaxSteps
         options.quiet = true
         options.maxSteps = maxSteps
         options.initFrom = initFrom
@@ -67,7 +68,7 @@ struct TrainerTests {
         let full = try Self.run(config, out: whole)
         _ = try Self.run(config, out: parts, maxSteps: 3)     // stop mid-epoch 1
         _ = try Self.run(config, out: parts, maxSteps: 11, resume: true)  // stop mid-epoch 2
-        let resumed = try Self.run(config, out: parts, resume: true)
+        let resumed = try Self.run(config, out: parts, resume: true, removeMaxSteps: true)
         #expect(resumed.steps == full.steps)
         let expected = try Self.weights(whole.appendingPathComponent("model.safetensors"))
         #expect(try Self.weights(parts.appendingPathComponent("model.safetensors")) == expected)
