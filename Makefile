@@ -16,7 +16,7 @@ help:
 	@echo "make data   - fetch MNIST into data/mnist (uses ../shared/data/mnist when present)"
 	@echo "make bench  - training/evaluation throughput and memory benchmark"
 	@echo "make sweep  - example batch run: learning rate x optimizer table"
-	@echo "make fuzz / fuzz-ci / sanitize / crash-test / disk-test / nan-test - reliability checks"
+	@echo "make fuzz / fuzz-ci / sanitize / crash-test / disk-test / nan-test / replay-test - reliability checks"
 
 # Installs what is missing, once; a no-op when the headers are already there.
 setup:
@@ -28,8 +28,12 @@ setup:
 build: setup
 	$(RELEASE)
 
+# The unit tests, then the replay of hostile command-line sequences against the binaries
+# that the test build made (same flags: nothing is rebuilt).
 test: setup
 	$(SWIFT) test $(TEST_FLAGS)
+	$(SWIFT) build $(TEST_FLAGS)
+	BIN_DIR=$(BIN) scripts/reliability/replay_test.sh
 
 data: build
 	$(BIN)/mnist-train download --data-dir data/mnist
