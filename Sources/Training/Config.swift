@@ -106,13 +106,7 @@ extension TrainingConfig {
             c.data.mean = try d.double("mean", default: 0.1307, -1e6...1e6)
             c.data.std = try d.double("std", default: 0.3081, 1e-12...1e6, allowed: "a number > 0")
             c.data.download = try d.bool("download", default: true)
-            if d.has("mirrors") {
-                guard let list = d.object["mirrors"] as? [String] else {
-                    throw d.error("mirrors", "expected an array of strings (URLs or directories)")
-                }
-                _ = try? d.string("mirrors")  // mark as used
-                c.data.mirrors = list
-            } else { _ = try d.optionalString("mirrors") }
+            c.data.mirrors = try d.strings("mirrors") ?? []
             if let a = try d.object("augmentation") {
                 c.data.augmentShift = try a.int("max_shift", default: 0, 0...8)
                 c.data.augmentRotation = try a.double("max_rotation_degrees", default: 0, 0...45)

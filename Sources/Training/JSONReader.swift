@@ -16,26 +16,22 @@ public struct ConfigError: Error, CustomStringConvertible, Equatable {
 }
 
 /// One JSON object being read; tracks which keys were used so `finish()` can reject the rest.
+/// `null` counts as absent; JSON booleans are not numbers and numbers are not booleans.
 final class JSONObjectReader {
     let file: String
     let path: String
-    let object: [String: Any]
+    let object: [String: JSONValue]
     private var used: Set<String> = []
 
-    init(file: String, path: String, object: [String: Any]) {
+    init(file: String, path: String, object: [String: JSONValue]) {
         self.file = file
         self.path = path
         self.object = object
     }
 
+    /// Parses `data` strictly (see `StrictJSONParser`) and expects an object at the top level.
     static func parse(_ data: Data, file: String) throws -> JSONObjectReader {
-        let value: Any
-        do {
-            value = try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])
-        } catch {
-            throw ConfigError(file: file, path: "", message: "not valid JSON (\((error as NSError).userInfo["NSDebugDescription"] ?? error))")
-        }
-        guard let object = value as? [String: Any] else {
+        guard case .object(let object, _) = try StrictJSONParser.parse([UInt8](data), file: file) else {
             throw ConfigError(file: file, path: "", message: "expected a JSON object at the top level")
         }
         return JSONObjectReader(file: file, path: "", object: object)
@@ -47,24 +43,38 @@ final class JSONObjectReader {
         ConfigError(file: file, path: keyPath(key), message: message)
     }
 
-    func has(_ key: String) -> Bool { object[key] != nil && !(object[key] is NSNull) }
+    func has(_ key: String) -> Bool { object[key] != nil && object[key] != .null }
 
-    private func raw(_ key: String) -> Any? {
+    private func raw(_ key: String) -> JSONValue? {
         used.insert(key)
-        guard let v = object[key], !(v is NSNull) else { return nil }
+        guard let v = object[key], v != .null else { return nil }
         return v
     }
 
-    private static func describe(_ value: Any) -> String {
-        if let s = value as? String { return "\"\(s)\"" }
-        if let n = value as? NSNumber { return isBool(n) ? (n.boolValue ? "true" : "false") : "\(n)" }
-        if value is [Any] { return "an array" }
-        if value is [String: Any] { return "an object" }
-        return "\(value)"
+    private static func describe(_ value: JSONValue) -> String {
+        switch value {
+        case .string(let s): return "\"\(s)\""
+        case .number(let n): return format(n)
+        case .bool(let b): return b ? "true" : "false"
+        case .array: return "an array"
+        case .object: return "an object"
+        case .null: return "null"
+        }
     }
 
-    /// JSON `true`/`false` arrive as NSNumber too; their type code is `c`.
-    private static func isBool(_ n: NSNumber) -> Bool { String(cString: n.objCType) == "c" }
+    /// Integral numbers print without a fraction (`3`, not `3.0`), others as Swift prints them.
+    private static func format(_ n: Double) -> String { integer(.number(n)).map(String.init) ?? "\(n)" }
+
+    /// The value as an Int if it is an integral number of magnitude below 9e15 (exact in a Double).
+    private static func integer(_ value: JSONValue) -> Int? {
+        guard case .number(let n) = value, n.rounded() == n, abs(n) < 9e15 else { return nil }
+        return Int(n)
+    }
+
+    private static func number(_ value: JSONValue) -> Double? {
+        guard case .number(let n) = value else { return nil }
+        return n
+    }
 
     func double(_ key: String, default value: Double? = nil, _ range: ClosedRange<Double>? = nil,
                 allowed: String? = nil) throws -> Double {
@@ -72,13 +82,13 @@ final class JSONObjectReader {
             if let value { return value }
             throw error(key, "missing; expected a number\(allowed.map { " \($0)" } ?? "")")
         }
-        guard let n = v as? NSNumber, !Self.isBool(n), n.doubleValue.isFinite else {
+        guard let n = Self.number(v), n.isFinite else {
             throw error(key, "got \(Self.describe(v)); expected a number\(allowed.map { " \($0)" } ?? "")")
         }
-        if let range, !range.contains(n.doubleValue) {
-            throw error(key, "got \(n); expected \(allowed ?? "a number in \(range)")")
+        if let range, !range.contains(n) {
+            throw error(key, "got \(Self.format(n)); expected \(allowed ?? "a number in \(range)")")
         }
-        return n.doubleValue
+        return n
     }
 
     func int(_ key: String, default value: Int? = nil, _ range: ClosedRange<Int>? = nil, allowed: String? = nil) throws -> Int {
@@ -86,14 +96,13 @@ final class JSONObjectReader {
             if let value { return value }
             throw error(key, "missing; expected an integer\(allowed.map { " \($0)" } ?? "")")
         }
-        guard let n = v as? NSNumber, !Self.isBool(n), n.doubleValue.rounded() == n.doubleValue,
-              abs(n.doubleValue) < 9e15 else {
+        guard let n = Self.integer(v) else {
             throw error(key, "got \(Self.describe(v)); expected an integer\(allowed.map { " \($0)" } ?? "")")
         }
-        if let range, !range.contains(n.intValue) {
-            throw error(key, "got \(n.intValue); expected \(allowed ?? "an integer in \(range.lowerBound)...\(range.upperBound)")")
+        if let range, !range.contains(n) {
+            throw error(key, "got \(n); expected \(allowed ?? "an integer in \(range.lowerBound)...\(range.upperBound)")")
         }
-        return n.intValue
+        return n
     }
 
     func optionalInt(_ key: String, _ range: ClosedRange<Int>) throws -> Int? {
@@ -102,10 +111,10 @@ final class JSONObjectReader {
 
     func bool(_ key: String, default value: Bool) throws -> Bool {
         guard let v = raw(key) else { return value }
-        guard let n = v as? NSNumber, Self.isBool(n) else {
+        guard case .bool(let b) = v else {
             throw error(key, "got \(Self.describe(v)); expected true or false")
         }
-        return n.boolValue
+        return b
     }
 
     func string(_ key: String, default value: String? = nil, oneOf choices: [String]? = nil) throws -> String {
@@ -113,7 +122,7 @@ final class JSONObjectReader {
             if let value { return value }
             throw error(key, "missing; expected \(choices.map { "one of \($0.joined(separator: ", "))" } ?? "a string")")
         }
-        guard let s = v as? String else {
+        guard case .string(let s) = v else {
             throw error(key, "got \(Self.describe(v)); expected \(choices.map { "one of \($0.joined(separator: ", "))" } ?? "a string")")
         }
         if let choices, !choices.contains(s) {
@@ -126,53 +135,68 @@ final class JSONObjectReader {
         has(key) ? try string(key) : { used.insert(key); return nil }()
     }
 
+    /// An array of strings, or nil when absent.
+    func strings(_ key: String) throws -> [String]? {
+        guard let v = raw(key) else { return nil }
+        guard case .array(let list) = v else {
+            throw error(key, "got \(Self.describe(v)); expected an array of strings (URLs or directories)")
+        }
+        return try list.enumerated().map { i, item in
+            guard case .string(let s) = item else {
+                throw error(key, "got \(Self.describe(item)) at index \(i); expected an array of strings (URLs or directories)")
+            }
+            return s
+        }
+    }
+
     /// An int or a pair `[h, w]` of ints, each in `range`.
     func pair(_ key: String, default value: (Int, Int)? = nil, _ range: ClosedRange<Int>) throws -> (Int, Int) {
         guard let v = raw(key) else {
             if let value { return value }
             throw error(key, "missing; expected an integer or a pair [height, width]")
         }
-        if let n = v as? NSNumber, !Self.isBool(n), n.doubleValue.rounded() == n.doubleValue, range.contains(n.intValue) {
-            return (n.intValue, n.intValue)
+        if let n = Self.integer(v), range.contains(n) {
+            return (n, n)
         }
-        if let list = v as? [Any], list.count == 2,
-           let a = list[0] as? NSNumber, let b = list[1] as? NSNumber, !Self.isBool(a), !Self.isBool(b),
-           a.doubleValue.rounded() == a.doubleValue, b.doubleValue.rounded() == b.doubleValue,
-           range.contains(a.intValue), range.contains(b.intValue) {
-            return (a.intValue, b.intValue)
+        if case .array(let list) = v, list.count == 2, let a = Self.integer(list[0]), let b = Self.integer(list[1]),
+           range.contains(a), range.contains(b) {
+            return (a, b)
         }
         throw error(key, "got \(Self.describe(v)); expected an integer or a pair [height, width], each in \(range.lowerBound)...\(range.upperBound)")
     }
 
     func doubles(_ key: String, count: Int, default value: [Double]) throws -> [Double] {
         guard let v = raw(key) else { return value }
-        guard let list = v as? [Any], list.count == count,
-              let numbers = list as? [NSNumber], numbers.allSatisfy({ !Self.isBool($0) }) else {
+        guard case .array(let list) = v, list.count == count else {
             throw error(key, "got \(Self.describe(v)); expected an array of \(count) numbers")
         }
-        return numbers.map(\.doubleValue)
+        let numbers = list.compactMap(Self.number)
+        guard numbers.count == count else {
+            throw error(key, "got \(Self.describe(v)); expected an array of \(count) numbers")
+        }
+        return numbers
     }
 
     func ints(_ key: String, count: Int) throws -> [Int] {
         guard let v = raw(key) else { throw error(key, "missing; expected an array of \(count) integers") }
-        guard let list = v as? [NSNumber], list.count == count,
-              list.allSatisfy({ !Self.isBool($0) && $0.doubleValue.rounded() == $0.doubleValue && $0.intValue > 0 }) else {
+        guard case .array(let list) = v, list.count == count,
+              case let numbers = list.compactMap(Self.integer), numbers.count == count, numbers.allSatisfy({ $0 > 0 }) else {
             throw error(key, "got \(Self.describe(v)); expected an array of \(count) positive integers")
         }
-        return list.map(\.intValue)
+        return numbers
     }
 
     func object(_ key: String) throws -> JSONObjectReader? {
         guard let v = raw(key) else { return nil }
-        guard let o = v as? [String: Any] else { throw error(key, "got \(Self.describe(v)); expected an object") }
+        guard case .object(let o, _) = v else { throw error(key, "got \(Self.describe(v)); expected an object") }
         return JSONObjectReader(file: file, path: keyPath(key), object: o)
     }
 
     func objects(_ key: String) throws -> [JSONObjectReader] {
         guard let v = raw(key) else { throw error(key, "missing; expected an array of objects") }
-        guard let list = v as? [Any] else { throw error(key, "got \(Self.describe(v)); expected an array of objects") }
+        guard case .array(let list) = v else { throw error(key, "got \(Self.describe(v)); expected an array of objects") }
         return try list.enumerated().map { i, item in
-            guard let o = item as? [String: Any] else {
+            guard case .object(let o, _) = item else {
                 throw ConfigError(file: file, path: "\(keyPath(key))[\(i)]", message: "got \(Self.describe(item)); expected an object")
             }
             return JSONObjectReader(file: file, path: "\(keyPath(key))[\(i)]", object: o)
