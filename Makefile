@@ -28,11 +28,11 @@ setup:
 build: setup
 	$(RELEASE)
 
-# The unit tests, then the replay of hostile command-line sequences against the binaries
-# that the test build made (same flags: nothing is rebuilt).
+# One optimized build of the libraries, executables and tests; the unit tests; then the
+# replay of hostile command-line sequences against the executables of that build.
 test: setup
-	$(SWIFT) test $(TEST_FLAGS)
-	$(SWIFT) build $(TEST_FLAGS)
+	$(SWIFT) build $(TEST_FLAGS) --build-tests
+	$(SWIFT) test $(TEST_FLAGS) --skip-build
 	BIN_DIR=$(BIN) scripts/reliability/replay_test.sh
 
 data: build
