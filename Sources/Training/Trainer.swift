@@ -105,6 +105,7 @@ public final class Trainer {
             defer { signals.stop() }
             do {
                 let session = try TrainingSession(trainer: self, directory: directory)
+                try saveResumeChanges(in: directory)
                 return try session.run(startTime: startTime, signals: signals)
             } catch {
                 // A new run that failed before its first checkpoint leaves nothing behind.
@@ -155,8 +156,8 @@ public final class Trainer {
     }
 
     /// Locks the run directory. A new run gets its own (refused when `--out` holds
-    /// anything); a resumed one is checked against the resume-time changes and its
-    /// config.json rewritten with them.
+    /// anything) with its config.json; a resumed one is checked against the resume-time
+    /// changes (`saveResumeChanges` records them once the run has loaded).
     func openRunDirectory() throws -> RunDirectory {
         guard let resume = options.resumeDirectory else {
             let directory = try options.outputDirectory.map(RunDirectory.openForNewRun)
@@ -175,13 +176,18 @@ public final class Trainer {
         if FileManager.default.fileExists(atPath: stateURL.path) {
             try checkResumeChanges(against: try Checkpoint.readProgress(from: stateURL), in: resume)
         }
-        let savedURL = resume.appendingPathComponent(Checkpoint.configFile)
-        if try TrainingConfig.load(from: savedURL) != config {
-            do { try AtomicFile.write(Data((config.json + "\n").utf8), to: savedURL) } catch {
-                throw TrainingError.runDirectory("cannot write to the run directory \(resume.path): \(error)")
-            }
-        }
         return directory
+    }
+
+    /// A resumed run's config.json takes the resume-time changes (--epochs, --max-steps,
+    /// --data-dir, ...) once the run has loaded with them, so a failed resume saves nothing.
+    func saveResumeChanges(in directory: RunDirectory) throws {
+        guard options.resumeDirectory != nil else { return }
+        let savedURL = directory.url.appendingPathComponent(Checkpoint.configFile)
+        guard try TrainingConfig.load(from: savedURL) != config else { return }
+        do { try AtomicFile.write(Data((config.json + "\n").utf8), to: savedURL) } catch {
+            throw TrainingError.runDirectory("cannot write to the run directory \(directory.url.path): \(error)")
+        }
     }
 
     /// A resumed run may be extended, never cut below what it has already done.

@@ -169,6 +169,21 @@ struct RunSafetyTests {
         #expect(finished.epochsCompleted == 3 && finished.steps == 12)
     }
 
+    @Test("a resume that fails (data moved to a wrong --data-dir) saves none of its changes")
+    func failedResumeSavesNothing() throws {
+        let run = try TinyRun()
+        defer { try? FileManager.default.removeItem(at: run.root) }
+        _ = try Trainer(config: try run.config(), options: run.options(out: "run", maxSteps: 2)).run()
+        let url = run.root.appendingPathComponent("run")
+        let before = try Self.files(url).filter { $0.key != RunDirectory.lockFile }
+        var options = run.options(out: nil, resume: "run", removeMaxSteps: true)
+        options.dataDirectory = run.root.appendingPathComponent("nowhere").path
+        options.epochs = 5
+        let message = try #require(run.failure(TrainingConfig(), options))
+        #expect(message.contains("nowhere"), "\(message)")
+        #expect(try Self.files(url).filter { $0.key != RunDirectory.lockFile } == before)
+    }
+
     @Test("a finished run resumed with fewer epochs is refused and not rewritten")
     func fewerEpochsRefused() throws {
         let run = try TinyRun()
