@@ -1,4 +1,5 @@
 import Autograd
+import Kernels
 import Seeded
 
 // MARK: - Initialisation
@@ -53,6 +54,33 @@ public final class Conv2d: Module {
                      dilation: dilation, groups: groups)
     }
 
+    /// One sample's `[in, H, W]` → `[out, OH, OW]` for these settings, without a module.
+    public static func outputShape(
+        for input: [Int], outChannels: Int, kernelSize: Pair, stride: Pair, padding: Pair, dilation: Pair, groups: Int
+    ) throws -> [Int] {
+        guard input.count == 3 else {
+            throw NNError.shape(op: "conv2d", "expects a [channels, height, width] input but gets \(input)")
+        }
+        guard input[0] % groups == 0, outChannels % groups == 0 else {
+            throw NNError.shape(op: "conv2d", "groups \(groups) must divide input channels \(input[0]) and out_channels \(outChannels)")
+        }
+        do {
+            let s = try Conv2dShape(input: [1] + input, weight: [outChannels, input[0] / groups, kernelSize.height, kernelSize.width],
+                                    stride: stride.tuple, padding: padding.tuple, dilation: dilation.tuple, groups: groups)
+            return [s.outChannels, s.outHeight, s.outWidth]
+        } catch {
+            throw NNError.shape(op: "conv2d", "input \(input): \(error)")
+        }
+    }
+
+    public override func outputShape(for input: [Int]) throws -> [Int] {
+        guard input.first == inChannels || input.count != 3 else {
+            throw NNError.shape(op: "conv2d", "expects \(inChannels) input channels but gets \(input)")
+        }
+        return try Self.outputShape(for: input, outChannels: outChannels, kernelSize: kernelSize, stride: stride,
+                                    padding: padding, dilation: dilation, groups: groups)
+    }
+
     public override var namedDirectParameters: [(name: String, tensor: Tensor)] {
         [("weight", weight)] + (bias.map { [("bias", $0)] } ?? [])
     }
@@ -89,6 +117,22 @@ public final class Linear: Module {
         try F.linear(input, weight: weight, bias: bias)
     }
 
+    /// One sample's `[in]` → `[out]`, without a module.
+    public static func outputShape(for input: [Int], outFeatures: Int) throws -> [Int] {
+        guard input.count == 1 else {
+            throw NNError.shape(op: "linear", "expects a flat [features] input but gets \(input); add a flatten layer before it "
+                + "(it would have \(input.reduce(1, *)) features)")
+        }
+        return [outFeatures]
+    }
+
+    public override func outputShape(for input: [Int]) throws -> [Int] {
+        guard input.count != 1 || input[0] == inFeatures else {
+            throw NNError.shape(op: "linear", "expects \(inFeatures) features but gets \(input)")
+        }
+        return try Self.outputShape(for: input, outFeatures: outFeatures)
+    }
+
     public override var namedDirectParameters: [(name: String, tensor: Tensor)] {
         [("weight", weight)] + (bias.map { [("bias", $0)] } ?? [])
     }
@@ -115,6 +159,24 @@ public final class MaxPool2d: Module {
         try F.maxPool2d(input, kernelSize: kernelSize, stride: stride, padding: padding, dilation: dilation)
     }
 
+    /// One sample's `[C, H, W]` → `[C, OH, OW]` for these settings, without a module.
+    public static func outputShape(for input: [Int], kernelSize: Pair, stride: Pair, padding: Pair, dilation: Pair = 1) throws -> [Int] {
+        guard input.count == 3 else {
+            throw NNError.shape(op: "max_pool2d", "expects a [channels, height, width] input but gets \(input)")
+        }
+        do {
+            let s = try Pool2dShape(input: [1] + input, kernel: kernelSize.tuple, stride: stride.tuple, padding: padding.tuple,
+                                    dilation: dilation.tuple)
+            return [input[0], s.outHeight, s.outWidth]
+        } catch {
+            throw NNError.shape(op: "max_pool2d", "input \(input): \(error)")
+        }
+    }
+
+    public override func outputShape(for input: [Int]) throws -> [Int] {
+        try Self.outputShape(for: input, kernelSize: kernelSize, stride: stride, padding: padding, dilation: dilation)
+    }
+
     /// PyTorch prints the sizes as given; square ones as a single number.
     public override var extraDescription: String {
         func show(_ p: Pair) -> String { p.height == p.width ? "\(p.height)" : "\(p)" }
@@ -136,6 +198,13 @@ public final class Flatten: Module {
     public override func callAsFunction(_ input: Tensor) throws -> Tensor {
         try input.flatten(startDim: startDim, endDim: endDim)
     }
+    /// With the default dimensions: one sample's shape becomes `[product]`.
+    public override func outputShape(for input: [Int]) throws -> [Int] {
+        guard startDim == 1 && (endDim == -1 || endDim == input.count) else {
+            throw NNError.shape(op: "flatten", "per-sample shapes are known for start_dim=1, end_dim=-1 only")
+        }
+        return [input.reduce(1, *)]
+    }
     public override var extraDescription: String { "start_dim=\(startDim), end_dim=\(endDim)" }
 }
 
@@ -144,7 +213,16 @@ public final class LogSoftmax: Module {
     public let dim: Int
     public init(dim: Int = 1) { self.dim = dim }
     public override func callAsFunction(_ input: Tensor) throws -> Tensor { try input.logSoftmax(dim: dim) }
+    public override func outputShape(for input: [Int]) throws -> [Int] { try classShape(input, dim: dim, op: "log_softmax") }
     public override var extraDescription: String { "dim=\(dim)" }
+}
+
+/// Softmax and log-softmax over the classes of a flat `[classes]` sample.
+func classShape(_ input: [Int], dim: Int, op: String) throws -> [Int] {
+    guard input.count == 1, dim == 1 || dim == -1 else {
+        throw NNError.shape(op: op, "expects a flat [classes] input and dim 1 but gets \(input), dim \(dim)")
+    }
+    return input
 }
 
 /// `nn.Softmax`.
@@ -152,6 +230,7 @@ public final class Softmax: Module {
     public let dim: Int
     public init(dim: Int = 1) { self.dim = dim }
     public override func callAsFunction(_ input: Tensor) throws -> Tensor { try input.softmax(dim: dim) }
+    public override func outputShape(for input: [Int]) throws -> [Int] { try classShape(input, dim: dim, op: "softmax") }
     public override var extraDescription: String { "dim=\(dim)" }
 }
 
@@ -214,4 +293,9 @@ public final class Sequential: Module {
     }
 
     public override var namedChildren: [(name: String, module: Module)] { layers }
+
+    /// Each layer's output shape feeds the next.
+    public override func outputShape(for input: [Int]) throws -> [Int] {
+        try layers.reduce(input) { try $1.module.outputShape(for: $0) }
+    }
 }

@@ -20,6 +20,11 @@ open class Module: CustomStringConvertible {
     /// This module's own parameters (not its children's), by name.
     open var namedDirectParameters: [(name: String, tensor: Tensor)] { [] }
 
+    /// One sample's output shape for one sample's input shape (no batch dimension), or
+    /// `NNError.shape` saying why this module cannot take that input. The default is the
+    /// input shape (elementwise modules).
+    open func outputShape(for input: [Int]) throws -> [Int] { input }
+
     /// PyTorch's `extra_repr`: the settings printed between the parentheses.
     open var extraDescription: String { "" }
 

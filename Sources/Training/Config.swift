@@ -27,22 +27,29 @@ public struct TrainingConfig: Sendable, Equatable {
         public var verify = true
     }
 
+    /// One entry of `model.layers`: its name (which prefixes its parameters) and its
+    /// kind's settings (`LayerKinds.swift`).
     public struct Layer: Sendable, Equatable {
-        public var type: String
         public var name: String?
-        public var outChannels = 0, outFeatures = 0
-        public var kernelSize = (0, 0), stride: (Int, Int)? = nil, padding = (0, 0), dilation = (1, 1)
-        public var groups = 1
-        public var bias = true
-        public var p = 0.5
-        public var dim = 1
+        public var kind: any LayerKind
 
-        public static func == (a: Layer, b: Layer) -> Bool {
-            a.type == b.type && a.name == b.name && a.outChannels == b.outChannels && a.outFeatures == b.outFeatures
-                && a.kernelSize == b.kernelSize && a.stride?.0 == b.stride?.0 && a.stride?.1 == b.stride?.1
-                && a.padding == b.padding && a.dilation == b.dilation && a.groups == b.groups && a.bias == b.bias
-                && a.p == b.p && a.dim == b.dim
+        public init(_ kind: any LayerKind, name: String? = nil) {
+            self.kind = kind
+            self.name = name
         }
+
+        /// The config's `type`.
+        public var type: String { Swift.type(of: kind).type }
+
+        /// The layer's JSON object: `type`, `name`, then the kind's keys.
+        var json: String {
+            var fields: [(String, Any)] = [("type", type)]
+            if let name { fields.append(("name", name)) }
+            fields += kind.fields
+            return "{" + fields.map { "\(jsonString($0.0)): \(jsonValue($0.1))" }.joined(separator: ", ") + "}"
+        }
+
+        public static func == (a: Layer, b: Layer) -> Bool { a.json == b.json }
     }
 
     public struct OptimizerSection: Sendable, Equatable {
@@ -83,7 +90,6 @@ public struct TrainingConfig: Sendable, Equatable {
 // MARK: - Decoding
 
 extension TrainingConfig {
-    static let layerTypes = ["conv2d", "max_pool2d", "relu", "flatten", "linear", "dropout", "log_softmax", "softmax"]
 
     /// Reads and checks a config file.
     public static func load(from url: URL) throws -> TrainingConfig {
@@ -172,36 +178,14 @@ extension TrainingConfig {
     }
 
     static func decodeLayer(_ r: JSONObjectReader) throws -> Layer {
-        var l = Layer(type: try r.string("type", oneOf: layerTypes))
-        l.name = try r.optionalString("name")
-        if let name = l.name, name.isEmpty || name.contains(".") {
+        let type = try r.string("type", oneOf: LayerRegistry.types)
+        let name = try r.optionalString("name")
+        if let name, name.isEmpty || name.contains(".") {
             throw r.error("name", "\"\(name)\" is not a valid layer name (non-empty, no dots)")
         }
-        switch l.type {
-        case "conv2d":
-            l.outChannels = try r.int("out_channels", 1...65_536)
-            l.kernelSize = try r.pair("kernel_size", 1...1024)
-            l.stride = try r.pair("stride", default: (1, 1), 1...1024)
-            l.padding = try r.pair("padding", default: (0, 0), 0...1024)
-            l.dilation = try r.pair("dilation", default: (1, 1), 1...1024)
-            l.groups = try r.int("groups", default: 1, 1...65_536)
-            l.bias = try r.bool("bias", default: true)
-        case "max_pool2d":
-            l.kernelSize = try r.pair("kernel_size", 1...1024)
-            l.stride = try r.pair("stride", default: l.kernelSize, 1...1024)  // PyTorch: stride defaults to the kernel
-            l.padding = try r.pair("padding", default: (0, 0), 0...1024)
-        case "linear":
-            l.outFeatures = try r.int("out_features", 1...1_000_000)
-            l.bias = try r.bool("bias", default: true)
-        case "dropout":
-            l.p = try r.double("p", default: 0.5, 0...1)
-        case "log_softmax", "softmax":
-            l.dim = try r.int("dim", default: 1, -2...1)
-        default:
-            break
-        }
+        let kind = try LayerRegistry.kind(type)!.init(reading: r)
         try r.finish()
-        return l
+        return Layer(kind, name: name)
     }
 
     /// The training images as the DataLoader sees them.
@@ -214,25 +198,7 @@ extension TrainingConfig {
 extension TrainingConfig {
     /// The resolved configuration as JSON in the same schema `decode` reads (one line).
     public var json: String {
-        func pair(_ p: (Int, Int)) -> [Int] { [p.0, p.1] }
-        let layerJSON: [RawJSON] = layers.map { l in
-            var fields: [(String, Any)] = [("type", l.type)]
-            if let name = l.name { fields.append(("name", name)) }
-            switch l.type {
-            case "conv2d":
-                fields += [("out_channels", l.outChannels), ("kernel_size", pair(l.kernelSize)),
-                           ("stride", pair(l.stride ?? (1, 1))), ("padding", pair(l.padding)),
-                           ("dilation", pair(l.dilation)), ("groups", l.groups), ("bias", l.bias)]
-            case "max_pool2d":
-                fields += [("kernel_size", pair(l.kernelSize)), ("stride", pair(l.stride ?? l.kernelSize)),
-                           ("padding", pair(l.padding))]
-            case "linear": fields += [("out_features", l.outFeatures), ("bias", l.bias)]
-            case "dropout": fields += [("p", l.p)]
-            case "log_softmax", "softmax": fields += [("dim", l.dim)]
-            default: break
-            }
-            return RawJSON(text: "{" + fields.map { "\(jsonString($0.0)): \(jsonValue($0.1))" }.joined(separator: ", ") + "}")
-        }
+        let layerJSON: [RawJSON] = layers.map { RawJSON(text: $0.json) }
         var dataFields: [(String, Any)] = [
             ("dataset", data.dataset), ("directory", data.directory), ("mean", data.mean), ("std", data.std),
             ("download", data.download), ("mirrors", RawJSON(text: "[" + data.mirrors.map(jsonString).joined(separator: ", ") + "]")),

@@ -17,9 +17,9 @@ public struct ConfigError: Error, CustomStringConvertible, Equatable {
 
 /// One JSON object being read; tracks which keys were used so `finish()` can reject the rest.
 /// `null` counts as absent; JSON booleans are not numbers and numbers are not booleans.
-final class JSONObjectReader {
-    let file: String
-    let path: String
+public final class JSONObjectReader {
+    public let file: String
+    public let path: String
     let object: [String: JSONValue]
     private var used: Set<String> = []
 
@@ -37,13 +37,13 @@ final class JSONObjectReader {
         return JSONObjectReader(file: file, path: "", object: object)
     }
 
-    func keyPath(_ key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }
+    public func keyPath(_ key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }
 
-    func error(_ key: String, _ message: String) -> ConfigError {
+    public func error(_ key: String, _ message: String) -> ConfigError {
         ConfigError(file: file, path: keyPath(key), message: message)
     }
 
-    func has(_ key: String) -> Bool { object[key] != nil && object[key] != .null }
+    public func has(_ key: String) -> Bool { object[key] != nil && object[key] != .null }
 
     private func raw(_ key: String) -> JSONValue? {
         used.insert(key)
@@ -76,7 +76,7 @@ final class JSONObjectReader {
         return n
     }
 
-    func double(_ key: String, default value: Double? = nil, _ range: ClosedRange<Double>? = nil,
+    public func double(_ key: String, default value: Double? = nil, _ range: ClosedRange<Double>? = nil,
                 allowed: String? = nil) throws -> Double {
         guard let v = raw(key) else {
             if let value { return value }
@@ -91,7 +91,7 @@ final class JSONObjectReader {
         return n
     }
 
-    func int(_ key: String, default value: Int? = nil, _ range: ClosedRange<Int>? = nil, allowed: String? = nil) throws -> Int {
+    public func int(_ key: String, default value: Int? = nil, _ range: ClosedRange<Int>? = nil, allowed: String? = nil) throws -> Int {
         guard let v = raw(key) else {
             if let value { return value }
             throw error(key, "missing; expected an integer\(allowed.map { " \($0)" } ?? "")")
@@ -105,11 +105,11 @@ final class JSONObjectReader {
         return n
     }
 
-    func optionalInt(_ key: String, _ range: ClosedRange<Int>) throws -> Int? {
+    public func optionalInt(_ key: String, _ range: ClosedRange<Int>) throws -> Int? {
         has(key) ? try int(key, range) : { used.insert(key); return nil }()
     }
 
-    func bool(_ key: String, default value: Bool) throws -> Bool {
+    public func bool(_ key: String, default value: Bool) throws -> Bool {
         guard let v = raw(key) else { return value }
         guard case .bool(let b) = v else {
             throw error(key, "got \(Self.describe(v)); expected true or false")
@@ -117,7 +117,7 @@ final class JSONObjectReader {
         return b
     }
 
-    func string(_ key: String, default value: String? = nil, oneOf choices: [String]? = nil) throws -> String {
+    public func string(_ key: String, default value: String? = nil, oneOf choices: [String]? = nil) throws -> String {
         guard let v = raw(key) else {
             if let value { return value }
             throw error(key, "missing; expected \(choices.map { "one of \($0.joined(separator: ", "))" } ?? "a string")")
@@ -131,12 +131,12 @@ final class JSONObjectReader {
         return s
     }
 
-    func optionalString(_ key: String) throws -> String? {
+    public func optionalString(_ key: String) throws -> String? {
         has(key) ? try string(key) : { used.insert(key); return nil }()
     }
 
     /// An array of strings, or nil when absent.
-    func strings(_ key: String) throws -> [String]? {
+    public func strings(_ key: String) throws -> [String]? {
         guard let v = raw(key) else { return nil }
         guard case .array(let list) = v else {
             throw error(key, "got \(Self.describe(v)); expected an array of strings (URLs or directories)")
@@ -150,7 +150,7 @@ final class JSONObjectReader {
     }
 
     /// An int or a pair `[h, w]` of ints, each in `range`.
-    func pair(_ key: String, default value: (Int, Int)? = nil, _ range: ClosedRange<Int>) throws -> (Int, Int) {
+    public func pair(_ key: String, default value: (Int, Int)? = nil, _ range: ClosedRange<Int>) throws -> (Int, Int) {
         guard let v = raw(key) else {
             if let value { return value }
             throw error(key, "missing; expected an integer or a pair [height, width]")
@@ -165,7 +165,7 @@ final class JSONObjectReader {
         throw error(key, "got \(Self.describe(v)); expected an integer or a pair [height, width], each in \(range.lowerBound)...\(range.upperBound)")
     }
 
-    func doubles(_ key: String, count: Int, default value: [Double]) throws -> [Double] {
+    public func doubles(_ key: String, count: Int, default value: [Double]) throws -> [Double] {
         guard let v = raw(key) else { return value }
         guard case .array(let list) = v, list.count == count else {
             throw error(key, "got \(Self.describe(v)); expected an array of \(count) numbers")
@@ -177,7 +177,7 @@ final class JSONObjectReader {
         return numbers
     }
 
-    func ints(_ key: String, count: Int) throws -> [Int] {
+    public func ints(_ key: String, count: Int) throws -> [Int] {
         guard let v = raw(key) else { throw error(key, "missing; expected an array of \(count) integers") }
         guard case .array(let list) = v, list.count == count,
               case let numbers = list.compactMap(Self.integer), numbers.count == count, numbers.allSatisfy({ $0 > 0 }) else {
@@ -186,13 +186,13 @@ final class JSONObjectReader {
         return numbers
     }
 
-    func object(_ key: String) throws -> JSONObjectReader? {
+    public func object(_ key: String) throws -> JSONObjectReader? {
         guard let v = raw(key) else { return nil }
         guard case .object(let o, _) = v else { throw error(key, "got \(Self.describe(v)); expected an object") }
         return JSONObjectReader(file: file, path: keyPath(key), object: o)
     }
 
-    func objects(_ key: String) throws -> [JSONObjectReader] {
+    public func objects(_ key: String) throws -> [JSONObjectReader] {
         guard let v = raw(key) else { throw error(key, "missing; expected an array of objects") }
         guard case .array(let list) = v else { throw error(key, "got \(Self.describe(v)); expected an array of objects") }
         return try list.enumerated().map { i, item in
@@ -204,7 +204,7 @@ final class JSONObjectReader {
     }
 
     /// Rejects keys that were never asked for; the message lists the ones that were.
-    func finish() throws {
+    public func finish() throws {
         let unknown = object.keys.filter { !used.contains($0) }.sorted()
         if let key = unknown.first {
             throw error(key, "unknown key; allowed keys here: \(used.sorted().joined(separator: ", "))")

@@ -1,5 +1,4 @@
 import Autograd
-import Kernels
 import NN
 import Seeded
 
@@ -33,8 +32,15 @@ public enum ModelBuilder {
         public var scratchValues: Int
     }
 
-    /// Checks the layer list against the input shape and infers every layer's shapes,
-    /// without allocating anything: a list that cannot work fails here, naming the layer.
+    /// Why one layer cannot take its input; `plan` names the layer around it.
+    public struct LayerProblem: Error {
+        public var message: String
+        public init(_ message: String) { self.message = message }
+    }
+
+    /// Checks the layer list against the input shape and infers every layer's shapes and
+    /// parameter counts from the layer kinds, without allocating anything: a list that
+    /// cannot work fails here, naming the layer.
     public static func plan(_ config: TrainingConfig) throws -> [LayerPlan] {
         var shape = config.inputShape  // one sample: [C, H, W] or [F]
         var plans: [LayerPlan] = []
@@ -45,67 +51,20 @@ public enum ModelBuilder {
                 BuildError(layerIndex: i, layerName: "\(name), \(layer.type)", message: message)
             }
             guard names.insert(name).inserted else { throw fail("the name \"\(name)\" is used twice") }
-            let input = shape
-            var parameters = 0, scratch = 0
-            switch layer.type {
-            case "conv2d":
-                guard shape.count == 3 else {
-                    throw fail("expects a [channels, height, width] input but gets \(shape)")
-                }
-                guard shape[0] % layer.groups == 0, layer.outChannels % layer.groups == 0 else {
-                    throw fail("groups \(layer.groups) must divide input channels \(shape[0]) and out_channels \(layer.outChannels)")
-                }
-                let weights = layer.outChannels.multipliedReportingOverflow(
-                    by: shape[0] / layer.groups * layer.kernelSize.0 * layer.kernelSize.1)
-                guard !weights.overflow, weights.partialValue <= maximumLayerParameters else {
-                    throw fail("\(layer.outChannels) filters of \(shape[0] / layer.groups)x\(layer.kernelSize.0)x\(layer.kernelSize.1) "
-                        + "are more than \(maximumLayerParameters) parameters")
-                }
-                let s: Conv2dShape
-                do {
-                    s = try Conv2dShape(
-                        input: [1] + shape,
-                        weight: [layer.outChannels, shape[0] / layer.groups, layer.kernelSize.0, layer.kernelSize.1],
-                        stride: layer.stride ?? (1, 1), padding: layer.padding, dilation: layer.dilation, groups: layer.groups)
-                } catch { throw fail("input \(shape): \(error)") }
-                parameters = weights.partialValue + (layer.bias ? layer.outChannels : 0)
-                scratch = shape[0] * layer.kernelSize.0 * layer.kernelSize.1 * s.outHeight * s.outWidth
-                shape = [s.outChannels, s.outHeight, s.outWidth]
-            case "max_pool2d":
-                guard shape.count == 3 else { throw fail("expects a [channels, height, width] input but gets \(shape)") }
-                let s: Pool2dShape
-                do {
-                    s = try Pool2dShape(input: [1] + shape, kernel: layer.kernelSize, stride: layer.stride ?? layer.kernelSize,
-                                        padding: layer.padding)
-                } catch { throw fail("input \(shape): \(error)") }
-                shape = [shape[0], s.outHeight, s.outWidth]
-            case "linear":
-                guard shape.count == 1 else {
-                    throw fail("expects a flat [features] input but gets \(shape); add a flatten layer before it "
-                        + "(it would have \(shape.reduce(1, *)) features)")
-                }
-                let weights = shape[0].multipliedReportingOverflow(by: layer.outFeatures)
-                guard !weights.overflow, weights.partialValue <= maximumLayerParameters else {
-                    throw fail("\(shape[0]) x \(layer.outFeatures) weights are more than \(maximumLayerParameters) parameters")
-                }
-                parameters = weights.partialValue + (layer.bias ? layer.outFeatures : 0)
-                shape = [layer.outFeatures]
-            case "flatten":
-                shape = [shape.reduce(1, *)]
-            case "relu", "dropout":
-                break
-            case "log_softmax", "softmax":
-                guard shape.count == 1, layer.dim == 1 || layer.dim == -1 else {
-                    throw fail("expects a flat [classes] input and dim 1 but gets \(shape), dim \(layer.dim)")
-                }
-            default:
-                throw fail("unknown layer type")
+            let input = shape, parameters: Int
+            do {
+                shape = try layer.kind.outputShape(for: input)
+                parameters = try layer.kind.parameterCount(for: input)
+            } catch let NNError.shape(_, message) {
+                throw fail(message)
+            } catch let problem as LayerProblem {
+                throw fail(problem.message)
             }
             guard shape.reduce(1, *) <= maximumActivationValues else {
                 throw fail("its output \(shape) has more than \(maximumActivationValues) values per sample")
             }
             plans.append(LayerPlan(index: i, name: name, type: layer.type, inputShape: input, outputShape: shape,
-                                   parameterCount: parameters, scratchValues: scratch))
+                                   parameterCount: parameters, scratchValues: layer.kind.scratchValues(for: input)))
         }
         guard shape.count == 1 else {
             throw BuildError(layerIndex: config.layers.count - 1, layerName: "output",
@@ -117,35 +76,11 @@ public enum ModelBuilder {
     /// The network for `config`, with PyTorch's default initialisation drawn from `seed`.
     /// Layers without a name are named by their index, as in `nn.Sequential`.
     public static func build(_ config: TrainingConfig, seed: UInt64) throws -> Sequential {
-        var generator = SeededGenerator(seed: seed, stream: 0x1417)
+        var context = LayerContext(generator: SeededGenerator(seed: seed, stream: 0x1417), seed: seed, index: 0)
         var layers: [(name: String, module: Module)] = []
         for (layer, plan) in zip(config.layers, try self.plan(config)) {
-            let module: Module
-            switch layer.type {
-            case "conv2d":
-                let stride = layer.stride ?? (1, 1)
-                module = Conv2d(inChannels: plan.inputShape[0], outChannels: layer.outChannels,
-                                kernelSize: Pair(layer.kernelSize.0, layer.kernelSize.1),
-                                stride: Pair(stride.0, stride.1), padding: Pair(layer.padding.0, layer.padding.1),
-                                dilation: Pair(layer.dilation.0, layer.dilation.1), groups: layer.groups,
-                                bias: layer.bias, generator: &generator)
-            case "max_pool2d":
-                let stride = layer.stride ?? layer.kernelSize
-                module = MaxPool2d(kernelSize: Pair(layer.kernelSize.0, layer.kernelSize.1),
-                                   stride: Pair(stride.0, stride.1), padding: Pair(layer.padding.0, layer.padding.1))
-            case "linear":
-                module = Linear(inFeatures: plan.inputShape[0], outFeatures: layer.outFeatures, bias: layer.bias,
-                                generator: &generator)
-            case "flatten":
-                module = Flatten()
-            case "relu":
-                module = ReLU()
-            case "dropout":
-                module = Dropout(p: Float(layer.p), generator: SeededGenerator(seed: seed, stream: 0xD0 + UInt64(plan.index)))
-            default:  // plan() admits no other type
-                module = layer.type == "log_softmax" ? LogSoftmax(dim: layer.dim) : Softmax(dim: layer.dim)
-            }
-            layers.append((plan.name, module))
+            context.index = plan.index
+            layers.append((plan.name, layer.kind.makeModule(for: plan.inputShape, context: &context)))
         }
         return Sequential(named: layers)
     }

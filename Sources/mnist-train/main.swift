@@ -42,7 +42,8 @@ struct Train: ParsableCommand {
         abstract: "Train a network from a JSON config (the default subcommand).",
         discussion: "Exit codes: 0 success, 1 error, 3 non-finite loss, 130/143 interrupted (checkpoint saved). "
             + "With --resume only --epochs, --max-steps, --no-max-steps, --data-dir, --allow-unverified-data, --quiet "
-            + "and --json may be given; they are saved with the run.")
+            + "and --json may be given; they are saved with the run. Layer types of model.layers: "
+            + LayerRegistry.helpText + ".")
 
     @Option(help: "The run's JSON config (default \(TrainArguments.defaultConfig)).") var config: String?
     @Option(parsing: .unconditional, help: "Number of epochs (with --resume: extend the run to this many).") var epochs: Int?

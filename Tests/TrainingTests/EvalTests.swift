@@ -1,4 +1,5 @@
 import Foundation
+import NN
 import Testing
 import TestSupport
 @testable import Training
@@ -181,7 +182,7 @@ struct EvalTests {
     /// layer renamed) evaluated with configs/lenet.json: every bad key and shape is named.
     @Test func mismatchedCheckpointNamesTheBadKeysAndShapes() throws {
         var other = try TrainingConfig.load(from: Fixtures.lenetConfig)
-        other.layers[0].outChannels = 16
+        other.layers[0].kind = Conv2dLayer(outChannels: 16, kernelSize: 5)
         other.layers[9].name = "classifier"
         let model = try ModelBuilder.build(other, seed: 3)
         let directory = try makeTemporaryDirectory()

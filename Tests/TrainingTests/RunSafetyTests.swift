@@ -283,7 +283,7 @@ struct RunSafetyTests {
         let run = try TinyRun()
         defer { try? FileManager.default.removeItem(at: run.root) }
         var config = try TrainingConfig.load(from: Shared.packageRoot.appendingPathComponent("configs/smoke.json"))
-        config.layers[0].outChannels = 65_536
+        config.layers[0].kind = Conv2dLayer(outChannels: 65_536, kernelSize: 5)
         config.data.directory = run.dataDirectory.path
         var options = run.options(out: "big")
         options.memoryLimit = MemoryLimit(bytes: 24 << 30, source: "physical memory")
@@ -314,11 +314,11 @@ struct RunSafetyTests {
         let run = try TinyRun()
         defer { try? FileManager.default.removeItem(at: run.root) }
         var softmax = try run.config()
-        softmax.layers[softmax.layers.count - 1].type = "softmax"
+        softmax.layers[softmax.layers.count - 1].kind = SoftmaxLayer()
         let message = try #require(run.failure(softmax, run.options(out: "a")))
         #expect(message.hasPrefix("model.layers[2] (out, softmax): a network ending in softmax is trained with cross-entropy"))
         var five = try run.config()
-        five.layers[1].outFeatures = 5
+        five.layers[1].kind = LinearLayer(outFeatures: 5)
         #expect(run.failure(five, run.options(out: "b")) == "model.layers[2] (out, log_softmax): the network has 5 outputs but "
             + "mnist has 10 classes; the last linear layer needs out_features 10")
         #expect(!FileManager.default.fileExists(atPath: run.root.appendingPathComponent("a").path))

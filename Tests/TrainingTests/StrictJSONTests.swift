@@ -1,4 +1,5 @@
 import Foundation
+import NN
 import Testing
 import TestSupport
 @testable import Training
@@ -66,8 +67,9 @@ struct StrictJSONTests {
         #expect(config.name == name)
         #expect(try TrainingConfig.decode(Data(config.json.utf8), file: "resolved") == config)
         if name == "lenet" || name == "smoke" {
-            #expect(config.layers.count == 11 && config.layers[0].type == "conv2d" && config.layers[0].outChannels == 20)
-            #expect(config.layers[0].kernelSize == (5, 5) && config.layers[7].outFeatures == 500)
+            let conv1 = try #require(config.layers[0].kind as? Conv2dLayer)
+            #expect(config.layers.count == 11 && config.layers[0].type == "conv2d" && conv1.outChannels == 20)
+            #expect(conv1.kernelSize == Pair(5, 5) && (config.layers[7].kind as? LinearLayer)?.outFeatures == 500)
             #expect(config.optimizer.lr == 0.01 && config.optimizer.momentum == 0.9 && config.data.mean == 0.1307)
             #expect(config.inputShape == [1, 28, 28] && config.data.mirrors.isEmpty && config.data.download)
             #expect(config.epochs == (name == "lenet" ? 10 : 2) && config.data.trainLimit == (name == "lenet" ? nil : 512))

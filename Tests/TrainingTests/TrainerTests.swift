@@ -63,7 +63,7 @@ struct TrainerTests {
     @Test func resumedRunEndsBitIdenticalToUninterruptedRun() throws {
         var config = try Self.smokeConfig()
         config.data.augmentShift = 2  // the random augmentation must resume exactly too
-        config.layers.insert(TrainingConfig.Layer(type: "dropout", name: "drop", p: 0.2), at: 8)
+        config.layers.insert(TrainingConfig.Layer(DropoutLayer(p: 0.2), name: "drop"), at: 8)
         let whole = try makeTemporaryDirectory(), parts = try makeTemporaryDirectory()
         let full = try Self.run(config, out: whole)
         _ = try Self.run(config, out: parts, maxSteps: 3)     // stop mid-epoch 1
