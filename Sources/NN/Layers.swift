@@ -234,20 +234,42 @@ public final class Softmax: Module {
     public override var extraDescription: String { "dim=\(dim)" }
 }
 
-/// `nn.Dropout`: active in training mode only. Its mask generator is part of the
-/// training state (`generator`), so a resumed run draws the same masks.
+/// `nn.Dropout`: active in training mode only. Its mask generator's state is a
+/// non-persistent buffer (`generator`: four 64-bit words): saved in training checkpoints,
+/// so a resumed run draws the same masks, and left out of `stateDict()`, as PyTorch's
+/// Dropout has no state.
 public final class Dropout: Module {
     public let p: Float
-    public var generator: SeededGenerator
+    private let state: Buffer
 
     public init(p: Float = 0.5, generator: SeededGenerator) {
         self.p = p
-        self.generator = generator
+        state = Buffer(.uint64(generator.state), shape: [4], persistent: false) { values in
+            guard case let .uint64(words) = values, SeededGenerator(state: words) != nil else {
+                return "not a valid xoshiro256** state (four 64-bit words, not all zero)"
+            }
+            return nil
+        }
+    }
+
+    /// The mask generator, as the next forward pass will use it.
+    public var generator: SeededGenerator {
+        get {
+            guard case let .uint64(words) = state.values, let generator = SeededGenerator(state: words) else {
+                preconditionFailure("Dropout's generator buffer holds \(state.values.typeName) values")
+            }
+            return generator
+        }
+        set { state.values = .uint64(newValue.state) }
     }
 
     public override func callAsFunction(_ input: Tensor) throws -> Tensor {
-        try F.dropout(input, p: p, training: isTraining, generator: &generator)
+        var g = generator
+        defer { generator = g }
+        return try F.dropout(input, p: p, training: isTraining, generator: &g)
     }
+
+    public override var namedDirectBuffers: [(name: String, buffer: Buffer)] { [("generator", state)] }
     public override var extraDescription: String { "p=\(p), inplace=False" }
 }
 

@@ -20,6 +20,10 @@ open class Module: CustomStringConvertible {
     /// This module's own parameters (not its children's), by name.
     open var namedDirectParameters: [(name: String, tensor: Tensor)] { [] }
 
+    /// This module's own buffers (not its children's), by name: state that is saved but
+    /// not trained (PyTorch's `register_buffer`).
+    open var namedDirectBuffers: [(name: String, buffer: Buffer)] { [] }
+
     /// One sample's output shape for one sample's input shape (no batch dimension), or
     /// `NNError.shape` saying why this module cannot take that input. The default is the
     /// input shape (elementwise modules).
@@ -44,6 +48,17 @@ open class Module: CustomStringConvertible {
     }
 
     public func parameters() -> [Tensor] { namedParameters().map(\.tensor) }
+
+    /// Every buffer with its dotted path; non-persistent ones (PyTorch's
+    /// `persistent=False`: random generator states) only when asked for.
+    public func namedBuffers(includingNonPersistent: Bool = false) -> [(name: String, buffer: Buffer)] {
+        var result = namedDirectBuffers.filter { includingNonPersistent || $0.buffer.persistent }
+        for child in namedChildren {
+            result += child.module.namedBuffers(includingNonPersistent: includingNonPersistent)
+                .map { ("\(child.name).\($0.name)", $0.buffer) }
+        }
+        return result
+    }
 
     /// The number of scalar parameters.
     public var parameterCount: Int { parameters().reduce(0) { $0 + $1.count } }
@@ -81,19 +96,23 @@ open class Module: CustomStringConvertible {
 
     // MARK: - State
 
-    /// Copies values into the parameters by name, checking names and shapes.
+    /// Copies values into the parameters and persistent buffers by name, checking names,
+    /// shapes and element types: PyTorch's `load_state_dict`.
     ///
     /// - Parameters:
     ///   - state: name → (shape, row-major values).
-    ///   - strict: every parameter must be present and nothing else (PyTorch's default).
-    /// - Throws: `NNError.stateDict` listing missing and unexpected keys and shape
+    ///   - strict: every entry must be present and nothing else (PyTorch's default).
+    /// - Throws: `NNError.stateDict` listing missing and unexpected keys and shape or type
     ///   mismatches; nothing is changed unless everything fits.
-    public func loadStateDict(_ state: [String: (shape: [Int], values: [Float])], strict: Bool = true) throws {
-        let params = namedParameters()
-        let names = Set(params.map(\.name))
+    ///   - includingNonPersistent: non-persistent buffers too (a training checkpoint).
+    public func loadStateDict(
+        _ state: [String: (shape: [Int], values: Buffer.Values)], strict: Bool = true, includingNonPersistent: Bool = false
+    ) throws {
+        let params = namedParameters(), buffers = namedBuffers(includingNonPersistent: includingNonPersistent)
+        let names = params.map(\.name) + buffers.map(\.name)
         var problems: [String] = []
-        let missing = params.map(\.name).filter { state[$0] == nil }
-        let unexpected = state.keys.filter { !names.contains($0) }.sorted()
+        let missing = names.filter { state[$0] == nil }
+        let unexpected = state.keys.filter { !Set(names).contains($0) }.sorted()
         if strict && !missing.isEmpty { problems.append("missing key(s): \(missing.joined(separator: ", "))") }
         if strict && !unexpected.isEmpty { problems.append("unexpected key(s): \(unexpected.joined(separator: ", "))") }
         for (name, tensor) in params {
@@ -101,19 +120,84 @@ open class Module: CustomStringConvertible {
             if entry.shape != tensor.shape || entry.values.count != tensor.count {
                 problems.append("size mismatch for \(name): copying a param with shape \(entry.shape), "
                     + "the shape in the current model is \(tensor.shape)")
+            } else if case .float32 = entry.values {} else {
+                problems.append("\(name) is a float32 parameter but the value given is \(entry.values.typeName)")
+            }
+        }
+        for (name, buffer) in buffers {
+            guard let entry = state[name] else { continue }
+            if entry.shape != buffer.shape || entry.values.count != buffer.values.count {
+                problems.append("size mismatch for \(name): copying a buffer with shape \(entry.shape), "
+                    + "the shape in the current model is \(buffer.shape)")
+            } else if entry.values.typeName != buffer.values.typeName {
+                problems.append("\(name) is a \(buffer.values.typeName) buffer but the value given is \(entry.values.typeName)")
+            } else if let problem = buffer.check?(entry.values) {
+                problems.append("\(name): \(problem)")
             }
         }
         guard problems.isEmpty else { throw NNError.stateDict(problems.joined(separator: "; ")) }
         for (name, tensor) in params {
-            guard let entry = state[name] else { continue }
+            guard case let .float32(values)? = state[name]?.values else { continue }
             tensor.withUnsafeMutableBufferPointer { dst in
-                entry.values.withUnsafeBufferPointer { src in dst.baseAddress!.update(from: src.baseAddress!, count: src.count) }
+                values.withUnsafeBufferPointer { src in dst.baseAddress!.update(from: src.baseAddress!, count: src.count) }
+            }
+        }
+        for (name, buffer) in buffers {
+            if let entry = state[name] { buffer.values = entry.values }
+        }
+    }
+
+    /// Parameters only, as float32 values (the form of weights exported elsewhere).
+    public func loadStateDict(_ state: [String: (shape: [Int], values: [Float])], strict: Bool = true) throws {
+        try loadStateDict(state.mapValues { ($0.shape, Buffer.Values.float32($0.values)) }, strict: strict)
+    }
+
+    /// The parameters' and persistent buffers' values by name (a copy): PyTorch's `state_dict()`.
+    public func stateDict() -> [(name: String, shape: [Int], values: Buffer.Values)] {
+        namedParameters().map { ($0.name, $0.tensor.shape, Buffer.Values.float32($0.tensor.scalars)) }
+            + namedBuffers().map { ($0.name, $0.buffer.shape, $0.buffer.values) }
+    }
+}
+
+/// A buffer: state a module keeps and saves but does not train (PyTorch's buffers), such
+/// as running statistics, counters (int64) or a random generator's state.
+public final class Buffer {
+    /// The values, row-major, in their element type.
+    public enum Values: Sendable, Equatable {
+        case float32([Float])
+        case int64([Int64])
+        case uint64([UInt64])
+
+        public var count: Int {
+            switch self {
+            case let .float32(v): return v.count
+            case let .int64(v): return v.count
+            case let .uint64(v): return v.count
+            }
+        }
+
+        /// `float32`, `int64` or `uint64`.
+        public var typeName: String {
+            switch self {
+            case .float32: return "float32"
+            case .int64: return "int64"
+            case .uint64: return "uint64"
             }
         }
     }
 
-    /// The parameters' values by name (a copy): PyTorch's `state_dict()`.
-    public func stateDict() -> [(name: String, shape: [Int], values: [Float])] {
-        namedParameters().map { ($0.name, $0.tensor.shape, $0.tensor.scalars) }
+    public var values: Values
+    public let shape: [Int]
+    /// Part of `stateDict()` (and model files); otherwise only of training checkpoints.
+    public let persistent: Bool
+    /// What `loadStateDict` checks besides shape and type: nil when `values` are usable,
+    /// else why not.
+    public let check: (@Sendable (Values) -> String?)?
+
+    public init(_ values: Values, shape: [Int], persistent: Bool = true, check: (@Sendable (Values) -> String?)? = nil) {
+        self.values = values
+        self.shape = shape
+        self.persistent = persistent
+        self.check = check
     }
 }

@@ -38,6 +38,7 @@ public enum SafeTensorsError: Error, CustomStringConvertible, LocalizedError, Eq
     case invalidShape(shape: [Int], reason: String)
     case valueCountMismatch(dtype: DType, shape: [Int], expectedBytes: Int, actualBytes: Int)
     case notFloatingPoint(tensor: String?, dtype: DType)
+    case notInteger64(dtype: DType)
     case reservedTensorName(name: String)
 
     public var description: String {
@@ -94,6 +95,8 @@ public enum SafeTensorsError: Error, CustomStringConvertible, LocalizedError, Eq
             return "shape \(shape) is invalid: \(reason)"
         case let .valueCountMismatch(dtype, shape, expected, actual):
             return "shape \(shape) of \(dtype.rawValue) needs \(expected) bytes but \(actual) were given"
+        case let .notInteger64(dtype):
+            return "expected a 64-bit integer tensor (I64 or U64) but it is \(dtype.rawValue)"
         case let .notFloatingPoint(tensor, dtype):
             let name = tensor.map { "tensor \"\($0)\" " } ?? ""
             return "\(name)has dtype \(dtype.rawValue), which cannot be read as Float "

@@ -51,6 +51,37 @@ public struct TensorEntry: Sendable, Equatable {
         self.init(validatedDType: .F32, shape: shape, elementCount: count, bytes: bytes)
     }
 
+    /// An I64 entry (PyTorch's `torch.int64`, e.g. batch norm's `num_batches_tracked`).
+    public init(int64s values: [Int64], shape: [Int]) throws {
+        try self.init(words: values.map { UInt64(bitPattern: $0) }, dtype: .I64, shape: shape)
+    }
+
+    /// A U64 entry (random generator states).
+    public init(uint64s values: [UInt64], shape: [Int]) throws {
+        try self.init(words: values, dtype: .U64, shape: shape)
+    }
+
+    private init(words: [UInt64], dtype: DType, shape: [Int]) throws {
+        let count = try TensorEntry.checkedElementCount(shape)
+        guard count == words.count else {
+            throw SafeTensorsError.valueCountMismatch(dtype: dtype, shape: shape, expectedBytes: count * 8, actualBytes: words.count * 8)
+        }
+        var bytes = Data(count: count * 8)
+        bytes.withUnsafeMutableBytes { raw in
+            for (index, word) in words.enumerated() { raw.storeBytes(of: word.littleEndian, toByteOffset: index * 8, as: UInt64.self) }
+        }
+        self.init(validatedDType: dtype, shape: shape, elementCount: count, bytes: bytes)
+    }
+
+    /// The values of an I64 or U64 entry as 64-bit words (two's complement for I64);
+    /// other types throw `notInteger64`.
+    public func words() throws -> [UInt64] {
+        guard dtype == .I64 || dtype == .U64 else { throw SafeTensorsError.notInteger64(dtype: dtype) }
+        return bytes.withUnsafeBytes { raw in
+            (0..<elementCount).map { UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 8, as: UInt64.self)) }
+        }
+    }
+
     /// Used by the reader after it has checked every field itself.
     init(validatedDType dtype: DType, shape: [Int], elementCount: Int, bytes: Data) {
         self.dtype = dtype

@@ -32,33 +32,62 @@ public enum Checkpoint {
     public static let configFile = "config.json"
     public static let metricsFile = "metrics.jsonl"
 
-    /// The model's weights as a safetensors file with the config in its metadata.
+    /// The model's state (parameters and persistent buffers, PyTorch's `state_dict()`) as a
+    /// safetensors file with the config in its metadata.
     public static func weightsFile(_ model: Module, configJSON: String, extra: [String: String] = [:]) throws -> SafeTensorsFile {
         var tensors: [String: TensorEntry] = [:]
-        for p in model.namedParameters() {
-            tensors[p.name] = try TensorEntry(floats: p.tensor.scalars, shape: p.tensor.shape)
-        }
+        for (name, shape, values) in model.stateDict() { tensors[name] = try entry(values, shape: shape) }
         var metadata = extra
         metadata["format"] = "pt"
         metadata["mnist_train_config"] = configJSON
         return SafeTensorsFile(tensors: tensors, metadata: metadata)
     }
 
-    /// Loads weights by name into `model` (strict: same names and shapes, finite values).
-    public static func loadWeights(_ file: SafeTensorsFile, into model: Module) throws {
-        var state: [String: (shape: [Int], values: [Float])] = [:]
+    /// Loads parameters and buffers by name into `model` (strict: the same names, shapes and
+    /// element types; finite values). `includingNonPersistent`: also the buffers only a
+    /// training checkpoint holds (random generator states); otherwise entries naming them
+    /// are skipped, so a checkpoint evaluates like a model file.
+    public static func loadWeights(_ file: SafeTensorsFile, into model: Module, includingNonPersistent: Bool = false) throws {
         try requireFinite(file)
+        let nonPersistent = Set(model.namedBuffers(includingNonPersistent: true).filter { !$0.buffer.persistent }.map(\.name))
+        var state: [String: (shape: [Int], values: Buffer.Values)] = [:]
         for (name, entry) in file.tensors where !name.hasPrefix("optimizer.") {
-            state[name] = (entry.shape, try entry.floats())
+            guard includingNonPersistent || !nonPersistent.contains(name) else { continue }
+            state[name] = (entry.shape, try values(of: entry))
         }
-        do { try model.loadStateDict(state) } catch {
+        if includingNonPersistent {
+            // Checkpoints written before module buffers kept Dropout's generator in metadata.
+            for (key, value) in file.metadata where key.hasPrefix("rng.") {
+                let words = value.split(separator: ",").compactMap { UInt64($0) }
+                let name = "\(key.dropFirst(4)).generator"
+                if state[name] == nil && words.count == 4 { state[name] = ([4], .uint64(words)) }
+            }
+        }
+        do { try model.loadStateDict(state, includingNonPersistent: includingNonPersistent) } catch {
             throw TrainingError.checkpoint(file: file.source, "\(error)")
+        }
+    }
+
+    static func entry(_ values: Buffer.Values, shape: [Int]) throws -> TensorEntry {
+        switch values {
+        case let .float32(v): return try TensorEntry(floats: v, shape: shape)
+        case let .int64(v): return try TensorEntry(int64s: v, shape: shape)
+        case let .uint64(v): return try TensorEntry(uint64s: v, shape: shape)
+        }
+    }
+
+    static func values(of entry: TensorEntry) throws -> Buffer.Values {
+        switch entry.dtype {
+        case .I64: return .int64(try entry.words().map { Int64(bitPattern: $0) })
+        case .U64: return .uint64(try entry.words())
+        default: return .float32(try entry.floats())
         }
     }
 
     /// Refuses weights holding NaN or infinity, naming the first such tensor.
     public static func requireFinite(_ file: SafeTensorsFile) throws {
-        for (name, entry) in file.tensors.sorted(by: { $0.key < $1.key }) where !name.hasPrefix("optimizer.") {
+        for (name, entry) in file.tensors.sorted(by: { $0.key < $1.key })
+        where !name.hasPrefix("optimizer.") && [.F32, .F64, .F16, .BF16].contains(entry.dtype) {
             let values = try entry.floats()
             let bad = values.reduce(0) { $0 + ($1.isFinite ? 0 : 1) }
             guard bad == 0 else {
@@ -70,10 +99,12 @@ public enum Checkpoint {
 
     /// Writes the full training state atomically. `finished`: the run has nothing left to do.
     static func writeState(
-        to url: URL, model: Module, optimizer: any Optimizer, progress: TrainingProgress, finished: Bool,
-        dropoutStates: [String: [UInt64]], configJSON: String
+        to url: URL, model: Module, optimizer: any Optimizer, progress: TrainingProgress, finished: Bool, configJSON: String
     ) throws {
         var file = try weightsFile(model, configJSON: configJSON)
+        for (name, buffer) in model.namedBuffers(includingNonPersistent: true) where !buffer.persistent {
+            file.tensors[name] = try entry(buffer.values, shape: buffer.shape)
+        }
         let state = optimizer.state()
         for (key, values) in state.buffers {
             file.tensors["optimizer.\(key)"] = try TensorEntry(floats: values, shape: [values.count])
@@ -87,9 +118,6 @@ public enum Checkpoint {
         file.metadata["epoch_seen"] = "\(progress.epochSeen)"
         file.metadata["best_accuracy"] = "\(progress.bestAccuracy)"
         file.metadata["finished"] = finished ? "true" : "false"
-        for (name, words) in dropoutStates {
-            file.metadata["rng.\(name)"] = words.map { String($0) }.joined(separator: ",")
-        }
         try file.write(to: url)
     }
 
@@ -130,12 +158,11 @@ public enum Checkpoint {
         return p
     }
 
-    /// Reads a training state written by `writeState` into `model` and `optimizer`.
-    static func readState(
-        from url: URL, model: Module, optimizer: any Optimizer
-    ) throws -> (progress: TrainingProgress, dropoutStates: [String: [UInt64]]) {
+    /// Reads a training state written by `writeState` into `model` (parameters and every
+    /// buffer) and `optimizer`.
+    static func readState(from url: URL, model: Module, optimizer: any Optimizer) throws -> TrainingProgress {
         let file = try SafeTensorsFile.read(from: url)
-        try loadWeights(file, into: model)
+        try loadWeights(file, into: model, includingNonPersistent: true)
         let p = try progress(of: file, url: url)
         var buffers: [String: [Float]] = [:]
         for (name, entry) in file.tensors where name.hasPrefix("optimizer.") {
@@ -145,15 +172,7 @@ public enum Checkpoint {
         do { try optimizer.loadState(OptimizerState(step: optimizerStep, buffers: buffers)) } catch {
             throw TrainingError.checkpoint(file: url.path, "\(error)")
         }
-        var rng: [String: [UInt64]] = [:]
-        for (key, value) in file.metadata where key.hasPrefix("rng.") {
-            let words = value.split(separator: ",").compactMap { UInt64($0) }
-            guard words.count == 4 else {
-                throw TrainingError.checkpoint(file: url.path, "metadata \"\(key)\" is not four 64-bit words")
-            }
-            rng[String(key.dropFirst(4))] = words
-        }
-        return (p, rng)
+        return p
     }
 }
 

@@ -311,12 +311,7 @@ final class TrainingSession {
         if trainer.options.resumeDirectory != nil && !FileManager.default.fileExists(atPath: stateURL.path) {
             console.line("No \(Checkpoint.stateFile) in \(path) yet: starting the run from step 0")
         } else if trainer.options.resumeDirectory != nil {
-            let restored = try Checkpoint.readState(from: stateURL, model: model, optimizer: optimizer)
-            progress = restored.progress
-            for (name, module) in model.layers {
-                if let dropout = module as? Dropout, let words = restored.dropoutStates[name],
-                   let g = SeededGenerator(state: words) { dropout.generator = g }
-            }
+            progress = try Checkpoint.readState(from: stateURL, model: model, optimizer: optimizer)
             try metrics.load(upToStep: progress.step)
             if !Trainer.isComplete(progress, config) {
                 console.line("Resuming \(path) at epoch \(progress.epoch + 1), batch \(progress.batchIndex), step \(progress.step)")
@@ -491,8 +486,7 @@ final class TrainingSession {
         // which a resume trims, rather than behind it, which it could not mend.
         try metrics.write()
         try Checkpoint.writeState(to: stateURL, model: model, optimizer: optimizer, progress: progress,
-                                  finished: Trainer.isComplete(progress, config),
-                                  dropoutStates: dropoutStates(), configJSON: configJSON)
+                                  finished: Trainer.isComplete(progress, config), configJSON: configJSON)
     }
 
     private func summary(startTime: Double, reason: String) -> RunSummary {
@@ -509,12 +503,6 @@ final class TrainingSession {
             testLoss: evaluation?.loss ?? .nan, testAccuracy: evaluation?.accuracy ?? .nan,
             bestTestAccuracy: progress.bestAccuracy, seconds: DispatchTimeNow() - startTime,
             samplesPerSecond: rate, stopReason: reason)
-    }
-
-    private func dropoutStates() -> [String: [UInt64]] {
-        var states: [String: [UInt64]] = [:]
-        for (name, module) in model.layers { if let d = module as? Dropout { states[name] = d.generator.state } }
-        return states
     }
 
     private func correctCount(_ output: Tensor, _ labels: [Int32]) -> Int {

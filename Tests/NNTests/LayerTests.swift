@@ -113,12 +113,12 @@ struct LayerTests {
     @Test func stateDictRoundTripAndStrictLoading() throws {
         var g = SeededGenerator(seed: 1)
         let a = Models.lenet(generator: &g), b = Models.lenet(generator: &g)
-        var state: [String: (shape: [Int], values: [Float])] = [:]
+        var state: [String: (shape: [Int], values: Buffer.Values)] = [:]
         for entry in a.stateDict() { state[entry.name] = (entry.shape, entry.values) }
         try b.loadStateDict(state)
         #expect(a.parameters().map(\.scalars) == b.parameters().map(\.scalars))
-        state["fc2.bias"] = ([11], [Float](repeating: 0, count: 11))
-        state["extra"] = ([1], [0])
+        state["fc2.bias"] = ([11], .float32([Float](repeating: 0, count: 11)))
+        state["extra"] = ([1], .float32([0]))
         state.removeValue(forKey: "conv1.weight")
         let error = try #require(throws: NNError.self) { try b.loadStateDict(state) }
         let text = "\(error)"
@@ -126,5 +126,41 @@ struct LayerTests {
         #expect(text.contains("unexpected key(s): extra"))
         #expect(text.contains("size mismatch for fc2.bias"))
         #expect(a.parameters().map(\.scalars) == b.parameters().map(\.scalars))  // unchanged
+    }
+
+    /// A module with an int64 counter (persistent) and a generator state (not persistent),
+    /// as batch norm and dropout keep them.
+    final class Counting: Module {
+        let count = Buffer(.int64([0]), shape: [])
+        let scratch = Buffer(.uint64([1, 2, 3, 4]), shape: [4], persistent: false) { values in
+            values == .uint64([0, 0, 0, 0]) ? "all zero" : nil
+        }
+        override var namedDirectBuffers: [(name: String, buffer: Buffer)] { [("count", count), ("scratch", scratch)] }
+    }
+
+    @Test func buffersAreStateWithTheirTypesAndPersistence() throws {
+        let net = Sequential(named: [("c", Counting()), ("d", Dropout(p: 0.5, generator: SeededGenerator(seed: 3)))])
+        // stateDict: persistent buffers only, with PyTorch's dotted names.
+        #expect(net.stateDict().map(\.name) == ["c.count"])
+        #expect(net.namedBuffers(includingNonPersistent: true).map(\.name) == ["c.count", "c.scratch", "d.generator"])
+        try net.loadStateDict(["c.count": ([], .int64([7]))])
+        #expect(net.stateDict()[0].values == .int64([7]))
+        // Types are checked, and so are the buffers' own rules; nothing changes on failure.
+        let wrongType = try #require(throws: NNError.self) { try net.loadStateDict(["c.count": ([], .float32([7]))]) }
+        #expect("\(wrongType)".contains("c.count is a int64 buffer but the value given is float32"))
+        let zero: [String: (shape: [Int], values: Buffer.Values)] = [
+            "c.count": ([], .int64([9])), "c.scratch": ([4], .uint64([0, 0, 0, 0])), "d.generator": ([4], .uint64([5, 6, 7, 8])),
+        ]
+        let invalid = try #require(throws: NNError.self) { try net.loadStateDict(zero, includingNonPersistent: true) }
+        #expect("\(invalid)".contains("c.scratch: all zero"))
+        #expect(net.stateDict()[0].values == .int64([7]))
+        // Dropout draws its masks from its buffer: restoring the buffer restores the masks.
+        let dropout = try #require(net.layers[1].module as? Dropout)
+        let saved = dropout.generator.state
+        let x = Tensor.ones(shape: [64])
+        let first = try dropout(x).scalars
+        try net.loadStateDict(["c.count": ([], .int64([7])), "c.scratch": ([4], .uint64([1, 2, 3, 4])),
+                               "d.generator": ([4], .uint64(saved))], includingNonPersistent: true)
+        #expect(try dropout(x).scalars == first)
     }
 }
