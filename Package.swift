@@ -48,7 +48,7 @@ let package = Package(
         // MARK: - Executables (argument parsing only)
         .executableTarget(
             name: "mnist-train",
-            dependencies: ["Training", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+            dependencies: ["Training", "MNISTData", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(
             name: "mnist-eval",
             dependencies: ["Training", .product(name: "ArgumentParser", package: "swift-argument-parser")]),

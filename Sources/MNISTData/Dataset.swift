@@ -128,3 +128,12 @@ public struct Dataset: Sendable {
         }
     }
 }
+
+extension Dataset {
+    /// The first `n` samples (all of them when `n` is larger).
+    public func prefix(_ n: Int) throws -> Dataset {
+        let k = Swift.min(n, count)
+        return try Dataset(name: name, images: Array(images.prefix(k * pixelsPerImage)), labels: Array(labels.prefix(k)),
+                           rows: rows, cols: cols, classCount: classCount)
+    }
+}

@@ -245,3 +245,12 @@ private final class HTTPOutcome: @unchecked Sendable {
         return (data, response, error)
     }
 }
+
+/// Fetches the MNIST files into `directory` (a no-op when valid files are there); tries
+/// `../shared/data/mnist` first when it exists, then `MNIST_MIRRORS`, `mirrors` or
+/// torchvision's mirrors. Returns what was done, a line per file.
+public func downloadMNIST(into directory: String, mirrors: [String] = []) throws -> [String] {
+    let resolved = Downloader.resolveMirrors(configured: mirrors.isEmpty ? nil : mirrors,
+                                             localDirectories: [URL(fileURLWithPath: "../shared/data/mnist")])
+    return try Downloader(mirrors: resolved).ensure(directory: URL(fileURLWithPath: directory))
+}

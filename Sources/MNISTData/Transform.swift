@@ -127,6 +127,26 @@ public struct Transform: Sendable, Hashable {
     }
 
     /// The same transform with `augmentation` inserted first (or removed when nil).
+    /// Pixels to `[0, 1]`, then normalized: what every image goes through before the model
+    /// (training, evaluation, pictures), so all of them compute the same floats.
+    public static func normalized(_ normalization: Normalization) throws -> Transform {
+        try Transform([.toTensor, .normalize(normalization)])
+    }
+
+    /// `count` images of `rows * cols` bytes, transformed, as `(count, 1, rows, cols)` floats.
+    public func apply(images: [UInt8], count: Int, rows: Int, cols: Int) -> [Float] {
+        var generator = SeededGenerator(seed: 0)  // untouched without augmentation
+        return [Float](unsafeUninitializedCapacity: count * rows * cols) { output, initialized in
+            images.withUnsafeBufferPointer { pixels in
+                for i in 0..<count {
+                    apply(image: pixels.baseAddress! + i * rows * cols, rows: rows, cols: cols,
+                          into: output.baseAddress! + i * rows * cols, generator: &generator)
+                }
+            }
+            initialized = count * rows * cols
+        }
+    }
+
     public func withAugmentation(_ augmentation: Augmentation?) throws -> Transform {
         var steps = self.steps.filter {
             if case .randomAffine = $0 { return false }

@@ -53,7 +53,7 @@ public enum Evaluator {
         let wasTraining = model.isTraining
         model.eval()
         defer { model.train(wasTraining) }
-        let transform = try Transform([.toTensor, .normalize(normalization)])
+        let transform = try Transform.normalized(normalization)
         let loader = try DataLoader(dataset: dataset, batchSize: batchSize, shuffle: false, seed: 0, transform: transform)
         var result = Evaluation(
             count: 0, correct: 0, loss: 0,
@@ -70,10 +70,8 @@ public enum Evaluator {
                     throw TrainingError.data("the model has \(classes) outputs but \(dataset.name) has \(dataset.classCount) classes")
                 }
                 let p = out.storage.pointer
-                for i in 0..<batch.count {
+                for (i, best) in try predictedClasses(out).enumerated() {
                     let row = p + i * classes
-                    var best = 0
-                    for c in 1..<classes where row[c] > row[best] { best = c }
                     let label = Int(batch.labels[i])
                     lossSum -= Double(row[label])
                     result.predictions.append(best)
@@ -90,6 +88,12 @@ public enum Evaluator {
         result.seconds = DispatchTimeNow() - start
         return result
     }
+}
+
+/// The predicted class of each row of a `(batch, classes)` output: the first largest
+/// value (`Tensor.argmax`). The trainer, the evaluator and the pictures all count with it.
+func predictedClasses(_ output: Tensor) throws -> [Int] {
+    try output.argmax(dim: 1).scalars.map { Int($0) }
 }
 
 #if canImport(Glibc)

@@ -299,7 +299,7 @@ final class TrainingSession {
         stateURL = directory.url.appendingPathComponent(Checkpoint.stateFile)
         let augmentation = config.data.augmentShift > 0 || config.data.augmentRotation > 0
             ? Augmentation(maxShift: config.data.augmentShift, maxRotationDegrees: Float(config.data.augmentRotation)) : nil
-        let transform = try Transform([.toTensor, .normalize(config.normalization)]).withAugmentation(augmentation)
+        let transform = try Transform.normalized(config.normalization).withAugmentation(augmentation)
         loader = try DataLoader(dataset: train, batchSize: config.batchSize, shuffle: config.shuffle,
                                 seed: config.seed, transform: transform)
         try restore()
@@ -384,7 +384,7 @@ final class TrainingSession {
         progress.batchIndex += 1
         progress.epochLossSum += Double(lossValue) * Double(batch.count)
         progress.epochSeen += batch.count
-        progress.epochCorrect += correctCount(output, batch.labels)
+        progress.epochCorrect += try correctCount(output, batch.labels)
         let now = DispatchTimeNow()
         trainSeconds += now - stepStart
         trainSamples += batch.count
@@ -505,16 +505,8 @@ final class TrainingSession {
             samplesPerSecond: rate, stopReason: reason)
     }
 
-    private func correctCount(_ output: Tensor, _ labels: [Int32]) -> Int {
-        let classes = output.shape[1], p = output.storage.pointer
-        var correct = 0
-        for i in 0..<labels.count {
-            let row = p + i * classes
-            var best = 0
-            for c in 1..<classes where row[c] > row[best] { best = c }
-            if best == Int(labels[i]) { correct += 1 }
-        }
-        return correct
+    private func correctCount(_ output: Tensor, _ labels: [Int32]) throws -> Int {
+        zip(try predictedClasses(output), labels).filter { $0 == Int($1) }.count
     }
 
     private func progressBar(fraction: Double, loss: Float, rate: Double, eta: Double) -> String {
@@ -588,22 +580,4 @@ struct MetricsLog {
 
     /// The kind of the last record (`step`, `epoch`, `stop`).
     var lastKind: String? { lines.last.flatMap(parse)?["kind"] as? String }
-}
-
-extension Dataset {
-    /// The first `n` samples.
-    func prefix(_ n: Int) throws -> Dataset {
-        let k = Swift.min(n, count)
-        return try Dataset(name: name, images: Array(images.prefix(k * pixelsPerImage)), labels: Array(labels.prefix(k)),
-                           rows: rows, cols: cols, classCount: classCount)
-    }
-}
-
-/// Fetches the MNIST files into `directory` (a no-op when valid files are there); tries
-/// `../shared/data/mnist` first when it exists, then `MNIST_MIRRORS`, `mirrors` or
-/// torchvision's mirrors. Returns what was done, a line per file.
-public func downloadMNIST(into directory: String, mirrors: [String] = []) throws -> [String] {
-    let resolved = Downloader.resolveMirrors(configured: mirrors.isEmpty ? nil : mirrors,
-                                             localDirectories: [URL(fileURLWithPath: "../shared/data/mnist")])
-    return try Downloader(mirrors: resolved).ensure(directory: URL(fileURLWithPath: directory))
 }

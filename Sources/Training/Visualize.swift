@@ -33,7 +33,7 @@ public enum Visualize {
             let output = try withNoGrad {
                 try loaded.model(try inputTensor(pixels, count: count, dataset: dataset, config: loaded.config))
             }
-            let predicted = argmaxRows(output)
+            let predicted = try predictedClasses(output)
             predictions = predicted
             let correct = zip(predicted, labels).filter { $0 == $1 }.count
             title += ": \(correct)/\(count) correct"
@@ -108,7 +108,7 @@ public enum Visualize {
         }
         let logProbabilities = ModelBuilder.endsWithLogSoftmax(loaded.model)
         let values = logProbabilities ? output.scalars.map { Foundation.exp($0) } : output.scalars
-        let prediction = argmaxRows(output).first ?? 0
+        let prediction = try predictedClasses(output).first ?? 0
         panels.append(Figures.FeatureMapPanel(
             title: "\(logProbabilities ? "probabilities" : "outputs") (prediction \(prediction))", data: values,
             channels: 1, height: 1, width: values.count))
@@ -174,19 +174,8 @@ public enum Visualize {
 
     /// Raw bytes → the normalized `(count, 1, rows, cols)` tensor the model was trained on.
     static func inputTensor(_ pixels: [UInt8], count: Int, dataset: Dataset, config: TrainingConfig) throws -> Tensor {
-        let mean = Float(config.data.mean), std = Float(config.data.std)
-        let values = pixels.map { (Float($0) / 255 - mean) / std }
+        let values = try Transform.normalized(config.normalization)
+            .apply(images: pixels, count: count, rows: dataset.rows, cols: dataset.cols)
         return try Tensor(shape: [count, 1, dataset.rows, dataset.cols], data: values)
-    }
-
-    /// The index of the largest value of each row of a `(batch, classes)` tensor.
-    static func argmaxRows(_ output: Tensor) -> [Int] {
-        let rows = output.shape[0], classes = output.count / max(rows, 1)
-        let values = output.scalars
-        return (0..<rows).map { r in
-            var best = 0
-            for c in 1..<classes where values[r * classes + c] > values[r * classes + best] { best = c }
-            return best
-        }
     }
 }

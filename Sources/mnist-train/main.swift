@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import MNISTData
 import Training
 
 @main
