@@ -177,6 +177,46 @@ extension Tensor {
     public func tanh() -> Tensor {
         unary("TanhBackward0", { Foundation_tanh($0) }) { g, _, out in g.zipMap(out) { $0 * (1 - $1 * $1) } }
     }
+
+    /// `x` where `x > 0`, else `slope · x`. Backward: `g` where `x > 0`, else `g · slope`
+    /// (PyTorch's choice at 0).
+    public func leakyRelu(negativeSlope slope: Float = 0.01) -> Tensor {
+        unary("LeakyReluBackward0", { $0 > 0 ? $0 : $0 * slope }) { g, input, _ in
+            g.zipMap(input) { gradient, x in x > 0 ? gradient : gradient * slope }
+        }
+    }
+
+    /// `x · σ(x)` (SiLU, swish). Backward: `g · σ(x) · (1 + x · (1 − σ(x)))`.
+    public func silu() -> Tensor {
+        unary("SiluBackward0", { $0 / (1 + Foundation_exp(-$0)) }) { g, input, _ in
+            g.zipMap(input) { gradient, x in
+                let s = 1 / (1 + Foundation_exp(-x))
+                return gradient * s * (1 + x * (1 - s))
+            }
+        }
+    }
+
+    /// GELU: `x · Φ(x)` with the normal CDF `Φ(x) = (1 + erf(x / √2)) / 2`; with
+    /// `tanhApproximation`, `x/2 · (1 + tanh(√(2/π) · (x + 0.044715 x³)))`, as PyTorch's
+    /// `approximate='tanh'`. Backward: the derivative of the same formula.
+    public func gelu(tanhApproximation: Bool = false) -> Tensor {
+        let c: Float = 0.797_884_56  // √(2/π)
+        if tanhApproximation {
+            return unary("GeluBackward0", { x in 0.5 * x * (1 + Foundation_tanh(c * (x + 0.044715 * x * x * x))) }) { g, input, _ in
+                g.zipMap(input) { gradient, x in
+                    let t = Foundation_tanh(c * (x + 0.044715 * x * x * x))
+                    return gradient * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * c * (1 + 3 * 0.044715 * x * x))
+                }
+            }
+        }
+        return unary("GeluBackward0", { x in 0.5 * x * (1 + Foundation_erf(x * 0.707_106_77)) }) { g, input, _ in
+            g.zipMap(input) { gradient, x in
+                let cdf = 0.5 * (1 + Foundation_erf(x * 0.707_106_77))
+                let pdf = Foundation_exp(-0.5 * x * x) * 0.398_942_28  // 1/√(2π)
+                return gradient * (cdf + x * pdf)
+            }
+        }
+    }
 }
 
 precedencegroup ExponentiationPrecedence {

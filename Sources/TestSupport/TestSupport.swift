@@ -54,16 +54,24 @@ public func loadReferenceCases() throws -> [ReferenceCase] {
     try cachedReferenceCases.get()
 }
 
-private let cachedReferenceCases: Result<[ReferenceCase], ReferenceError> = {
-    do { return .success(try parseReferenceCases()) } catch let error as ReferenceError {
+/// Every case of `reference/torch_layers.json` (the same format), parsed once per process.
+public func loadLayerReferenceCases() throws -> [ReferenceCase] {
+    try cachedLayerReferenceCases.get()
+}
+
+private let cachedReferenceCases = parsedReferenceCases("torch_ops.json")
+private let cachedLayerReferenceCases = parsedReferenceCases("torch_layers.json")
+
+private func parsedReferenceCases(_ file: String) -> Result<[ReferenceCase], ReferenceError> {
+    do { return .success(try parseReferenceCases(file)) } catch let error as ReferenceError {
         return .failure(error)
     } catch {
-        return .failure(.malformed("cannot read: \(error)"))
+        return .failure(.malformed("\(file): cannot read: \(error)"))
     }
-}()
+}
 
-private func parseReferenceCases() throws -> [ReferenceCase] {
-    let url = Shared.referenceDirectory.appendingPathComponent("torch_ops.json")
+private func parseReferenceCases(_ file: String) throws -> [ReferenceCase] {
+    let url = Shared.referenceDirectory.appendingPathComponent(file)
     let root = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any]
     guard let cases = root?["cases"] as? [[String: Any]] else {
         throw ReferenceError.malformed("no cases array")

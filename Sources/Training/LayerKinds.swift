@@ -57,7 +57,8 @@ public struct LayerContext {
 public enum LayerRegistry {
     public static let kinds: [any LayerKind.Type] = [
         Conv2dLayer.self, MaxPool2dLayer.self, ReLULayer.self, FlattenLayer.self, LinearLayer.self, DropoutLayer.self,
-        LogSoftmaxLayer.self, SoftmaxLayer.self,
+        LogSoftmaxLayer.self, SoftmaxLayer.self, TanhLayer.self, SigmoidLayer.self, LeakyReLULayer.self, GELULayer.self,
+        SiLULayer.self,
     ]
 
     public static var types: [String] { kinds.map { $0.type } }
@@ -277,6 +278,71 @@ public struct SoftmaxLayer: LayerKind {
     public var fields: [(String, Any)] { [("dim", dim)] }
     public func outputShape(for input: [Int]) throws -> [Int] { try Softmax(dim: dim).outputShape(for: input) }
     public func makeModule(for input: [Int], context: inout LayerContext) -> Module { Softmax(dim: dim) }
+}
+
+/// `tanh`: `nn.Tanh`.
+public struct TanhLayer: LayerKind {
+    public static let type = "tanh"
+    public static let summary = "`nn.Tanh`"
+    public static let keys: [LayerKey] = []
+    public init() {}
+    public init(reading r: JSONObjectReader) throws {}
+    public var fields: [(String, Any)] { [] }
+    public func outputShape(for input: [Int]) throws -> [Int] { input }
+    public func makeModule(for input: [Int], context: inout LayerContext) -> Module { Tanh() }
+}
+
+/// `sigmoid`: `nn.Sigmoid`.
+public struct SigmoidLayer: LayerKind {
+    public static let type = "sigmoid"
+    public static let summary = "`nn.Sigmoid`"
+    public static let keys: [LayerKey] = []
+    public init() {}
+    public init(reading r: JSONObjectReader) throws {}
+    public var fields: [(String, Any)] { [] }
+    public func outputShape(for input: [Int]) throws -> [Int] { input }
+    public func makeModule(for input: [Int], context: inout LayerContext) -> Module { Sigmoid() }
+}
+
+/// `leaky_relu`: `nn.LeakyReLU`.
+public struct LeakyReLULayer: LayerKind {
+    public static let type = "leaky_relu"
+    public static let summary = "`nn.LeakyReLU`: `x`, or `negative_slope · x` below 0"
+    public static let keys = [LayerKey("negative_slope", "0.01")]
+    public var negativeSlope = 0.01
+    public init(negativeSlope: Double = 0.01) { self.negativeSlope = negativeSlope }
+    public init(reading r: JSONObjectReader) throws { negativeSlope = try r.double("negative_slope", default: 0.01, -1e6...1e6) }
+    public var fields: [(String, Any)] { [("negative_slope", negativeSlope)] }
+    public func outputShape(for input: [Int]) throws -> [Int] { input }
+    public func makeModule(for input: [Int], context: inout LayerContext) -> Module { LeakyReLU(negativeSlope: Float(negativeSlope)) }
+}
+
+/// `gelu`: `nn.GELU`, exact (`approximate: "none"`) or with PyTorch's tanh approximation.
+public struct GELULayer: LayerKind {
+    public static let type = "gelu"
+    public static let summary = "`nn.GELU`: `x · Φ(x)`; `approximate` is `none` or `tanh`"
+    public static let keys = [LayerKey("approximate", "none")]
+    public var approximate = GELU.Approximation.none
+    public init(approximate: GELU.Approximation = .none) { self.approximate = approximate }
+    public init(reading r: JSONObjectReader) throws {
+        let name = try r.string("approximate", default: "none", oneOf: GELU.Approximation.allCases.map(\.rawValue))
+        approximate = GELU.Approximation(rawValue: name) ?? .none
+    }
+    public var fields: [(String, Any)] { [("approximate", approximate.rawValue)] }
+    public func outputShape(for input: [Int]) throws -> [Int] { input }
+    public func makeModule(for input: [Int], context: inout LayerContext) -> Module { GELU(approximate: approximate) }
+}
+
+/// `silu`: `nn.SiLU` (swish).
+public struct SiLULayer: LayerKind {
+    public static let type = "silu"
+    public static let summary = "`nn.SiLU`: `x · σ(x)`"
+    public static let keys: [LayerKey] = []
+    public init() {}
+    public init(reading r: JSONObjectReader) throws {}
+    public var fields: [(String, Any)] { [] }
+    public func outputShape(for input: [Int]) throws -> [Int] { input }
+    public func makeModule(for input: [Int], context: inout LayerContext) -> Module { SiLU() }
 }
 
 extension Pair {

@@ -46,7 +46,7 @@ public final class RunDirectory {
         for attempt in 1...10_000 {
             let candidate = parent.appendingPathComponent(attempt == 1 ? "\(name)-\(stamp)" : "\(name)-\(stamp)-\(attempt)")
             if mkdir(candidate.path, 0o755) == 0 {
-                return try lock(candidate, created: true, option: "output_dir")
+                return try lock(candidate, created: true, option: "output_dir").recordOwner()
             }
             guard errno == EEXIST else {
                 throw TrainingError.runDirectory(FileProblem.describe(candidate.path, "cannot create the run directory", errno))
@@ -78,7 +78,7 @@ public final class RunDirectory {
             throw TrainingError.runDirectory("--out \(url.path): the directory is not empty (\(shown)) and holds no run of "
                 + "mnist-train; choose a new or empty directory")
         }
-        return directory
+        return directory.recordOwner()
     }
 
     /// `--resume DIR`: an existing run directory (it must hold `config.json`), locked.
@@ -95,7 +95,7 @@ public final class RunDirectory {
             throw TrainingError.runDirectory("\(url.path): not a run directory (no \(Checkpoint.configFile)); "
                 + "--resume takes the directory of an earlier run")
         }
-        return directory
+        return directory.recordOwner()
     }
 
     /// Takes the exclusive lock on `<url>/.lock` and records this process in it.
@@ -117,10 +117,16 @@ public final class RunDirectory {
             throw TrainingError.runDirectory("\(option) \(url.path): in use by another mnist-train process "
                 + "(\(holder.isEmpty ? "pid unknown" : holder)); wait for it to end or choose another directory")
         }
+        return RunDirectory(url: url, created: created, descriptor: fd)
+    }
+
+    /// Writes this process into the lock file, for the message a second opener gets; done
+    /// once the directory is accepted, so that a refused run changes nothing in it.
+    func recordOwner() -> RunDirectory {
         let stamp = ISO8601DateFormatter().string(from: Date())
         let record = Array("pid \(getpid()), started \(stamp)\n".utf8)
-        if ftruncate(fd, 0) == 0 { _ = pwrite(fd, record, record.count, 0) }
-        return RunDirectory(url: url, created: created, descriptor: fd)
+        if ftruncate(descriptor, 0) == 0 { _ = pwrite(descriptor, record, record.count, 0) }
+        return self
     }
 
     // MARK: - Contents

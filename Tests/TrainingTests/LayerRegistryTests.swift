@@ -20,6 +20,11 @@ struct LayerRegistryTests {
         "dropout": #"{"type": "dropout", "p": 0.25}"#,
         "log_softmax": #"{"type": "log_softmax", "dim": -1}"#,
         "softmax": #"{"type": "softmax", "dim": 1}"#,
+        "tanh": #"{"type": "tanh"}"#,
+        "sigmoid": #"{"type": "sigmoid"}"#,
+        "leaky_relu": #"{"type": "leaky_relu", "negative_slope": 0.2}"#,
+        "gelu": #"{"type": "gelu", "approximate": "tanh"}"#,
+        "silu": #"{"type": "silu"}"#,
     ]
 
     static func layer(_ json: String) throws -> TrainingConfig.Layer {
