@@ -11,7 +11,8 @@ let targetCPU = ProcessInfo.processInfo.environment["MNIST_TARGET_CPU"] ?? "nati
 let tuned: [SwiftSetting] = targetCPU == "generic" ? [] : [.unsafeFlags(["-target-cpu", targetCPU])]
 
 /// Targets point one way: Kernels ← Autograd ← NN ← Optim; SafeTensors, MNISTData and
-/// Plot stand alone; Training brings them together; executables only parse arguments.
+/// Plot stand alone; Training brings them together; Benchmarks measures them (for
+/// mnist-bench only); executables only parse arguments.
 let package = Package(
     name: "mnist-train",
     platforms: [.macOS(.v14)],
@@ -42,6 +43,12 @@ let package = Package(
         .target(
             name: "Training",
             dependencies: ["Autograd", "NN", "Optim", "SafeTensors", "MNISTData", "Plot", "Kernels", "Seeded"]),
+        // Measurement only (mnist-bench): throughput, per-kernel timings, the FMA peak and
+        // parallel-region overhead probes. Compiled for the CPU like the kernels it measures.
+        .target(
+            name: "Benchmarks",
+            dependencies: ["Training", "Autograd", "NN", "Optim", "MNISTData", "Kernels", "Seeded"],
+            swiftSettings: tuned),
         .target(name: "TestSupport"),
         .target(name: "Examples", dependencies: ["Autograd", "Seeded"]),
 
@@ -58,7 +65,7 @@ let package = Package(
         .executableTarget(name: "autograd-tour", dependencies: ["Examples"]),
         .executableTarget(
             name: "mnist-bench",
-            dependencies: ["Training", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+            dependencies: ["Benchmarks", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
 
         // MARK: - Tests
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "Seeded", "TestSupport"]),
@@ -70,6 +77,7 @@ let package = Package(
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors", "Seeded", "TestSupport"]),
         .testTarget(name: "MNISTDataTests", dependencies: ["MNISTData", "TestSupport"]),
         .testTarget(name: "PlotTests", dependencies: ["Plot", "CZlib", "TestSupport"], exclude: ["check_png.py"]),
+        .testTarget(name: "BenchmarksTests", dependencies: ["Kernels", "Seeded"]),
         .testTarget(
             name: "TrainingTests",
             dependencies: [

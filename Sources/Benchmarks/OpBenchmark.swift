@@ -104,9 +104,9 @@ public enum OpBenchmark {
             body(); body()
             var best = Double.infinity
             for _ in 0..<repeats {
-                let start = DispatchTimeNow()
+                let start = monotonicSeconds()
                 body()
-                best = min(best, DispatchTimeNow() - start)
+                best = min(best, monotonicSeconds() - start)
             }
             return Row(name: name, seconds: best, flops: flops)
         }
