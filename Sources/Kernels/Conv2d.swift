@@ -60,21 +60,12 @@ func sampleColumns(
     return UnsafePointer(buffer)
 }
 
-/// How a conv2d kernel uses `Parallelism.threadCount` threads.
-public enum Conv2dThreading: Sendable, Hashable {
-    /// Split the batch into one contiguous chunk per thread; each thread runs its own
-    /// im2col and single-threaded sgemms. The default: measured fastest for LeNet.
-    case splitBatch
-    /// One chunk; OpenBLAS threads each per-sample sgemm. Kept for measurement.
-    case threadedBLAS
-}
-
+/// The number of batch chunks a kernel call splits its samples into: one per thread
+/// (each running its own im2col and single-threaded sgemms), as many as `workspace` holds.
 @inlinable
-func checkWorkspace(
-    _ s: Conv2dShape, _ workspace: UnsafeMutableBufferPointer<Float>, _ threading: Conv2dThreading
-) -> Int {
+func checkWorkspace(_ s: Conv2dShape, _ workspace: UnsafeMutableBufferPointer<Float>) -> Int {
     let threads = Parallelism.threadCount  // read once per kernel call
-    var chunks = threading == .threadedBLAS ? 1 : chunkCount(s.batch, threadCount: threads)
+    var chunks = chunkCount(s.batch, threadCount: threads)
     // A workspace sized for fewer threads (the count changed since it was allocated) runs
     // with as many chunks as it holds.
     while chunks > 1 && workspace.count < conv2dWorkspaceCount(s, threadCount: chunks) { chunks -= 1 }
@@ -103,11 +94,10 @@ func checkWorkspace(
 public func conv2dForward(
     _ shape: Conv2dShape,
     input: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
-    output: UnsafeMutablePointer<Float>, workspace: UnsafeMutableBufferPointer<Float>,
-    threading: Conv2dThreading = .splitBatch
+    output: UnsafeMutablePointer<Float>, workspace: UnsafeMutableBufferPointer<Float>
 ) {
     let s = shape
-    let chunks = checkWorkspace(s, workspace, threading)
+    let chunks = checkWorkspace(s, workspace)
     let plane = s.outPlane, patch = s.groupPatchSize, groupOut = s.groupOutChannels
     let inputSample = s.inChannels * s.height * s.width
     let columnsCount = s.inChannels * s.kernelHeight * s.kernelWidth * plane
@@ -177,10 +167,10 @@ public func conv2dBackwardInput(
     _ shape: Conv2dShape,
     gradOutput: UnsafePointer<Float>, weight: UnsafePointer<Float>,
     gradInput: UnsafeMutablePointer<Float>, workspace: UnsafeMutableBufferPointer<Float>,
-    threading: Conv2dThreading = .splitBatch, sparseGradient: Bool? = nil
+    sparseGradient: Bool? = nil
 ) {
     let s = shape
-    let chunks = checkWorkspace(s, workspace, threading)
+    let chunks = checkWorkspace(s, workspace)
     let plane = s.outPlane, patch = s.groupPatchSize, groupOut = s.groupOutChannels
     let inputSample = s.inChannels * s.height * s.width
     let columnsCount = s.inChannels * s.kernelHeight * s.kernelWidth * plane
@@ -231,10 +221,10 @@ public func conv2dBackwardWeight(
     input: UnsafePointer<Float>, gradOutput: UnsafePointer<Float>,
     gradWeight: UnsafeMutablePointer<Float>, gradBias: UnsafeMutablePointer<Float>?,
     workspace: UnsafeMutableBufferPointer<Float>,
-    threading: Conv2dThreading = .splitBatch, sparseGradient: Bool? = nil
+    sparseGradient: Bool? = nil
 ) {
     let s = shape
-    let chunks = checkWorkspace(s, workspace, threading)
+    let chunks = checkWorkspace(s, workspace)
     let plane = s.outPlane, patch = s.groupPatchSize, groupOut = s.groupOutChannels
     let inputSample = s.inChannels * s.height * s.width
     let columnsCount = s.inChannels * s.kernelHeight * s.kernelWidth * plane

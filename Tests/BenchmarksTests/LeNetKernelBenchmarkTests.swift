@@ -62,19 +62,6 @@ import Testing
                         Self.measure("\(name) backward input", multiplyAdds: s.multiplyAdds) {
                             conv2dBackwardInput(s, gradOutput: g, weight: w, gradInput: &gradInput, workspace: ws)
                         }
-                        guard threads > 1 else { return }
-                        Self.measure("\(name) forward, BLAS-threaded", multiplyAdds: s.multiplyAdds) {
-                            conv2dForward(s, input: x, weight: w, bias: b, output: &output, workspace: ws,
-                                          threading: .threadedBLAS)
-                        }
-                        Self.measure("\(name) bwd weight, BLAS-threaded", multiplyAdds: s.multiplyAdds) {
-                            conv2dBackwardWeight(s, input: x, gradOutput: g, gradWeight: &gradWeight,
-                                                 gradBias: &gradBias, workspace: ws, threading: .threadedBLAS)
-                        }
-                        Self.measure("\(name) bwd input, BLAS-threaded", multiplyAdds: s.multiplyAdds) {
-                            conv2dBackwardInput(s, gradOutput: g, weight: w, gradInput: &gradInput, workspace: ws,
-                                                threading: .threadedBLAS)
-                        }
                     }
                 }
                 // An fc1-sized sgemm (64×800 · 800×500, threaded by OpenBLAS at this thread
