@@ -10,9 +10,10 @@ import Foundation
 let targetCPU = ProcessInfo.processInfo.environment["MNIST_TARGET_CPU"] ?? "native"
 let tuned: [SwiftSetting] = targetCPU == "generic" ? [] : [.unsafeFlags(["-target-cpu", targetCPU])]
 
-/// Targets point one way: Kernels ← Autograd ← NN ← Optim; SafeTensors, MNISTData and
-/// Plot stand alone; Training brings them together; Benchmarks measures them (for
-/// mnist-bench only); executables only parse arguments.
+/// Targets point one way: Kernels ← Autograd ← NN and Kernels ← Autograd ← Optim (Optim
+/// needs tensors, not modules); SafeTensors, MNISTData and Plot stand alone; Training
+/// brings them together; Benchmarks measures them (for mnist-bench only); executables
+/// only parse arguments.
 let package = Package(
     name: "mnist-train",
     platforms: [.macOS(.v14)],
@@ -35,8 +36,8 @@ let package = Package(
         .target(name: "Seeded"),
         .target(name: "Kernels", dependencies: ["COpenBLAS"], swiftSettings: tuned),
         .target(name: "Autograd", dependencies: ["Kernels", "Seeded"], swiftSettings: tuned),
-        .target(name: "NN", dependencies: ["Autograd", "Kernels"], swiftSettings: tuned),
-        .target(name: "Optim", dependencies: ["NN", "Autograd", "Kernels"], swiftSettings: tuned),
+        .target(name: "NN", dependencies: ["Autograd", "Kernels", "Seeded"], swiftSettings: tuned),
+        .target(name: "Optim", dependencies: ["Autograd", "Kernels"], swiftSettings: tuned),
         .target(name: "SafeTensors"),
         .target(name: "MNISTData", dependencies: ["CZlib", "Seeded"], swiftSettings: tuned),
         .target(name: "Plot", dependencies: ["CZlib"]),
@@ -75,7 +76,7 @@ let package = Package(
             name: "OptimTests",
             dependencies: ["Optim", "NN", "Autograd", "Seeded", "SafeTensors", "MNISTData", "TestSupport"]),
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors", "Seeded", "TestSupport"]),
-        .testTarget(name: "MNISTDataTests", dependencies: ["MNISTData", "TestSupport"]),
+        .testTarget(name: "MNISTDataTests", dependencies: ["MNISTData", "CZlib", "Seeded", "TestSupport"]),
         .testTarget(name: "PlotTests", dependencies: ["Plot", "CZlib", "TestSupport"], exclude: ["check_png.py"]),
         .testTarget(name: "BenchmarksTests", dependencies: ["Kernels", "Seeded"]),
         .testTarget(

@@ -1,4 +1,3 @@
-import Foundation
 import Kernels
 
 /// Per-kernel timings of one LeNet training step (`mnist-bench --ops`): each kernel at the

@@ -1,6 +1,3 @@
-import COpenBLAS
-import Dispatch
-
 // MARK: - Workspace
 
 /// Floats of scratch memory the conv2d kernels need for `shape` at `threadCount` threads.
