@@ -141,7 +141,21 @@ public func maxPool2dBackward(
     gradOutput: UnsafePointer<Float>, argmax: UnsafePointer<Int32>,
     gradInput: UnsafeMutablePointer<Float>
 ) {
-    let s = shape
+    scatterMaxPoolGradient(shape, gradOutput: gradOutput, argmax: argmax, gradInput: gradInput, reluOutput: nil)
+}
+
+/// The backward scatter of every max-pool op (`maxPool2dBackward`, `reluMaxPool2dBackward`):
+/// `gradInput` zeroed, then each output gradient added to the input element `argmax` chose,
+/// plane by plane over `Parallelism.threadCount` threads (planes are disjoint, and within a
+/// plane the adds run in output order, so the result does not depend on the thread count).
+///
+/// - Parameter reluOutput: the fused ReLU + max-pool's output; where it is `<= 0` the window
+///   passes no gradient (ReLU'(x) = 0 for x ≤ 0; NaN passes). nil for a plain max-pool.
+func scatterMaxPoolGradient(
+    _ s: Pool2dShape,
+    gradOutput: UnsafePointer<Float>, argmax: UnsafePointer<Int32>,
+    gradInput: UnsafeMutablePointer<Float>, reluOutput: UnsafePointer<Float>?
+) {
     let inPlane = s.height * s.width
     let outPlane = s.outHeight * s.outWidth
     Parallelism.forEachChunk(s.batch * s.channels, minimumPerChunk: 16) { _, planes in
@@ -151,8 +165,15 @@ public func maxPool2dBackward(
             destination.update(repeating: 0, count: inPlane)
             let gradients = gradOutput + plane * outPlane
             let indices = argmax + plane * outPlane
-            for j in 0..<outPlane {
-                destination[Int(indices[j])] += gradients[j]
+            if let reluOutput {
+                let values = reluOutput + plane * outPlane
+                for j in 0..<outPlane where !(values[j] <= 0) {
+                    destination[Int(indices[j])] += gradients[j]
+                }
+            } else {
+                for j in 0..<outPlane {
+                    destination[Int(indices[j])] += gradients[j]
+                }
             }
         }
     }
