@@ -5,9 +5,9 @@
 /// One size serves all three kernels (forward, backward-input, backward-weight): one
 /// im2col matrix per chunk of the batch, plus a private weight- and bias-gradient
 /// partial sum for every chunk after the first; or what the sparse-gradient path or the
-/// direct forward's packed weight need, if more (`Conv2dPlan`). Allocate once and reuse across steps;
-/// recompute it when the thread count changes (a kernel called with too small a workspace
-/// stops with a precondition failure naming both sizes).
+/// direct forward's packed weight need, if more (the layouts are `Conv2dPlan`'s). Allocate
+/// once and reuse across steps; recompute it when the thread count changes (a kernel called
+/// with too small a workspace stops with a precondition failure naming both sizes).
 public func conv2dWorkspaceCount(_ shape: Conv2dShape, threadCount: Int = Parallelism.threadCount) -> Int {
     Conv2dPlan.workspaceCount(shape, chunks: Conv2dPlan.chunkCount(shape.batch, threadCount: threadCount))
 }
