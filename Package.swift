@@ -35,7 +35,7 @@ let package = Package(
         // MARK: - Libraries
         .target(name: "Seeded"),
         .target(name: "Kernels", dependencies: ["COpenBLAS"], swiftSettings: tuned),
-        .target(name: "Autograd", dependencies: ["Kernels", "Seeded"], swiftSettings: tuned),
+        .target(name: "Autograd", dependencies: ["Kernels", "Seeded"], exclude: ["README.md"], swiftSettings: tuned),
         .target(name: "NN", dependencies: ["Autograd", "Kernels", "Seeded"], swiftSettings: tuned),
         .target(name: "Optim", dependencies: ["Autograd", "Kernels"], swiftSettings: tuned),
         .target(name: "SafeTensors"),
