@@ -10,8 +10,10 @@ import Foundation
 let targetCPU = ProcessInfo.processInfo.environment["MNIST_TARGET_CPU"] ?? "native"
 let tuned: [SwiftSetting] = targetCPU == "generic" ? [] : [.unsafeFlags(["-target-cpu", targetCPU])]
 
-/// Targets point one way: Kernels ← Autograd ← NN ← Optim; SafeTensors, MNISTData and
-/// Plot stand alone; Training brings them together; executables only parse arguments.
+/// Targets point one way: Kernels ← Autograd ← NN and Kernels ← Autograd ← Optim (Optim
+/// needs tensors, not modules); SafeTensors, MNISTData and Plot stand alone; Training
+/// brings them together; Benchmarks measures them (for mnist-bench only); executables
+/// only parse arguments.
 let package = Package(
     name: "mnist-train",
     platforms: [.macOS(.v14)],
@@ -33,15 +35,21 @@ let package = Package(
         // MARK: - Libraries
         .target(name: "Seeded"),
         .target(name: "Kernels", dependencies: ["COpenBLAS"], swiftSettings: tuned),
-        .target(name: "Autograd", dependencies: ["Kernels", "Seeded"], swiftSettings: tuned),
-        .target(name: "NN", dependencies: ["Autograd", "Kernels"], swiftSettings: tuned),
-        .target(name: "Optim", dependencies: ["NN", "Autograd", "Kernels"], swiftSettings: tuned),
+        .target(name: "Autograd", dependencies: ["Kernels", "Seeded"], exclude: ["README.md"], swiftSettings: tuned),
+        .target(name: "NN", dependencies: ["Autograd", "Kernels", "Seeded"], swiftSettings: tuned),
+        .target(name: "Optim", dependencies: ["Autograd", "Kernels"], swiftSettings: tuned),
         .target(name: "SafeTensors"),
         .target(name: "MNISTData", dependencies: ["CZlib", "Seeded"], swiftSettings: tuned),
         .target(name: "Plot", dependencies: ["CZlib"]),
         .target(
             name: "Training",
             dependencies: ["Autograd", "NN", "Optim", "SafeTensors", "MNISTData", "Plot", "Kernels", "Seeded"]),
+        // Measurement only (mnist-bench): throughput, per-kernel timings, the FMA peak and
+        // parallel-region overhead probes. Compiled for the CPU like the kernels it measures.
+        .target(
+            name: "Benchmarks",
+            dependencies: ["Training", "Autograd", "NN", "Optim", "MNISTData", "Kernels", "Seeded"],
+            swiftSettings: tuned),
         .target(name: "TestSupport"),
         .target(name: "Examples", dependencies: ["Autograd", "Seeded"]),
 
@@ -58,7 +66,7 @@ let package = Package(
         .executableTarget(name: "autograd-tour", dependencies: ["Examples"]),
         .executableTarget(
             name: "mnist-bench",
-            dependencies: ["Training", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+            dependencies: ["Benchmarks", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
 
         // MARK: - Tests
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "Seeded", "TestSupport"]),
@@ -68,8 +76,9 @@ let package = Package(
             name: "OptimTests",
             dependencies: ["Optim", "NN", "Autograd", "Seeded", "SafeTensors", "MNISTData", "TestSupport"]),
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors", "Seeded", "TestSupport"]),
-        .testTarget(name: "MNISTDataTests", dependencies: ["MNISTData", "TestSupport"]),
+        .testTarget(name: "MNISTDataTests", dependencies: ["MNISTData", "CZlib", "Seeded", "TestSupport"]),
         .testTarget(name: "PlotTests", dependencies: ["Plot", "CZlib", "TestSupport"], exclude: ["check_png.py"]),
+        .testTarget(name: "BenchmarksTests", dependencies: ["Kernels", "Seeded"]),
         .testTarget(
             name: "TrainingTests",
             dependencies: [

@@ -1,6 +1,3 @@
-import COpenBLAS
-import Dispatch
-
 // MARK: - Workspace
 
 /// Floats of scratch memory the conv2d kernels need for `shape` at `threadCount` threads.
@@ -8,37 +5,11 @@ import Dispatch
 /// One size serves all three kernels (forward, backward-input, backward-weight): one
 /// im2col matrix per chunk of the batch, plus a private weight- and bias-gradient
 /// partial sum for every chunk after the first; or what the sparse-gradient path or the
-/// direct forward's packed weight need, if more. Allocate once and reuse across steps;
-/// recompute it when the thread count changes (a kernel called with too small a workspace
-/// stops with a precondition failure naming both sizes).
+/// direct forward's packed weight need, if more (the layouts are `Conv2dPlan`'s). Allocate
+/// once and reuse across steps; recompute it when the thread count changes (a kernel called
+/// with too small a workspace stops with a precondition failure naming both sizes).
 public func conv2dWorkspaceCount(_ shape: Conv2dShape, threadCount: Int = Parallelism.threadCount) -> Int {
-    let chunks = chunkCount(shape.batch, threadCount: threadCount)
-    let columns = shape.inChannels * shape.kernelHeight * shape.kernelWidth * shape.outPlane
-    let partials = shape.outChannels * shape.groupPatchSize + shape.outChannels
-    return max(chunks * columns + (chunks - 1) * partials, sparseWorkspaceCount(shape, chunks: chunks),
-               usesDirectConvolution(shape) ? packedDirectWeightCount(shape) : 0)
-}
-
-/// Chunks `Parallelism.forEachChunk` splits `count` items into (minimumPerChunk 1).
-@inlinable
-func chunkCount(_ count: Int, threadCount: Int) -> Int { max(1, min(threadCount, count)) }
-
-/// Runs `body(chunk, samples)` over `0..<batch` split into `chunks` contiguous ranges, the
-/// same boundaries as `Parallelism.forEachChunk` (`batch * i / chunks`). It takes the chunk
-/// count from the caller, who read `Parallelism.threadCount` once and sized the workspace
-/// with it, so a thread-count change from elsewhere cannot desynchronise the two.
-/// OpenBLAS always runs single-threaded (see `Parallelism`): our threads
-/// fill the cores.
-@inlinable
-func forEachBatchChunk(
-    _ batch: Int, chunks: Int, _ body: (_ chunk: Int, _ samples: Range<Int>) -> Void
-) {
-    if chunks <= 1 {
-        body(0, 0..<batch)
-        return
-    }
-    // Each chunk touches disjoint samples of the caller's buffers and its own workspace.
-    Parallelism.forEach(batch, chunks: chunks, body)
+    Conv2dPlan.workspaceCount(shape, chunks: Conv2dPlan.chunkCount(shape.batch, threadCount: threadCount))
 }
 
 /// Whether the im2col matrix of a sample is the sample itself (1×1 kernel, no stride,
@@ -60,38 +31,14 @@ func sampleColumns(
     return UnsafePointer(buffer)
 }
 
-/// How a conv2d kernel uses `Parallelism.threadCount` threads.
-public enum Conv2dThreading: Sendable, Hashable {
-    /// Split the batch into one contiguous chunk per thread; each thread runs its own
-    /// im2col and single-threaded sgemms. The default: measured fastest for LeNet.
-    case splitBatch
-    /// One chunk; OpenBLAS threads each per-sample sgemm. Kept for measurement.
-    case threadedBLAS
-}
-
-@inlinable
-func checkWorkspace(
-    _ s: Conv2dShape, _ workspace: UnsafeMutableBufferPointer<Float>, _ threading: Conv2dThreading
-) -> Int {
-    let threads = Parallelism.threadCount  // read once per kernel call
-    var chunks = threading == .threadedBLAS ? 1 : chunkCount(s.batch, threadCount: threads)
-    // A workspace sized for fewer threads (the count changed since it was allocated) runs
-    // with as many chunks as it holds.
-    while chunks > 1 && workspace.count < conv2dWorkspaceCount(s, threadCount: chunks) { chunks -= 1 }
-    let needed = conv2dWorkspaceCount(s, threadCount: chunks)
-    precondition(
-        workspace.count >= needed,
-        "conv2d: workspace holds \(workspace.count) floats; \(needed) needed for \(s) at \(chunks) chunks")
-    return chunks
-}
-
 // MARK: - Forward
 
 /// `output = conv2d(input, weight) + bias`, PyTorch semantics (cross-correlation).
 ///
-/// Per sample: im2col, then one sgemm per group. Samples are split over
-/// `Parallelism.threadCount` threads; each output element is computed by exactly one
-/// sgemm whatever the thread count, so results do not depend on it.
+/// Directly when `Conv2dPlan.choose(shape)` says so (`conv2dForwardDirect`); else per
+/// sample im2col, then one sgemm per group. Samples are split over
+/// `Parallelism.threadCount` threads; each output element is computed by one chunk
+/// whatever the thread count, so results do not depend on it.
 ///
 /// - Parameters:
 ///   - shape: validated sizes.
@@ -103,25 +50,23 @@ func checkWorkspace(
 public func conv2dForward(
     _ shape: Conv2dShape,
     input: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
-    output: UnsafeMutablePointer<Float>, workspace: UnsafeMutableBufferPointer<Float>,
-    threading: Conv2dThreading = .splitBatch
+    output: UnsafeMutablePointer<Float>, workspace: UnsafeMutableBufferPointer<Float>
 ) {
     let s = shape
-    let chunks = checkWorkspace(s, workspace, threading)
+    let plan = Conv2dPlan(s, workspace: workspace)
     let plane = s.outPlane, patch = s.groupPatchSize, groupOut = s.groupOutChannels
     let inputSample = s.inChannels * s.height * s.width
-    let columnsCount = s.inChannels * s.kernelHeight * s.kernelWidth * plane
-    let workspaceBase = workspace.baseAddress!
-    if usesDirectConvolution(s) {
-        packDirectWeight(s, weight: weight, into: workspaceBase)
-        forEachBatchChunk(s.batch, chunks: chunks) { _, samples in
-            conv2dForwardDirect(s, samples: samples, input: input, packedWeight: workspaceBase, bias: bias,
+    if Conv2dPlan.choose(s) == .direct {
+        let packedWeight = plan.packedWeight
+        packDirectWeight(s, weight: weight, into: packedWeight)
+        plan.forEachChunk { _, samples in
+            conv2dForwardDirect(s, samples: samples, input: input, packedWeight: packedWeight, bias: bias,
                                 output: output)
         }
         return
     }
-    forEachBatchChunk(s.batch, chunks: chunks) { chunk, samples in
-        let columnBuffer = workspaceBase + chunk * columnsCount
+    plan.forEachChunk { chunk, samples in
+        let columnBuffer = plan.columns(chunk)
         for n in samples {
             let sampleInput = input + n * inputSample
             let sampleOutput = output + n * s.outChannels * plane
@@ -166,35 +111,39 @@ func planeSum(_ values: UnsafePointer<Float>, count: Int) -> Float {
 }
 
 /// `gradInput = conv_transpose(gradOutput, weight)`: the gradient with respect to the input.
-/// Per sample: one sgemm per group into columns, then col2im. Independent of thread count.
+/// From the nonzero gradients only when `Conv2dPlan.choose(shape, pass: .backwardInput, ...)`
+/// says so (`conv2dBackwardInputSparse`); else per sample one sgemm per group into columns,
+/// then col2im. Independent of thread count.
 ///
 /// - Parameters:
 ///   - gradOutput: `(batch, outChannels, outHeight, outWidth)`.
 ///   - weight: `(outChannels, inChannels / groups, kernelHeight, kernelWidth)`.
 ///   - gradInput: `(batch, inChannels, height, width)`, overwritten.
 ///   - workspace: at least `conv2dWorkspaceCount(shape)` floats.
+///   - sparseGradient: whether `gradOutput` is sparse (`conv2dGradientIsSparse`); scanned
+///     here when nil.
 public func conv2dBackwardInput(
     _ shape: Conv2dShape,
     gradOutput: UnsafePointer<Float>, weight: UnsafePointer<Float>,
     gradInput: UnsafeMutablePointer<Float>, workspace: UnsafeMutableBufferPointer<Float>,
-    threading: Conv2dThreading = .splitBatch, sparseGradient: Bool? = nil
+    sparseGradient: Bool? = nil
 ) {
     let s = shape
-    let chunks = checkWorkspace(s, workspace, threading)
+    let plan = Conv2dPlan(s, workspace: workspace)
     let plane = s.outPlane, patch = s.groupPatchSize, groupOut = s.groupOutChannels
     let inputSample = s.inChannels * s.height * s.width
-    let columnsCount = s.inChannels * s.kernelHeight * s.kernelWidth * plane
-    let workspaceBase = workspace.baseAddress!
-    if sparseGradient ?? conv2dGradientIsSparse(s, gradOutput: gradOutput) {
-        padKernelRows(s, weight: weight, padded: workspaceBase)
-        forEachBatchChunk(s.batch, chunks: chunks) { _, samples in
+    let sparse = sparseGradient ?? conv2dGradientIsSparse(s, gradOutput: gradOutput)
+    if Conv2dPlan.choose(s, pass: .backwardInput, sparseGradient: sparse) == .sparse {
+        let paddedWeight = plan.paddedWeight
+        padKernelRows(s, weight: weight, padded: paddedWeight)
+        plan.forEachChunk { _, samples in
             conv2dBackwardInputSparse(s, samples: samples, gradOutput: gradOutput,
-                                      paddedWeight: workspaceBase, gradInput: gradInput)
+                                      paddedWeight: paddedWeight, gradInput: gradInput)
         }
         return
     }
-    forEachBatchChunk(s.batch, chunks: chunks) { chunk, samples in
-        let columnBuffer = workspaceBase + chunk * columnsCount
+    plan.forEachChunk { chunk, samples in
+        let columnBuffer = plan.columns(chunk)
         for n in samples {
             let sampleGradOutput = gradOutput + n * s.outChannels * plane
             let sampleGradInput = gradInput + n * inputSample
@@ -214,7 +163,10 @@ public func conv2dBackwardInput(
     }
 }
 
-/// The gradients with respect to the weight and the bias, summed over the batch.
+/// The gradients with respect to the weight and the bias, summed over the batch, by the
+/// algorithm `Conv2dPlan.choose(shape, pass: .backwardWeight, ...)` picks: from the nonzero
+/// gradients only (`conv2dBackwardWeightSparse`), directly (`conv2dBackwardWeightDirect`),
+/// or per sample through im2col and one sgemm per group.
 ///
 /// Each chunk of samples accumulates its own partial sums (sample order within the chunk);
 /// the partials are then added in chunk order. The result is bit-identical for a given
@@ -226,33 +178,35 @@ public func conv2dBackwardInput(
 ///   - gradWeight: `(outChannels, inChannels / groups, kernelHeight, kernelWidth)`, overwritten.
 ///   - gradBias: `(outChannels)`, overwritten; nil to skip it.
 ///   - workspace: at least `conv2dWorkspaceCount(shape)` floats.
+///   - sparseGradient: whether `gradOutput` is sparse (`conv2dGradientIsSparse`); scanned
+///     here when nil.
 public func conv2dBackwardWeight(
     _ shape: Conv2dShape,
     input: UnsafePointer<Float>, gradOutput: UnsafePointer<Float>,
     gradWeight: UnsafeMutablePointer<Float>, gradBias: UnsafeMutablePointer<Float>?,
     workspace: UnsafeMutableBufferPointer<Float>,
-    threading: Conv2dThreading = .splitBatch, sparseGradient: Bool? = nil
+    sparseGradient: Bool? = nil
 ) {
     let s = shape
-    let chunks = checkWorkspace(s, workspace, threading)
+    let plan = Conv2dPlan(s, workspace: workspace)
+    let chunks = plan.chunks
     let plane = s.outPlane, patch = s.groupPatchSize, groupOut = s.groupOutChannels
     let inputSample = s.inChannels * s.height * s.width
-    let columnsCount = s.inChannels * s.kernelHeight * s.kernelWidth * plane
     let weightCount = s.outChannels * patch
-    let workspaceBase = workspace.baseAddress!
-    let partialBase = workspaceBase + chunks * columnsCount
-    // Chunk 0 writes straight into the outputs; chunk c > 0 into partial c - 1.
+    // Chunk 0 writes straight into the outputs; chunk c > 0 into its partial.
     func partialWeight(_ chunk: Int) -> UnsafeMutablePointer<Float> {
-        chunk == 0 ? gradWeight : partialBase + (chunk - 1) * (weightCount + s.outChannels)
+        chunk == 0 ? gradWeight : plan.gemmPartial(chunk)
     }
     func partialBias(_ chunk: Int) -> UnsafeMutablePointer<Float>? {
         guard let gradBias else { return nil }
         return chunk == 0 ? gradBias : partialWeight(chunk) + weightCount
     }
-    if sparseGradient ?? conv2dGradientIsSparse(s, gradOutput: gradOutput) {
+    let sparse = sparseGradient ?? conv2dGradientIsSparse(s, gradOutput: gradOutput)
+    let algorithm = Conv2dPlan.choose(s, pass: .backwardWeight, sparseGradient: sparse)
+    if algorithm == .sparse {
         let padded = paddedWeightCount(s)
-        let partial = { (chunk: Int) in workspaceBase + padded + chunk * (padded + s.outChannels) }
-        forEachBatchChunk(s.batch, chunks: chunks) { chunk, samples in
+        let partial = plan.sparsePartial
+        plan.forEachChunk { chunk, samples in
             conv2dBackwardWeightSparse(s, samples: samples, input: input, gradOutput: gradOutput,
                                        paddedGradWeight: partial(chunk),
                                        gradBias: gradBias == nil ? nil : partial(chunk) + padded)
@@ -275,11 +229,11 @@ public func conv2dBackwardWeight(
         }
         return
     }
-    forEachBatchChunk(s.batch, chunks: chunks) { chunk, samples in
-        let columnBuffer = workspaceBase + chunk * columnsCount
+    plan.forEachChunk { chunk, samples in
+        let columnBuffer = plan.columns(chunk)
         let weightSum = partialWeight(chunk)
         let biasSum = partialBias(chunk)
-        if usesDirectBackwardWeight(s) {
+        if algorithm == .direct {
             conv2dBackwardWeightDirect(s, samples: samples, input: input, gradOutput: gradOutput,
                                        gradWeight: weightSum, gradBias: biasSum)
             return

@@ -1,23 +1,7 @@
 // MARK: - Direct convolution (LeNet's conv1 and conv2)
 
-/// Whether `conv2dForward` computes `shape` directly, reading the input where it is,
-/// instead of through im2col + sgemm: no groups, padding, stride or dilation, and at least
-/// 8 output columns. Measured on LeNet (`mnist-bench --ops`, 2 threads, batch 64): conv1
-/// 0.44 ms against 0.64 through im2col + GEMM (its 25 taps are too short a K for BLAS),
-/// conv2 1.27 ms against 2.07 (no 25× larger im2col matrix to write, and no packing).
-@inlinable
-func usesDirectConvolution(_ s: Conv2dShape) -> Bool {
-    s.groups == 1 && s.strideH == 1 && s.strideW == 1 && s.padH == 0 && s.padW == 0
-        && s.dilationH == 1 && s.dilationW == 1 && s.outWidth >= 8
-}
-
-/// Whether `conv2dBackwardWeight` computes `shape` directly (for a dense output gradient):
-/// a direct convolution with at most 32 taps per output (`inChannels·kH·kW`), where the
-/// GEMM's K would be too short; with more, im2col + GEMM does better.
-@inlinable
-func usesDirectBackwardWeight(_ s: Conv2dShape) -> Bool {
-    usesDirectConvolution(s) && s.groupPatchSize <= 32
-}
+// The shapes computed here, and why, are `Conv2dPlan.choose`'s: unstrided convolutions at
+// least 8 outputs wide (forward), and with at most 32 taps (weight gradient).
 
 /// Offsets, in floats from a sample's first input element, of each tap `(c, kh, kw)` in
 /// weight order (`(c · kH + kh) · kW + kw`), padded with `0` up to a multiple of `multiple`.
@@ -74,7 +58,7 @@ func packDirectWeight(_ s: Conv2dShape, weight: UnsafePointer<Float>, into packe
 }
 
 /// `output = conv2d(input, weight) + bias` for `samples`, computed directly (see
-/// `usesDirectConvolution`): five output channels at a time, and the output plane in
+/// `Conv2dPlan.choose`): five output channels at a time, and the output plane in
 /// chunks of 8 pixels of a row, two chunks at a time, held in ten registers while every
 /// tap is added with a fused multiply-add (two input loads and five weight broadcasts per
 /// ten FMAs; an odd last chunk is computed twice).
@@ -144,7 +128,7 @@ func conv2dForwardDirect(
 }
 
 /// The weight and bias gradients of `samples`, computed directly (see
-/// `usesDirectBackwardWeight`) and written (not added) to `gradWeight` and `gradBias`.
+/// `Conv2dPlan.choose`) and written (not added) to `gradWeight` and `gradBias`.
 ///
 /// Two output channels × four taps are summed at a time in eight registers of eight lanes,
 /// over every sample, row and column chunk in that order; the lanes are then added in lane

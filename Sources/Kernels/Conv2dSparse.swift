@@ -1,18 +1,10 @@
 // MARK: - Gradients from a sparse output gradient (a convolution followed by ReLU + max-pool)
 
-/// Whether the backward kernels of `shape` may take the sparse path: no groups, padding,
-/// stride or dilation, a kernel at most 8 wide, and not a direct convolution.
-///
-/// Behind ReLU and a 2×2 max-pool at most a quarter of a convolution's output gradient is
-/// nonzero (about 13% for LeNet's conv2 in training), and a GEMM multiplies all the zeros.
-/// The sparse path visits only the nonzero gradients `g` at `(o, oh, ow)`: each adds
-/// `g · input[c, oh + kh, ow ..< ow + kW]` to the weight gradient and `g · weight[o, c, kh, :]`
-/// to the input gradient, for every `(c, kh)`, as one 8-lane fused multiply-add per row.
-@inlinable
-func mayUseSparseGradient(_ s: Conv2dShape) -> Bool {
-    s.groups == 1 && s.strideH == 1 && s.strideW == 1 && s.padH == 0 && s.padW == 0
-        && s.dilationH == 1 && s.dilationW == 1 && s.kernelWidth <= 8 && !usesDirectBackwardWeight(s)
-}
+// The shapes computed here are those `Conv2dPlan.allowsSparseGradient` accepts, when the
+// gradient is sparse (`conv2dGradientIsSparse`). The sparse path visits only the nonzero
+// gradients `g` at `(o, oh, ow)`: each adds `g · input[c, oh + kh, ow ..< ow + kW]` to the
+// weight gradient and `g · weight[o, c, kh, :]` to the input gradient, for every `(c, kh)`,
+// as one 8-lane fused multiply-add per row.
 
 /// Whether `gradOutput` is sparse enough for the sparse path to win: at most a fifth of it
 /// nonzero. Measured on LeNet's conv2 at batch 64 and 12.5% nonzero (`mnist-bench --ops`):
@@ -21,7 +13,7 @@ func mayUseSparseGradient(_ s: Conv2dShape) -> Bool {
 /// depend on the thread count; `conv2dBackwardInput` and `conv2dBackwardWeight` decide it
 /// themselves unless given it (the caller of both scans the gradient once).
 public func conv2dGradientIsSparse(_ s: Conv2dShape, gradOutput: UnsafePointer<Float>) -> Bool {
-    guard mayUseSparseGradient(s) else { return false }
+    guard Conv2dPlan.allowsSparseGradient(s) else { return false }
     let count = s.batch * s.outChannels * s.outPlane
     var nonzero = SIMD8<Int32>()
     var i = 0
@@ -42,14 +34,6 @@ public func conv2dGradientIsSparse(_ s: Conv2dShape, gradOutput: UnsafePointer<F
 /// `(outChannels, inChannels, kernelHeight, 8)`.
 @inlinable
 func paddedWeightCount(_ s: Conv2dShape) -> Int { s.outChannels * s.inChannels * s.kernelHeight * 8 }
-
-/// Workspace floats of the sparse path: the padded weights, then per chunk a padded
-/// weight-gradient partial and a bias-gradient partial.
-@inlinable
-func sparseWorkspaceCount(_ s: Conv2dShape, chunks: Int) -> Int {
-    guard mayUseSparseGradient(s) else { return 0 }
-    return paddedWeightCount(s) + chunks * (paddedWeightCount(s) + s.outChannels)
-}
 
 /// Copies `weight` `(outChannels, inChannels, kH, kW)` into `padded`
 /// `(outChannels, inChannels, kH, 8)`, zero past `kW`.
@@ -112,7 +96,7 @@ func nonzerosByPixel(
     start[0] = 0
 }
 
-/// `gradInput` for `samples` from a sparse `gradOutput` (see `mayUseSparseGradient`).
+/// `gradInput` for `samples` from a sparse `gradOutput` (see `Conv2dPlan.allowsSparseGradient`).
 ///
 /// For each output pixel with nonzero gradients, the column `Σ_o g[o] · weight[o, :]` is
 /// summed four kernel rows at a time in registers, then added to the input gradient under

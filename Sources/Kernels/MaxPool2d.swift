@@ -1,96 +1,3 @@
-// MARK: - Shape
-
-/// Every size of a 2-D max pooling, as PyTorch's `max_pool2d` defines it (floor mode).
-///
-/// Layouts: input `(batch, channels, height, width)`, output and argmax
-/// `(batch, channels, outHeight, outWidth)` with
-/// `outHeight = (height + 2 * padH - dilationH * (kernelH - 1) - 1) / strideH + 1`.
-public struct Pool2dShape: Sendable, Hashable {
-    public var batch: Int
-    public var channels: Int
-    public var height: Int
-    public var width: Int
-    public var kernelH: Int
-    public var kernelW: Int
-    public var strideH: Int
-    public var strideW: Int
-    public var padH: Int
-    public var padW: Int
-    public var dilationH: Int
-    public var dilationW: Int
-
-    /// Builds a shape from explicit sizes; call `validate()` before using it with a kernel.
-    public init(
-        batch: Int, channels: Int, height: Int, width: Int,
-        kernelH: Int, kernelW: Int, strideH: Int, strideW: Int,
-        padH: Int = 0, padW: Int = 0, dilationH: Int = 1, dilationW: Int = 1
-    ) {
-        self.batch = batch
-        self.channels = channels
-        self.height = height
-        self.width = width
-        self.kernelH = kernelH
-        self.kernelW = kernelW
-        self.strideH = strideH
-        self.strideW = strideW
-        self.padH = padH
-        self.padW = padW
-        self.dilationH = dilationH
-        self.dilationW = dilationW
-    }
-
-    /// Builds and validates a shape from the input's shape `[N, C, H, W]`; `stride`
-    /// defaults to the kernel size, as in PyTorch.
-    public init(
-        input: [Int], kernel: (Int, Int), stride: (Int, Int)? = nil,
-        padding: (Int, Int) = (0, 0), dilation: (Int, Int) = (1, 1)
-    ) throws {
-        guard input.count == 4 else {
-            throw KernelShapeError.wrongRank(operation: "max_pool2d", argument: "input", shape: input, expectedRank: 4)
-        }
-        let stride = stride ?? kernel
-        self.init(
-            batch: input[0], channels: input[1], height: input[2], width: input[3],
-            kernelH: kernel.0, kernelW: kernel.1, strideH: stride.0, strideW: stride.1,
-            padH: padding.0, padW: padding.1, dilationH: dilation.0, dilationW: dilation.1)
-        try validate()
-    }
-
-    public var outHeight: Int { Conv2dShape.outputSize(height, kernelH, strideH, padH, dilationH) }
-    public var outWidth: Int { Conv2dShape.outputSize(width, kernelW, strideW, padW, dilationW) }
-    /// `[batch, channels, height, width]`.
-    public var inputShape: [Int] { [batch, channels, height, width] }
-    /// `[batch, channels, outHeight, outWidth]`.
-    public var outputShape: [Int] { [batch, channels, outHeight, outWidth] }
-
-    /// Checks that every size is usable, padding is at most half the kernel and the
-    /// output is at least 1×1.
-    public func validate() throws {
-        let op = "max_pool2d"
-        for (name, value) in [
-            ("batch", batch), ("channels", channels), ("height", height), ("width", width),
-            ("kernelH", kernelH), ("kernelW", kernelW), ("strideH", strideH), ("strideW", strideW),
-            ("dilationH", dilationH), ("dilationW", dilationW),
-        ] where value <= 0 {
-            throw KernelShapeError.nonPositive(operation: op, parameter: name, value: value)
-        }
-        guard padH >= 0, padW >= 0 else {
-            throw KernelShapeError.negativePadding(operation: op, padding: [padH, padW])
-        }
-        guard width <= Int(Int32.max) / height else {  // height > 0 checked above
-            throw KernelShapeError.planeTooLarge(input: inputShape)
-        }
-        guard padH <= kernelH / 2, padW <= kernelW / 2 else {
-            throw KernelShapeError.poolPaddingTooLarge(kernel: [kernelH, kernelW], padding: [padH, padW])
-        }
-        guard outHeight >= 1, outWidth >= 1 else {
-            throw KernelShapeError.kernelLargerThanInput(
-                operation: op, input: inputShape, kernel: [kernelH, kernelW],
-                padding: [padH, padW], dilation: [dilationH, dilationW])
-        }
-    }
-}
-
 // MARK: - Forward
 
 /// Max pooling with PyTorch's choice of index: scanning each window in row-major order, an
@@ -234,7 +141,21 @@ public func maxPool2dBackward(
     gradOutput: UnsafePointer<Float>, argmax: UnsafePointer<Int32>,
     gradInput: UnsafeMutablePointer<Float>
 ) {
-    let s = shape
+    scatterMaxPoolGradient(shape, gradOutput: gradOutput, argmax: argmax, gradInput: gradInput, reluOutput: nil)
+}
+
+/// The backward scatter of every max-pool op (`maxPool2dBackward`, `reluMaxPool2dBackward`):
+/// `gradInput` zeroed, then each output gradient added to the input element `argmax` chose,
+/// plane by plane over `Parallelism.threadCount` threads (planes are disjoint, and within a
+/// plane the adds run in output order, so the result does not depend on the thread count).
+///
+/// - Parameter reluOutput: the fused ReLU + max-pool's output; where it is `<= 0` the window
+///   passes no gradient (ReLU'(x) = 0 for x ≤ 0; NaN passes). nil for a plain max-pool.
+func scatterMaxPoolGradient(
+    _ s: Pool2dShape,
+    gradOutput: UnsafePointer<Float>, argmax: UnsafePointer<Int32>,
+    gradInput: UnsafeMutablePointer<Float>, reluOutput: UnsafePointer<Float>?
+) {
     let inPlane = s.height * s.width
     let outPlane = s.outHeight * s.outWidth
     Parallelism.forEachChunk(s.batch * s.channels, minimumPerChunk: 16) { _, planes in
@@ -244,8 +165,15 @@ public func maxPool2dBackward(
             destination.update(repeating: 0, count: inPlane)
             let gradients = gradOutput + plane * outPlane
             let indices = argmax + plane * outPlane
-            for j in 0..<outPlane {
-                destination[Int(indices[j])] += gradients[j]
+            if let reluOutput {
+                let values = reluOutput + plane * outPlane
+                for j in 0..<outPlane where !(values[j] <= 0) {
+                    destination[Int(indices[j])] += gradients[j]
+                }
+            } else {
+                for j in 0..<outPlane {
+                    destination[Int(indices[j])] += gradients[j]
+                }
             }
         }
     }

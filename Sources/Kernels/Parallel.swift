@@ -1,5 +1,4 @@
 import COpenBLAS
-import Dispatch
 
 /// How many threads the kernels use.
 ///

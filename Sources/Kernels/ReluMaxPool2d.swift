@@ -38,20 +38,5 @@ public func reluMaxPool2dBackward(
     gradOutput: UnsafePointer<Float>, output: UnsafePointer<Float>,
     argmax: UnsafePointer<Int32>, gradInput: UnsafeMutablePointer<Float>
 ) {
-    let s = shape
-    let inPlane = s.height * s.width
-    let outPlane = s.outHeight * s.outWidth
-    Parallelism.forEachChunk(s.batch * s.channels, minimumPerChunk: 16) { _, planes in
-        for plane in planes {
-            // Zeroed plane by plane, so the scatter below finds it in L1.
-            let destination = gradInput + plane * inPlane
-            destination.update(repeating: 0, count: inPlane)
-            let gradients = gradOutput + plane * outPlane
-            let values = output + plane * outPlane
-            let indices = argmax + plane * outPlane
-            for j in 0..<outPlane where !(values[j] <= 0) {
-                destination[Int(indices[j])] += gradients[j]
-            }
-        }
-    }
+    scatterMaxPoolGradient(shape, gradOutput: gradOutput, argmax: argmax, gradInput: gradInput, reluOutput: output)
 }

@@ -14,9 +14,9 @@ public enum KernelShapeError: Error, CustomStringConvertible, Equatable, Sendabl
     /// The dilated kernel is larger than the padded input.
     case kernelLargerThanInput(operation: String, input: [Int], kernel: [Int], padding: [Int], dilation: [Int])
     /// Pooling padding must be at most half the kernel size (as PyTorch requires).
-    case poolPaddingTooLarge(kernel: [Int], padding: [Int])
+    case poolPaddingTooLarge(operation: String, kernel: [Int], padding: [Int])
     /// An input plane too large for the Int32 argmax indices.
-    case planeTooLarge(input: [Int])
+    case planeTooLarge(operation: String, input: [Int])
 
     public var description: String {
         switch self {
@@ -36,10 +36,10 @@ public enum KernelShapeError: Error, CustomStringConvertible, Equatable, Sendabl
             return "\(operation): kernel \(kernel) with dilation \(dilation) spans "
                 + "\(zip(kernel, dilation).map { ($0 - 1) * $1 + 1 }), larger than input \(input) "
                 + "padded by \(padding); expected a kernel that fits, giving an output of at least 1x1"
-        case let .poolPaddingTooLarge(kernel, padding):
-            return "max_pool2d: padding \(padding) must be at most half of kernel size \(kernel)"
-        case let .planeTooLarge(input):
-            return "max_pool2d: input \(input) has planes of more than \(Int32.max) elements; "
+        case let .poolPaddingTooLarge(operation, kernel, padding):
+            return "\(operation): padding \(padding) must be at most half of kernel size \(kernel)"
+        case let .planeTooLarge(operation, input):
+            return "\(operation): input \(input) has planes of more than \(Int32.max) elements; "
                 + "argmax indices are Int32"
         }
     }

@@ -7,17 +7,19 @@ import Synchronization
 ///
 /// A training step hands about a dozen short parallel regions (0.05 to 2 ms each) to the
 /// workers. `DispatchQueue.concurrentPerform` costs about 70 µs per region here beyond the
-/// work, the pool under 1 µs (`measureParallelRegionOverhead`, printed by
-/// `mnist-bench --ops`); a dozen regions of 70 µs were about a tenth of a LeNet step. The
-/// pool's workers spin for a while after each region, so the next one starts within
+/// work, the pool under 1 µs (`measureParallelRegionOverhead` in the Benchmarks target,
+/// printed by `mnist-bench --ops`); a dozen regions of 70 µs were about a tenth of a LeNet
+/// step. The pool's workers spin for a while after each region, so the next one starts within
 /// microseconds, then sleep on a semaphore when no work comes (between runs, say).
 ///
 /// The pool serves one caller at a time, and at most one thread per core (more would spin on
 /// the cores the others need). A second caller (another test, another run in the
 /// same process) or a nested call falls back to `concurrentPerform`: same chunks, same
 /// results, only slower.
-@usableFromInline
-func runInParallel(_ count: Int, _ body: (Int) -> Void) {
+///
+/// Public for the measurements in the Benchmarks target (the FMA peak and the region
+/// overhead), which must run on the same threads as the kernels.
+public func runInParallel(_ count: Int, _ body: (Int) -> Void) {
     if count <= 1 {
         if count == 1 { body(0) }
         return
@@ -122,26 +124,4 @@ final class WorkerPool: @unchecked Sendable {
             spinStart = DispatchTime.now().uptimeNanoseconds
         }
     }
-}
-
-/// What a parallel region costs beyond its work, in seconds: the median over `regions`
-/// regions of `threads` chunks that each spin for 50 µs, minus those 50 µs, through the
-/// worker pool and through `DispatchQueue.concurrentPerform` (`mnist-bench --ops` prints
-/// both: 0.6–0.9 µs and 68 µs on this machine).
-public func measureParallelRegionOverhead(threads: Int, regions: Int = 200) -> (pool: Double, dispatch: Double) {
-    let work = 50e-6
-    @Sendable func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
-    @Sendable func spin() { let start = now(); while now() - start < work {} }
-    func median(_ run: () -> Void) -> Double {
-        var times: [Double] = []
-        for _ in 0..<regions {
-            let start = now()
-            run()
-            times.append(now() - start - work)
-        }
-        return times.sorted()[regions / 2]
-    }
-    let pool = median { runInParallel(threads) { _ in spin() } }
-    let dispatch = median { DispatchQueue.concurrentPerform(iterations: threads) { _ in spin() } }
-    return (pool, dispatch)
 }

@@ -1,5 +1,4 @@
 import Autograd
-import NN
 
 /// The saved state of an optimizer: its step count and, per parameter (by index), its
 /// named buffers (`momentum_buffer`, `exp_avg`, `exp_avg_sq`), as PyTorch names them.

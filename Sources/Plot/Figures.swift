@@ -1,5 +1,3 @@
-import Foundation
-
 /// Ready-made pictures. Each returns an RGB `Image` on a white background; write it with
 /// `Image.write(to:)`. Arguments with the wrong sizes throw `PlotError.invalidArgument`.
 public enum Figures {

@@ -1,5 +1,3 @@
-import Foundation
-
 /// Command-line values that override a config's (nil = keep the config's).
 public struct ConfigOverrides: Sendable {
     public var epochs: Int?

@@ -1,6 +1,6 @@
 import ArgumentParser
+import Benchmarks
 import Foundation
-import Training
 
 @main
 struct MNISTBench: ParsableCommand {

@@ -21,7 +21,7 @@ import Testing
     @Test(arguments: cases)
     func matchesDoublePrecisionAtEveryThreadCount(_ input: [Int], _ weight: [Int]) throws {
         let s = try Conv2dShape(input: input, weight: weight)
-        #expect(usesDirectConvolution(s))
+        #expect(Conv2dPlan.choose(s) == .direct)
         // (The weight gradient of more than 32 taps goes through GEMM; it is checked all the same.)
         var random = TestRandom(seed: 7)
         let x = random.floats(input.reduce(1, *)), w = random.floats(weight.reduce(1, *))
@@ -50,11 +50,12 @@ import Testing
     }
 
     @Test func paddedStridedOrNarrowConvolutionsUseIm2col() throws {
-        #expect(!usesDirectConvolution(try Conv2dShape(input: [1, 1, 28, 28], weight: [6, 1, 5, 5], padding: (2, 2))))
+        #expect(Conv2dPlan.choose(try Conv2dShape(input: [1, 1, 28, 28], weight: [6, 1, 5, 5], padding: (2, 2))) == .im2colGEMM)
         // conv2 runs forward directly; its dense weight gradient (500 taps) goes through GEMM.
-        #expect(usesDirectConvolution(try Conv2dShape(input: [1, 20, 12, 12], weight: [50, 20, 5, 5])))
-        #expect(!usesDirectBackwardWeight(try Conv2dShape(input: [1, 20, 12, 12], weight: [50, 20, 5, 5])))
-        #expect(!usesDirectConvolution(try Conv2dShape(input: [1, 1, 28, 28], weight: [4, 1, 3, 3], stride: (2, 2))))
-        #expect(!usesDirectConvolution(try Conv2dShape(input: [1, 1, 10, 6], weight: [4, 1, 3, 3])))  // 4 wide
+        let conv2 = try Conv2dShape(input: [1, 20, 12, 12], weight: [50, 20, 5, 5])
+        #expect(Conv2dPlan.choose(conv2) == .direct)
+        #expect(Conv2dPlan.choose(conv2, pass: .backwardWeight) == .im2colGEMM)
+        #expect(Conv2dPlan.choose(try Conv2dShape(input: [1, 1, 28, 28], weight: [4, 1, 3, 3], stride: (2, 2))) == .im2colGEMM)
+        #expect(Conv2dPlan.choose(try Conv2dShape(input: [1, 1, 10, 6], weight: [4, 1, 3, 3])) == .im2colGEMM)  // 4 wide
     }
 }

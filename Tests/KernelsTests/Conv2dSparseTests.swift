@@ -28,7 +28,7 @@ import Testing
         var random = TestRandom(seed: 11)
         let x = random.floats(input.reduce(1, *)), w = random.floats(weight.reduce(1, *))
         let r = Self.sparseGradient(s, &random)
-        #expect(mayUseSparseGradient(s))
+        #expect(Conv2dPlan.allowsSparseGradient(s))
         #expect(r.withUnsafeBufferPointer { conv2dGradientIsSparse(s, gradOutput: $0.baseAddress!) })
         let expected = exactUnpaddedGradients(s, x, w, r)
         for threads in 1...3 {
@@ -53,8 +53,8 @@ import Testing
         var random = TestRandom(seed: 3)
         let dense = random.floats(s.outputShape.reduce(1, *))
         #expect(!dense.withUnsafeBufferPointer { conv2dGradientIsSparse(s, gradOutput: $0.baseAddress!) })
-        #expect(!mayUseSparseGradient(try Conv2dShape(input: [1, 2, 12, 12], weight: [3, 2, 5, 9])))
-        #expect(!mayUseSparseGradient(try Conv2dShape(input: [1, 2, 12, 12], weight: [3, 2, 5, 5], padding: (1, 1))))
-        #expect(!mayUseSparseGradient(try Conv2dShape(input: [1, 1, 28, 28], weight: [20, 1, 5, 5])))  // direct
+        #expect(!Conv2dPlan.allowsSparseGradient(try Conv2dShape(input: [1, 2, 12, 12], weight: [3, 2, 5, 9])))
+        #expect(!Conv2dPlan.allowsSparseGradient(try Conv2dShape(input: [1, 2, 12, 12], weight: [3, 2, 5, 5], padding: (1, 1))))
+        #expect(!Conv2dPlan.allowsSparseGradient(try Conv2dShape(input: [1, 1, 28, 28], weight: [20, 1, 5, 5])))  // direct
     }
 }

@@ -132,13 +132,13 @@ import Testing
     }
 
     @Test func shapeErrors() {
-        #expect(throws: KernelShapeError.poolPaddingTooLarge(kernel: [2, 2], padding: [2, 0])) {
+        #expect(throws: KernelShapeError.poolPaddingTooLarge(operation: "max_pool2d", kernel: [2, 2], padding: [2, 0])) {
             try Pool2dShape(input: [1, 1, 8, 8], kernel: (2, 2), padding: (2, 0))
         }
         #expect {
             try Pool2dShape(input: [1, 1, 1, 8], kernel: (2, 2))
         } throws: { error in "\(error)".contains("[1, 1, 1, 8]") && "\(error)".contains("[2, 2]") }
-        #expect(throws: KernelShapeError.planeTooLarge(input: [1, 1, 65_536, 65_536])) {
+        #expect(throws: KernelShapeError.planeTooLarge(operation: "max_pool2d", input: [1, 1, 65_536, 65_536])) {
             try Pool2dShape(input: [1, 1, 65_536, 65_536], kernel: (2, 2))
         }
         #expect(throws: KernelShapeError.nonPositive(operation: "max_pool2d", parameter: "strideW", value: 0)) {

@@ -1,4 +1,3 @@
-import Foundation
 import Kernels
 
 /// Per-kernel timings of one LeNet training step (`mnist-bench --ops`): each kernel at the
@@ -104,9 +103,9 @@ public enum OpBenchmark {
             body(); body()
             var best = Double.infinity
             for _ in 0..<repeats {
-                let start = DispatchTimeNow()
+                let start = monotonicSeconds()
                 body()
-                best = min(best, DispatchTimeNow() - start)
+                best = min(best, monotonicSeconds() - start)
             }
             return Row(name: name, seconds: best, flops: flops)
         }

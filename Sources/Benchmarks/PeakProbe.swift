@@ -1,4 +1,5 @@
 import Dispatch
+import Kernels
 
 /// The machine's fused multiply-add peak in GFLOP/s on `threads` threads, measured: each
 /// thread runs ten independent chains of 8-lane FMAs (enough to cover the FMA latency) for

@@ -5,6 +5,7 @@ import MNISTData
 import NN
 import Optim
 import Seeded
+import Training
 
 /// Throughput and memory of training and evaluation, measured on the real data with the
 /// tutorial's LeNet (what `make bench` runs). Timing is wall-clock on a monotonic clock;
@@ -31,13 +32,19 @@ public enum Benchmark {
         public var evalAccuracy: Double
         public var peakRSSMegabytes: Double
 
+        /// One JSON object on one line (what `scripts/bench.sh` collects); a non-finite
+        /// number is written as `null`.
         public var json: String {
-            jsonObject([
-                "implementation": "mnist-train", "threads": threads, "batch_size": batchSize, "steps": steps,
-                "train_seconds": trainSeconds, "samples_per_second": samplesPerSecond, "seconds_per_epoch": secondsPerEpoch,
-                "gflops": gflops, "peak_gflops": peakGFLOPs, "peak_share": peakShare, "eval_seconds": evalSeconds, "eval_accuracy": evalAccuracy,
-                "peak_rss_mb": peakRSSMegabytes,
-            ])
+            func number(_ value: Double) -> String { value.isFinite ? "\(value)" : "null" }
+            let fields: [(String, String)] = [
+                ("implementation", "\"mnist-train\""), ("threads", "\(threads)"), ("batch_size", "\(batchSize)"),
+                ("steps", "\(steps)"), ("train_seconds", number(trainSeconds)),
+                ("samples_per_second", number(samplesPerSecond)), ("seconds_per_epoch", number(secondsPerEpoch)),
+                ("gflops", number(gflops)), ("peak_gflops", number(peakGFLOPs)), ("peak_share", number(peakShare)),
+                ("eval_seconds", number(evalSeconds)), ("eval_accuracy", number(evalAccuracy)),
+                ("peak_rss_mb", number(peakRSSMegabytes)),
+            ]
+            return "{" + fields.map { "\"\($0.0)\": \($0.1)" }.joined(separator: ", ") + "}"
         }
     }
 
@@ -77,9 +84,9 @@ public enum Benchmark {
             try optimizer.step()
         }
         for _ in 0..<warmup { try step() }
-        let start = DispatchTimeNow()
+        let start = monotonicSeconds()
         for _ in 0..<steps { try step() }
-        let seconds = DispatchTimeNow() - start
+        let seconds = monotonicSeconds() - start
         let samplesPerSecond = Double(steps * batchSize) / seconds
         let evaluation = try Evaluator.evaluate(model, dataset: test, batchSize: evalBatchSize, normalization: .mnist,
                                                 logProbabilities: true)
@@ -99,3 +106,6 @@ public enum Benchmark {
         return Double(usage.ru_maxrss) * 1024 / 1e6  // ru_maxrss is in KiB on Linux
     }
 }
+
+/// Seconds on a monotonic clock.
+func monotonicSeconds() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }

@@ -1,0 +1,156 @@
+// MARK: - Which kernel computes a conv2d pass
+
+/// The three ways the conv2d kernels compute a pass.
+public enum Conv2dAlgorithm: Sendable, Hashable {
+    /// Reading the input where it is, sums held in registers (`Conv2dDirect.swift`).
+    case direct
+    /// Visiting only the nonzero output gradients (`Conv2dSparse.swift`); backward only.
+    case sparse
+    /// im2col (col2im for the input gradient), then one sgemm per sample and group
+    /// (`Conv2d.swift`): every shape.
+    case im2colGEMM
+}
+
+/// The setup the three conv2d kernels (`conv2dForward`, `conv2dBackwardInput`,
+/// `conv2dBackwardWeight`) share: which algorithm computes each pass (`choose`), how many
+/// batch chunks a call runs in parallel, and where each chunk's scratch lies in the
+/// workspace (`conv2dWorkspaceCount` floats, sized by `workspaceCount`).
+public struct Conv2dPlan {
+    /// A pass of a convolution, each computed by its own kernel.
+    public enum Pass: Sendable, Hashable { case forward, backwardInput, backwardWeight }
+
+    /// The algorithm that computes `pass` of `shape`, the one place the kernels decide it:
+    ///
+    /// | pass             | `.sparse` when                                  | `.direct` when                          | else          |
+    /// |------------------|-------------------------------------------------|-----------------------------------------|---------------|
+    /// | forward          | never                                           | unstrided, output ≥ 8 wide              | `.im2colGEMM` |
+    /// | backward input   | `sparseGradient` and `allowsSparseGradient`     | never                                   | `.im2colGEMM` |
+    /// | backward weight  | `sparseGradient` and `allowsSparseGradient`     | forward is direct, ≤ 32 taps per output | `.im2colGEMM` |
+    ///
+    /// "Unstrided": no groups, padding, stride or dilation. Measured on LeNet
+    /// (`mnist-bench --ops`, 2 threads, batch 64): the direct forward takes conv1 in 0.44 ms
+    /// against 0.64 through im2col + GEMM (its 25 taps are too short a K for BLAS) and conv2
+    /// in 1.27 ms against 2.07 (no 25× larger im2col matrix to write, no packing). The direct
+    /// weight gradient only wins while the GEMM's K (`inChannels·kH·kW` taps) is short: with
+    /// more than 32 taps, im2col + GEMM does better.
+    ///
+    /// - Parameter sparseGradient: whether the output gradient is sparse enough for the
+    ///   sparse path (`conv2dGradientIsSparse`, decided from the whole batch); ignored for
+    ///   the forward pass and for shapes the sparse kernels do not take.
+    public static func choose(_ shape: Conv2dShape, pass: Pass = .forward, sparseGradient: Bool = false)
+        -> Conv2dAlgorithm
+    {
+        switch pass {
+        case .forward:
+            return isUnstrided(shape) && shape.outWidth >= 8 ? .direct : .im2colGEMM
+        case .backwardInput:
+            return sparseGradient && allowsSparseGradient(shape) ? .sparse : .im2colGEMM
+        case .backwardWeight:
+            if sparseGradient && allowsSparseGradient(shape) { return .sparse }
+            return usesDirectBackwardWeight(shape) ? .direct : .im2colGEMM
+        }
+    }
+
+    /// Whether the backward passes of `shape` may take the sparse path (when the gradient
+    /// is sparse): unstrided, a kernel at most 8 wide (a kernel row is one 8-lane vector),
+    /// and a weight gradient not computed directly (which beats both).
+    ///
+    /// Behind ReLU and a 2×2 max-pool at most a quarter of a convolution's output gradient is
+    /// nonzero (about 13% for LeNet's conv2 in training), and a GEMM multiplies all the zeros.
+    public static func allowsSparseGradient(_ shape: Conv2dShape) -> Bool {
+        isUnstrided(shape) && shape.kernelWidth <= 8 && !usesDirectBackwardWeight(shape)
+    }
+
+    /// No groups, padding, stride or dilation: what the direct and sparse kernels assume.
+    static func isUnstrided(_ s: Conv2dShape) -> Bool {
+        s.groups == 1 && s.strideH == 1 && s.strideW == 1 && s.padH == 0 && s.padW == 0
+            && s.dilationH == 1 && s.dilationW == 1
+    }
+
+    /// The dense weight gradient is direct: a direct forward with at most 32 taps per output.
+    static func usesDirectBackwardWeight(_ s: Conv2dShape) -> Bool {
+        choose(s) == .direct && s.groupPatchSize <= 32
+    }
+
+    // MARK: - Chunks and workspace
+
+    let shape: Conv2dShape
+    /// Contiguous batch chunks a call splits its samples into, one per thread: each runs its
+    /// own im2col and single-threaded sgemms (OpenBLAS always runs single-threaded, see
+    /// `Parallelism`).
+    let chunks: Int
+    let workspace: UnsafeMutablePointer<Float>
+
+    /// Reads `Parallelism.threadCount` once and checks `workspace` against it. A workspace
+    /// sized for fewer threads (the count changed since it was allocated) runs with as many
+    /// chunks as it holds; one too small for a single chunk stops with a precondition
+    /// failure naming both sizes.
+    init(_ shape: Conv2dShape, workspace: UnsafeMutableBufferPointer<Float>) {
+        var chunks = Self.chunkCount(shape.batch, threadCount: Parallelism.threadCount)
+        while chunks > 1 && workspace.count < Self.workspaceCount(shape, chunks: chunks) { chunks -= 1 }
+        let needed = Self.workspaceCount(shape, chunks: chunks)
+        precondition(
+            workspace.count >= needed,
+            "conv2d: workspace holds \(workspace.count) floats; \(needed) needed for \(shape) at \(chunks) chunks")
+        self.shape = shape
+        self.chunks = chunks
+        self.workspace = workspace.baseAddress!
+    }
+
+    /// Chunks `Parallelism.forEachChunk` splits `count` items into (minimumPerChunk 1).
+    static func chunkCount(_ count: Int, threadCount: Int) -> Int { max(1, min(threadCount, count)) }
+
+    /// Floats of workspace every pass of `shape` fits in at `chunks` chunks: the largest of
+    /// the three layouts below (each starts at the workspace's first float).
+    static func workspaceCount(_ s: Conv2dShape, chunks: Int) -> Int {
+        let columns = s.inChannels * s.kernelHeight * s.kernelWidth * s.outPlane
+        let partials = s.outChannels * s.groupPatchSize + s.outChannels
+        let gemm = chunks * columns + (chunks - 1) * partials
+        let sparse = allowsSparseGradient(s) ? paddedWeightCount(s) + chunks * (paddedWeightCount(s) + s.outChannels) : 0
+        let direct = choose(s) == .direct ? packedDirectWeightCount(s) : 0
+        return max(gemm, sparse, direct)
+    }
+
+    /// Runs `body(chunk, samples)` over the batch split into `chunks` contiguous ranges, the
+    /// same boundaries as `Parallelism.forEachChunk` (`batch * i / chunks`). The chunk count
+    /// is the plan's, read once and checked against the workspace, so a thread-count change
+    /// from elsewhere cannot desynchronise the two. Each chunk touches disjoint samples of
+    /// the caller's buffers and its own part of the workspace.
+    func forEachChunk(_ body: (_ chunk: Int, _ samples: Range<Int>) -> Void) {
+        if chunks <= 1 {
+            body(0, 0..<shape.batch)
+            return
+        }
+        Parallelism.forEach(shape.batch, chunks: chunks, body)
+    }
+
+    // im2col + GEMM (all passes): each chunk's im2col matrix, then a weight- and
+    // bias-gradient partial sum for each chunk after the first (chunk 0 writes straight
+    // into the outputs).
+
+    /// Floats of one sample's im2col matrix `(inChannels·kH·kW, outH·outW)`.
+    var columnsCount: Int { shape.inChannels * shape.kernelHeight * shape.kernelWidth * shape.outPlane }
+
+    /// Chunk `chunk`'s im2col matrix.
+    func columns(_ chunk: Int) -> UnsafeMutablePointer<Float> { workspace + chunk * columnsCount }
+
+    /// The weight-gradient partial of chunk `chunk` ≥ 1, followed by its bias-gradient partial.
+    func gemmPartial(_ chunk: Int) -> UnsafeMutablePointer<Float> {
+        workspace + chunks * columnsCount + (chunk - 1) * (shape.outChannels * shape.groupPatchSize + shape.outChannels)
+    }
+
+    // Direct forward: the weight packed by `packDirectWeight`.
+
+    var packedWeight: UnsafeMutablePointer<Float> { workspace }
+
+    // Sparse (backward): the weight with kernel rows padded to 8 floats (`padKernelRows`),
+    // then per chunk a padded weight-gradient partial and a bias-gradient partial.
+
+    var paddedWeight: UnsafeMutablePointer<Float> { workspace }
+
+    /// Chunk `chunk`'s padded weight-gradient partial, followed by its bias-gradient partial.
+    func sparsePartial(_ chunk: Int) -> UnsafeMutablePointer<Float> {
+        let padded = paddedWeightCount(shape)
+        return workspace + padded + chunk * (padded + shape.outChannels)
+    }
+}
