@@ -3,7 +3,6 @@ import Foundation
 import NN
 import Optim
 import SafeTensors
-import Seeded
 
 /// Where training stands, saved with the weights so that `--resume` continues exactly.
 public struct TrainingProgress: Sendable, Equatable {
