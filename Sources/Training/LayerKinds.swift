@@ -35,6 +35,19 @@ extension LayerKind {
     public func scratchValues(for input: [Int]) -> Int { 0 }
 }
 
+/// A kind without keys whose output has its input's shape (activations, `flatten` aside):
+/// it declares only its type, summary and module.
+public protocol ElementwiseLayerKind: LayerKind {
+    init()
+}
+
+extension ElementwiseLayerKind {
+    public static var keys: [LayerKey] { [] }
+    public init(reading r: JSONObjectReader) throws { self.init() }
+    public var fields: [(String, Any)] { [] }
+    public func outputShape(for input: [Int]) throws -> [Int] { input }
+}
+
 /// A key of a layer kind, for the layer table.
 public struct LayerKey: Sendable {
     public var name: String
@@ -214,14 +227,10 @@ public struct LinearLayer: LayerKind {
 }
 
 /// `relu`: `nn.ReLU`.
-public struct ReLULayer: LayerKind {
+public struct ReLULayer: ElementwiseLayerKind {
     public static let type = "relu"
     public static let summary = "`nn.ReLU`; before a `max_pool2d` the two run as one fused op"
-    public static let keys: [LayerKey] = []
     public init() {}
-    public init(reading r: JSONObjectReader) throws {}
-    public var fields: [(String, Any)] { [] }
-    public func outputShape(for input: [Int]) throws -> [Int] { input }
     public func makeModule(for input: [Int], context: inout LayerContext) -> Module { ReLU() }
 }
 
@@ -281,26 +290,18 @@ public struct SoftmaxLayer: LayerKind {
 }
 
 /// `tanh`: `nn.Tanh`.
-public struct TanhLayer: LayerKind {
+public struct TanhLayer: ElementwiseLayerKind {
     public static let type = "tanh"
     public static let summary = "`nn.Tanh`"
-    public static let keys: [LayerKey] = []
     public init() {}
-    public init(reading r: JSONObjectReader) throws {}
-    public var fields: [(String, Any)] { [] }
-    public func outputShape(for input: [Int]) throws -> [Int] { input }
     public func makeModule(for input: [Int], context: inout LayerContext) -> Module { Tanh() }
 }
 
 /// `sigmoid`: `nn.Sigmoid`.
-public struct SigmoidLayer: LayerKind {
+public struct SigmoidLayer: ElementwiseLayerKind {
     public static let type = "sigmoid"
     public static let summary = "`nn.Sigmoid`"
-    public static let keys: [LayerKey] = []
     public init() {}
-    public init(reading r: JSONObjectReader) throws {}
-    public var fields: [(String, Any)] { [] }
-    public func outputShape(for input: [Int]) throws -> [Int] { input }
     public func makeModule(for input: [Int], context: inout LayerContext) -> Module { Sigmoid() }
 }
 
@@ -334,14 +335,10 @@ public struct GELULayer: LayerKind {
 }
 
 /// `silu`: `nn.SiLU` (swish).
-public struct SiLULayer: LayerKind {
+public struct SiLULayer: ElementwiseLayerKind {
     public static let type = "silu"
     public static let summary = "`nn.SiLU`: `x · σ(x)`"
-    public static let keys: [LayerKey] = []
     public init() {}
-    public init(reading r: JSONObjectReader) throws {}
-    public var fields: [(String, Any)] { [] }
-    public func outputShape(for input: [Int]) throws -> [Int] { input }
     public func makeModule(for input: [Int], context: inout LayerContext) -> Module { SiLU() }
 }
 
