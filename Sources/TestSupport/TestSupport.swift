@@ -32,6 +32,9 @@ public struct ReferenceCase: Sendable {
     public var output: Array?
     public var gradOutput: Array?
     public var grads: [String: Array]
+    /// Module state before and after the call (batch norm's running statistics).
+    public var state: [String: Array] = [:]
+    public var stateAfter: [String: Array] = [:]
     /// Optimizer cases.
     public var gradsPerStep: [[Double]]
     public var paramsAfterStep: [[Double]]
@@ -106,10 +109,13 @@ private func parseReferenceCases(_ file: String) throws -> [ReferenceCase] {
         // Each step is an `{shape, data}` array.
         let steps = (c["grads_per_step"] as? [Any])?.compactMap { array($0)?.data } ?? []
         let after = (c["params_after_step"] as? [Any])?.compactMap { array($0)?.data } ?? []
-        return ReferenceCase(
+        var result = ReferenceCase(
             name: name, op: op, params: params, inputs: inputs, output: array(c["output"]),
             gradOutput: array(c["grad_output"]), grads: grads,
             gradsPerStep: steps, paramsAfterStep: after)
+        for (k, v) in (c["state"] as? [String: Any]) ?? [:] { result.state[k] = array(v) }
+        for (k, v) in (c["state_after"] as? [String: Any]) ?? [:] { result.stateAfter[k] = array(v) }
+        return result
     }
 }
 

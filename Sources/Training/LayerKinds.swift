@@ -71,7 +71,7 @@ public enum LayerRegistry {
     public static let kinds: [any LayerKind.Type] = [
         Conv2dLayer.self, MaxPool2dLayer.self, ReLULayer.self, FlattenLayer.self, LinearLayer.self, DropoutLayer.self,
         LogSoftmaxLayer.self, SoftmaxLayer.self, TanhLayer.self, SigmoidLayer.self, LeakyReLULayer.self, GELULayer.self,
-        SiLULayer.self,
+        SiLULayer.self, BatchNorm2dLayer.self, BatchNorm1dLayer.self,
     ]
 
     public static var types: [String] { kinds.map { $0.type } }
@@ -340,6 +340,66 @@ public struct SiLULayer: ElementwiseLayerKind {
     public static let summary = "`nn.SiLU`: `x · σ(x)`"
     public init() {}
     public func makeModule(for input: [Int], context: inout LayerContext) -> Module { SiLU() }
+}
+
+/// The keys of `batch_norm1d` and `batch_norm2d`, as PyTorch names its arguments.
+public struct BatchNormSettings: Sendable, Equatable {
+    public var eps = 1e-5
+    public var momentum = 0.1
+    public var affine = true
+    public var trackRunningStats = true
+
+    public init() {}
+
+    static let keys = [LayerKey("eps", "1e-05"), LayerKey("momentum", "0.1"), LayerKey("affine", "true"),
+                       LayerKey("track_running_stats", "true")]
+
+    init(reading r: JSONObjectReader) throws {
+        eps = try r.double("eps", default: 1e-5, 1e-12...1, allowed: "a number in 1e-12...1")
+        momentum = try r.double("momentum", default: 0.1, 0...1)
+        affine = try r.bool("affine", default: true)
+        trackRunningStats = try r.bool("track_running_stats", default: true)
+    }
+
+    var fields: [(String, Any)] {
+        [("eps", eps), ("momentum", momentum), ("affine", affine), ("track_running_stats", trackRunningStats)]
+    }
+}
+
+/// `batch_norm2d`: `nn.BatchNorm2d`; `num_features` comes from the channels that reach it.
+public struct BatchNorm2dLayer: LayerKind {
+    public static let type = "batch_norm2d"
+    public static let summary = "`nn.BatchNorm2d`: per-channel normalization of `[C, H, W]`, running statistics for evaluation"
+    public static let keys = BatchNormSettings.keys
+    public var settings = BatchNormSettings()
+    public init(_ settings: BatchNormSettings = BatchNormSettings()) { self.settings = settings }
+    public init(reading r: JSONObjectReader) throws { settings = try BatchNormSettings(reading: r) }
+    public var fields: [(String, Any)] { settings.fields }
+    public func outputShape(for input: [Int]) throws -> [Int] { try module(for: input).outputShape(for: input) }
+    public func parameterCount(for input: [Int]) throws -> Int { settings.affine ? 2 * (input.first ?? 0) : 0 }
+    public func makeModule(for input: [Int], context: inout LayerContext) -> Module { module(for: input) }
+    func module(for input: [Int]) -> BatchNorm2d {
+        BatchNorm2d(input.first ?? 0, eps: settings.eps, momentum: settings.momentum, affine: settings.affine,
+                    trackRunningStats: settings.trackRunningStats)
+    }
+}
+
+/// `batch_norm1d`: `nn.BatchNorm1d` on `[C]` (after flatten or linear) or `[C, L]`.
+public struct BatchNorm1dLayer: LayerKind {
+    public static let type = "batch_norm1d"
+    public static let summary = "`nn.BatchNorm1d`: per-feature normalization of `[C]` or `[C, L]`"
+    public static let keys = BatchNormSettings.keys
+    public var settings = BatchNormSettings()
+    public init(_ settings: BatchNormSettings = BatchNormSettings()) { self.settings = settings }
+    public init(reading r: JSONObjectReader) throws { settings = try BatchNormSettings(reading: r) }
+    public var fields: [(String, Any)] { settings.fields }
+    public func outputShape(for input: [Int]) throws -> [Int] { try module(for: input).outputShape(for: input) }
+    public func parameterCount(for input: [Int]) throws -> Int { settings.affine ? 2 * (input.first ?? 0) : 0 }
+    public func makeModule(for input: [Int], context: inout LayerContext) -> Module { module(for: input) }
+    func module(for input: [Int]) -> BatchNorm1d {
+        BatchNorm1d(input.first ?? 0, eps: settings.eps, momentum: settings.momentum, affine: settings.affine,
+                    trackRunningStats: settings.trackRunningStats)
+    }
 }
 
 extension Pair {

@@ -25,6 +25,8 @@ struct LayerRegistryTests {
         "leaky_relu": #"{"type": "leaky_relu", "negative_slope": 0.2}"#,
         "gelu": #"{"type": "gelu", "approximate": "tanh"}"#,
         "silu": #"{"type": "silu"}"#,
+        "batch_norm2d": #"{"type": "batch_norm2d", "name": "bn", "eps": 0.001, "momentum": 0.3, "affine": true, "track_running_stats": true}"#,
+        "batch_norm1d": #"{"type": "batch_norm1d", "affine": false, "track_running_stats": false}"#,
     ]
 
     static func layer(_ json: String) throws -> TrainingConfig.Layer {
@@ -62,7 +64,7 @@ struct LayerRegistryTests {
     @Test("the shape a kind declares is the shape its module computes and produces", arguments: Array(examples.keys).sorted())
     func shapesAgree(type: String) throws {
         let layer = try Self.layer(try #require(Self.examples[type]))
-        let input = ["linear", "log_softmax", "softmax"].contains(type) ? [12] : [2, 9, 8]
+        let input = ["linear", "log_softmax", "softmax", "batch_norm1d"].contains(type) ? [12] : [2, 9, 8]
         let declared = try layer.kind.outputShape(for: input)
         var context = LayerContext(generator: SeededGenerator(seed: 1, stream: 0x1417), seed: 1, index: 0)
         let module = layer.kind.makeModule(for: input, context: &context)

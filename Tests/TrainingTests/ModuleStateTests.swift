@@ -62,4 +62,20 @@ struct ModuleStateTests {
         let message = try #require(run.failure(config, run.options(out: nil, resume: "run", removeMaxSteps: true)))
         #expect(message.contains("drop.generator: not a valid xoshiro256** state"), "\(message)")
     }
+
+    @Test("a batch-norm model stopped mid-epoch and resumed ends bit-identical, running statistics and counter included")
+    func batchNormResumes() throws {
+        let run = try TinyRun()
+        defer { try? FileManager.default.removeItem(at: run.root) }
+        var config = try run.config(epochs: 2, hidden: true, extra: #", "checkpoint": {"every_steps": 1}"#)
+        config.layers.insert(TrainingConfig.Layer(BatchNorm1dLayer(), name: "bn"), at: 2)
+        _ = try Trainer(config: config, options: run.options(out: "whole")).run()
+        _ = try Trainer(config: config, options: run.options(out: "parts", maxSteps: 3)).run()
+        _ = try Trainer(config: config, options: run.options(out: nil, resume: "parts", removeMaxSteps: true)).run()
+        let whole = try SafeTensorsFile.read(from: run.root.appendingPathComponent("whole/model.safetensors"))
+        let parts = try SafeTensorsFile.read(from: run.root.appendingPathComponent("parts/model.safetensors"))
+        #expect(whole.tensors == parts.tensors)
+        #expect(try whole.tensors["bn.num_batches_tracked"]?.words() == [8])  // 2 epochs of 4 batches
+        #expect(Set(whole.tensors.keys).isSuperset(of: ["bn.weight", "bn.bias", "bn.running_mean", "bn.running_var"]))
+    }
 }
