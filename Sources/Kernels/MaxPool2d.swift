@@ -20,6 +20,7 @@ public func maxPool2dForward(
     let outH = s.outHeight, outW = s.outWidth, outPlane = outH * outW
     let simple2x2 = s.kernelH == 2 && s.kernelW == 2 && s.strideH == 2 && s.strideW == 2
         && s.padH == 0 && s.padW == 0 && s.dilationH == 1 && s.dilationW == 1
+        && outH == s.height / 2 && outW == s.width / 2  // no partial last window (ceil mode)
     Parallelism.forEachChunk(s.batch * s.channels, minimumPerChunk: 16) { _, planes in
         for plane in planes {
             let source = input + plane * inPlane

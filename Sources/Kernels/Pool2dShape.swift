@@ -1,4 +1,4 @@
-/// Every size of a 2-D pooling, as PyTorch's `max_pool2d` defines it (floor mode), and the
+/// Every size of a 2-D pooling, as PyTorch's `max_pool2d` defines it (floor or ceil mode), and the
 /// name of the op it is for (`max_pool2d` unless given; another pooling op passes its own,
 /// which its shape errors then name).
 ///
@@ -20,14 +20,18 @@ public struct Pool2dShape: Sendable, Hashable {
     public var dilationW: Int
     /// The op these sizes are for, as its errors name it: `max_pool2d`, `avg_pool2d`...
     public var operation: String
+    /// PyTorch's `ceil_mode`: round the output size up, keeping a last window that starts
+    /// inside the input or its left padding (the kernels clip it at the edge).
+    public var ceilMode: Bool = false
 
     /// Builds a shape from explicit sizes; call `validate()` before using it with a kernel.
     public init(
         batch: Int, channels: Int, height: Int, width: Int,
         kernelH: Int, kernelW: Int, strideH: Int, strideW: Int,
         padH: Int = 0, padW: Int = 0, dilationH: Int = 1, dilationW: Int = 1,
-        operation: String = "max_pool2d"
+        operation: String = "max_pool2d", ceilMode: Bool = false
     ) {
+        self.ceilMode = ceilMode
         self.batch = batch
         self.channels = channels
         self.height = height
@@ -47,7 +51,8 @@ public struct Pool2dShape: Sendable, Hashable {
     /// defaults to the kernel size, as in PyTorch.
     public init(
         input: [Int], kernel: (Int, Int), stride: (Int, Int)? = nil,
-        padding: (Int, Int) = (0, 0), dilation: (Int, Int) = (1, 1), operation: String = "max_pool2d"
+        padding: (Int, Int) = (0, 0), dilation: (Int, Int) = (1, 1), operation: String = "max_pool2d",
+        ceilMode: Bool = false
     ) throws {
         guard input.count == 4 else {
             throw KernelShapeError.wrongRank(operation: operation, argument: "input", shape: input, expectedRank: 4)
@@ -57,12 +62,24 @@ public struct Pool2dShape: Sendable, Hashable {
             batch: input[0], channels: input[1], height: input[2], width: input[3],
             kernelH: kernel.0, kernelW: kernel.1, strideH: stride.0, strideW: stride.1,
             padH: padding.0, padW: padding.1, dilationH: dilation.0, dilationW: dilation.1,
-            operation: operation)
+            operation: operation, ceilMode: ceilMode)
         try validate()
     }
 
-    public var outHeight: Int { Conv2dShape.outputSize(height, kernelH, strideH, padH, dilationH) }
-    public var outWidth: Int { Conv2dShape.outputSize(width, kernelW, strideW, padW, dilationW) }
+    public var outHeight: Int { Self.outputSize(height, kernelH, strideH, padH, dilationH, ceilMode: ceilMode) }
+    public var outWidth: Int { Self.outputSize(width, kernelW, strideW, padW, dilationW, ceilMode: ceilMode) }
+
+    /// PyTorch's pooling output size: `(size + 2·pad − dilation·(kernel − 1) − 1) / stride + 1`,
+    /// rounded down, or up with `ceilMode` unless the last window would start beyond the
+    /// input and its left padding.
+    static func outputSize(_ size: Int, _ kernel: Int, _ stride: Int, _ pad: Int, _ dilation: Int, ceilMode: Bool) -> Int {
+        guard ceilMode else { return Conv2dShape.outputSize(size, kernel, stride, pad, dilation) }
+        let span = size + 2 * pad - dilation * (kernel - 1) - 1
+        guard span >= 0, stride > 0 else { return 0 }
+        var out = (span + stride - 1) / stride + 1
+        if (out - 1) * stride >= size + pad { out -= 1 }
+        return out
+    }
     /// `[batch, channels, height, width]`.
     public var inputShape: [Int] { [batch, channels, height, width] }
     /// `[batch, channels, outHeight, outWidth]`.

@@ -76,25 +76,25 @@ extension Functional {
     ///   - stride: defaults to `kernelSize`.
     /// - Returns: `(N, C, OH, OW)`.
     public static func maxPool2d(
-        _ input: Tensor, kernelSize: Pair, stride: Pair? = nil, padding: Pair = 0, dilation: Pair = 1
+        _ input: Tensor, kernelSize: Pair, stride: Pair? = nil, padding: Pair = 0, dilation: Pair = 1, ceilMode: Bool = false
     ) throws -> Tensor {
-        try pool(input, kernelSize: kernelSize, stride: stride, padding: padding, dilation: dilation, relu: false)
+        try pool(input, kernelSize: kernelSize, stride: stride, padding: padding, dilation: dilation, ceilMode: ceilMode, relu: false)
     }
 
     /// `max_pool2d(relu(input))` in one pass: the same values and gradients as the two ops
     /// in sequence (ReLU is monotone), without the intermediate ReLU tensor.
     /// `Sequential` uses it for a ReLU followed by a MaxPool2d.
     public static func reluMaxPool2d(
-        _ input: Tensor, kernelSize: Pair, stride: Pair? = nil, padding: Pair = 0, dilation: Pair = 1
+        _ input: Tensor, kernelSize: Pair, stride: Pair? = nil, padding: Pair = 0, dilation: Pair = 1, ceilMode: Bool = false
     ) throws -> Tensor {
-        try pool(input, kernelSize: kernelSize, stride: stride, padding: padding, dilation: dilation, relu: true)
+        try pool(input, kernelSize: kernelSize, stride: stride, padding: padding, dilation: dilation, ceilMode: ceilMode, relu: true)
     }
 
     private static func pool(
-        _ input: Tensor, kernelSize: Pair, stride: Pair?, padding: Pair, dilation: Pair, relu: Bool
+        _ input: Tensor, kernelSize: Pair, stride: Pair?, padding: Pair, dilation: Pair, ceilMode: Bool, relu: Bool
     ) throws -> Tensor {
         let s = try Pool2dShape(input: input.shape, kernel: kernelSize.tuple, stride: stride?.tuple,
-                                padding: padding.tuple, dilation: dilation.tuple)
+                                padding: padding.tuple, dilation: dilation.tuple, ceilMode: ceilMode)
         let out = Tensor.empty(s.outputShape)
         let indices = IndexBuffer(count: out.count)
         let argmax = indices.pointer

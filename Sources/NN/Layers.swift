@@ -147,43 +147,52 @@ public final class Linear: Module {
 /// `nn.MaxPool2d`; `stride` defaults to the kernel size.
 public final class MaxPool2d: Module {
     public let kernelSize: Pair, stride: Pair, padding: Pair, dilation: Pair
+    public let ceilMode: Bool
 
-    public init(kernelSize: Pair, stride: Pair? = nil, padding: Pair = 0, dilation: Pair = 1) {
+    public init(kernelSize: Pair, stride: Pair? = nil, padding: Pair = 0, dilation: Pair = 1, ceilMode: Bool = false) {
         self.kernelSize = kernelSize
         self.stride = stride ?? kernelSize
         self.padding = padding
         self.dilation = dilation
+        self.ceilMode = ceilMode
     }
 
     public override func callAsFunction(_ input: Tensor) throws -> Tensor {
-        try F.maxPool2d(input, kernelSize: kernelSize, stride: stride, padding: padding, dilation: dilation)
+        try F.maxPool2d(input, kernelSize: kernelSize, stride: stride, padding: padding, dilation: dilation, ceilMode: ceilMode)
     }
 
-    /// One sample's `[C, H, W]` → `[C, OH, OW]` for these settings, without a module.
-    public static func outputShape(for input: [Int], kernelSize: Pair, stride: Pair, padding: Pair, dilation: Pair = 1) throws -> [Int] {
+    /// One sample's `[C, H, W]` → `[C, OH, OW]` for these settings, without a module
+    /// (average pooling shares it, naming its own op in errors).
+    public static func outputShape(
+        for input: [Int], kernelSize: Pair, stride: Pair, padding: Pair, dilation: Pair = 1, ceilMode: Bool = false,
+        operation: String = "max_pool2d"
+    ) throws -> [Int] {
         guard input.count == 3 else {
-            throw NNError.shape(op: "max_pool2d", "expects a [channels, height, width] input but gets \(input)")
+            throw NNError.shape(op: operation, "expects a [channels, height, width] input but gets \(input)")
         }
         do {
             let s = try Pool2dShape(input: [1] + input, kernel: kernelSize.tuple, stride: stride.tuple, padding: padding.tuple,
-                                    dilation: dilation.tuple)
+                                    dilation: dilation.tuple, operation: operation, ceilMode: ceilMode)
             return [input[0], s.outHeight, s.outWidth]
         } catch {
-            throw NNError.shape(op: "max_pool2d", "input \(input): \(error)")
+            throw NNError.shape(op: operation, "input \(input): \(error)")
         }
     }
 
     public override func outputShape(for input: [Int]) throws -> [Int] {
-        try Self.outputShape(for: input, kernelSize: kernelSize, stride: stride, padding: padding, dilation: dilation)
+        try Self.outputShape(for: input, kernelSize: kernelSize, stride: stride, padding: padding, dilation: dilation,
+                             ceilMode: ceilMode)
     }
 
     /// PyTorch prints the sizes as given; square ones as a single number.
     public override var extraDescription: String {
-        func show(_ p: Pair) -> String { p.height == p.width ? "\(p.height)" : "\(p)" }
-        return "kernel_size=\(show(kernelSize)), stride=\(show(stride)), padding=\(show(padding)), "
-            + "dilation=\(show(dilation)), ceil_mode=False"
+        "kernel_size=\(pairText(kernelSize)), stride=\(pairText(stride)), padding=\(pairText(padding)), "
+            + "dilation=\(pairText(dilation)), ceil_mode=\(ceilMode ? "True" : "False")"
     }
 }
+
+/// A size as PyTorch prints a pooling argument: `2` when square, else `(2, 3)`.
+func pairText(_ p: Pair) -> String { p.height == p.width ? "\(p.height)" : "\(p)" }
 
 /// `nn.ReLU`.
 public final class ReLU: Module {
@@ -294,7 +303,7 @@ public final class Sequential: Module {
         while i < layers.count {
             if layers[i].module is ReLU, i + 1 < layers.count, let pool = layers[i + 1].module as? MaxPool2d {
                 x = try F.reluMaxPool2d(x, kernelSize: pool.kernelSize, stride: pool.stride, padding: pool.padding,
-                                        dilation: pool.dilation)
+                                        dilation: pool.dilation, ceilMode: pool.ceilMode)
                 i += 2
             } else {
                 x = try layers[i].module(x)

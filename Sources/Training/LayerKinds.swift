@@ -71,7 +71,7 @@ public enum LayerRegistry {
     public static let kinds: [any LayerKind.Type] = [
         Conv2dLayer.self, MaxPool2dLayer.self, ReLULayer.self, FlattenLayer.self, LinearLayer.self, DropoutLayer.self,
         LogSoftmaxLayer.self, SoftmaxLayer.self, TanhLayer.self, SigmoidLayer.self, LeakyReLULayer.self, GELULayer.self,
-        SiLULayer.self, BatchNorm2dLayer.self, BatchNorm1dLayer.self,
+        SiLULayer.self, BatchNorm2dLayer.self, BatchNorm1dLayer.self, AvgPool2dLayer.self, AdaptiveAvgPool2dLayer.self,
     ]
 
     public static var types: [String] { kinds.map { $0.type } }
@@ -170,32 +170,88 @@ public struct Conv2dLayer: LayerKind {
 public struct MaxPool2dLayer: LayerKind {
     public static let type = "max_pool2d"
     public static let summary = "`nn.MaxPool2d`: the maximum of each window"
-    public static let keys = [LayerKey("kernel_size", "required"), LayerKey("stride", "kernel_size"), LayerKey("padding", "0")]
+    public static let keys = [LayerKey("kernel_size", "required"), LayerKey("stride", "kernel_size"), LayerKey("padding", "0"),
+                              LayerKey("ceil_mode", "false")]
+    public var window: PoolWindow
+
+    public init(kernelSize: Pair, stride: Pair? = nil) { window = PoolWindow(kernelSize: kernelSize, stride: stride) }
+    public init(reading r: JSONObjectReader) throws { window = try PoolWindow(reading: r) }
+    /// `ceil_mode` is written only when set, so configs of the first wave encode as before.
+    public var fields: [(String, Any)] { window.fields(ceilModeAlways: false) }
+
+    public func outputShape(for input: [Int]) throws -> [Int] {
+        try MaxPool2d.outputShape(for: input, kernelSize: window.kernelSize, stride: window.stride, padding: window.padding,
+                                  ceilMode: window.ceilMode)
+    }
+
+    public func makeModule(for input: [Int], context: inout LayerContext) -> Module {
+        MaxPool2d(kernelSize: window.kernelSize, stride: window.stride, padding: window.padding, ceilMode: window.ceilMode)
+    }
+}
+
+/// The window keys pooling layers share: `kernel_size`, `stride` (default: the kernel
+/// size), `padding`, `ceil_mode`.
+public struct PoolWindow: Sendable, Equatable {
     public var kernelSize: Pair
     public var stride: Pair
     public var padding = Pair(0)
+    public var ceilMode = false
 
     public init(kernelSize: Pair, stride: Pair? = nil) {
         self.kernelSize = kernelSize
         self.stride = stride ?? kernelSize
     }
 
-    public init(reading r: JSONObjectReader) throws {
+    init(reading r: JSONObjectReader) throws {
         let kernel = try r.pair("kernel_size", 1...1024)
         kernelSize = Pair(kernel)
         stride = Pair(try r.pair("stride", default: kernel, 1...1024))
         padding = Pair(try r.pair("padding", default: (0, 0), 0...1024))
+        ceilMode = try r.bool("ceil_mode", default: false)
     }
 
-    public var fields: [(String, Any)] { [("kernel_size", kernelSize.list), ("stride", stride.list), ("padding", padding.list)] }
-
-    public func outputShape(for input: [Int]) throws -> [Int] {
-        try MaxPool2d.outputShape(for: input, kernelSize: kernelSize, stride: stride, padding: padding)
+    func fields(ceilModeAlways: Bool) -> [(String, Any)] {
+        [("kernel_size", kernelSize.list), ("stride", stride.list), ("padding", padding.list)]
+            + (ceilMode || ceilModeAlways ? [("ceil_mode", ceilMode)] : [])
     }
+}
 
-    public func makeModule(for input: [Int], context: inout LayerContext) -> Module {
-        MaxPool2d(kernelSize: kernelSize, stride: stride, padding: padding)
+/// `avg_pool2d`: `nn.AvgPool2d`.
+public struct AvgPool2dLayer: LayerKind {
+    public static let type = "avg_pool2d"
+    public static let summary = "`nn.AvgPool2d`: the mean of each window"
+    public static let keys = [LayerKey("kernel_size", "required"), LayerKey("stride", "kernel_size"), LayerKey("padding", "0"),
+                              LayerKey("ceil_mode", "false"), LayerKey("count_include_pad", "true")]
+    public var window: PoolWindow
+    public var countIncludePad = true
+
+    public init(kernelSize: Pair, stride: Pair? = nil) { window = PoolWindow(kernelSize: kernelSize, stride: stride) }
+    public init(reading r: JSONObjectReader) throws {
+        window = try PoolWindow(reading: r)
+        countIncludePad = try r.bool("count_include_pad", default: true)
     }
+    public var fields: [(String, Any)] { window.fields(ceilModeAlways: true) + [("count_include_pad", countIncludePad)] }
+
+    public func outputShape(for input: [Int]) throws -> [Int] { try module.outputShape(for: input) }
+    public func makeModule(for input: [Int], context: inout LayerContext) -> Module { module }
+    var module: AvgPool2d {
+        AvgPool2d(kernelSize: window.kernelSize, stride: window.stride, padding: window.padding, ceilMode: window.ceilMode,
+                  countIncludePad: countIncludePad)
+    }
+}
+
+/// `adaptive_avg_pool2d`: `nn.AdaptiveAvgPool2d`: any input size to `output_size`.
+public struct AdaptiveAvgPool2dLayer: LayerKind {
+    public static let type = "adaptive_avg_pool2d"
+    public static let summary = "`nn.AdaptiveAvgPool2d`: averages any `[C, H, W]` down to `[C, output_size]`"
+    public static let keys = [LayerKey("output_size", "required")]
+    public var outputSize: Pair
+
+    public init(outputSize: Pair) { self.outputSize = outputSize }
+    public init(reading r: JSONObjectReader) throws { outputSize = Pair(try r.pair("output_size", 1...1024)) }
+    public var fields: [(String, Any)] { [("output_size", outputSize.list)] }
+    public func outputShape(for input: [Int]) throws -> [Int] { try AdaptiveAvgPool2d(outputSize: outputSize).outputShape(for: input) }
+    public func makeModule(for input: [Int], context: inout LayerContext) -> Module { AdaptiveAvgPool2d(outputSize: outputSize) }
 }
 
 /// `linear`: `nn.Linear`; input features come from the shape that reaches it.

@@ -13,7 +13,9 @@ struct LayerRegistryTests {
     /// A config for each kind, with every key given a non-default value where it has one.
     static let examples: [String: String] = [
         "conv2d": #"{"type": "conv2d", "name": "c", "out_channels": 6, "kernel_size": [3, 2], "stride": 2, "padding": [1, 0], "dilation": 1, "groups": 1, "bias": false}"#,
-        "max_pool2d": #"{"type": "max_pool2d", "kernel_size": 3, "stride": [2, 1], "padding": 1}"#,
+        "max_pool2d": #"{"type": "max_pool2d", "kernel_size": 3, "stride": [2, 1], "padding": 1, "ceil_mode": true}"#,
+        "avg_pool2d": #"{"type": "avg_pool2d", "kernel_size": 3, "stride": 2, "padding": 1, "ceil_mode": true, "count_include_pad": false}"#,
+        "adaptive_avg_pool2d": #"{"type": "adaptive_avg_pool2d", "output_size": [3, 2]}"#,
         "relu": #"{"type": "relu"}"#,
         "flatten": #"{"type": "flatten"}"#,
         "linear": #"{"type": "linear", "out_features": 7, "bias": false}"#,
