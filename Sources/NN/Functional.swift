@@ -117,6 +117,19 @@ extension Functional {
     /// - Parameters:
     ///   - input: `(N, C)` log-probabilities.
     ///   - targets: `N` class indices in `0..<C`.
+    /// NLL of log-probabilities with PyTorch's label smoothing `ε` (as `cross_entropy`'s
+    /// `label_smoothing` applies it to log-probabilities): per sample
+    /// `(1 − ε) · (−log p_target) + ε · mean_c(−log p_c)`. `ε = 0` is `nllLoss`.
+    public static func nllLoss(_ input: Tensor, targets: [Int32], reduction: Reduction = .mean, labelSmoothing ε: Float) throws -> Tensor {
+        guard ε != 0 else { return try nllLoss(input, targets: targets, reduction: reduction) }
+        guard (0...1).contains(ε) else { throw NNError.invalidArgument(op: "cross_entropy", "label_smoothing \(ε): expected 0...1") }
+        let nll = try nllLoss(input, targets: targets, reduction: reduction)
+        let classes = Float(input.shape[1])
+        let uniform = try input.sum(dim: 1) * (-1 / classes)  // mean_c(−log p_c) per sample
+        let smooth = reduction == .none ? uniform : reduction == .mean ? uniform.mean() : uniform.sum()
+        return try nll * (1 - ε) + smooth * ε
+    }
+
     public static func nllLoss(_ input: Tensor, targets: [Int32], reduction: Reduction = .mean) throws -> Tensor {
         guard input.rank == 2, input.shape[0] == targets.count else {
             throw NNError.shape(op: "nll_loss",
@@ -148,11 +161,13 @@ extension Functional {
         }
     }
 
-    /// `nll_loss(log_softmax(input, dim: 1), targets)`.
-    public static func crossEntropy(_ input: Tensor, targets: [Int32], reduction: Reduction = .mean) throws -> Tensor {
+    /// `nll_loss(log_softmax(input, dim: 1), targets)`, with PyTorch's `label_smoothing`.
+    public static func crossEntropy(
+        _ input: Tensor, targets: [Int32], reduction: Reduction = .mean, labelSmoothing: Float = 0
+    ) throws -> Tensor {
         guard input.rank == 2 else {
             throw NNError.shape(op: "cross_entropy", "input \(input.shape): expected (N, C) logits")
         }
-        return try nllLoss(input.logSoftmax(dim: 1), targets: targets, reduction: reduction)
+        return try nllLoss(input.logSoftmax(dim: 1), targets: targets, reduction: reduction, labelSmoothing: labelSmoothing)
     }
 }

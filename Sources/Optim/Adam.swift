@@ -13,7 +13,13 @@ import Foundation
 public final class Adam: Optimizer {
     public let parameters: [Tensor]
     public var learningRate: Float
-    public let beta1: Float, beta2: Float, epsilon: Float, weightDecay: Float
+    /// `beta1` changes between steps when a one-cycle schedule cycles it.
+    public var beta1: Float
+    public let beta2: Float, epsilon: Float, weightDecay: Float
+    public var momentumTerm: Float {
+        get { beta1 }
+        set { beta1 = newValue }
+    }
     /// AdamW's decoupled weight decay instead of Adam's L2 term.
     public let decoupledWeightDecay: Bool
     private let buffers: ParameterBuffers

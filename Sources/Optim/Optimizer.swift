@@ -30,6 +30,8 @@ public enum OptimizerError: Error, CustomStringConvertible, Equatable {
 public protocol Optimizer: AnyObject {
     var parameters: [Tensor] { get }
     var learningRate: Float { get set }
+    /// What a one-cycle schedule cycles: SGD's momentum, Adam's beta1.
+    var momentumTerm: Float { get set }
     /// One update of every parameter that has a gradient.
     func step() throws
     func state() -> OptimizerState

@@ -13,7 +13,13 @@ import Kernels
 public final class SGD: Optimizer {
     public let parameters: [Tensor]
     public var learningRate: Float
-    public let momentum: Float, dampening: Float, weightDecay: Float, nesterov: Bool
+    /// Changeable between steps (one-cycle schedules cycle it) when it began above 0.
+    public var momentum: Float
+    public let dampening: Float, weightDecay: Float, nesterov: Bool
+    public var momentumTerm: Float {
+        get { momentum }
+        set { momentum = newValue }
+    }
     private let buffers: ParameterBuffers
     private var steps = 0
 
@@ -45,7 +51,7 @@ public final class SGD: Optimizer {
         for (i, p) in parameters.enumerated() {
             guard let grad = p.grad else { continue }
             let w = p.storage.pointer, g = grad.storage.pointer
-            let b = mu == 0 ? nil : buffers.pointer(0, i)
+            let b = buffers.names.isEmpty || mu == 0 ? nil : buffers.pointer(0, i)
             // Element-wise, so the split over threads cannot change a result.
             Parallelism.forEachChunk(p.count, minimumPerChunk: 32_768) { _, range in
                 guard let b else {

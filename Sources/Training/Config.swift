@@ -76,6 +76,8 @@ public struct TrainingConfig: Sendable, Equatable {
     /// Stop after this many optimizer steps in all (nil: train all `epochs`); saved with
     /// the run so that a resumed run stops at the same step.
     public var maxSteps: Int?
+    /// PyTorch's `label_smoothing` of the loss (0: none).
+    public var labelSmoothing = 0.0
     public var seed: UInt64 = 1
     public var threads = 2
     public var outputDirectory = "runs"
@@ -152,7 +154,8 @@ extension TrainingConfig {
             try o.finish()
         }
         if let s = try root.object("scheduler") {
-            switch try s.string("type", oneOf: ["constant", "step", "exponential", "cosine"]) {
+            switch try s.string("type", oneOf: ["constant", "step", "exponential", "cosine", "one_cycle"]) {
+            case "one_cycle": c.schedule = .oneCycle(try decodeOneCycle(s))
             case "step": c.schedule = .step(stepSize: try s.int("step_size", default: 1, 1...100_000), gamma: try s.double("gamma", default: 0.1, 0...1))
             case "exponential": c.schedule = .exponential(gamma: try s.double("gamma", 0...1))
             case "cosine": c.schedule = .cosine(tMax: try s.int("t_max", 1...100_000), etaMin: try s.double("eta_min", default: 0, 0...10))
@@ -164,6 +167,7 @@ extension TrainingConfig {
         c.testBatchSize = try root.int("test_batch_size", default: 100, 1...65_536)
         c.epochs = try root.int("epochs", default: 1, 1...10_000)
         c.maxSteps = try root.optionalInt("max_steps", 1...1_000_000_000)
+        c.labelSmoothing = try root.double("label_smoothing", default: 0, 0...1)
         c.seed = UInt64(try root.int("seed", default: 1, 0...Int(Int32.max)))
         c.threads = try root.int("threads", default: 2, 1...256)
         c.outputDirectory = try root.string("output_dir", default: "runs")
@@ -175,6 +179,21 @@ extension TrainingConfig {
         c.shuffle = try root.bool("shuffle", default: true)
         try root.finish()
         return c
+    }
+
+    /// `one_cycle`: OneCycleLR's arguments; `total_steps` 0 or absent = the run's steps
+    /// (resolved by the trainer and saved).
+    static func decodeOneCycle(_ s: JSONObjectReader) throws -> OneCycle {
+        var cycle = OneCycle(maxLR: try s.double("max_lr", 0...10_000), totalSteps: try s.int("total_steps", default: 0, 0...1_000_000_000))
+        cycle.pctStart = try s.double("pct_start", default: 0.3, 0...1)
+        cycle.anneal = OneCycle.Anneal(rawValue: try s.string("anneal_strategy", default: "cos", oneOf: ["cos", "linear"])) ?? .cos
+        cycle.divFactor = try s.double("div_factor", default: 25, 1e-6...1e12)
+        cycle.finalDivFactor = try s.double("final_div_factor", default: 1e4, 1e-6...1e12)
+        cycle.threePhase = try s.bool("three_phase", default: false)
+        cycle.cycleMomentum = try s.bool("cycle_momentum", default: true)
+        cycle.baseMomentum = try s.double("base_momentum", default: 0.85, 0...1)
+        cycle.maxMomentum = try s.double("max_momentum", default: 0.95, 0...1)
+        return cycle
     }
 
     static func decodeLayer(_ r: JSONObjectReader) throws -> Layer {
@@ -220,6 +239,13 @@ extension TrainingConfig {
         case let .step(s, g): scheduleJSON = jsonObject(["type": "step", "step_size": s, "gamma": g])
         case let .exponential(g): scheduleJSON = jsonObject(["type": "exponential", "gamma": g])
         case let .cosine(t, e): scheduleJSON = jsonObject(["type": "cosine", "t_max": t, "eta_min": e])
+        case let .oneCycle(c):
+            scheduleJSON = jsonObject([
+                "type": "one_cycle", "max_lr": c.maxLR, "total_steps": c.totalSteps, "pct_start": c.pctStart,
+                "anneal_strategy": c.anneal.rawValue, "div_factor": c.divFactor, "final_div_factor": c.finalDivFactor,
+                "three_phase": c.threePhase, "cycle_momentum": c.cycleMomentum, "base_momentum": c.baseMomentum,
+                "max_momentum": c.maxMomentum,
+            ])
         }
         func object(_ fields: [(String, Any)]) -> RawJSON {
             RawJSON(text: "{" + fields.map { "\(jsonString($0.0)): \(jsonValue($0.1))" }.joined(separator: ", ") + "}")
@@ -231,6 +257,7 @@ extension TrainingConfig {
             ("batch_size", batchSize), ("test_batch_size", testBatchSize), ("epochs", epochs),
         ]
         if let maxSteps { topFields.append(("max_steps", maxSteps)) }
+        if labelSmoothing != 0 { topFields.append(("label_smoothing", labelSmoothing)) }
         topFields += [
             ("seed", Int(seed)), ("threads", threads), ("output_dir", outputDirectory),
             ("checkpoint", RawJSON(text: jsonObject(["every_steps": checkpointEverySteps]))),

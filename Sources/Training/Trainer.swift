@@ -131,6 +131,11 @@ public final class Trainer {
                 message: "a network ending in softmax is trained with cross-entropy on probabilities, which cannot learn well; "
                     + "end with log_softmax (trained with NLL loss) or with the last linear layer (cross-entropy on logits)")
         }
+        if case let .oneCycle(cycle) = config.schedule, cycle.cycleMomentum, config.optimizer.type == "sgd",
+           config.optimizer.momentum == 0 {
+            throw ConfigError(file: "config", path: "scheduler.cycle_momentum", message: "one_cycle cycles SGD's momentum, "
+                + "but optimizer.momentum is 0; give optimizer.momentum > 0 or set cycle_momentum to false")
+        }
         let classes = 10  // MNIST, Fashion-MNIST and KMNIST
         if let outputs = last.outputShape.first, outputs < classes {
             throw ModelBuilder.BuildError(
@@ -266,10 +271,10 @@ final class TrainingSession {
     static let curvesFile = "curves.png"
 
     let trainer: Trainer
-    let config: TrainingConfig
+    private(set) var config: TrainingConfig
     let directory: RunDirectory
     let console: Console
-    let configJSON: String
+    private(set) var configJSON: String
     let model: Sequential
     let optimizer: any Optimizer
     let train: Dataset, test: Dataset
@@ -302,7 +307,19 @@ final class TrainingSession {
         let transform = try Transform.normalized(config.normalization).withAugmentation(augmentation)
         loader = try DataLoader(dataset: train, batchSize: config.batchSize, shuffle: config.shuffle,
                                 seed: config.seed, transform: transform)
+        try resolveScheduleLength()
         try restore()
+    }
+
+    /// A one-cycle schedule without `total_steps` spans every batch of every epoch (not
+    /// `max_steps`, which only stops the run), now that the data is known; config.json
+    /// keeps the number, so a resumed or extended run follows the same schedule.
+    private func resolveScheduleLength() throws {
+        guard case var .oneCycle(cycle) = config.schedule, cycle.totalSteps == 0 else { return }
+        cycle.totalSteps = config.epochs * loader.batchCount
+        config.schedule = .oneCycle(cycle)
+        configJSON = config.json
+        try AtomicFile.write(Data((configJSON + "\n").utf8), to: directory.url.appendingPathComponent(Checkpoint.configFile))
     }
 
     /// Restores a resumed run's state, or loads `--init-from` weights into a new one.
@@ -365,12 +382,21 @@ final class TrainingSession {
     }
 
     /// One optimizer step on one batch, its bookkeeping and its log line.
-    private func trainStep(_ batch: Batch, learningRate lr: Double) throws {
+    private func trainStep(_ batch: Batch, learningRate epochRate: Double) throws {
         let stepStart = DispatchTimeNow()
+        var lr = epochRate
+        if case let .oneCycle(cycle) = config.schedule {
+            let values = cycle.values(at: progress.step)
+            lr = values.lr
+            optimizer.learningRate = Float(lr)
+            if cycle.cycleMomentum { optimizer.momentumTerm = Float(values.momentum) }
+        }
         let x = try Tensor(shape: batch.imageShape, data: batch.images)
         optimizer.zeroGrad()
         let output = try model(x)
-        let loss = nllOutput ? try F.nllLoss(output, targets: batch.labels) : try F.crossEntropy(output, targets: batch.labels)
+        let smoothing = Float(config.labelSmoothing)
+        let loss = nllOutput ? try F.nllLoss(output, targets: batch.labels, labelSmoothing: smoothing)
+                             : try F.crossEntropy(output, targets: batch.labels, labelSmoothing: smoothing)
         let lossValue = try loss.item()
         guard lossValue.isFinite else {
             let saved = FileManager.default.fileExists(atPath: stateURL.path) ? stateURL.path : nil

@@ -78,4 +78,29 @@ struct ModuleStateTests {
         #expect(try whole.tensors["bn.num_batches_tracked"]?.words() == [8])  // 2 epochs of 4 batches
         #expect(Set(whole.tensors.keys).isSuperset(of: ["bn.weight", "bn.bias", "bn.running_mean", "bn.running_var"]))
     }
+
+    @Test("one_cycle sets each step's rate and momentum, resumes exactly, and refuses an SGD without momentum")
+    func oneCycleRun() throws {
+        let run = try TinyRun()
+        defer { try? FileManager.default.removeItem(at: run.root) }
+        let extra = #", "checkpoint": {"every_steps": 1}, "label_smoothing": 0.1, "scheduler": {"type": "one_cycle", "max_lr": 0.1}"#
+        let config = try run.config(epochs: 2, extra: extra)
+        _ = try Trainer(config: config, options: run.options(out: "whole")).run()
+        let saved = try TrainingConfig.load(from: run.root.appendingPathComponent("whole/config.json"))
+        guard case let .oneCycle(cycle) = saved.schedule else { Issue.record("not one_cycle"); return }
+        #expect(cycle.totalSteps == 8)  // 2 epochs of 16 images in batches of 4, resolved and saved
+        _ = try Trainer(config: config, options: run.options(out: "parts", maxSteps: 3)).run()
+        _ = try Trainer(config: config, options: run.options(out: nil, resume: "parts", removeMaxSteps: true)).run()
+        let whole = try SafeTensorsFile.read(from: run.root.appendingPathComponent("whole/model.safetensors"))
+        let parts = try SafeTensorsFile.read(from: run.root.appendingPathComponent("parts/model.safetensors"))
+        #expect(whole.tensors == parts.tensors)
+        let lrs = try String(contentsOf: run.root.appendingPathComponent("whole/metrics.jsonl"), encoding: .utf8)
+            .split(separator: "\n").compactMap { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+            .filter { $0["kind"] as? String == "step" }.compactMap { ($0["lr"] as? NSNumber)?.doubleValue }
+        // The same formula compiled into the test (for the generic CPU) may round the last bit differently.
+        #expect(compareClose(lrs, (0..<8).map { cycle.values(at: $0).lr }, rtol: 1e-12, atol: 0) == nil)
+        var still = try run.config(epochs: 1, lr: 0.05, extra: #", "scheduler": {"type": "one_cycle", "max_lr": 0.1}"#)
+        still.optimizer.momentum = 0
+        #expect(run.failure(still, run.options(out: "y"))?.contains("scheduler.cycle_momentum") == true)
+    }
 }
