@@ -422,37 +422,42 @@ public struct BatchNormSettings: Sendable, Equatable {
     }
 }
 
-/// `batch_norm2d`: `nn.BatchNorm2d`; `num_features` comes from the channels that reach it.
-public struct BatchNorm2dLayer: LayerKind {
-    public static let type = "batch_norm2d"
-    public static let summary = "`nn.BatchNorm2d`: per-channel normalization of `[C, H, W]`, running statistics for evaluation"
-    public static let keys = BatchNormSettings.keys
-    public var settings = BatchNormSettings()
-    public init(_ settings: BatchNormSettings = BatchNormSettings()) { self.settings = settings }
-    public init(reading r: JSONObjectReader) throws { settings = try BatchNormSettings(reading: r) }
+/// `batch_norm1d` and `batch_norm2d` share their keys, parameters and shape rule; each
+/// declares its type, summary and module.
+public protocol BatchNormLayerKind: LayerKind {
+    var settings: BatchNormSettings { get }
+    init(_ settings: BatchNormSettings)
+    func module(for input: [Int]) -> BatchNorm
+}
+
+extension BatchNormLayerKind {
+    public static var keys: [LayerKey] { BatchNormSettings.keys }
+    public init(reading r: JSONObjectReader) throws { self.init(try BatchNormSettings(reading: r)) }
     public var fields: [(String, Any)] { settings.fields }
     public func outputShape(for input: [Int]) throws -> [Int] { try module(for: input).outputShape(for: input) }
     public func parameterCount(for input: [Int]) throws -> Int { settings.affine ? 2 * (input.first ?? 0) : 0 }
     public func makeModule(for input: [Int], context: inout LayerContext) -> Module { module(for: input) }
-    func module(for input: [Int]) -> BatchNorm2d {
+}
+
+/// `batch_norm2d`: `nn.BatchNorm2d`; `num_features` comes from the channels that reach it.
+public struct BatchNorm2dLayer: BatchNormLayerKind {
+    public static let type = "batch_norm2d"
+    public static let summary = "`nn.BatchNorm2d`: per-channel normalization of `[C, H, W]`, running statistics for evaluation"
+    public var settings: BatchNormSettings
+    public init(_ settings: BatchNormSettings = BatchNormSettings()) { self.settings = settings }
+    public func module(for input: [Int]) -> BatchNorm {
         BatchNorm2d(input.first ?? 0, eps: settings.eps, momentum: settings.momentum, affine: settings.affine,
                     trackRunningStats: settings.trackRunningStats)
     }
 }
 
 /// `batch_norm1d`: `nn.BatchNorm1d` on `[C]` (after flatten or linear) or `[C, L]`.
-public struct BatchNorm1dLayer: LayerKind {
+public struct BatchNorm1dLayer: BatchNormLayerKind {
     public static let type = "batch_norm1d"
     public static let summary = "`nn.BatchNorm1d`: per-feature normalization of `[C]` or `[C, L]`"
-    public static let keys = BatchNormSettings.keys
-    public var settings = BatchNormSettings()
+    public var settings: BatchNormSettings
     public init(_ settings: BatchNormSettings = BatchNormSettings()) { self.settings = settings }
-    public init(reading r: JSONObjectReader) throws { settings = try BatchNormSettings(reading: r) }
-    public var fields: [(String, Any)] { settings.fields }
-    public func outputShape(for input: [Int]) throws -> [Int] { try module(for: input).outputShape(for: input) }
-    public func parameterCount(for input: [Int]) throws -> Int { settings.affine ? 2 * (input.first ?? 0) : 0 }
-    public func makeModule(for input: [Int], context: inout LayerContext) -> Module { module(for: input) }
-    func module(for input: [Int]) -> BatchNorm1d {
+    public func module(for input: [Int]) -> BatchNorm {
         BatchNorm1d(input.first ?? 0, eps: settings.eps, momentum: settings.momentum, affine: settings.affine,
                     trackRunningStats: settings.trackRunningStats)
     }

@@ -18,7 +18,8 @@ struct OneCycleTests {
         for c in cases {
             let p = try #require(c["params"] as? [String: Any])
             func number(_ key: String) -> Double? { (p[key] as? NSNumber)?.doubleValue }
-            var cycle = OneCycle(maxLR: try #require(number("max_lr")), totalSteps: try #require(number("total_steps")).map(Int.init) ?? 0)
+            let totalSteps = Int(try #require(number("total_steps")))
+            var cycle = OneCycle(maxLR: try #require(number("max_lr")), totalSteps: totalSteps)
             if let v = number("pct_start") { cycle.pctStart = v }
             if let v = p["anneal_strategy"] as? String { cycle.anneal = try #require(OneCycle.Anneal(rawValue: v)) }
             if let v = number("div_factor") { cycle.divFactor = v }
