@@ -101,7 +101,9 @@ public final class RunDirectory {
     /// Takes the exclusive lock on `<url>/.lock` and records this process in it.
     static func lock(_ url: URL, created: Bool, option: String) throws -> RunDirectory {
         let path = url.appendingPathComponent(lockFile).path
-        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        // Read-only: flock needs no write access, and a file held open for writing would
+        // keep the file system from being remounted read-only under a running job.
+        let fd = open(path, O_RDONLY | O_CREAT | O_CLOEXEC, 0o644)
         guard fd >= 0 else {
             throw TrainingError.runDirectory(FileProblem.describe(path, "\(option): cannot open the lock file", errno))
         }
@@ -125,7 +127,11 @@ public final class RunDirectory {
     func recordOwner() -> RunDirectory {
         let stamp = ISO8601DateFormatter().string(from: Date())
         let record = Array("pid \(getpid()), started \(stamp)\n".utf8)
-        if ftruncate(descriptor, 0) == 0 { _ = pwrite(descriptor, record, record.count, 0) }
+        let writer = open(url.appendingPathComponent(Self.lockFile).path, O_WRONLY | O_TRUNC | O_CLOEXEC)
+        if writer >= 0 {
+            _ = write(writer, record, record.count)
+            close(writer)
+        }
         return self
     }
 

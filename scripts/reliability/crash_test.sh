@@ -29,7 +29,6 @@ c = json.load(open(sys.argv[1]))
 c.setdefault("checkpoint", {})["every_steps"] = int(sys.argv[3])
 json.dump(c, open(sys.argv[2], "w"), indent=1)
 PY
-epochs="$(python3 -c "import json;print(json.load(open('$work/config.json'))['epochs'])")"
 
 now_ms() { date +%s%3N; }
 
@@ -49,13 +48,12 @@ for trial in $(seq 1 "$trials"); do
     log="$work/trial-$trial.log"
     : > "$log"
     while true; do
-        if [[ -f "$dir/checkpoint.safetensors" ]]; then
-            # --epochs: see the report (without it, --resume takes its epoch count from the
-            # default config, not from the run directory's config.json).
-            command=("$bin" --resume "$dir" --epochs "$epochs" --quiet)
+        if [[ -f "$dir/config.json" ]]; then
+            # The run's config.json holds everything; killed before its first checkpoint,
+            # --resume starts the run over (as `--out` on that directory says to).
+            [[ -f "$dir/checkpoint.safetensors" ]] || fresh_restarts=$((fresh_restarts + 1))
+            command=("$bin" --resume "$dir" --quiet)
         else
-            # Killed before the first checkpoint: --resume refuses, so start again.
-            [[ $kills -gt 0 ]] && fresh_restarts=$((fresh_restarts + 1))
             command=("$bin" --config "$work/config.json" --data-dir "$data" --out "$dir" --quiet)
         fi
         "${command[@]}" >>"$log" 2>&1 &

@@ -67,7 +67,9 @@ mount -t tmpfs -o size=256m tmpfs "$mnt"
 "$bin" --config "$work/config.json" --data-dir "$data" --out "$mnt/run" --quiet >"$work/ro.log" 2>&1 &
 pid=$!
 for _ in $(seq 1 600); do [[ -f "$mnt/run/checkpoint.safetensors" ]] && break; sleep 0.05; done
-mount -o remount,ro "$mnt"
+# Linux refuses a read-only remount while a file is open for writing (EBUSY): with a
+# checkpoint every step the run is often mid-write, so try again until it lands between two.
+for _ in $(seq 1 500); do mount -o remount,ro "$mnt" 2>/dev/null && break; sleep 0.005; done
 wait "$pid"; code=$?
 expect_failure read-only-mid-run "$code" "$work/ro.log" "$mnt/run" "Read-only file system|EROFS"
 
