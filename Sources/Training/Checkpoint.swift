@@ -47,12 +47,19 @@ public enum Checkpoint {
     /// training checkpoint holds (random generator states); otherwise entries naming them
     /// are skipped, so a checkpoint evaluates like a model file.
     public static func loadWeights(_ file: SafeTensorsFile, into model: Module, includingNonPersistent: Bool = false) throws {
-        try requireFinite(file)
         let nonPersistent = Set(model.namedBuffers(includingNonPersistent: true).filter { !$0.buffer.persistent }.map(\.name))
         var state: [String: (shape: [Int], values: Buffer.Values)] = [:]
-        for (name, entry) in file.tensors where !name.hasPrefix("optimizer.") {
+        // In name order, so that the first non-finite tensor named is the same every time.
+        for (name, entry) in file.tensors.sorted(by: { $0.key < $1.key }) where !name.hasPrefix("optimizer.") {
             guard includingNonPersistent || !nonPersistent.contains(name) else { continue }
-            state[name] = (entry.shape, try values(of: entry))
+            let values = try values(of: entry)
+            if case let .float32(floats) = values {
+                let bad = floats.reduce(0) { $0 + ($1.isFinite ? 0 : 1) }
+                guard bad == 0 else {
+                    throw TrainingError.nonFiniteWeights(file: file.source, tensor: name, count: bad, of: floats.count)
+                }
+            }
+            state[name] = (entry.shape, values)
         }
         if includingNonPersistent {
             // Checkpoints written before module buffers kept Dropout's generator in metadata.
@@ -83,19 +90,6 @@ public enum Checkpoint {
         }
     }
 
-    /// Refuses weights holding NaN or infinity, naming the first such tensor.
-    public static func requireFinite(_ file: SafeTensorsFile) throws {
-        for (name, entry) in file.tensors.sorted(by: { $0.key < $1.key })
-        where !name.hasPrefix("optimizer.") && [.F32, .F64, .F16, .BF16].contains(entry.dtype) {
-            let values = try entry.floats()
-            let bad = values.reduce(0) { $0 + ($1.isFinite ? 0 : 1) }
-            guard bad == 0 else {
-                throw TrainingError.checkpoint(file: file.source, "tensor \"\(name)\" holds \(bad) non-finite value(s) (NaN or "
-                    + "infinity) of \(values.count); these weights cannot be evaluated or trained")
-            }
-        }
-    }
-
     /// Writes the full training state atomically. `finished`: the run has nothing left to do.
     static func writeState(
         to url: URL, model: Module, optimizer: any Optimizer, progress: TrainingProgress, finished: Bool, configJSON: String
@@ -121,11 +115,8 @@ public enum Checkpoint {
     }
 
     /// The progress recorded in a checkpoint written by `writeState`.
-    static func readProgress(from url: URL) throws -> TrainingProgress {
-        try progress(of: SafeTensorsFile.read(from: url), url: url)
-    }
-
-    private static func progress(of file: SafeTensorsFile, url: URL) throws -> TrainingProgress {
+    static func progress(of file: SafeTensorsFile) throws -> TrainingProgress {
+        let url = URL(fileURLWithPath: file.source)
         func meta(_ key: String) throws -> String {
             guard let v = file.metadata[key] else {
                 throw TrainingError.checkpoint(file: url.path, "metadata key \"\(key)\" is missing; is this a checkpoint.safetensors written by mnist-train?")
@@ -157,12 +148,12 @@ public enum Checkpoint {
         return p
     }
 
-    /// Reads a training state written by `writeState` into `model` (parameters and every
+    /// Restores a training state written by `writeState` into `model` (parameters and every
     /// buffer) and `optimizer`.
-    static func readState(from url: URL, model: Module, optimizer: any Optimizer) throws -> TrainingProgress {
-        let file = try SafeTensorsFile.read(from: url)
+    static func restoreState(from file: SafeTensorsFile, model: Module, optimizer: any Optimizer) throws -> TrainingProgress {
+        let url = URL(fileURLWithPath: file.source)
         try loadWeights(file, into: model, includingNonPersistent: true)
-        let p = try progress(of: file, url: url)
+        let p = try progress(of: file)
         var buffers: [String: [Float]] = [:]
         for (name, entry) in file.tensors where name.hasPrefix("optimizer.") {
             buffers[String(name.dropFirst("optimizer.".count))] = try entry.floats()
@@ -178,6 +169,8 @@ public enum Checkpoint {
 /// Errors of a training or evaluation run, each naming the file or setting involved.
 public enum TrainingError: Error, CustomStringConvertible {
     case checkpoint(file: String, String)
+    /// Weights holding NaN or infinity: `count` of the tensor's `of` values.
+    case nonFiniteWeights(file: String, tensor: String, count: Int, of: Int)
     case nonFiniteLoss(step: Int, epoch: Int, loss: Float, learningRate: Double, lastCheckpoint: String?)
     case interrupted(signal: String, runDirectory: String, step: Int)
     case runDirectory(String)
@@ -189,6 +182,9 @@ public enum TrainingError: Error, CustomStringConvertible {
         switch self {
         case let .checkpoint(file, detail):
             return "\(file): \(detail)"
+        case let .nonFiniteWeights(file, tensor, count, total):
+            return "\(file): tensor \"\(tensor)\" holds \(count) non-finite value(s) (NaN or infinity) of \(total); "
+                + "these weights cannot be evaluated or trained"
         case let .nonFiniteLoss(step, epoch, loss, lr, checkpoint):
             return "the loss became \(loss.isNaN ? "NaN" : "\(loss)") at step \(step) (epoch \(epoch + 1)); training stopped. "
                 + "The learning rate \(lr) is likely too high: lower it (--lr) and train again. "

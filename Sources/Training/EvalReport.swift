@@ -81,7 +81,6 @@ public struct LoadedModel {
             throw EvalError.noConfig(checkpoint: checkpoint.path)
         }
         let model = try ModelBuilder.build(config, seed: config.seed)
-        try Checkpoint.requireFinite(file)
         do {
             try Checkpoint.loadWeights(file, into: model)
         } catch let TrainingError.checkpoint(_, detail) {

@@ -96,13 +96,6 @@ public struct MemoryLimit: Sendable, Equatable {
                 limits.append(MemoryLimit(bytes: value, source: "the cgroup limit (\(file))"))
             }
         }
-        let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
-        func statusKB(_ key: String) -> Int {
-            for line in status.split(separator: "\n") where line.hasPrefix(key + ":") {
-                return (Int(line.dropFirst(key.count + 1).trimmingCharacters(in: .whitespaces).split(separator: " ").first ?? "") ?? 0) * 1024
-            }
-            return 0
-        }
         for (resource, name, key) in [(RLIMIT_AS, "RLIMIT_AS (ulimit -v)", "VmSize"), (RLIMIT_DATA, "RLIMIT_DATA (ulimit -d)", "VmData")] {
             var limit = rlimit()
             #if canImport(Glibc)
@@ -112,17 +105,21 @@ public struct MemoryLimit: Sendable, Equatable {
             #endif
             if got == 0 && limit.rlim_cur < UInt64(1) << 60 {  // RLIM_INFINITY is all ones
                 // What is mapped already stays mapped; the run needs room beyond it.
-                limits.append(MemoryLimit(bytes: max(0, Int(limit.rlim_cur) - statusKB(key)), source: name))
+                let mapped = procBytes("/proc/self/status", key) ?? 0
+                limits.append(MemoryLimit(bytes: max(0, Int(limit.rlim_cur) - mapped), source: name))
             }
         }
         return limits.min { $0.bytes < $1.bytes } ?? MemoryLimit(bytes: .max, source: "no limit")
     }
 
     /// `MemAvailable` of /proc/meminfo: what the machine has free now (nil if unknown).
-    public static func availableNow() -> Int? {
-        guard let text = try? String(contentsOfFile: "/proc/meminfo", encoding: .utf8) else { return nil }
-        for line in text.split(separator: "\n") where line.hasPrefix("MemAvailable:") {
-            return Int(line.dropFirst("MemAvailable:".count).trimmingCharacters(in: .whitespaces).split(separator: " ").first ?? "")
+    public static func availableNow() -> Int? { procBytes("/proc/meminfo", "MemAvailable") }
+
+    /// A `Key:   1234 kB` line of a /proc file, in bytes (nil if absent).
+    static func procBytes(_ file: String, _ key: String) -> Int? {
+        guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { return nil }
+        for line in text.split(separator: "\n") where line.hasPrefix(key + ":") {
+            return Int(line.dropFirst(key.count + 1).trimmingCharacters(in: .whitespaces).split(separator: " ").first ?? "")
                 .map { $0 * 1024 }
         }
         return nil

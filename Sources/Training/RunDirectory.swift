@@ -81,21 +81,23 @@ public final class RunDirectory {
         return directory.recordOwner()
     }
 
-    /// `--resume DIR`: an existing run directory (it must hold `config.json`), locked.
-    public static func openForResume(_ url: URL) throws -> RunDirectory {
+    /// The `config.json` of the run in `url`, or the refusal: `--resume` takes the
+    /// directory of an earlier run.
+    public static func savedConfig(of url: URL) throws -> URL {
         guard !url.path.isEmpty else {
             throw TrainingError.runDirectory("--resume: the path is empty; give the directory of an earlier run")
         }
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory), isDirectory.boolValue else {
-            throw TrainingError.runDirectory("--resume \(url.path): no such directory; --resume takes the directory of an earlier run")
-        }
-        let directory = try lock(url, created: false, option: "--resume")
-        guard directory.contents().contains(Checkpoint.configFile) else {
+        let saved = url.appendingPathComponent(Checkpoint.configFile)
+        guard FileManager.default.fileExists(atPath: saved.path) else {
             throw TrainingError.runDirectory("\(url.path): not a run directory (no \(Checkpoint.configFile)); "
                 + "--resume takes the directory of an earlier run")
         }
-        return directory.recordOwner()
+        return saved
+    }
+
+    /// `--resume DIR`: the directory of an earlier run (`savedConfig(of:)` checked it), locked.
+    public static func openForResume(_ url: URL) throws -> RunDirectory {
+        try lock(url, created: false, option: "--resume").recordOwner()
     }
 
     /// Takes the exclusive lock on `<url>/.lock` and records this process in it.

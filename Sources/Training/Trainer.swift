@@ -69,21 +69,21 @@ public final class Trainer {
     public private(set) var config: TrainingConfig
     public let options: RunOptions
     let console: Console
+    /// A resumed run's config.json as it was read, before the resume-time changes.
+    let savedConfig: TrainingConfig?
 
     /// Prepares a run. With `options.resumeDirectory` the run's saved config replaces
     /// `config`, with the resume-time changes of `options` applied (checked in `run`).
     public init(config: TrainingConfig, options: RunOptions) throws {
         var config = config
         if let resume = options.resumeDirectory {
-            let saved = resume.appendingPathComponent(Checkpoint.configFile)
-            guard FileManager.default.fileExists(atPath: saved.path) else {
-                throw TrainingError.runDirectory("\(resume.path): not a run directory (no \(Checkpoint.configFile)); "
-                    + "--resume takes the directory of an earlier run")
-            }
-            config = try TrainingConfig.load(from: saved)
+            config = try TrainingConfig.load(from: RunDirectory.savedConfig(of: resume))
+            savedConfig = config
             if let epochs = options.epochs { config.epochs = epochs }
             if let directory = options.dataDirectory { config.data.directory = directory }
             if options.removeMaxSteps { config.maxSteps = nil }
+        } else {
+            savedConfig = nil
         }
         if let maxSteps = options.maxSteps { config.maxSteps = maxSteps }
         if options.allowUnverifiedData { config.data.verify = false }
@@ -99,13 +99,12 @@ public final class Trainer {
         try Parallelism.withThreadCount(config.threads) {
             let startTime = DispatchTimeNow()
             try checkConfig()
-            let directory = try openRunDirectory()
+            let (directory, checkpoint) = try openRunDirectory()
             // From here on SIGINT/SIGTERM end the run cleanly (after the step in progress).
             let signals = StopSignals()
             defer { signals.stop() }
             do {
-                let session = try TrainingSession(trainer: self, directory: directory)
-                try saveResumeChanges(in: directory)
+                let session = try TrainingSession(trainer: self, directory: directory, checkpoint: checkpoint)
                 return try session.run(startTime: startTime, signals: signals)
             } catch {
                 // A new run that failed before its first checkpoint leaves nothing behind.
@@ -154,6 +153,8 @@ public final class Trainer {
             throw TrainingError.memory("the run needs \(estimate.summary), more than the "
                 + "\(MemoryEstimate.format(limit.bytes)) this process may use (\(limit.source)); \(advice)")
         }
+        console.line("Memory: the run needs \(estimate.summary); this process may use \(MemoryEstimate.format(limit.bytes)) "
+            + "(\(limit.source))")
         if let available = MemoryLimit.availableNow(), estimate.total > available {
             console.line("Warning: the run needs \(estimate.summary), more than the \(MemoryEstimate.format(available)) "
                 + "this machine has free now")
@@ -162,8 +163,9 @@ public final class Trainer {
 
     /// Locks the run directory. A new run gets its own (refused when `--out` holds
     /// anything) with its config.json; a resumed one is checked against the resume-time
-    /// changes (`saveResumeChanges` records them once the run has loaded).
-    func openRunDirectory() throws -> RunDirectory {
+    /// changes, and its checkpoint (read once, here) is handed on to the session, which
+    /// saves the changes once the run has loaded with them.
+    func openRunDirectory() throws -> (RunDirectory, checkpoint: SafeTensorsFile?) {
         guard let resume = options.resumeDirectory else {
             let directory = try options.outputDirectory.map(RunDirectory.openForNewRun)
                 ?? RunDirectory.createUnique(in: URL(fileURLWithPath: config.outputDirectory), name: config.name)
@@ -173,26 +175,15 @@ public final class Trainer {
                 directory.removeFailedRun(files: [])
                 throw TrainingError.runDirectory("cannot write to the run directory \(directory.url.path): \(error)")
             }
-            return directory
+            return (directory, nil)
         }
         let directory = try RunDirectory.openForResume(resume)
         directory.removeStaleTemporaries()
         let stateURL = resume.appendingPathComponent(Checkpoint.stateFile)
-        if FileManager.default.fileExists(atPath: stateURL.path) {
-            try checkResumeChanges(against: try Checkpoint.readProgress(from: stateURL), in: resume)
-        }
-        return directory
-    }
-
-    /// A resumed run's config.json takes the resume-time changes (--epochs, --max-steps,
-    /// --data-dir, ...) once the run has loaded with them, so a failed resume saves nothing.
-    func saveResumeChanges(in directory: RunDirectory) throws {
-        guard options.resumeDirectory != nil else { return }
-        let savedURL = directory.url.appendingPathComponent(Checkpoint.configFile)
-        guard try TrainingConfig.load(from: savedURL) != config else { return }
-        do { try AtomicFile.write(Data((config.json + "\n").utf8), to: savedURL) } catch {
-            throw TrainingError.runDirectory("cannot write to the run directory \(directory.url.path): \(error)")
-        }
+        guard FileManager.default.fileExists(atPath: stateURL.path) else { return (directory, nil) }
+        let checkpoint = try SafeTensorsFile.read(from: stateURL)
+        try checkResumeChanges(against: try Checkpoint.progress(of: checkpoint), in: resume)
+        return (directory, checkpoint)
     }
 
     /// A resumed run may be extended, never cut below what it has already done.
@@ -289,8 +280,10 @@ final class TrainingSession {
     var trainSeconds = 0.0, trainSamples = 0
     var epochStart = 0.0, windowStart = 0.0, windowSamples = 0
 
-    /// Builds the model, loads the data and restores the run's state (or `--init-from`).
-    init(trainer: Trainer, directory: RunDirectory) throws {
+    /// Builds the model, loads the data and restores the run's state from `checkpoint` (or
+    /// `--init-from`); then config.json takes what changed: a resumed run's resume-time
+    /// options, a one-cycle schedule's resolved length. A run that fails to load saves nothing.
+    init(trainer: Trainer, directory: RunDirectory, checkpoint: SafeTensorsFile?) throws {
         self.trainer = trainer
         config = trainer.config
         self.directory = directory
@@ -307,32 +300,36 @@ final class TrainingSession {
         let transform = try Transform.normalized(config.normalization).withAugmentation(augmentation)
         loader = try DataLoader(dataset: train, batchSize: config.batchSize, shuffle: config.shuffle,
                                 seed: config.seed, transform: transform)
-        try resolveScheduleLength()
-        try restore()
+        resolveScheduleLength()
+        try restore(from: checkpoint)
+        if config != trainer.savedConfig ?? trainer.config {
+            do { try AtomicFile.write(Data((configJSON + "\n").utf8), to: directory.url.appendingPathComponent(Checkpoint.configFile)) } catch {
+                throw TrainingError.runDirectory("cannot write to the run directory \(directory.url.path): \(error)")
+            }
+        }
     }
 
     /// A one-cycle schedule without `total_steps` spans every batch of every epoch (not
     /// `max_steps`, which only stops the run), now that the data is known; config.json
     /// keeps the number, so a resumed or extended run follows the same schedule.
-    private func resolveScheduleLength() throws {
+    private func resolveScheduleLength() {
         guard case var .oneCycle(cycle) = config.schedule, cycle.totalSteps == 0 else { return }
         cycle.totalSteps = config.epochs * loader.batchCount
         config.schedule = .oneCycle(cycle)
         configJSON = config.json
-        try AtomicFile.write(Data((configJSON + "\n").utf8), to: directory.url.appendingPathComponent(Checkpoint.configFile))
     }
 
     /// Restores a resumed run's state, or loads `--init-from` weights into a new one.
-    private func restore() throws {
+    private func restore(from checkpoint: SafeTensorsFile?) throws {
         let path = directory.url.path
-        if trainer.options.resumeDirectory != nil && !FileManager.default.fileExists(atPath: stateURL.path) {
-            console.line("No \(Checkpoint.stateFile) in \(path) yet: starting the run from step 0")
-        } else if trainer.options.resumeDirectory != nil {
-            progress = try Checkpoint.readState(from: stateURL, model: model, optimizer: optimizer)
+        if let checkpoint {
+            progress = try Checkpoint.restoreState(from: checkpoint, model: model, optimizer: optimizer)
             try metrics.load(upToStep: progress.step)
             if !Trainer.isComplete(progress, config) {
                 console.line("Resuming \(path) at epoch \(progress.epoch + 1), batch \(progress.batchIndex), step \(progress.step)")
             }
+        } else if trainer.options.resumeDirectory != nil {
+            console.line("No \(Checkpoint.stateFile) in \(path) yet: starting the run from step 0")
         } else if let initFrom = trainer.options.initFrom {
             try Checkpoint.loadWeights(SafeTensorsFile.read(from: initFrom), into: model)
         }
