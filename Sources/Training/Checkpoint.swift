@@ -16,7 +16,6 @@ public struct TrainingProgress: Sendable, Equatable {
     public var epochCorrect = 0
     public var epochSeen = 0
     public var bestAccuracy = -1.0
-    public var finished = false
     public init() {}
 }
 
@@ -90,7 +89,9 @@ public enum Checkpoint {
         }
     }
 
-    /// Writes the full training state atomically. `finished`: the run has nothing left to do.
+    /// Writes the full training state atomically. `finished` (the run has nothing left to
+    /// do) goes into the metadata for people and scripts; resume derives it from the
+    /// progress and the config (`Trainer.isComplete`).
     static func writeState(
         to url: URL, model: Module, optimizer: any Optimizer, progress: TrainingProgress, finished: Bool, configJSON: String
     ) throws {
@@ -143,7 +144,6 @@ public enum Checkpoint {
         p.epochCorrect = try int("epoch_correct")
         p.epochSeen = try int("epoch_seen")
         p.bestAccuracy = try double("best_accuracy")
-        p.finished = try meta("finished") == "true"
         _ = try int("optimizer_step")
         return p
     }
