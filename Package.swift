@@ -40,7 +40,7 @@ let package = Package(
         .target(name: "Optim", dependencies: ["Autograd", "Kernels"], swiftSettings: tuned),
         .target(name: "SafeTensors"),
         .target(name: "MNISTData", dependencies: ["CZlib", "Seeded"], swiftSettings: tuned),
-        .target(name: "Plot", dependencies: ["CZlib"]),
+        .target(name: "Plot", dependencies: ["CZlib", "SafeTensors"]),
         .target(
             name: "Training",
             dependencies: ["Autograd", "NN", "Optim", "SafeTensors", "MNISTData", "Plot", "Kernels", "Seeded"]),

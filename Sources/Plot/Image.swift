@@ -1,10 +1,5 @@
 import Foundation
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
+import SafeTensors
 
 // MARK: - Errors
 
@@ -78,30 +73,13 @@ public struct Image: Sendable, Equatable {
         return Array(pixels[start..<start + channels])
     }
 
-    /// Encodes the image as PNG and writes it atomically: the bytes go to a temporary file in
-    /// the same directory, which is then renamed over `url`, so readers never see half a file.
+    /// Encodes the image as PNG and writes it with `AtomicFile` (temporary file, fsync,
+    /// rename), so readers never see half a file and a killed write leaves a temporary that
+    /// a resumed run removes.
     public func write(to url: URL) throws {
         let data = try PNGEncoder.encode(self)
-        let directory = url.deletingLastPathComponent()
-        let temporary = directory.appendingPathComponent(".\(url.lastPathComponent).\(UUID().uuidString).tmp")
-        // POSIX calls, so that a failure says the system's reason (EACCES, ENOENT, ENOSPC...).
-        func failure(_ what: String) -> PlotError {
-            PlotError.writeFailed(path: url.path, reason: "\(what): \(String(cString: strerror(errno))) (errno \(errno))")
-        }
-        let fd = open(temporary.path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw failure("cannot create \(temporary.path)") }
-        let written = data.withUnsafeBytes { raw in raw.isEmpty ? 0 : Glibc.write(fd, raw.baseAddress!, raw.count) }
-        if written != data.count || fsync(fd) != 0 {
-            let error = failure("cannot write \(temporary.path)")
-            close(fd)
-            unlink(temporary.path)
-            throw error
-        }
-        close(fd)
-        if rename(temporary.path, url.path) != 0 {
-            let reason = String(cString: strerror(errno))
-            try? FileManager.default.removeItem(at: temporary)
-            throw PlotError.writeFailed(path: url.path, reason: "rename from \(temporary.path) failed: \(reason)")
+        do { try AtomicFile.write(data, to: url) } catch {
+            throw PlotError.writeFailed(path: url.path, reason: "\(error)")
         }
     }
 }
