@@ -18,25 +18,32 @@ func averageWindow(_ s: Pool2dShape, _ oh: Int, _ ow: Int, countIncludePad: Bool
     return (h0..<max(h1, h0), w0..<max(w1, w0), Float(max(countIncludePad ? padded : inside, 1)))
 }
 
-/// `output (N, C, OH, OW)` = the mean of each window of `input (N, C, H, W)` (dilation 1).
-public func avgPool2dForward(
-    _ s: Pool2dShape, countIncludePad: Bool, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>
+/// Visits every output of every plane with its input window and divisor (planes split
+/// over the threads): the one loop the forward and backward passes of both poolings share.
+@inline(__always)
+func forEachAverageWindow(
+    planes: Int, outHeight outH: Int, outWidth outW: Int,
+    window: (_ oh: Int, _ ow: Int) -> (h: Range<Int>, w: Range<Int>, divisor: Float),
+    _ body: (_ plane: Int, _ output: Int, _ rows: Range<Int>, _ cols: Range<Int>, _ divisor: Float) -> Void
 ) {
-    let x = UncheckedSendable(input), y = UncheckedSendable(output)
-    let outH = s.outHeight, outW = s.outWidth
-    Parallelism.forEachChunk(s.batch * s.channels, minimumPerChunk: 16) { _, planes in
-        for plane in planes {
-            let source = x.value + plane * s.height * s.width, destination = y.value + plane * outH * outW
+    Parallelism.forEachChunk(planes, minimumPerChunk: 16) { _, range in
+        for plane in range {
             for oh in 0..<outH {
                 for ow in 0..<outW {
-                    let window = averageWindow(s, oh, ow, countIncludePad: countIncludePad)
-                    var sum: Float = 0
-                    for ih in window.h { for iw in window.w { sum += source[ih * s.width + iw] } }
-                    destination[oh * outW + ow] = sum / window.divisor
+                    let (rows, cols, divisor) = window(oh, ow)
+                    body(plane, oh * outW + ow, rows, cols, divisor)
                 }
             }
         }
     }
+}
+
+/// `output (N, C, OH, OW)` = the mean of each window of `input (N, C, H, W)` (dilation 1).
+public func avgPool2dForward(
+    _ s: Pool2dShape, countIncludePad: Bool, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>
+) {
+    averageForward(planes: s.batch * s.channels, height: s.height, width: s.width, outHeight: s.outHeight,
+                   outWidth: s.outWidth, input: input, output: output) { averageWindow(s, $0, $1, countIncludePad: countIncludePad) }
 }
 
 /// `gradInput (N, C, H, W)` (overwritten): each output's gradient divided by its window's
@@ -44,20 +51,9 @@ public func avgPool2dForward(
 public func avgPool2dBackward(
     _ s: Pool2dShape, countIncludePad: Bool, gradOutput: UnsafePointer<Float>, gradInput: UnsafeMutablePointer<Float>
 ) {
-    let g = UncheckedSendable(gradOutput), gi = UncheckedSendable(gradInput)
-    let outH = s.outHeight, outW = s.outWidth
-    Parallelism.forEachChunk(s.batch * s.channels, minimumPerChunk: 16) { _, planes in
-        for plane in planes {
-            let source = g.value + plane * outH * outW, destination = gi.value + plane * s.height * s.width
-            destination.update(repeating: 0, count: s.height * s.width)
-            for oh in 0..<outH {
-                for ow in 0..<outW {
-                    let window = averageWindow(s, oh, ow, countIncludePad: countIncludePad)
-                    let share = source[oh * outW + ow] / window.divisor
-                    for ih in window.h { for iw in window.w { destination[ih * s.width + iw] += share } }
-                }
-            }
-        }
+    averageBackward(planes: s.batch * s.channels, height: s.height, width: s.width, outHeight: s.outHeight,
+                    outWidth: s.outWidth, gradOutput: gradOutput, gradInput: gradInput) {
+        averageWindow(s, $0, $1, countIncludePad: countIncludePad)
     }
 }
 
@@ -73,20 +69,8 @@ public func adaptiveAvgPool2dForward(
     planes: Int, height: Int, width: Int, outHeight outH: Int, outWidth outW: Int,
     input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>
 ) {
-    let x = UncheckedSendable(input), y = UncheckedSendable(output)
-    Parallelism.forEachChunk(planes, minimumPerChunk: 16) { _, range in
-        for plane in range {
-            let source = x.value + plane * height * width, destination = y.value + plane * outH * outW
-            for oh in 0..<outH {
-                let rows = adaptiveWindow(oh, outSize: outH, inSize: height)
-                for ow in 0..<outW {
-                    let cols = adaptiveWindow(ow, outSize: outW, inSize: width)
-                    var sum: Float = 0
-                    for ih in rows { for iw in cols { sum += source[ih * width + iw] } }
-                    destination[oh * outW + ow] = sum / Float(rows.count * cols.count)
-                }
-            }
-        }
+    averageForward(planes: planes, height: height, width: width, outHeight: outH, outWidth: outW, input: input, output: output) {
+        adaptiveRectangle($0, $1, height: height, width: width, outHeight: outH, outWidth: outW)
     }
 }
 
@@ -95,19 +79,45 @@ public func adaptiveAvgPool2dBackward(
     planes: Int, height: Int, width: Int, outHeight outH: Int, outWidth outW: Int,
     gradOutput: UnsafePointer<Float>, gradInput: UnsafeMutablePointer<Float>
 ) {
+    averageBackward(planes: planes, height: height, width: width, outHeight: outH, outWidth: outW,
+                    gradOutput: gradOutput, gradInput: gradInput) {
+        adaptiveRectangle($0, $1, height: height, width: width, outHeight: outH, outWidth: outW)
+    }
+}
+
+@inline(__always)
+func adaptiveRectangle(_ oh: Int, _ ow: Int, height: Int, width: Int, outHeight: Int, outWidth: Int)
+    -> (h: Range<Int>, w: Range<Int>, divisor: Float) {
+    let rows = adaptiveWindow(oh, outSize: outHeight, inSize: height), cols = adaptiveWindow(ow, outSize: outWidth, inSize: width)
+    return (rows, cols, Float(rows.count * cols.count))
+}
+
+/// Each output = the sum of its window of `input (planes, H, W)` over its divisor.
+@inline(__always)
+func averageForward(
+    planes: Int, height: Int, width: Int, outHeight: Int, outWidth: Int, input: UnsafePointer<Float>,
+    output: UnsafeMutablePointer<Float>, window: (Int, Int) -> (h: Range<Int>, w: Range<Int>, divisor: Float)
+) {
+    let x = UncheckedSendable(input), y = UncheckedSendable(output)
+    forEachAverageWindow(planes: planes, outHeight: outHeight, outWidth: outWidth, window: window) { plane, o, rows, cols, divisor in
+        let source = x.value + plane * height * width
+        var sum: Float = 0
+        for ih in rows { for iw in cols { sum += source[ih * width + iw] } }
+        y.value[plane * outHeight * outWidth + o] = sum / divisor
+    }
+}
+
+/// `gradInput` (overwritten): each output's gradient over its divisor, added to its window.
+@inline(__always)
+func averageBackward(
+    planes: Int, height: Int, width: Int, outHeight: Int, outWidth: Int, gradOutput: UnsafePointer<Float>,
+    gradInput: UnsafeMutablePointer<Float>, window: (Int, Int) -> (h: Range<Int>, w: Range<Int>, divisor: Float)
+) {
     let g = UncheckedSendable(gradOutput), gi = UncheckedSendable(gradInput)
-    Parallelism.forEachChunk(planes, minimumPerChunk: 16) { _, range in
-        for plane in range {
-            let source = g.value + plane * outH * outW, destination = gi.value + plane * height * width
-            destination.update(repeating: 0, count: height * width)
-            for oh in 0..<outH {
-                let rows = adaptiveWindow(oh, outSize: outH, inSize: height)
-                for ow in 0..<outW {
-                    let cols = adaptiveWindow(ow, outSize: outW, inSize: width)
-                    let share = source[oh * outW + ow] / Float(rows.count * cols.count)
-                    for ih in rows { for iw in cols { destination[ih * width + iw] += share } }
-                }
-            }
-        }
+    gradInput.update(repeating: 0, count: planes * height * width)
+    forEachAverageWindow(planes: planes, outHeight: outHeight, outWidth: outWidth, window: window) { plane, o, rows, cols, divisor in
+        let destination = gi.value + plane * height * width
+        let share = g.value[plane * outHeight * outWidth + o] / divisor
+        for ih in rows { for iw in cols { destination[ih * width + iw] += share } }
     }
 }
