@@ -300,11 +300,13 @@ struct RunSafetyTests {
         #expect(run.failure(try run.config(), options)?.contains("this process may use (RLIMIT_AS (ulimit -v))") == true)
     }
 
-    @Test("the memory estimate of LeNet covers its measured peak (118 MB) without being absurd")
+    @Test("the memory estimate of LeNet covers its measured peak without being absurd")
     func lenetEstimate() throws {
         let config = try TrainingConfig.load(from: Shared.packageRoot.appendingPathComponent("configs/lenet.json"))
         let estimate = MemoryEstimate(config: config, plan: try ModelBuilder.plan(config))
-        #expect(estimate.total > 118_000_000 && estimate.total < 500_000_000, "\(estimate.summary)")
+        // Peak resident memory of `mnist-train --config configs/lenet.json --max-steps 300`
+        // (`/usr/bin/time -f %M`): 130,500 KB; the estimate must cover it, within a factor of 4.
+        #expect(estimate.total > 130_500 * 1024 && estimate.total < 4 * 130_500 * 1024, "\(estimate.summary)")
         // Parameters: 431,080 floats x (weight, gradient, momentum, two checkpoint copies).
         #expect(estimate.parameters == 431_080 * 4 * 5)
     }
