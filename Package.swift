@@ -37,7 +37,7 @@ let package = Package(
         .target(name: "Kernels", dependencies: ["COpenBLAS"], swiftSettings: tuned),
         .target(name: "Autograd", dependencies: ["Kernels", "Seeded"], exclude: ["README.md"], swiftSettings: tuned),
         .target(name: "NN", dependencies: ["Autograd", "Kernels", "Seeded"], swiftSettings: tuned),
-        .target(name: "Optim", dependencies: ["Autograd", "Kernels"], swiftSettings: tuned),
+        .target(name: "Optim", dependencies: ["Autograd", "NN", "Kernels"], swiftSettings: tuned),
         .target(name: "SafeTensors"),
         .target(name: "MNISTData", dependencies: ["CZlib", "Seeded"], swiftSettings: tuned),
         .target(name: "Plot", dependencies: ["CZlib", "SafeTensors"]),

@@ -136,4 +136,20 @@ extension Dataset {
         return try Dataset(name: name, images: Array(images.prefix(k * pixelsPerImage)), labels: Array(labels.prefix(k)),
                            rows: rows, cols: cols, classCount: classCount)
     }
+
+    /// The first `count − n` samples, and the last `n` as a held-out split (the same
+    /// images every run; PyTorch: `Subset(ds, range(len(ds) − n))` and
+    /// `Subset(ds, range(len(ds) − n, len(ds)))`).
+    public func holdingOut(last n: Int, as heldOutName: String) throws -> (kept: Dataset, heldOut: Dataset) {
+        guard n > 0, n < count else {
+            throw DataError.invalidLoaderSetting(
+                "\(name): cannot hold out \(n) of its \(count) images; expected 1...\(count - 1)")
+        }
+        let k = count - n, p = pixelsPerImage
+        let kept = try Dataset(name: name, images: Array(images[..<(k * p)]), labels: Array(labels[..<k]),
+                               rows: rows, cols: cols, classCount: classCount)
+        let heldOut = try Dataset(name: heldOutName, images: Array(images[(k * p)...]), labels: Array(labels[k...]),
+                                  rows: rows, cols: cols, classCount: classCount)
+        return (kept, heldOut)
+    }
 }

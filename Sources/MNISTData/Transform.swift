@@ -17,7 +17,8 @@ public struct Normalization: Sendable, Hashable, Codable {
     public static let mnist = Normalization(mean: 0.1307, std: 0.3081)
 }
 
-/// Random small shifts and rotations (like torchvision's `RandomAffine`), drawn per sample.
+/// Random shifts, rotations and scalings (torchvision's `RandomAffine(degrees, translate,
+/// scale)`), drawn per sample and applied in one resampling.
 public struct Augmentation: Sendable, Hashable, Codable {
     public enum Interpolation: String, Sendable, Hashable, Codable {
         case nearest
@@ -28,11 +29,18 @@ public struct Augmentation: Sendable, Hashable, Codable {
     public var maxShift: Int
     /// Each image turns by an angle uniform in `-maxRotationDegrees...maxRotationDegrees`.
     public var maxRotationDegrees: Float
+    /// Each image is scaled about its centre by a factor uniform in this range (1...1: not
+    /// scaled, and nothing is drawn for it).
+    public var scale: ClosedRange<Float>
     public var interpolation: Interpolation
 
-    public init(maxShift: Int = 2, maxRotationDegrees: Float = 10, interpolation: Interpolation = .bilinear) {
+    public init(
+        maxShift: Int = 2, maxRotationDegrees: Float = 10, scale: ClosedRange<Float> = 1...1,
+        interpolation: Interpolation = .bilinear
+    ) {
         self.maxShift = maxShift
         self.maxRotationDegrees = maxRotationDegrees
+        self.scale = scale
         self.interpolation = interpolation
     }
 }
@@ -93,11 +101,11 @@ public struct Transform: Sendable, Hashable {
                     throw DataError.invalidTransform("randomAffine appears twice")
                 }
                 guard settings.maxShift >= 0, settings.maxRotationDegrees >= 0,
-                    settings.maxRotationDegrees <= 180
+                    settings.maxRotationDegrees <= 180, settings.scale.lowerBound > 0, settings.scale.upperBound.isFinite
                 else {
                     throw DataError.invalidTransform(
-                        "randomAffine needs maxShift >= 0 and maxRotationDegrees in 0...180, got "
-                            + "\(settings.maxShift) and \(settings.maxRotationDegrees)")
+                        "randomAffine needs maxShift >= 0, maxRotationDegrees in 0...180 and a scale range above 0, got "
+                            + "\(settings.maxShift), \(settings.maxRotationDegrees) and \(settings.scale)")
                 }
                 augmentation = settings
             }
@@ -174,9 +182,12 @@ public struct Transform: Sendable, Hashable {
             let shiftX = generator.nextInt(below: shiftRange) - augmentation.maxShift
             let shiftY = generator.nextInt(below: shiftRange) - augmentation.maxShift
             let degrees = generator.nextUniform(-augmentation.maxRotationDegrees, augmentation.maxRotationDegrees)
+            let range = augmentation.scale
+            let zoom = range.lowerBound == range.upperBound ? range.lowerBound
+                : generator.nextUniform(range.lowerBound, range.upperBound)
             Transform.resample(
                 image: image, rows: rows, cols: cols, into: output,
-                shiftX: Float(shiftX), shiftY: Float(shiftY), radians: degrees * .pi / 180,
+                shiftX: Float(shiftX), shiftY: Float(shiftY), radians: degrees * .pi / 180, scale: zoom,
                 interpolation: augmentation.interpolation)
             for index in 0..<pixelCount {
                 output[index] = output[index] * scale + offset
@@ -188,14 +199,16 @@ public struct Transform: Sendable, Hashable {
         }
     }
 
-    /// Rotates by `radians` about the image centre, then shifts by `(shiftX, shiftY)` pixels;
-    /// writes raw pixel values (0...255) as floats, 0 where the source is outside the image.
+    /// Rotates by `radians` and scales by `scale` about the image centre, then shifts by
+    /// `(shiftX, shiftY)` pixels, in one resampling; writes raw pixel values (0...255) as
+    /// floats, 0 where the source is outside the image.
     static func resample(
         image: UnsafePointer<UInt8>, rows: Int, cols: Int, into output: UnsafeMutablePointer<Float>,
-        shiftX: Float, shiftY: Float, radians: Float, interpolation: Augmentation.Interpolation
+        shiftX: Float, shiftY: Float, radians: Float, scale: Float = 1, interpolation: Augmentation.Interpolation
     ) {
-        let cosine = cos(radians)
-        let sine = sin(radians)
+        // The inverse map divides by the scale.
+        let cosine = cos(radians) / scale
+        let sine = sin(radians) / scale
         let centreX = Float(cols - 1) / 2
         let centreY = Float(rows - 1) / 2
         /// The source pixel at (x, y), 0 outside the image.

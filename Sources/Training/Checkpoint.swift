@@ -15,7 +15,18 @@ public struct TrainingProgress: Sendable, Equatable {
     public var epochLossSum = 0.0
     public var epochCorrect = 0
     public var epochSeen = 0
+    /// The best value of the selection metric (validation accuracy when there is a
+    /// validation split, else test accuracy; of the averaged weights when there are any).
     public var bestAccuracy = -1.0
+    /// The test accuracy of the weights in best.safetensors.
+    public var bestTestAccuracy = -1.0
+    /// Early stopping: the best value of its metric so far and the epoch-end evaluations
+    /// since it last improved.
+    public var stoppingBest = Double.nan
+    public var evaluationsWithoutImprovement = 0
+    /// Set when the run ended before its epochs for a reason of its own
+    /// (`early_stopping`, `target_accuracy`): the run is complete.
+    public var endedEarly: String?
     public init() {}
 }
 
@@ -26,6 +37,8 @@ public struct TrainingProgress: Sendable, Equatable {
 public enum Checkpoint {
     public static let modelFile = "model.safetensors"
     public static let bestFile = "best.safetensors"
+    /// The averaged weights (`ema`), in the model's names.
+    public static let emaFile = "ema.safetensors"
     public static let stateFile = "checkpoint.safetensors"
     public static let configFile = "config.json"
     public static let metricsFile = "metrics.jsonl"
@@ -45,11 +58,23 @@ public enum Checkpoint {
     /// element types; finite values). `includingNonPersistent`: also the buffers only a
     /// training checkpoint holds (random generator states); otherwise entries naming them
     /// are skipped, so a checkpoint evaluates like a model file.
-    public static func loadWeights(_ file: SafeTensorsFile, into model: Module, includingNonPersistent: Bool = false) throws {
+    /// `prefix`: load the entries under it (`ema.` for the averaged weights of a training
+    /// checkpoint); otherwise those of the optimizer and of the average are skipped.
+    public static func loadWeights(
+        _ file: SafeTensorsFile, into model: Module, includingNonPersistent: Bool = false, prefix: String? = nil
+    ) throws {
         let nonPersistent = Set(model.namedBuffers(includingNonPersistent: true).filter { !$0.buffer.persistent }.map(\.name))
         var state: [String: (shape: [Int], values: Buffer.Values)] = [:]
         // In name order, so that the first non-finite tensor named is the same every time.
-        for (name, entry) in file.tensors.sorted(by: { $0.key < $1.key }) where !name.hasPrefix("optimizer.") {
+        for (key, entry) in file.tensors.sorted(by: { $0.key < $1.key }) {
+            let name: String
+            if let prefix {
+                guard key.hasPrefix(prefix) else { continue }
+                name = String(key.dropFirst(prefix.count))
+            } else {
+                guard !reservedPrefixes.contains(where: key.hasPrefix) else { continue }
+                name = key
+            }
             guard includingNonPersistent || !nonPersistent.contains(name) else { continue }
             let values = try values(of: entry)
             if case let .float32(floats) = values {
@@ -60,7 +85,7 @@ public enum Checkpoint {
             }
             state[name] = (entry.shape, values)
         }
-        if includingNonPersistent {
+        if includingNonPersistent && prefix == nil {
             // Checkpoints written before module buffers kept Dropout's generator in metadata.
             for (key, value) in file.metadata where key.hasPrefix("rng.") {
                 let words = value.split(separator: ",").compactMap { UInt64($0) }
@@ -72,6 +97,10 @@ public enum Checkpoint {
             throw TrainingError.checkpoint(file: file.source, "\(error)")
         }
     }
+
+    /// Entries of a training checkpoint that are not the model's: the optimizer's buffers
+    /// and the averaged weights (layer names `optimizer` and `ema` are refused).
+    static let reservedPrefixes = ["optimizer.", "ema."]
 
     static func entry(_ values: Buffer.Values, shape: [Int]) throws -> TensorEntry {
         switch values {
@@ -93,9 +122,14 @@ public enum Checkpoint {
     /// do) goes into the metadata for people and scripts; resume derives it from the
     /// progress and the config (`Trainer.isComplete`).
     static func writeState(
-        to url: URL, model: Module, optimizer: any Optimizer, progress: TrainingProgress, finished: Bool, configJSON: String
+        to url: URL, model: Module, optimizer: any Optimizer, average: AveragedModel? = nil, progress: TrainingProgress,
+        finished: Bool, configJSON: String
     ) throws {
         var file = try weightsFile(model, configJSON: configJSON)
+        if let average {
+            for (name, shape, values) in average.average.stateDict() { file.tensors["ema.\(name)"] = try entry(values, shape: shape) }
+            file.metadata["ema_updates"] = "\(average.updates)"
+        }
         for (name, buffer) in model.namedBuffers(includingNonPersistent: true) where !buffer.persistent {
             file.tensors[name] = try entry(buffer.values, shape: buffer.shape)
         }
@@ -111,6 +145,10 @@ public enum Checkpoint {
         file.metadata["epoch_correct"] = "\(progress.epochCorrect)"
         file.metadata["epoch_seen"] = "\(progress.epochSeen)"
         file.metadata["best_accuracy"] = "\(progress.bestAccuracy)"
+        file.metadata["best_test_accuracy"] = "\(progress.bestTestAccuracy)"
+        file.metadata["stopping_best"] = "\(progress.stoppingBest)"
+        file.metadata["evaluations_without_improvement"] = "\(progress.evaluationsWithoutImprovement)"
+        if let reason = progress.endedEarly { file.metadata["ended_early"] = reason }
         file.metadata["finished"] = finished ? "true" : "false"
         try file.write(to: url)
     }
@@ -144,15 +182,31 @@ public enum Checkpoint {
         p.epochCorrect = try int("epoch_correct")
         p.epochSeen = try int("epoch_seen")
         p.bestAccuracy = try double("best_accuracy")
+        // Checkpoints written before validation splits and early stopping lack these.
+        p.bestTestAccuracy = file.metadata["best_test_accuracy"] == nil ? p.bestAccuracy : try double("best_test_accuracy")
+        p.stoppingBest = file.metadata["stopping_best"] == nil ? .nan : try double("stopping_best")
+        p.evaluationsWithoutImprovement = file.metadata["evaluations_without_improvement"] == nil
+            ? 0 : try int("evaluations_without_improvement")
+        p.endedEarly = file.metadata["ended_early"]
         _ = try int("optimizer_step")
         return p
     }
 
     /// Restores a training state written by `writeState` into `model` (parameters and every
     /// buffer) and `optimizer`.
-    static func restoreState(from file: SafeTensorsFile, model: Module, optimizer: any Optimizer) throws -> TrainingProgress {
+    static func restoreState(
+        from file: SafeTensorsFile, model: Module, optimizer: any Optimizer, average: AveragedModel? = nil
+    ) throws -> TrainingProgress {
         let url = URL(fileURLWithPath: file.source)
         try loadWeights(file, into: model, includingNonPersistent: true)
+        if let average {
+            guard let updates = file.metadata["ema_updates"].flatMap(Int.init) else {
+                throw TrainingError.checkpoint(file: url.path, "metadata \"ema_updates\" is missing or not an integer; "
+                    + "the config has ema but this checkpoint holds no averaged weights")
+            }
+            if updates > 0 { try loadWeights(file, into: average.average, prefix: "ema.") }
+            average.restore(updates: updates)
+        }
         let p = try progress(of: file)
         var buffers: [String: [Float]] = [:]
         for (name, entry) in file.tensors where name.hasPrefix("optimizer.") {

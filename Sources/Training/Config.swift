@@ -16,9 +16,15 @@ public struct TrainingConfig: Sendable, Equatable {
         /// Fetch missing files from the mirrors before training.
         public var download = true
         public var mirrors: [String] = []
-        /// Random shifts (pixels) and rotations (degrees) of training images; 0 = off.
+        /// Random affine augmentation of training images, in one resampling: shifts
+        /// (whole pixels), rotations (degrees) and scalings (a factor drawn from
+        /// `augmentScale`); 0 and 1...1 = off.
         public var augmentShift = 0
         public var augmentRotation = 0.0
+        public var augmentScale: ClosedRange<Double> = 1...1
+        /// Hold out the last N training images as a validation split (0 = none): the
+        /// same images every run, never trained on, evaluated like the test set.
+        public var validation = 0
         /// Use only the first N training / test images (nil = all).
         public var trainLimit: Int?
         public var testLimit: Int?
@@ -68,8 +74,31 @@ public struct TrainingConfig: Sendable, Equatable {
     /// The input of one sample: `[channels, height, width]`.
     public var inputShape = [1, 28, 28]
     public var layers: [Layer] = []
+    /// `early_stopping`: stop when the selection metric has not improved by more than
+    /// `minDelta` for `patience` evaluations at epoch ends.
+    public struct EarlyStopping: Sendable, Equatable {
+        public enum Metric: String, Sendable, CaseIterable { case accuracy, loss }
+        public var patience: Int
+        public var minDelta = 0.0
+        public var metric = Metric.accuracy
+    }
+
     public var optimizer = OptimizerSection()
     public var schedule: LearningRateSchedule = .constant
+    /// A linear warm-up in front of the schedule: the rate is multiplied by a factor that
+    /// rises from `warmupStartFactor` to 1 over the first `warmupSteps` optimizer steps
+    /// (PyTorch's `LinearLR(start_factor, total_iters)` stepped per batch, chained).
+    public var warmupSteps = 0
+    public var warmupStartFactor = 1.0 / 3
+    /// Keep an exponential moving average of the weights and buffers with this decay
+    /// (PyTorch's `AveragedModel` with `get_ema_multi_avg_fn(decay)`, `use_buffers=True`),
+    /// updated after every step; nil = none.
+    public var emaDecay: Double?
+    public var earlyStopping: EarlyStopping?
+    /// Stop once the validation (else test) accuracy reaches this fraction.
+    public var targetAccuracy: Double?
+    /// Also evaluate every N steps (0: only at the end of each epoch).
+    public var evalEverySteps = 0
     public var batchSize = 64
     public var testBatchSize = 100
     public var epochs = 1
@@ -118,10 +147,16 @@ extension TrainingConfig {
             if let a = try d.object("augmentation") {
                 c.data.augmentShift = try a.int("max_shift", default: 0, 0...8)
                 c.data.augmentRotation = try a.double("max_rotation_degrees", default: 0, 0...45)
+                let scale = try a.doubles("scale", count: 2, default: [1, 1])
+                guard scale[0] > 0, scale[0] <= scale[1], scale[1] <= 4 else {
+                    throw a.error("scale", "is \(scale); expected [min, max] with 0 < min <= max <= 4")
+                }
+                c.data.augmentScale = scale[0]...scale[1]
                 try a.finish()
             }
             c.data.trainLimit = try d.optionalInt("train_limit", 1...10_000_000)
             c.data.testLimit = try d.optionalInt("test_limit", 1...10_000_000)
+            c.data.validation = try d.int("validation", default: 0, 0...10_000_000)
             c.data.verify = try d.bool("verify", default: true)
             try d.finish()
         }
@@ -161,6 +196,12 @@ extension TrainingConfig {
             case "cosine": c.schedule = .cosine(tMax: try s.int("t_max", 1...100_000), etaMin: try s.double("eta_min", default: 0, 0...10))
             default: c.schedule = .constant
             }
+            c.warmupSteps = try s.int("warmup_steps", default: 0, 0...1_000_000_000)
+            c.warmupStartFactor = try s.double("warmup_start_factor", default: 1.0 / 3, 0...1)
+            if c.warmupSteps > 0, case .oneCycle = c.schedule {
+                throw s.error("warmup_steps", "is \(c.warmupSteps), but one_cycle has its own warm-up (pct_start); "
+                    + "leave warmup_steps out or use another schedule")
+            }
             try s.finish()
         }
         c.batchSize = try root.int("batch_size", default: 64, 1...65_536)
@@ -168,6 +209,21 @@ extension TrainingConfig {
         c.epochs = try root.int("epochs", default: 1, 1...10_000)
         c.maxSteps = try root.optionalInt("max_steps", 1...1_000_000_000)
         c.labelSmoothing = try root.double("label_smoothing", default: 0, 0...1)
+        if let e = try root.object("ema") {
+            c.emaDecay = try e.double("decay", 0...1, allowed: "a decay in [0, 1), e.g. 0.999")
+            if c.emaDecay == 1 { throw e.error("decay", "is 1, which would never move the average; expected a value in [0, 1)") }
+            try e.finish()
+        }
+        if let e = try root.object("early_stopping") {
+            var stopping = EarlyStopping(patience: try e.int("patience", 1...100_000))
+            stopping.minDelta = try e.double("min_delta", default: 0, 0...1_000)
+            stopping.metric = EarlyStopping.Metric(rawValue: try e.string("metric", default: "accuracy", oneOf: ["accuracy", "loss"])) ?? .accuracy
+            try e.finish()
+            c.earlyStopping = stopping
+        }
+        c.targetAccuracy = try root.optionalDouble("target_accuracy", 0...1, allowed: "a fraction in (0, 1], e.g. 0.99 for 99%")
+        if c.targetAccuracy == 0 { throw root.error("target_accuracy", "is 0; expected a fraction in (0, 1], e.g. 0.99 for 99%") }
+        c.evalEverySteps = try root.int("eval_every_steps", default: 0, 0...1_000_000_000)
         c.seed = UInt64(try root.int("seed", default: 1, 0...Int(Int32.max)))
         c.threads = try root.int("threads", default: 2, 1...256)
         c.outputDirectory = try root.string("output_dir", default: "runs")
@@ -202,6 +258,10 @@ extension TrainingConfig {
         if let name, name.isEmpty || name.contains(".") {
             throw r.error("name", "\"\(name)\" is not a valid layer name (non-empty, no dots)")
         }
+        if let name, ["optimizer", "ema"].contains(name) {
+            throw r.error("name", "\"\(name)\" is reserved (training checkpoints keep the optimizer's and the averaged "
+                + "weights under it); choose another name")
+        }
         let kind = try LayerRegistry.kind(type)!.init(reading: r)
         try r.finish()
         return Layer(kind, name: name)
@@ -221,8 +281,10 @@ extension TrainingConfig {
         var dataFields: [(String, Any)] = [
             ("dataset", data.dataset), ("directory", data.directory), ("mean", data.mean), ("std", data.std),
             ("download", data.download), ("mirrors", RawJSON(text: "[" + data.mirrors.map(jsonString).joined(separator: ", ") + "]")),
-            ("augmentation", RawJSON(text: jsonObject(["max_shift": data.augmentShift, "max_rotation_degrees": data.augmentRotation]))),
+            ("augmentation", RawJSON(text: jsonObject(["max_shift": data.augmentShift, "max_rotation_degrees": data.augmentRotation,
+                                                       "scale": [data.augmentScale.lowerBound, data.augmentScale.upperBound]]))),
         ]
+        if data.validation > 0 { dataFields.append(("validation", data.validation)) }
         if let n = data.trainLimit { dataFields.append(("train_limit", n)) }
         if let n = data.testLimit { dataFields.append(("test_limit", n)) }
         if !data.verify { dataFields.append(("verify", false)) }
@@ -233,7 +295,7 @@ extension TrainingConfig {
             optimizerFields += [("betas", optimizer.betas), ("eps", optimizer.eps)]
         }
         optimizerFields.append(("weight_decay", optimizer.weightDecay))
-        let scheduleJSON: String
+        var scheduleJSON: String
         switch schedule {
         case .constant: scheduleJSON = jsonObject(["type": "constant"])
         case let .step(s, g): scheduleJSON = jsonObject(["type": "step", "step_size": s, "gamma": g])
@@ -247,6 +309,10 @@ extension TrainingConfig {
                 "max_momentum": c.maxMomentum,
             ])
         }
+        if warmupSteps > 0 {
+            scheduleJSON = String(scheduleJSON.dropLast()) + ", \"warmup_steps\": \(jsonValue(warmupSteps)), "
+                + "\"warmup_start_factor\": \(jsonValue(warmupStartFactor))}"
+        }
         func object(_ fields: [(String, Any)]) -> RawJSON {
             RawJSON(text: "{" + fields.map { "\(jsonString($0.0)): \(jsonValue($0.1))" }.joined(separator: ", ") + "}")
         }
@@ -258,6 +324,12 @@ extension TrainingConfig {
         ]
         if let maxSteps { topFields.append(("max_steps", maxSteps)) }
         if labelSmoothing != 0 { topFields.append(("label_smoothing", labelSmoothing)) }
+        if let emaDecay { topFields.append(("ema", RawJSON(text: jsonObject(["decay": emaDecay])))) }
+        if let e = earlyStopping {
+            topFields.append(("early_stopping", object([("patience", e.patience), ("min_delta", e.minDelta), ("metric", e.metric.rawValue)])))
+        }
+        if let targetAccuracy { topFields.append(("target_accuracy", targetAccuracy)) }
+        if evalEverySteps > 0 { topFields.append(("eval_every_steps", evalEverySteps)) }
         topFields += [
             ("seed", Int(seed)), ("threads", threads), ("output_dir", outputDirectory),
             ("checkpoint", RawJSON(text: jsonObject(["every_steps": checkpointEverySteps]))),

@@ -57,6 +57,11 @@ func jsonObject(_ pairs: KeyValuePairs<String, Any>) -> String {
     "{" + pairs.map { "\(jsonString($0.key)): \(jsonValue($0.value))" }.joined(separator: ", ") + "}"
 }
 
+/// A JSON object of fields assembled at run time, in their order.
+func jsonObject(_ fields: [(String, Any)]) -> String {
+    "{" + fields.map { "\(jsonString($0.0)): \(jsonValue($0.1))" }.joined(separator: ", ") + "}"
+}
+
 func jsonValue(_ value: Any) -> String {
     switch value {
     case let v as String: return jsonString(v)

@@ -109,6 +109,10 @@ public final class JSONObjectReader {
         has(key) ? try int(key, range) : { used.insert(key); return nil }()
     }
 
+    public func optionalDouble(_ key: String, _ range: ClosedRange<Double>, allowed: String? = nil) throws -> Double? {
+        has(key) ? try double(key, range, allowed: allowed) : { used.insert(key); return nil }()
+    }
+
     public func bool(_ key: String, default value: Bool) throws -> Bool {
         guard let v = raw(key) else { return value }
         guard case .bool(let b) = v else {

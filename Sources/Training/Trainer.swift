@@ -42,20 +42,37 @@ public struct RunSummary: Sendable {
     public var trainAccuracy: Double
     public var testLoss: Double
     public var testAccuracy: Double
+    /// The averaged weights' test accuracy (with `ema`) and the validation accuracy (with
+    /// `data.validation`) at the last evaluation.
+    public var emaTestAccuracy: Double?
+    public var validationAccuracy: Double?
+    /// The best value of the selection metric, what it measured (`validation accuracy`
+    /// or `test accuracy`, of the averaged weights with `ema`), and the test accuracy of
+    /// those weights (best.safetensors).
+    public var bestAccuracy: Double
+    public var bestSelection: String
     public var bestTestAccuracy: Double
     public var seconds: Double
     public var samplesPerSecond: Double
-    /// Why the run ended: `completed`, `max_steps` or `already_complete`.
+    /// Why the run ended: `completed`, `max_steps`, `early_stopping`, `target_accuracy` or
+    /// `already_complete`.
     public var stopReason: String
 
     public var json: String {
-        jsonObject([
-            "run_dir": runDirectory, "epochs_completed": epochsCompleted, "steps": steps,
-            "train_loss": trainLoss, "train_accuracy": trainAccuracy, "test_loss": testLoss,
-            "test_accuracy": testAccuracy, "best_test_accuracy": bestTestAccuracy,
-            "seconds": seconds, "samples_per_second": samplesPerSecond, "stop_reason": stopReason,
-            "model": runDirectory + "/" + Checkpoint.modelFile,
-        ])
+        var fields: [(String, Any)] = [
+            ("run_dir", runDirectory), ("epochs_completed", epochsCompleted), ("steps", steps),
+            ("train_loss", trainLoss), ("train_accuracy", trainAccuracy), ("test_loss", testLoss),
+            ("test_accuracy", testAccuracy),
+        ]
+        if let emaTestAccuracy { fields.append(("ema_test_accuracy", emaTestAccuracy)) }
+        if let validationAccuracy { fields.append(("validation_accuracy", validationAccuracy)) }
+        fields += [
+            ("best_accuracy", bestAccuracy), ("best_selection", bestSelection), ("best_test_accuracy", bestTestAccuracy),
+            ("seconds", seconds), ("samples_per_second", samplesPerSecond), ("stop_reason", stopReason),
+            ("model", runDirectory + "/" + Checkpoint.modelFile),
+        ]
+        if emaTestAccuracy != nil { fields.append(("ema_model", runDirectory + "/" + Checkpoint.emaFile)) }
+        return "{" + fields.map { "\(jsonString($0.0)): \(jsonValue($0.1))" }.joined(separator: ", ") + "}"
     }
 }
 
@@ -204,7 +221,7 @@ public final class Trainer {
 
     /// Whether a run at `progress` has nothing left to do under `config`.
     static func isComplete(_ progress: TrainingProgress, _ config: TrainingConfig) -> Bool {
-        progress.epoch >= config.epochs || config.maxSteps.map { progress.step >= $0 } == true
+        progress.endedEarly != nil || progress.epoch >= config.epochs || config.maxSteps.map { progress.step >= $0 } == true
     }
 
     func makeOptimizer(_ parameters: [Tensor]) throws -> any Optimizer {
@@ -221,7 +238,7 @@ public final class Trainer {
 
     /// The training and test sets of the config, fetched when missing (MNIST) and
     /// checked against the published MD5s unless `data.verify` is false.
-    func loadData() throws -> (train: Dataset, test: Dataset) {
+    func loadData() throws -> (train: Dataset, validation: Dataset?, test: Dataset) {
         let directory = URL(fileURLWithPath: config.data.directory)
         let names = Split.train.fileNames, testNames = Split.test.fileNames
         let required = [names.images, names.labels, testNames.images, testNames.labels]
@@ -252,7 +269,13 @@ public final class Trainer {
         }
         if let n = config.data.trainLimit { train = try train.prefix(n) }
         if let n = config.data.testLimit { test = try test.prefix(n) }
-        return (train, test)
+        guard config.data.validation > 0 else { return (train, nil, test) }
+        guard config.data.validation < train.count else {
+            throw ConfigError(file: "config", path: "data.validation", message: "got \(config.data.validation); the training set "
+                + "has \(train.count) images, and some must remain to train on")
+        }
+        let split = try train.holdingOut(last: config.data.validation, as: "\(train.name) (validation)")
+        return (split.kept, split.heldOut, test)
     }
 }
 
@@ -269,13 +292,17 @@ final class TrainingSession {
     let model: Sequential
     let optimizer: any Optimizer
     let train: Dataset, test: Dataset
+    /// The held-out last `data.validation` training images.
+    let validation: Dataset?
+    /// The exponential moving average of the weights (`ema`).
+    let average: AveragedModel?
     let loader: DataLoader
     let nllOutput: Bool
     let stateURL: URL
     var progress = TrainingProgress()
     var metrics: MetricsLog
     /// The step the last evaluation was made at, and its result.
-    var lastEvaluation: (step: Int, result: Evaluation)?
+    var lastEvaluation: (step: Int, result: EvaluationRound)?
     /// Time spent in training steps by this process (no evaluation, no checkpoints).
     var trainSeconds = 0.0, trainSamples = 0
     var epochStart = 0.0, windowStart = 0.0, windowSamples = 0
@@ -290,13 +317,20 @@ final class TrainingSession {
         console = trainer.console
         configJSON = config.json
         model = try ModelBuilder.build(config, seed: config.seed)
-        (train, test) = try trainer.loadData()
+        (train, validation, test) = try trainer.loadData()
+        if let decay = config.emaDecay {
+            average = try AveragedModel(average: try ModelBuilder.build(config, seed: config.seed), of: model, decay: decay)
+        } else {
+            average = nil
+        }
         nllOutput = ModelBuilder.endsWithLogSoftmax(model)
         optimizer = try trainer.makeOptimizer(model.parameters())
         metrics = MetricsLog(url: directory.url.appendingPathComponent(Checkpoint.metricsFile))
         stateURL = directory.url.appendingPathComponent(Checkpoint.stateFile)
-        let augmentation = config.data.augmentShift > 0 || config.data.augmentRotation > 0
-            ? Augmentation(maxShift: config.data.augmentShift, maxRotationDegrees: Float(config.data.augmentRotation)) : nil
+        let scale = config.data.augmentScale
+        let augmentation = config.data.augmentShift > 0 || config.data.augmentRotation > 0 || scale != 1...1
+            ? Augmentation(maxShift: config.data.augmentShift, maxRotationDegrees: Float(config.data.augmentRotation),
+                           scale: Float(scale.lowerBound)...Float(scale.upperBound)) : nil
         let transform = try Transform.normalized(config.normalization).withAugmentation(augmentation)
         loader = try DataLoader(dataset: train, batchSize: config.batchSize, shuffle: config.shuffle,
                                 seed: config.seed, transform: transform)
@@ -323,7 +357,7 @@ final class TrainingSession {
     private func restore(from checkpoint: SafeTensorsFile?) throws {
         let path = directory.url.path
         if let checkpoint {
-            progress = try Checkpoint.restoreState(from: checkpoint, model: model, optimizer: optimizer)
+            progress = try Checkpoint.restoreState(from: checkpoint, model: model, optimizer: optimizer, average: average)
             try metrics.load(upToStep: progress.step)
             if !Trainer.isComplete(progress, config) {
                 console.line("Resuming \(path) at epoch \(progress.epoch + 1), batch \(progress.batchIndex), step \(progress.step)")
@@ -343,12 +377,16 @@ final class TrainingSession {
         }
         console.line("Config \(config.name): \(indentedJSON(configJSON, objectDepth: 2))")
         console.line("\(model)")
-        console.line("Parameters: \(model.parameterCount); training on \(train.count) images, testing on \(test.count); "
-            + "\(config.threads) thread(s); run directory \(directory.url.path)")
+        console.line("Parameters: \(model.parameterCount); training on \(train.count) images, "
+            + (validation.map { "validating on \($0.count) (the last of the training set), " } ?? "")
+            + "testing on \(test.count); \(config.threads) thread(s); run directory \(directory.url.path)")
+        if config.emaDecay != nil || validation != nil {
+            console.line("The best weights are chosen by \(EvaluationRound.selection(ema: average != nil, validation: validation != nil))")
+        }
         while !Trainer.isComplete(progress, config) {
             try trainEpoch(signals: signals)
         }
-        let reason = progress.epoch >= config.epochs ? "completed" : "max_steps"
+        let reason = progress.endedEarly ?? (progress.epoch >= config.epochs ? "completed" : "max_steps")
         try stop(reason: reason)
         return summary(startTime: startTime, reason: reason)
     }
@@ -371,6 +409,9 @@ final class TrainingSession {
             }
             if Trainer.isComplete(progress, config) { return }
             try trainStep(batch, learningRate: lr)
+            if config.evalEverySteps > 0 && progress.step % config.evalEverySteps == 0 && progress.batchIndex < loader.batchCount {
+                try evaluateWithinEpoch()
+            }
             if config.checkpointEverySteps > 0 && progress.step % config.checkpointEverySteps == 0 {
                 try saveState()
             }
@@ -387,6 +428,9 @@ final class TrainingSession {
             lr = values.lr
             optimizer.learningRate = Float(lr)
             if cycle.cycleMomentum { optimizer.momentumTerm = Float(values.momentum) }
+        } else if progress.step <= config.warmupSteps && config.warmupSteps > 0 {
+            lr = epochRate * warmupFactor(step: progress.step, steps: config.warmupSteps, startFactor: config.warmupStartFactor)
+            optimizer.learningRate = Float(lr)
         }
         let x = try Tensor(shape: batch.imageShape, data: batch.images)
         optimizer.zeroGrad()
@@ -402,6 +446,7 @@ final class TrainingSession {
         }
         try loss.backward()
         try optimizer.step()
+        average?.update(from: model)
 
         progress.step += 1
         progress.batchIndex += 1
@@ -438,13 +483,13 @@ final class TrainingSession {
         let seconds = DispatchTimeNow() - epochStart
         let evaluation = try evaluate()
         metrics.append(jsonObject([
-            "kind": "epoch", "epoch": progress.epoch + 1, "step": progress.step, "lr": lr,
-            "train_loss": progress.epochLossSum / Double(max(progress.epochSeen, 1)),
-            "train_accuracy": Double(progress.epochCorrect) / Double(max(progress.epochSeen, 1)),
-            "test_loss": evaluation.loss, "test_accuracy": evaluation.accuracy,
-            "seconds": seconds, "eval_seconds": evaluation.seconds,
-        ]))
+            ("kind", "epoch"), ("epoch", progress.epoch + 1), ("step", progress.step), ("lr", lr),
+            ("train_loss", progress.epochLossSum / Double(max(progress.epochSeen, 1))),
+            ("train_accuracy", Double(progress.epochCorrect) / Double(max(progress.epochSeen, 1))),
+        ] + evaluation.fields + [("seconds", seconds)]))
         try keepIfBest(evaluation)
+        checkEarlyStopping(evaluation)
+        checkTarget(evaluation)
         progress.epoch += 1
         progress.batchIndex = 0
         progress.epochLossSum = 0
@@ -460,18 +505,15 @@ final class TrainingSession {
     private func stop(reason: String) throws {
         if lastEvaluation?.step != progress.step {
             let evaluation = try evaluate()
-            let seen = max(progress.epochSeen, 1)
-            metrics.append(jsonObject([
-                "kind": "stop", "reason": reason, "epoch": progress.epoch + 1, "step": progress.step,
-                "epoch_fraction": Double(progress.batchIndex) / Double(max(loader.batchCount, 1)),
-                "train_loss": progress.epochSeen > 0 ? progress.epochLossSum / Double(seen) : Double.nan,
-                "train_accuracy": progress.epochSeen > 0 ? Double(progress.epochCorrect) / Double(seen) : Double.nan,
-                "test_loss": evaluation.loss, "test_accuracy": evaluation.accuracy, "eval_seconds": evaluation.seconds,
-            ]))
+            metrics.append(jsonObject([("kind", "stop"), ("reason", reason)] + withinEpochFields() + evaluation.fields))
             try keepIfBest(evaluation)
         }
         try saveState()
         try Checkpoint.weightsFile(model, configJSON: configJSON).write(to: directory.url.appendingPathComponent(Checkpoint.modelFile))
+        if let average {
+            try Checkpoint.weightsFile(average.average, configJSON: configJSON, extra: ["ema_decay": "\(average.decay)",
+                "ema_updates": "\(average.updates)"]).write(to: directory.url.appendingPathComponent(Checkpoint.emaFile))
+        }
         try drawCurves()
     }
 
@@ -486,29 +528,94 @@ final class TrainingSession {
 
     // MARK: - Pieces
 
-    private func evaluate() throws -> Evaluation {
-        let evaluation = try Evaluator.evaluate(model, dataset: test, batchSize: config.testBatchSize,
-                                                normalization: config.normalization, logProbabilities: nllOutput)
-        lastEvaluation = (progress.step, evaluation)
-        console.line(testSetLine(evaluation))
-        return evaluation
+    /// Evaluates the model (and the averaged weights) on the test set (and the validation
+    /// split), printing a line for each.
+    private func evaluate() throws -> EvaluationRound {
+        func run(_ module: Module, _ dataset: Dataset, _ label: String) throws -> Evaluation {
+            let evaluation = try Evaluator.evaluate(module, dataset: dataset, batchSize: config.testBatchSize,
+                                                    normalization: config.normalization, logProbabilities: nllOutput)
+            console.line(evaluationLine(evaluation, label: label))
+            return evaluation
+        }
+        var round = EvaluationRound(test: try run(model, test, "Test set"))
+        if let validation { round.validation = try run(model, validation, "Validation set") }
+        if let average {
+            round.emaTest = try run(average.average, test, "Test set (EMA weights)")
+            if let validation { round.emaValidation = try run(average.average, validation, "Validation set (EMA weights)") }
+        }
+        lastEvaluation = (progress.step, round)
+        return round
     }
 
-    /// best.safetensors holds the weights of the best evaluation so far, and its metadata
-    /// the accuracy the summary reports as best.
-    private func keepIfBest(_ evaluation: Evaluation) throws {
-        guard evaluation.accuracy > progress.bestAccuracy else { return }
-        progress.bestAccuracy = evaluation.accuracy
-        try Checkpoint.weightsFile(model, configJSON: configJSON, extra: [
-            "epoch": "\(progress.epoch + 1)", "step": "\(progress.step)", "test_accuracy": "\(evaluation.accuracy)",
-        ]).write(to: directory.url.appendingPathComponent(Checkpoint.bestFile))
+    /// `eval_every_steps` within an epoch: an `eval` line, the best weights, the target.
+    private func evaluateWithinEpoch() throws {
+        console.clearProgress()
+        let evaluation = try evaluate()
+        metrics.append(jsonObject([("kind", "eval")] + withinEpochFields() + evaluation.fields))
+        try keepIfBest(evaluation)
+        checkTarget(evaluation)
+    }
+
+    /// Where a run stands within its epoch, and the epoch's training loss and accuracy so far.
+    private func withinEpochFields() -> [(String, Any)] {
+        let seen = max(progress.epochSeen, 1)
+        return [
+            ("epoch", progress.epoch + 1), ("step", progress.step),
+            ("epoch_fraction", Double(progress.batchIndex) / Double(max(loader.batchCount, 1))),
+            ("train_loss", progress.epochSeen > 0 ? progress.epochLossSum / Double(seen) : Double.nan),
+            ("train_accuracy", progress.epochSeen > 0 ? Double(progress.epochCorrect) / Double(seen) : Double.nan),
+        ]
+    }
+
+    /// best.safetensors holds the weights of the best evaluation so far by the selection
+    /// metric (`EvaluationRound.selected`), and its metadata what they reached.
+    private func keepIfBest(_ round: EvaluationRound) throws {
+        guard round.selected.accuracy > progress.bestAccuracy else { return }
+        progress.bestAccuracy = round.selected.accuracy
+        progress.bestTestAccuracy = round.selectedTest.accuracy
+        var extra = ["epoch": "\(progress.epoch + 1)", "step": "\(progress.step)", "test_accuracy": "\(round.selectedTest.accuracy)",
+                     "selected_by": round.selection]
+        if let validation = round.emaValidation ?? round.validation { extra["validation_accuracy"] = "\(validation.accuracy)" }
+        try Checkpoint.weightsFile(average?.average ?? model, configJSON: configJSON, extra: extra)
+            .write(to: directory.url.appendingPathComponent(Checkpoint.bestFile))
+    }
+
+    /// `early_stopping`, at epoch ends: counts the evaluations since the metric last
+    /// improved by more than `min_delta`, and ends the run after `patience` of them.
+    private func checkEarlyStopping(_ round: EvaluationRound) {
+        guard let stopping = config.earlyStopping, progress.endedEarly == nil else { return }
+        let value = stopping.metric == .accuracy ? round.selected.accuracy : round.selected.loss
+        let improved = progress.stoppingBest.isNaN
+            || (stopping.metric == .accuracy ? value > progress.stoppingBest + stopping.minDelta
+                                             : value < progress.stoppingBest - stopping.minDelta)
+        if improved {
+            progress.stoppingBest = value
+            progress.evaluationsWithoutImprovement = 0
+            return
+        }
+        progress.evaluationsWithoutImprovement += 1
+        if progress.evaluationsWithoutImprovement >= stopping.patience {
+            progress.endedEarly = "early_stopping"
+            console.line("Early stopping: \(round.selection.replacingOccurrences(of: "accuracy", with: stopping.metric.rawValue)) "
+                + "has not improved by more than \(stopping.minDelta) for \(stopping.patience) epoch(s) (best "
+                + String(format: stopping.metric == .accuracy ? "%.2f%%" : "%.4f",
+                         stopping.metric == .accuracy ? 100 * progress.stoppingBest : progress.stoppingBest) + ")")
+        }
+    }
+
+    /// `target_accuracy`: ends the run once the selection metric reaches it.
+    private func checkTarget(_ round: EvaluationRound) {
+        guard let target = config.targetAccuracy, progress.endedEarly == nil, round.selected.accuracy >= target else { return }
+        progress.endedEarly = "target_accuracy"
+        console.line(String(format: "Target reached: %@ %.2f%% >= %.2f%% after %d steps (%.2f s of training)", round.selection,
+                            100 * round.selected.accuracy, 100 * target, progress.step, trainSeconds))
     }
 
     private func saveState() throws {
         // Metrics first: a kill between the two leaves metrics ahead of the checkpoint,
         // which a resume trims, rather than behind it, which it could not mend.
         try metrics.write()
-        try Checkpoint.writeState(to: stateURL, model: model, optimizer: optimizer, progress: progress,
+        try Checkpoint.writeState(to: stateURL, model: model, optimizer: optimizer, average: average, progress: progress,
                                   finished: Trainer.isComplete(progress, config), configJSON: configJSON)
     }
 
@@ -523,8 +630,11 @@ final class TrainingSession {
         return RunSummary(
             runDirectory: directory.url.path, epochsCompleted: progress.epoch, steps: progress.step,
             trainLoss: last?["train_loss"] ?? .nan, trainAccuracy: last?["train_accuracy"] ?? .nan,
-            testLoss: evaluation?.loss ?? .nan, testAccuracy: evaluation?.accuracy ?? .nan,
-            bestTestAccuracy: progress.bestAccuracy, seconds: DispatchTimeNow() - startTime,
+            testLoss: evaluation?.test.loss ?? .nan, testAccuracy: evaluation?.test.accuracy ?? .nan,
+            emaTestAccuracy: evaluation?.emaTest?.accuracy, validationAccuracy: evaluation?.validation?.accuracy,
+            bestAccuracy: progress.bestAccuracy,
+            bestSelection: EvaluationRound.selection(ema: average != nil, validation: validation != nil),
+            bestTestAccuracy: progress.bestTestAccuracy, seconds: DispatchTimeNow() - startTime,
             samplesPerSecond: rate, stopReason: reason)
     }
 
@@ -544,7 +654,7 @@ final class TrainingSession {
     /// between epochs (at its fractional epoch).
     private func drawCurves() throws {
         var points = metrics.epochRecords()
-        if let last = metrics.records(kinds: ["epoch", "stop"]).last, metrics.lastKind == "stop" {
+        if let last = metrics.records(kinds: ["epoch", "stop", "eval"]).last, ["stop", "eval"].contains(metrics.lastKind) {
             var point = last
             point["epoch"] = (last["epoch"] ?? 1) - 1 + (last["epoch_fraction"] ?? 0)
             points.append(point)
@@ -558,10 +668,52 @@ final class TrainingSession {
     }
 }
 
-/// The PyTorch example's line after each evaluation.
-func testSetLine(_ evaluation: Evaluation) -> String {
-    String(format: "\nTest set: Average loss: %.4f, Accuracy: %d/%d (%.2f%%)\n", evaluation.loss,
+/// The PyTorch example's line after each evaluation (`Test set`, or another label).
+func evaluationLine(_ evaluation: Evaluation, label: String = "Test set") -> String {
+    String(format: "\n%@: Average loss: %.4f, Accuracy: %d/%d (%.2f%%)\n", label, evaluation.loss,
            evaluation.correct, evaluation.count, 100 * evaluation.accuracy)
+}
+
+/// LinearLR's factor for the rate of optimizer step `step` (0 = the first): rises from
+/// `startFactor` to 1 over `steps` steps, then stays 1.
+func warmupFactor(step: Int, steps: Int, startFactor: Double) -> Double {
+    guard steps > 0 else { return 1 }
+    return startFactor + (1 - startFactor) * Double(min(step, steps)) / Double(steps)
+}
+
+/// One evaluation point: the model on the test set and the validation split, and the
+/// averaged weights on both, as far as the run has them.
+struct EvaluationRound {
+    var test: Evaluation
+    var validation: Evaluation?
+    var emaTest: Evaluation?
+    var emaValidation: Evaluation?
+
+    init(test: Evaluation) { self.test = test }
+
+    /// What selects the best weights, stops early and meets the target: the averaged
+    /// weights' when there are any, on the validation split when there is one.
+    var selected: Evaluation { emaTest != nil ? (emaValidation ?? emaTest!) : (validation ?? test) }
+    /// The test evaluation of the selected weights.
+    var selectedTest: Evaluation { emaTest ?? test }
+    var selection: String { Self.selection(ema: emaTest != nil, validation: validation != nil) }
+
+    /// `validation accuracy of the EMA weights`, `test accuracy`, …
+    static func selection(ema: Bool, validation: Bool) -> String {
+        (validation ? "validation accuracy" : "test accuracy") + (ema ? " of the EMA weights" : "")
+    }
+
+    /// The metrics.jsonl fields of this round.
+    var fields: [(String, Any)] {
+        var fields: [(String, Any)] = [("test_loss", test.loss), ("test_accuracy", test.accuracy)]
+        if let validation { fields += [("validation_loss", validation.loss), ("validation_accuracy", validation.accuracy)] }
+        if let emaTest { fields += [("ema_test_loss", emaTest.loss), ("ema_test_accuracy", emaTest.accuracy)] }
+        if let emaValidation {
+            fields += [("ema_validation_loss", emaValidation.loss), ("ema_validation_accuracy", emaValidation.accuracy)]
+        }
+        let seconds = [test, validation, emaTest, emaValidation].compactMap { $0?.seconds }.reduce(0, +)
+        return fields + [("eval_seconds", seconds)]
+    }
 }
 
 /// `metrics.jsonl`: one JSON object per line, kept in memory and rewritten atomically at
