@@ -32,15 +32,19 @@ public struct Augmentation: Sendable, Hashable, Codable {
     /// Each image is scaled about its centre by a factor uniform in this range (1...1: not
     /// scaled, and nothing is drawn for it).
     public var scale: ClosedRange<Float>
+    /// Mirror left–right with probability 1/2 (torchvision's `RandomHorizontalFlip`),
+    /// for data where that keeps the class (clothes, not digits).
+    public var horizontalFlip: Bool
     public var interpolation: Interpolation
 
     public init(
-        maxShift: Int = 2, maxRotationDegrees: Float = 10, scale: ClosedRange<Float> = 1...1,
+        maxShift: Int = 2, maxRotationDegrees: Float = 10, scale: ClosedRange<Float> = 1...1, horizontalFlip: Bool = false,
         interpolation: Interpolation = .bilinear
     ) {
         self.maxShift = maxShift
         self.maxRotationDegrees = maxRotationDegrees
         self.scale = scale
+        self.horizontalFlip = horizontalFlip
         self.interpolation = interpolation
     }
 }
@@ -185,9 +189,10 @@ public struct Transform: Sendable, Hashable {
             let range = augmentation.scale
             let zoom = range.lowerBound == range.upperBound ? range.lowerBound
                 : generator.nextUniform(range.lowerBound, range.upperBound)
+            let mirror = augmentation.horizontalFlip && generator.nextInt(below: 2) == 1
             Transform.resample(
                 image: image, rows: rows, cols: cols, into: output,
-                shiftX: Float(shiftX), shiftY: Float(shiftY), radians: degrees * .pi / 180, scale: zoom,
+                shiftX: Float(shiftX), shiftY: Float(shiftY), radians: degrees * .pi / 180, scale: zoom, mirror: mirror,
                 interpolation: augmentation.interpolation)
             for index in 0..<pixelCount {
                 output[index] = output[index] * scale + offset
@@ -199,12 +204,13 @@ public struct Transform: Sendable, Hashable {
         }
     }
 
-    /// Rotates by `radians` and scales by `scale` about the image centre, then shifts by
-    /// `(shiftX, shiftY)` pixels, in one resampling; writes raw pixel values (0...255) as
-    /// floats, 0 where the source is outside the image.
+    /// Mirrors left–right (`mirror`), rotates by `radians` and scales by `scale` about the
+    /// image centre, then shifts by `(shiftX, shiftY)` pixels, in one resampling; writes raw
+    /// pixel values (0...255) as floats, 0 where the source is outside the image.
     static func resample(
         image: UnsafePointer<UInt8>, rows: Int, cols: Int, into output: UnsafeMutablePointer<Float>,
-        shiftX: Float, shiftY: Float, radians: Float, scale: Float = 1, interpolation: Augmentation.Interpolation
+        shiftX: Float, shiftY: Float, radians: Float, scale: Float = 1, mirror: Bool = false,
+        interpolation: Augmentation.Interpolation
     ) {
         // The inverse map divides by the scale.
         let cosine = cos(radians) / scale
@@ -220,7 +226,8 @@ public struct Transform: Sendable, Hashable {
                 // Inverse map: output pixel → source position.
                 let dx = Float(x) - centreX - shiftX
                 let dy = Float(y) - centreY - shiftY
-                let sourceX = cosine * dx + sine * dy + centreX
+                let unmirroredX = cosine * dx + sine * dy
+                let sourceX = (mirror ? -unmirroredX : unmirroredX) + centreX
                 let sourceY = -sine * dx + cosine * dy + centreY
                 var value: Float = 0
                 switch interpolation {

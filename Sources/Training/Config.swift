@@ -22,6 +22,7 @@ public struct TrainingConfig: Sendable, Equatable {
         public var augmentShift = 0
         public var augmentRotation = 0.0
         public var augmentScale: ClosedRange<Double> = 1...1
+        public var augmentHorizontalFlip = false
         /// Hold out the last N training images as a validation split (0 = none): the
         /// same images every run, never trained on, evaluated like the test set.
         public var validation = 0
@@ -152,6 +153,7 @@ extension TrainingConfig {
                     throw a.error("scale", "is \(scale); expected [min, max] with 0 < min <= max <= 4")
                 }
                 c.data.augmentScale = scale[0]...scale[1]
+                c.data.augmentHorizontalFlip = try a.bool("horizontal_flip", default: false)
                 try a.finish()
             }
             c.data.trainLimit = try d.optionalInt("train_limit", 1...10_000_000)
@@ -282,7 +284,8 @@ extension TrainingConfig {
             ("dataset", data.dataset), ("directory", data.directory), ("mean", data.mean), ("std", data.std),
             ("download", data.download), ("mirrors", RawJSON(text: "[" + data.mirrors.map(jsonString).joined(separator: ", ") + "]")),
             ("augmentation", RawJSON(text: jsonObject(["max_shift": data.augmentShift, "max_rotation_degrees": data.augmentRotation,
-                                                       "scale": [data.augmentScale.lowerBound, data.augmentScale.upperBound]]))),
+                                                       "scale": [data.augmentScale.lowerBound, data.augmentScale.upperBound],
+                                                       "horizontal_flip": data.augmentHorizontalFlip]))),
         ]
         if data.validation > 0 { dataFields.append(("validation", data.validation)) }
         if let n = data.trainLimit { dataFields.append(("train_limit", n)) }

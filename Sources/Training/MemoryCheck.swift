@@ -10,7 +10,8 @@ import Glibc
 ///
 /// The parts, in bytes (float32 everywhere):
 /// - parameters: weights, their gradients, the optimizer's buffers (SGD momentum: 1,
-///   Adam: 2 per weight) and the two copies a checkpoint write makes;
+///   Adam: 2 per weight), the averaged weights (`ema`: 1, and 1 more in each checkpoint
+///   copy) and the two copies a checkpoint write makes;
 /// - training: for one batch, the input, every layer's output (kept for backward) and the
 ///   gradient of each (the allocator caches freed blocks by size), max-pool indices, and
 ///   two prefetched input batches;
@@ -35,7 +36,8 @@ public struct MemoryEstimate: Sendable, Equatable {
         let f = MemoryLayout<Float>.size
         let parameterCount = plan.reduce(0) { $0 + $1.parameterCount }
         let optimizerBuffers = config.optimizer.type == "sgd" ? (config.optimizer.momentum > 0 ? 1 : 0) : 2
-        parameters = parameterCount * f * (2 + optimizerBuffers + 2)
+        let averaged = config.emaDecay != nil ? 3 : 0
+        parameters = parameterCount * f * (2 + optimizerBuffers + 2 + averaged)
         let input = config.inputShape.reduce(1, *)
         var perSample = input
         var poolIndices = 0

@@ -21,6 +21,7 @@ public struct TrainArguments: Sendable {
     public var maxSteps: Int?
     public var noMaxSteps = false
     public var noShuffle = false
+    public var targetAccuracy: Double?
     public var allowUnverifiedData = false
     public var quiet = false
     public var json = false
@@ -32,7 +33,7 @@ public struct TrainArguments: Sendable {
         [("--config", config != nil), ("--batch-size", batchSize != nil), ("--lr", lr != nil),
          ("--momentum", momentum != nil), ("--optimizer", optimizer != nil), ("--seed", seed != nil),
          ("--threads", threads != nil), ("--out", out != nil), ("--init-from", initFrom != nil),
-         ("--no-shuffle", noShuffle)]
+         ("--no-shuffle", noShuffle), ("--target-accuracy", targetAccuracy != nil)]
     }
 
     /// The trainer for these arguments, or the one-line refusal.
@@ -72,6 +73,7 @@ public struct TrainArguments: Sendable {
             overrides.threads = threads
             overrides.dataDirectory = dataDir
             overrides.noShuffle = noShuffle
+            overrides.targetAccuracy = targetAccuracy
             try overrides.apply(to: &configuration)
             options.outputDirectory = out.map { URL(fileURLWithPath: $0) }
             options.initFrom = initFrom.map { URL(fileURLWithPath: $0) }

@@ -61,6 +61,8 @@ struct Train: ParsableCommand {
     @Option(parsing: .unconditional, help: "Stop after this many optimizer steps in all (saved with the run).") var maxSteps: Int?
     @Flag(help: "With --resume: drop the run's saved --max-steps and train all its epochs.") var noMaxSteps = false
     @Flag(help: "Visit the training set in file order.") var noShuffle = false
+    @Option(parsing: .unconditional, help: "Stop once the validation (else test) accuracy reaches this fraction, e.g. 0.99.")
+    var targetAccuracy: Double?
     @Flag(help: "Train on data files whose MD5 is not the published one.") var allowUnverifiedData = false
     @Flag(help: "Print nothing but errors (and the --json summary).") var quiet = false
     @Flag(help: "Print a JSON summary on stdout (logs go to stderr).") var json = false
@@ -82,6 +84,7 @@ struct Train: ParsableCommand {
         arguments.maxSteps = maxSteps
         arguments.noMaxSteps = noMaxSteps
         arguments.noShuffle = noShuffle
+        arguments.targetAccuracy = targetAccuracy
         arguments.allowUnverifiedData = allowUnverifiedData
         arguments.quiet = quiet
         arguments.json = json

@@ -11,7 +11,7 @@ struct ConfigTests {
 
     static let minimalModel = #""model": {"layers": [{"type": "flatten"}, {"type": "linear", "out_features": 10}]}"#
 
-    @Test(arguments: ["lenet", "lenet-adam", "lenet5", "fashion", "smoke"])
+    @Test(arguments: ["lenet", "lenet-adam", "lenet5", "fashion", "smoke", "bncnn", "lenet5-classic", "mnist-best", "fashion-best"])
     func shippedConfigsDecodeAndBuild(_ name: String) throws {
         let config = try TrainingConfig.load(from: Shared.packageRoot.appendingPathComponent("configs/\(name).json"))
         #expect(config.name == name)

@@ -125,11 +125,34 @@ struct ModernTrainingTests {
         #expect(try ink(0.8...1.2) == ink(0.8...1.2))
     }
 
+    @Test("horizontal_flip mirrors about half the images, the same ones on every run")
+    func horizontalFlipMirrorsHalf() throws {
+        let train = try Dataset.load(directory: Shared.mnistDirectory, split: .train).prefix(200)
+        let transform = try Transform.toTensorOnly.withAugmentation(Augmentation(maxShift: 0, maxRotationDegrees: 0, horizontalFlip: true))
+        let loader = try DataLoader(dataset: train, batchSize: 200, shuffle: false, seed: 1, transform: transform)
+        let batch = try #require(loader.batches(epoch: 0).first { _ in true })
+        var mirrored = 0, kept = 0
+        for i in 0..<200 {
+            let image: [Float] = Array(batch.images[(i * 784)..<((i + 1) * 784)])
+            let original: [Float] = train.images[(i * 784)..<((i + 1) * 784)].map { Float($0) / 255 }
+            let flipped: [Float] = (0..<784).map { (p: Int) -> Float in
+                let row = p / 28, column = p % 28
+                return original[row * 28 + 27 - column]
+            }
+            if zip(image, flipped).allSatisfy({ abs($0 - $1) < 1e-5 }) { mirrored += 1 }
+            if zip(image, original).allSatisfy({ abs($0 - $1) < 1e-5 }) { kept += 1 }
+        }
+        #expect(mirrored + kept == 200 && (70...130).contains(mirrored), "\(mirrored) mirrored, \(kept) kept")
+        let again = try #require(loader.batches(epoch: 0).first { _ in true })
+        #expect(again.images == batch.images)
+    }
+
     @Test("the new keys read back from the resolved config, and wrong values are named")
     func configKeys() throws {
         var config = try TrainerTests.smokeConfig()
         config.data.validation = 5000
         config.data.augmentScale = 0.9...1.1
+        config.data.augmentHorizontalFlip = true
         config.warmupSteps = 100
         config.emaDecay = 0.999
         config.earlyStopping = .init(patience: 3, minDelta: 0.001, metric: .accuracy)
