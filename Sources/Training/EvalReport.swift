@@ -115,6 +115,9 @@ public struct EvalOptions: Sendable {
     public var worstCount = 10
     /// Writes `confusion.png` and `worst.png` here when set.
     public var imagesDirectory: URL?
+    /// Writes every sample's log-probabilities (`log_probabilities`, `[N, classes]`) and
+    /// label (`labels`, int64 `[N]`) to this safetensors file when set.
+    public var outputsFile: URL?
 
     public init(checkpoint: URL) { self.checkpoint = checkpoint }
 
@@ -186,6 +189,15 @@ public struct EvalReport: Sendable {
         if let imagesDirectory = options.imagesDirectory {
             report.imagesWritten = try report.writeImages(to: imagesDirectory, dataset: dataset)
         }
+        if let outputsFile = options.outputsFile {
+            let classes = evaluation.confusion.count
+            let file = SafeTensorsFile(tensors: [
+                "log_probabilities": try TensorEntry(floats: evaluation.logProbabilities, shape: [evaluation.count, classes]),
+                "labels": try TensorEntry(int64s: evaluation.labels.map(Int64.init), shape: [evaluation.count]),
+            ], metadata: ["checkpoint": options.checkpoint.path, "split": options.split.rawValue])
+            try file.write(to: outputsFile)
+            report.imagesWritten.append(outputsFile.path)
+        }
         return report
     }
 
@@ -199,7 +211,8 @@ public struct EvalReport: Sendable {
             title: "Confusion matrix (\(split.rawValue))")
     }
 
-    /// The worst errors as a digit grid, each captioned `p=<prediction> (<label>)` in red;
+    /// The worst errors as a digit grid, each captioned `p=<prediction> (<label>)` in red
+    /// over its index in the split and the model's confidence (`#1234 97%`);
     /// `nil` when there is no error to show.
     public func worstImage(dataset: Dataset) throws -> Image? {
         guard !worst.isEmpty else { return nil }
@@ -211,7 +224,8 @@ public struct EvalReport: Sendable {
         }
         return try Figures.digitGrid(
             images: pixels, height: dataset.rows, width: dataset.cols, labels: worst.map(\.label),
-            predictions: worst.map(\.prediction), columns: min(10, worst.count),
+            predictions: worst.map(\.prediction),
+            notes: worst.map { String(format: "#%d %.0f%%", $0.index, 100 * $0.confidence) }, columns: min(10, worst.count),
             title: "Most confident errors (\(split.rawValue))")
     }
 

@@ -15,6 +15,8 @@ public struct Evaluation: Sendable {
     public var confidences: [Float]
     public var trueClassProbabilities: [Float]
     public var labels: [Int]
+    /// Every sample's log-probabilities, `count × classes` row-major (`mnist-eval --save-outputs`).
+    public var logProbabilities: [Float] = []
     public var seconds: Double
 
     public var accuracy: Double { count > 0 ? Double(correct) / Double(count) : 0 }
@@ -70,6 +72,7 @@ public enum Evaluator {
                     throw TrainingError.data("the model has \(classes) outputs but \(dataset.name) has \(dataset.classCount) classes")
                 }
                 let p = out.storage.pointer
+                result.logProbabilities.append(contentsOf: UnsafeBufferPointer(start: p, count: batch.count * classes))
                 for (i, best) in try predictedClasses(out).enumerated() {
                     let row = p + i * classes
                     let label = Int(batch.labels[i])

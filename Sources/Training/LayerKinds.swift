@@ -28,6 +28,9 @@ public protocol LayerKind: Sendable {
     func scratchValues(for input: [Int]) -> Int
     /// The module, with PyTorch's initialisation drawn from `context`.
     func makeModule(for input: [Int], context: inout LayerContext) -> Module
+    /// The layer's ONNX nodes in inference mode (`ONNXExport.swift`), from `e.value` to a
+    /// new `e.value`; its weights become initializers under their state_dict names.
+    func exportONNX(_ e: inout ONNXLayerExport) throws
 }
 
 extension LayerKind {

@@ -20,6 +20,7 @@ struct MNISTEval: ParsableCommand {
     @Option(help: "Threads for the kernels (default: the config's).") var threads: Int?
     @Option(help: "How many of the most confident errors to list.") var worst: Int = 10
     @Option(help: "Write confusion.png and worst.png into this directory.") var saveImages: String?
+    @Option(help: "Write every sample's log-probabilities and label to this .safetensors file.") var saveOutputs: String?
     @Flag(help: "Print one JSON object on stdout instead of the text report.") var json = false
 
     func run() throws {
@@ -32,6 +33,7 @@ struct MNISTEval: ParsableCommand {
             options.threads = threads
             options.worstCount = worst
             options.imagesDirectory = saveImages.map { URL(fileURLWithPath: $0) }
+            options.outputsFile = saveOutputs.map { URL(fileURLWithPath: $0) }
             let report = try EvalReport.run(options)
             print(json ? report.json : report.text)
             if !json {
