@@ -8,7 +8,7 @@ import Foundation
 /// sum of absolute signed residuals, the heuristic the specification recommends.
 public enum PNGEncoder {
     /// The eight bytes every PNG file starts with.
-    public static let signature: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]
+    public static let signature = pngSignature
 
     /// The complete PNG file for `image`.
     public static func encode(_ image: Image) throws -> Data {
