@@ -6,7 +6,7 @@ RELEASE = $(SWIFT) build $(RELEASE_FLAGS)
 BIN = .build/release
 TEST_FLAGS = -c release -Xswiftc -enable-testing
 
-.PHONY: help setup build test train smoke data bench eval sweep viz clean
+.PHONY: help setup build test train smoke data bench eval sweep viz clean interop-check best
 
 help:
 	@echo "make setup  - install the system libraries (zlib, OpenBLAS; apt-get, needs root)"
@@ -16,6 +16,8 @@ help:
 	@echo "make data   - fetch MNIST into data/mnist (uses ../shared/data/mnist when present)"
 	@echo "make bench  - training/evaluation throughput and memory benchmark"
 	@echo "make sweep  - example batch run: learning rate x optimizer table"
+	@echo "make interop-check - ONNX checker + onnxruntime, TensorBoard on exported models and runs (venv from PyPI)"
+	@echo "make best   - configs/mnist-best.json with seeds 1, 2, 3 (about 10 minutes each), the README's table"
 	@echo "make fuzz / fuzz-ci / sanitize / crash-test / disk-test / nan-test / replay-test - reliability checks"
 
 # Installs what is missing, once; a no-op when the headers are already there.
@@ -49,6 +51,13 @@ bench: build
 
 sweep: build
 	scripts/sweep.sh
+
+# Needs the executables of `make build` or `make test`.
+interop-check: build
+	BIN_DIR=$(BIN) scripts/interop/check.sh
+
+best: build
+	scripts/best_runs.sh
 
 clean:
 	rm -rf .build

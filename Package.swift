@@ -23,6 +23,8 @@ let package = Package(
         .executable(name: "mnist-viz", targets: ["mnist-viz"]),
         .executable(name: "autograd-tour", targets: ["autograd-tour"]),
         .executable(name: "mnist-bench", targets: ["mnist-bench"]),
+        .executable(name: "mnist-export", targets: ["mnist-export"]),
+        .executable(name: "mnist-predict", targets: ["mnist-predict"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -39,11 +41,13 @@ let package = Package(
         .target(name: "NN", dependencies: ["Autograd", "Kernels", "Seeded"], swiftSettings: tuned),
         .target(name: "Optim", dependencies: ["Autograd", "NN", "Kernels"], swiftSettings: tuned),
         .target(name: "SafeTensors"),
+        // Encoders for other tools' formats: protocol buffers, ONNX models.
+        .target(name: "Interop"),
         .target(name: "MNISTData", dependencies: ["CZlib", "Seeded"], swiftSettings: tuned),
         .target(name: "Plot", dependencies: ["CZlib", "SafeTensors"]),
         .target(
             name: "Training",
-            dependencies: ["Autograd", "NN", "Optim", "SafeTensors", "MNISTData", "Plot", "Kernels", "Seeded"]),
+            dependencies: ["Autograd", "NN", "Optim", "SafeTensors", "MNISTData", "Plot", "Kernels", "Seeded", "Interop"]),
         // Measurement only (mnist-bench): throughput, per-kernel timings, the FMA peak and
         // parallel-region overhead probes. Compiled for the CPU like the kernels it measures.
         .target(
@@ -63,6 +67,12 @@ let package = Package(
         .executableTarget(
             name: "mnist-viz",
             dependencies: ["Training", "Plot", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(
+            name: "mnist-export",
+            dependencies: ["Training", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(
+            name: "mnist-predict",
+            dependencies: ["Training", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "autograd-tour", dependencies: ["Examples"]),
         .executableTarget(
             name: "mnist-bench",

@@ -9,14 +9,16 @@ public struct Ticks: Sendable, Equatable {
 
     /// About `targetCount` ticks inside `lower...upper`. A degenerate or non-finite range
     /// gives a single tick at `lower` (or 0).
-    public init(lower: Double, upper: Double, targetCount: Int) {
+    /// `integers`: only whole-number ticks (epochs), a step of at least 1.
+    public init(lower: Double, upper: Double, targetCount: Int, integers: Bool = false) {
         guard lower.isFinite, upper.isFinite, upper > lower, targetCount >= 1 else {
-            let value = lower.isFinite ? lower : 0
+            let value = lower.isFinite ? (integers ? lower.rounded() : lower) : 0
             values = [value]
             labels = [Ticks.format(value, step: max(abs(value), 1))]
             return
         }
-        let step = Ticks.niceStep((upper - lower) / Double(targetCount))
+        var step = Ticks.niceStep((upper - lower) / Double(targetCount))
+        if integers { step = max(1, step.rounded(.up)) }
         var values: [Double] = []
         var index = (lower / step).rounded(.up)
         while index * step <= upper + step * 1e-9 {

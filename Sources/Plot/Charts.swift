@@ -10,12 +10,15 @@ extension Figures {
         public var y: [Double]
         /// `nil` takes the next colour of `Color.palette`.
         public var color: Color?
+        /// Line width in pixels.
+        public var thickness: Double
 
-        public init(name: String, x: [Double], y: [Double], color: Color? = nil) {
+        public init(name: String, x: [Double], y: [Double], color: Color? = nil, thickness: Double = 2.5) {
             self.name = name
             self.x = x
             self.y = y
             self.color = color
+            self.thickness = thickness
         }
     }
 
@@ -34,10 +37,12 @@ extension Figures {
 
     /// Training curves as two panels side by side: loss (train, test) and accuracy
     /// (train, test) per epoch. Any of the four arrays may be empty (that line is left out);
-    /// the others must have one value per epoch.
+    /// the others must have one value per epoch. `stepEpochs`/`stepLoss` add the logged
+    /// per-step training loss (at fractional epochs) as a thin line under the others. The
+    /// epoch axis has whole-number ticks.
     public static func trainingCurves(
         epochs: [Double], trainLoss: [Double], testLoss: [Double], trainAccuracy: [Double],
-        testAccuracy: [Double], title: String? = nil
+        testAccuracy: [Double], stepEpochs: [Double] = [], stepLoss: [Double] = [], title: String? = nil
     ) throws -> Image {
         let function = "trainingCurves"
         try require(!epochs.isEmpty, function, "epochs", "empty", "at least one epoch")
@@ -53,20 +58,26 @@ extension Figures {
         func line(_ name: String, _ values: [Double], _ color: Color) -> LineSeries {
             LineSeries(name: name, x: values.isEmpty ? [] : epochs, y: values, color: color)
         }
+        try require(stepEpochs.count == stepLoss.count, function, "stepLoss", "\(stepLoss.count) values",
+                    "one per entry of stepEpochs (\(stepEpochs.count))")
+        var lossSeries: [LineSeries] = []
+        if !stepLoss.isEmpty {
+            lossSeries.append(LineSeries(name: "train (step)", x: stepEpochs, y: stepLoss, color: Color(hex: 0xAEC7E8), thickness: 1.5))
+        }
+        lossSeries += [line("train (epoch)", trainLoss, Color.palette[0]), line("test", testLoss, Color.palette[1])]
         try drawLineChart(on: &canvas, x: 0, y: header, width: panelWidth, height: panelHeight,
-                          series: [line("train", trainLoss, Color.palette[0]), line("test", testLoss, Color.palette[1])],
-                          title: "loss", xLabel: "epoch", yLabel: "loss")
+                          series: lossSeries, title: "loss", xLabel: "epoch", yLabel: "loss", integerX: true)
         try drawLineChart(on: &canvas, x: panelWidth, y: header, width: panelWidth, height: panelHeight,
                           series: [line("train", trainAccuracy, Color.palette[0]),
                                    line("test", testAccuracy, Color.palette[1])],
-                          title: "accuracy", xLabel: "epoch", yLabel: "accuracy")
+                          title: "accuracy", xLabel: "epoch", yLabel: "accuracy", integerX: true)
         return canvas.image
     }
 
     /// Draws a line chart into the rectangle at `(x, y)` of the canvas.
     static func drawLineChart(
         on canvas: inout Canvas, x originX: Int, y originY: Int, width: Int, height: Int,
-        series: [LineSeries], title: String, xLabel: String, yLabel: String
+        series: [LineSeries], title: String, xLabel: String, yLabel: String, integerX: Bool = false
     ) throws {
         let function = "lineChart"
         try require(!series.isEmpty, function, "series", "empty", "at least one series")
@@ -91,7 +102,7 @@ extension Figures {
 
         let scale = labelScale
         let textHeight = 7 * scale
-        let xTicks = Ticks(lower: xLow, upper: xHigh, targetCount: 6)
+        let xTicks = Ticks(lower: xLow, upper: xHigh, targetCount: 6, integers: integerX)
         let yTicks = Ticks(lower: yLow, upper: yHigh, targetCount: 5)
         let yLabelWidth = yTicks.labels.map { BitmapFont.textWidth($0, scale: scale) }.max() ?? 0
 
@@ -133,10 +144,10 @@ extension Figures {
             for (xValue, yValue) in zip(line.x, line.y) {
                 guard xValue.isFinite, yValue.isFinite else { previous = nil; continue }
                 let point = (x: pixelX(xValue), y: pixelY(yValue))
-                if let previous { canvas.drawLine(from: previous, to: point, color: color, thickness: 2.5) }
+                if let previous { canvas.drawLine(from: previous, to: point, color: color, thickness: line.thickness) }
                 previous = point
             }
-            if line.x.count <= 60 {
+            if line.x.count <= 60 && line.thickness >= 2 {
                 for (xValue, yValue) in zip(line.x, line.y) where xValue.isFinite && yValue.isFinite {
                     canvas.fill(x: Int(pixelX(xValue)) - 3, y: Int(pixelY(yValue)) - 3, width: 7, height: 7, color: color)
                 }
@@ -200,7 +211,8 @@ extension Figures {
         let gridTop = margin + BitmapFont.lineHeight(scale: titleScale) + 16
         let gridSize = classCount * cell
         let barLeft = gridLeft + gridSize + margin
-        let barWidth = Colorbar.width(range: 0...1, height: gridSize, scale: labelScale)
+        let barLabel = "share of the true class"
+        let barWidth = Colorbar.width(range: 0...1, height: gridSize, scale: labelScale) + 8 + lineHeight
         let width = max(barLeft + barWidth, margin + BitmapFont.textWidth(heading, scale: titleScale)) + margin
         let height = gridTop + gridSize + 8 + lineHeight + 8 + lineHeight + margin
         var canvas = try Canvas(width: width, height: height)
@@ -233,6 +245,8 @@ extension Figures {
                                 scale: labelScale)
         Colorbar.draw(on: &canvas, x: barLeft, y: gridTop, height: gridSize, colormap: .blues, range: 0...1,
                       scale: labelScale)
+        canvas.drawVerticalText(barLabel, x: barLeft + barWidth - lineHeight,
+                                y: gridTop + gridSize / 2 - BitmapFont.textWidth(barLabel, scale: labelScale) / 2, scale: labelScale)
         return canvas.image
     }
 }

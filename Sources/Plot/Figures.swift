@@ -17,9 +17,10 @@ public enum Figures {
     ///     frame and the caption `p=<prediction> (<label>)` in red.
     ///   - valueRange: maps to black...white; `nil` uses the smallest and largest value.
     ///   - scale: each image pixel becomes `scale × scale` pixels.
+    ///   - notes: a second, smaller caption line per image (an index, a confidence).
     public static func digitGrid(
         images: [Float], height: Int = 28, width: Int = 28, labels: [Int], predictions: [Int]? = nil,
-        columns: Int = 10, valueRange: ClosedRange<Float>? = nil, scale: Int = 3, title: String? = nil
+        notes: [String]? = nil, columns: Int = 10, valueRange: ClosedRange<Float>? = nil, scale: Int = 3, title: String? = nil
     ) throws -> Image {
         let function = "digitGrid"
         let count = labels.count
@@ -34,10 +35,19 @@ public enum Figures {
         try require(columns >= 1, function, "columns", "\(columns)", "at least 1")
         try require((1...16).contains(scale), function, "scale", "\(scale)", "1...16")
 
+        if let notes {
+            try require(notes.count == count, function, "notes", "\(notes.count) values", "one per label (\(count))")
+        }
         let range = valueRange ?? finiteRange(images)
         let padding = 6
-        let captionHeight = BitmapFont.lineHeight(scale: labelScale) + 4
-        let cellWidth = width * scale + 2 * padding
+        let captionHeight = BitmapFont.lineHeight(scale: labelScale) + 4 + (notes == nil ? 0 : BitmapFont.lineHeight(scale: 1) + 4)
+        // Wide enough for the longest caption (with 8 pixels to spare), so neighbours' captions never touch.
+        let captionWidth = (0..<count).map { index -> Int in
+            let caption = predictions.map { $0[index] == labels[index] ? "\(labels[index])" : "p=\($0[index]) (\(labels[index]))" }
+                ?? "\(labels[index])"
+            return max(BitmapFont.textWidth(caption, scale: labelScale), BitmapFont.textWidth(notes?[index] ?? "", scale: 1))
+        }.max() ?? 0
+        let cellWidth = max(width * scale + 2 * padding, captionWidth + 8)
         let cellHeight = height * scale + 2 * padding + captionHeight
         let titleHeight = title == nil ? 0 : BitmapFont.lineHeight(scale: titleScale) + margin
         let gridColumns = min(columns, count)
@@ -47,7 +57,7 @@ public enum Figures {
         if let title { canvas.drawText(title, x: margin, y: margin, scale: titleScale) }
 
         for index in 0..<count {
-            let left = margin + (index % gridColumns) * cellWidth + padding
+            let left = margin + (index % gridColumns) * cellWidth + (cellWidth - width * scale) / 2
             let top = margin + titleHeight + (index / gridColumns) * cellHeight + padding
             let pixelsPerImage = height * width
             canvas.drawMatrix(images[(index * pixelsPerImage)..<((index + 1) * pixelsPerImage)],
@@ -68,6 +78,10 @@ public enum Figures {
             }
             canvas.drawText(caption, centerX: left + width * scale / 2, y: top + height * scale + 6,
                             scale: labelScale, color: captionColor)
+            if let note = notes?[index] {
+                canvas.drawText(note, centerX: left + width * scale / 2,
+                                y: top + height * scale + 10 + BitmapFont.lineHeight(scale: labelScale), scale: 1, color: .darkGray)
+            }
         }
         return canvas.image
     }
@@ -75,10 +89,10 @@ public enum Figures {
     /// `digitGrid` for raw MNIST bytes (0 black ... 255 white).
     public static func digitGrid(
         images: [UInt8], height: Int = 28, width: Int = 28, labels: [Int], predictions: [Int]? = nil,
-        columns: Int = 10, scale: Int = 3, title: String? = nil
+        notes: [String]? = nil, columns: Int = 10, scale: Int = 3, title: String? = nil
     ) throws -> Image {
         try digitGrid(images: images.map(Float.init), height: height, width: width, labels: labels,
-                      predictions: predictions, columns: columns, valueRange: 0...255, scale: scale, title: title)
+                      predictions: predictions, notes: notes, columns: columns, valueRange: 0...255, scale: scale, title: title)
     }
 
     // MARK: - Heatmap
@@ -223,9 +237,11 @@ public enum Figures {
             let tilesWidth = shown * (tileWidth + gap) - gap
             let width = max(tilesWidth + margin + Colorbar.width(range: range, height: barHeight, scale: 1),
                             BitmapFont.textWidth(title, scale: titleScale))
+            // A row of outputs (1 × classes) gets its column indices (the classes) underneath.
+            let indexLabels = panel.height == 1 && panel.width <= 32 ? BitmapFont.lineHeight(scale: 1) + 6 : 0
             return Row(title: title, shown: shown, scale: scale, tileWidth: tileWidth, tileHeight: tileHeight,
                        range: range, barHeight: barHeight, width: width,
-                       height: titleHeight + max(tileHeight, barHeight) + margin)
+                       height: titleHeight + max(tileHeight + indexLabels, barHeight) + margin)
         }
         var canvas = try Canvas(width: (rows.map(\.width).max() ?? 0) + 2 * margin,
                                 height: rows.reduce(0) { $0 + $1.height } + 2 * margin)
@@ -239,6 +255,12 @@ public enum Figures {
                                   columns: panel.width, x: margin + channel * (row.tileWidth + gap), y: tilesTop,
                                   cellWidth: row.scale, cellHeight: row.scale, colormap: panel.colormap,
                                   range: row.range)
+                if panel.height == 1 && panel.width <= 32 {
+                    for column in 0..<panel.width {
+                        canvas.drawText("\(column)", centerX: margin + channel * (row.tileWidth + gap) + column * row.scale + row.scale / 2,
+                                        y: tilesTop + row.tileHeight + 4, scale: 1)
+                    }
+                }
             }
             let barLeft = margin + row.shown * (row.tileWidth + gap) - gap + margin
             Colorbar.draw(on: &canvas, x: barLeft, y: tilesTop, height: row.barHeight, colormap: panel.colormap,

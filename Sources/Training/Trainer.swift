@@ -128,7 +128,8 @@ public final class Trainer {
                 if options.resumeDirectory == nil
                     && !FileManager.default.fileExists(atPath: directory.url.appendingPathComponent(Checkpoint.stateFile).path) {
                     directory.removeFailedRun(files: [Checkpoint.configFile, Checkpoint.metricsFile, Checkpoint.modelFile,
-                                                      Checkpoint.bestFile, TrainingSession.curvesFile])
+                                                      Checkpoint.bestFile, Checkpoint.emaFile, TrainingSession.curvesFile,
+                                                      TensorBoardLog(directory: directory.url).url.lastPathComponent])
                 }
                 throw error
             }
@@ -301,6 +302,7 @@ final class TrainingSession {
     let stateURL: URL
     var progress = TrainingProgress()
     var metrics: MetricsLog
+    var events: TensorBoardLog
     /// The step the last evaluation was made at, and its result.
     var lastEvaluation: (step: Int, result: EvaluationRound)?
     /// Time spent in training steps by this process (no evaluation, no checkpoints).
@@ -326,11 +328,14 @@ final class TrainingSession {
         nllOutput = ModelBuilder.endsWithLogSoftmax(model)
         optimizer = try trainer.makeOptimizer(model.parameters())
         metrics = MetricsLog(url: directory.url.appendingPathComponent(Checkpoint.metricsFile))
+        events = TensorBoardLog(directory: directory.url)
         stateURL = directory.url.appendingPathComponent(Checkpoint.stateFile)
         let scale = config.data.augmentScale
         let augmentation = config.data.augmentShift > 0 || config.data.augmentRotation > 0 || scale != 1...1
+            || config.data.augmentHorizontalFlip
             ? Augmentation(maxShift: config.data.augmentShift, maxRotationDegrees: Float(config.data.augmentRotation),
-                           scale: Float(scale.lowerBound)...Float(scale.upperBound)) : nil
+                           scale: Float(scale.lowerBound)...Float(scale.upperBound),
+                           horizontalFlip: config.data.augmentHorizontalFlip) : nil
         let transform = try Transform.normalized(config.normalization).withAugmentation(augmentation)
         loader = try DataLoader(dataset: train, batchSize: config.batchSize, shuffle: config.shuffle,
                                 seed: config.seed, transform: transform)
@@ -615,6 +620,7 @@ final class TrainingSession {
         // Metrics first: a kill between the two leaves metrics ahead of the checkpoint,
         // which a resume trims, rather than behind it, which it could not mend.
         try metrics.write()
+        try events.sync(metrics.lines)
         try Checkpoint.writeState(to: stateURL, model: model, optimizer: optimizer, average: average, progress: progress,
                                   finished: Trainer.isComplete(progress, config), configJSON: configJSON)
     }
@@ -651,7 +657,7 @@ final class TrainingSession {
     }
 
     /// curves.png: one point per epoch, and the last stop's evaluation when the run ended
-    /// between epochs (at its fractional epoch).
+    /// between epochs (at its fractional epoch); the logged per-step loss as a thin line.
     private func drawCurves() throws {
         var points = metrics.epochRecords()
         if let last = metrics.records(kinds: ["epoch", "stop", "eval"]).last, ["stop", "eval"].contains(metrics.lastKind) {
@@ -660,10 +666,13 @@ final class TrainingSession {
             points.append(point)
         }
         guard !points.isEmpty else { return }
+        let steps = metrics.records(kinds: ["step"]).filter { $0["loss"] != nil && $0["step"] != nil }
+        let perEpoch = Double(max(loader.batchCount, 1))
         let image = try Figures.trainingCurves(
             epochs: points.map { $0["epoch"] ?? 0 }, trainLoss: points.map { $0["train_loss"] ?? .nan },
             testLoss: points.map { $0["test_loss"] ?? .nan }, trainAccuracy: points.map { $0["train_accuracy"] ?? .nan },
-            testAccuracy: points.map { $0["test_accuracy"] ?? .nan }, title: config.name)
+            testAccuracy: points.map { $0["test_accuracy"] ?? .nan },
+            stepEpochs: steps.map { $0["step"]! / perEpoch }, stepLoss: steps.map { $0["loss"]! }, title: config.name)
         try image.write(to: directory.url.appendingPathComponent(Self.curvesFile))
     }
 }
@@ -724,7 +733,10 @@ struct MetricsLog {
 
     init(url: URL) { self.url = url }
 
-    mutating func append(_ line: String) { lines.append(line) }
+    /// Appends a record, a JSON object, with the wall time (`time`, Unix seconds) in front.
+    mutating func append(_ line: String) {
+        lines.append("{\"time\": \(jsonValue((Date().timeIntervalSince1970 * 1000).rounded() / 1000)), " + line.dropFirst())
+    }
 
     /// Keeps the records of an earlier run up to the checkpoint's step (later ones are redone).
     mutating func load(upToStep step: Int) throws {

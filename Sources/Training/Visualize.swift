@@ -125,11 +125,21 @@ public enum Visualize {
         }
         var epochs: [Double] = [], trainLoss: [Double] = [], testLoss: [Double] = []
         var trainAccuracy: [Double] = [], testAccuracy: [Double] = []
+        var stepNumbers: [Double] = [], stepLoss: [Double] = [], stepsPerEpoch: Double?
         for (lineNumber, line) in text.split(separator: "\n").enumerated() {
             guard let object = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any] else {
                 throw EvalError.metrics(file: url.path, detail: "line \(lineNumber + 1) is not a JSON object")
             }
+            if object["kind"] as? String == "step", let step = (object["step"] as? NSNumber)?.doubleValue,
+               let loss = (object["loss"] as? NSNumber)?.doubleValue {
+                stepNumbers.append(step)
+                stepLoss.append(loss)
+            }
             guard object["kind"] as? String == "epoch" else { continue }
+            if stepsPerEpoch == nil, let step = (object["step"] as? NSNumber)?.doubleValue,
+               let epoch = (object["epoch"] as? NSNumber)?.doubleValue, epoch > 0 {
+                stepsPerEpoch = step / epoch
+            }
             func number(_ key: String) throws -> Double {
                 guard let value = (object[key] as? NSNumber)?.doubleValue else {
                     throw EvalError.metrics(file: url.path, detail: "line \(lineNumber + 1): epoch record without a number \"\(key)\"")
@@ -145,8 +155,10 @@ public enum Visualize {
         guard !epochs.isEmpty else {
             throw EvalError.metrics(file: url.path, detail: "has no {\"kind\": \"epoch\"} record yet (no epoch finished)")
         }
+        let perEpoch = max(stepsPerEpoch ?? 1, 1)
         return try Figures.trainingCurves(epochs: epochs, trainLoss: trainLoss, testLoss: testLoss,
                                           trainAccuracy: trainAccuracy, testAccuracy: testAccuracy,
+                                          stepEpochs: stepNumbers.map { $0 / perEpoch }, stepLoss: stepLoss,
                                           title: runDirectory.lastPathComponent)
     }
 
