@@ -212,7 +212,7 @@ extension Figures {
         let gridSize = classCount * cell
         let barLeft = gridLeft + gridSize + margin
         let barLabel = "share of the true class"
-        let barWidth = Colorbar.width(range: 0...1, height: gridSize, scale: labelScale) + 8 + lineHeight
+        let barWidth = Colorbar.width(range: 0...1, height: gridSize, scale: labelScale) + 16 + lineHeight
         let width = max(barLeft + barWidth, margin + BitmapFont.textWidth(heading, scale: titleScale)) + margin
         let height = gridTop + gridSize + 8 + lineHeight + 8 + lineHeight + margin
         var canvas = try Canvas(width: width, height: height)
