@@ -1,5 +1,6 @@
 import Foundation
 import Interop
+import Plot
 import SafeTensors
 
 /// The run's TensorBoard event file, `events.out.tfevents.<start>.<host>`, kept equal to
@@ -47,6 +48,25 @@ struct TensorBoardLog {
             try AtomicFile.write(Data(TensorBoardEvents.fileVersionRecord(wallTime: start) + lines.flatMap(Self.event)), to: url)
         }
         written = lines.count
+    }
+
+    /// Appends an image event (`curves` at the end of a run). It is not in metrics.jsonl, so
+    /// a resumed run's rewrite leaves it out, and that run's own end adds a new one.
+    mutating func appendImage(tag: String, image: Plot.Image, step: Int) throws {
+        guard let handle = FileHandle(forWritingAtPath: url.path) else {
+            throw TrainingError.runDirectory("cannot append to \(url.path)")
+        }
+        defer { try? handle.close() }
+        let png = [UInt8](try PNGEncoder.encode(image))
+        let record = TensorBoardEvents.record(wallTime: Date().timeIntervalSince1970, step: step, values: [
+            .image(tag: tag, png: png, width: image.width, height: image.height, channels: image.channels),
+        ])
+        do {
+            try handle.seekToEnd()
+            try handle.write(contentsOf: Data(record))
+        } catch {
+            throw TrainingError.runDirectory("cannot append to \(url.path): \(error)")
+        }
     }
 
     static func object(_ line: String) -> [String: Any]? {

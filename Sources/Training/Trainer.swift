@@ -519,7 +519,10 @@ final class TrainingSession {
             try Checkpoint.weightsFile(average.average, configJSON: configJSON, extra: ["ema_decay": "\(average.decay)",
                 "ema_updates": "\(average.updates)"]).write(to: directory.url.appendingPathComponent(Checkpoint.emaFile))
         }
-        try drawCurves()
+        if let curves = try drawCurves() {
+            // The curves as an image in TensorBoard too, at the step the run stopped.
+            try events.appendImage(tag: "curves", image: curves, step: progress.step)
+        }
     }
 
     /// A resumed run that has nothing left to do: evaluates its weights, writes nothing.
@@ -658,14 +661,15 @@ final class TrainingSession {
 
     /// curves.png: one point per epoch, and the last stop's evaluation when the run ended
     /// between epochs (at its fractional epoch); the logged per-step loss as a thin line.
-    private func drawCurves() throws {
+    @discardableResult
+    private func drawCurves() throws -> Plot.Image? {
         var points = metrics.epochRecords()
         if let last = metrics.records(kinds: ["epoch", "stop", "eval"]).last, ["stop", "eval"].contains(metrics.lastKind) {
             var point = last
             point["epoch"] = (last["epoch"] ?? 1) - 1 + (last["epoch_fraction"] ?? 0)
             points.append(point)
         }
-        guard !points.isEmpty else { return }
+        guard !points.isEmpty else { return nil }
         let steps = metrics.records(kinds: ["step"]).filter { $0["loss"] != nil && $0["step"] != nil }
         let perEpoch = Double(max(loader.batchCount, 1))
         let image = try Figures.trainingCurves(
@@ -674,6 +678,7 @@ final class TrainingSession {
             testAccuracy: points.map { $0["test_accuracy"] ?? .nan },
             stepEpochs: steps.map { $0["step"]! / perEpoch }, stepLoss: steps.map { $0["loss"]! }, title: config.name)
         try image.write(to: directory.url.appendingPathComponent(Self.curvesFile))
+        return image
     }
 }
 

@@ -97,8 +97,12 @@ def check_tensorboard(run_dir):
             assert s1 == s2 and math.isclose(v1, v2, rel_tol=1e-6, abs_tol=1e-7), f"{tag}: ({s1}, {v1}) vs ({s2}, {v2})"
         checked += len(got)
     assert checked > 0, "no scalars compared"
+    images = accumulator.Tags()["images"]
+    assert "curves" in images, f"no curves image (images: {images})"
+    curves = accumulator.Images("curves")[-1]
+    assert curves.encoded_image_string.startswith(b"\x89PNG") and curves.width > 0, "curves is not a PNG"
     print(f"tensorboard ok: {run_dir}: EventAccumulator reads {len(tags)} scalar tags ({', '.join(sorted(tags))}); "
-          f"{checked} values equal metrics.jsonl")
+          f"{checked} values equal metrics.jsonl; the curves image ({curves.width}x{curves.height}) at step {curves.step}")
 
 
 def check_predict(predict, checkpoint, outputs_path, mnist_dir, work):
