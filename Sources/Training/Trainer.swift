@@ -520,8 +520,15 @@ final class TrainingSession {
                 "ema_updates": "\(average.updates)"]).write(to: directory.url.appendingPathComponent(Checkpoint.emaFile))
         }
         if let curves = try drawCurves() {
-            // The curves as an image in TensorBoard too, at the step the run stopped.
+            // The curves and the last evaluation's confusion matrix as images in TensorBoard
+            // too, at the step the run stopped.
             try events.appendImage(tag: "curves", image: curves, step: progress.step)
+        }
+        if let test = lastEvaluation?.result.test {
+            let confusion = try Figures.confusionMatrix(counts: test.confusion.flatMap { $0 },
+                                                        classNames: (0..<test.confusion.count).map(String.init),
+                                                        title: "Confusion matrix (test, step \(progress.step))")
+            try events.appendImage(tag: "test/confusion_matrix", image: confusion, step: progress.step)
         }
     }
 

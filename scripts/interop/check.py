@@ -101,8 +101,9 @@ def check_tensorboard(run_dir):
     assert "curves" in images, f"no curves image (images: {images})"
     curves = accumulator.Images("curves")[-1]
     assert curves.encoded_image_string.startswith(b"\x89PNG") and curves.width > 0, "curves is not a PNG"
+    assert "test/confusion_matrix" in images, f"no confusion matrix image (images: {images})"
     print(f"tensorboard ok: {run_dir}: EventAccumulator reads {len(tags)} scalar tags ({', '.join(sorted(tags))}); "
-          f"{checked} values equal metrics.jsonl; the curves image ({curves.width}x{curves.height}) at step {curves.step}")
+          f"{checked} values equal metrics.jsonl; images {', '.join(sorted(images))} (curves {curves.width}x{curves.height} at step {curves.step})")
 
 
 def check_predict(predict, checkpoint, outputs_path, mnist_dir, work):
