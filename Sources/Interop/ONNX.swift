@@ -89,23 +89,25 @@ public struct ONNXGraph: Sendable {
     /// A float32 initializer (a weight or a constant), stored little-endian as `raw_data`.
     @discardableResult
     public mutating func initializer(_ name: String, dimensions: [Int], floats: [Float]) -> String {
-        precondition(dimensions.reduce(1, *) == floats.count, "\(name): \(floats.count) values for \(dimensions)")
-        let name = uniqueName(name)
-        var raw = [UInt8]()
-        raw.reserveCapacity(floats.count * 4)
-        for value in floats { withUnsafeBytes(of: value.bitPattern.littleEndian) { raw.append(contentsOf: $0) } }
-        initializers.append(tensor(name: name, dimensions: dimensions, type: .float, raw: raw))
-        return name
+        initializer(name, dimensions: dimensions, words: floats.map(\.bitPattern), type: .float)
     }
 
     /// An int64 initializer (shapes, axes).
     @discardableResult
     public mutating func initializer(_ name: String, dimensions: [Int], int64s: [Int64]) -> String {
-        precondition(dimensions.reduce(1, *) == int64s.count, "\(name): \(int64s.count) values for \(dimensions)")
+        initializer(name, dimensions: dimensions, words: int64s, type: .int64)
+    }
+
+    /// An initializer of `type` whose values are `words`, written little-endian.
+    private mutating func initializer<Word: FixedWidthInteger>(
+        _ name: String, dimensions: [Int], words: [Word], type: ElementType
+    ) -> String {
+        precondition(dimensions.reduce(1, *) == words.count, "\(name): \(words.count) values for \(dimensions)")
         let name = uniqueName(name)
         var raw = [UInt8]()
-        for value in int64s { withUnsafeBytes(of: value.littleEndian) { raw.append(contentsOf: $0) } }
-        initializers.append(tensor(name: name, dimensions: dimensions, type: .int64, raw: raw))
+        raw.reserveCapacity(words.count * MemoryLayout<Word>.size)
+        for word in words { withUnsafeBytes(of: word.littleEndian) { raw.append(contentsOf: $0) } }
+        initializers.append(tensor(name: name, dimensions: dimensions, type: type, raw: raw))
         return name
     }
 

@@ -35,8 +35,6 @@ public struct ProtobufWriter: Sendable {
         varint(UInt64(bitPattern: Int64(value)))
     }
 
-    public mutating func bool(_ field: Int, _ value: Bool) { int(field, value ? 1 : 0) }
-
     /// A `float` field (fixed32, little-endian).
     public mutating func float(_ field: Int, _ value: Float) {
         tag(field, .fixed32)

@@ -143,21 +143,19 @@ enum PNGDecoder {
         guard let h = header else { throw corrupt("no IHDR") }
         if h.colorType == 3 && palette.isEmpty { throw corrupt("a palette image without PLTE") }
         // Pass sizes (Adam7 or the whole image) and the inflated size they imply.
-        let passes: [(x0: Int, y0: Int, dx: Int, dy: Int)] = h.interlaced
+        let origins: [(x0: Int, y0: Int, dx: Int, dy: Int)] = h.interlaced
             ? [(0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2)]
             : [(0, 0, 1, 1)]
-        var expected = 0
-        for p in passes {
-            let w = (h.width - p.x0 + p.dx - 1) / p.dx, hh = (h.height - p.y0 + p.dy - 1) / p.dy
-            if w > 0 && hh > 0 { expected += hh * (1 + h.rowBytes(w)) }
-        }
+        let passes = origins.map { p in
+            (x0: p.x0, y0: p.y0, dx: p.dx, dy: p.dy, w: (h.width - p.x0 + p.dx - 1) / p.dx, hh: (h.height - p.y0 + p.dy - 1) / p.dy)
+        }.filter { $0.w > 0 && $0.hh > 0 }
+        let expected = passes.reduce(0) { $0 + $1.hh * (1 + h.rowBytes($1.w)) }
         let raw = try inflate(compressed, expected: expected, file: file)
-        // Samples per pixel as 16-bit values (8-bit and lower scaled to 0...65535).
+        // Samples per pixel at their own depth (palette indices for colour type 3).
         var samples = [UInt16](repeating: 0, count: h.width * h.height * h.channels)
         var offset = 0
         for p in passes {
-            let w = (h.width - p.x0 + p.dx - 1) / p.dx, hh = (h.height - p.y0 + p.dy - 1) / p.dy
-            guard w > 0 && hh > 0 else { continue }
+            let w = p.w, hh = p.hh
             let rowBytes = h.rowBytes(w)
             var previous = [UInt8](repeating: 0, count: rowBytes)
             var row = [UInt8](repeating: 0, count: rowBytes)
@@ -177,7 +175,7 @@ enum PNGDecoder {
                             gray: try gray(samples, header: h, palette: palette, transparency: transparency, file: file))
     }
 
-    /// Sample `index` of a row at `depth` bits, scaled to 16 bits (palette indices unscaled).
+    /// Sample `index` of a row at `depth` bits, as an integer of that depth.
     static func sample(_ row: [UInt8], index: Int, depth: Int) -> UInt16 {
         switch depth {
         case 16: return UInt16(row[2 * index]) << 8 | UInt16(row[2 * index + 1])

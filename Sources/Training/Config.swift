@@ -53,7 +53,7 @@ public struct TrainingConfig: Sendable, Equatable {
             var fields: [(String, Any)] = [("type", type)]
             if let name { fields.append(("name", name)) }
             fields += kind.fields
-            return "{" + fields.map { "\(jsonString($0.0)): \(jsonValue($0.1))" }.joined(separator: ", ") + "}"
+            return jsonObject(fields)
         }
 
         public static func == (a: Layer, b: Layer) -> Bool { a.json == b.json }
@@ -316,9 +316,7 @@ extension TrainingConfig {
             scheduleJSON = String(scheduleJSON.dropLast()) + ", \"warmup_steps\": \(jsonValue(warmupSteps)), "
                 + "\"warmup_start_factor\": \(jsonValue(warmupStartFactor))}"
         }
-        func object(_ fields: [(String, Any)]) -> RawJSON {
-            RawJSON(text: "{" + fields.map { "\(jsonString($0.0)): \(jsonValue($0.1))" }.joined(separator: ", ") + "}")
-        }
+        func object(_ fields: [(String, Any)]) -> RawJSON { RawJSON(text: jsonObject(fields)) }
         var topFields: [(String, Any)] = [
             ("name", name), ("data", object(dataFields)),
             ("model", object([("input_shape", inputShape), ("layers", layerJSON as [Any])])),

@@ -70,7 +70,8 @@ public enum ONNXExport {
         var graph = ONNXGraph(name: config.name)
         _ = graph.uniqueName(inputName)
         var value = inputName
-        for (layer, plan) in zip(config.layers, try ModelBuilder.plan(config)) {
+        let plans = try ModelBuilder.plan(config)
+        for (layer, plan) in zip(config.layers, plans) {
             let prefix = plan.name + "."
             var own: [String: (shape: [Int], values: Buffer.Values)] = [:]
             for (key, entry) in state where key.hasPrefix(prefix) { own[String(key.dropFirst(prefix.count))] = entry }
@@ -82,8 +83,7 @@ public enum ONNXExport {
         let outputName = ModelBuilder.endsWithLogSoftmax(loaded.model) ? "log_probabilities" : "logits"
         // The graph output gets its public name through an Identity node.
         _ = graph.node("Identity", name: "output", inputs: [value], output: outputName)
-        let plan = try ModelBuilder.plan(config)
-        let classes = plan.last?.outputShape.first ?? 10
+        let classes = plans.last?.outputShape.first ?? 10
         let input = ONNXGraph.Value(name: inputName, dimensions: [.symbolic("N")] + config.inputShape.map { .fixed($0) })
         let output = ONNXGraph.Value(name: outputName, dimensions: [.symbolic("N"), .fixed(classes)])
         let metadata: [(String, String)] = [

@@ -131,7 +131,8 @@ public enum Predictor {
     public static func predict(checkpoint: URL, configFile: URL? = nil, files: [String]) throws -> [Result<Prediction, Error>] {
         let loaded = try LoadedModel.load(checkpoint: checkpoint, configFile: configFile)
         guard loaded.config.inputShape == [1, PreparedDigit.side, PreparedDigit.side] else {
-            throw ExportError.option("the model takes \(loaded.config.inputShape) inputs; mnist-predict makes [1, 28, 28] digits")
+            throw EvalError.option(name: "--checkpoint", value: "\(checkpoint.path) (a model of \(loaded.config.inputShape) inputs)",
+                                   expected: "a model of [1, 28, 28] inputs, the digits mnist-predict makes")
         }
         let mean = Float(loaded.config.data.mean), std = Float(loaded.config.data.std)
         let logProbabilities = ModelBuilder.endsWithLogSoftmax(loaded.model)
@@ -160,10 +161,9 @@ public enum Predictor {
         for (row, p) in predictions.enumerated() {
             let top = margin + row * (cell + gap)
             let side = max(p.image.width, p.image.height)
-            let fitted = PreparedDigit.areaResample(p.image.gray, width: p.image.width, height: p.image.height,
-                                                    toWidth: max(1, p.image.width * cell / side),
-                                                    toHeight: max(1, p.image.height * cell / side))
             let fw = max(1, p.image.width * cell / side), fh = max(1, p.image.height * cell / side)
+            let fitted = PreparedDigit.areaResample(p.image.gray, width: p.image.width, height: p.image.height,
+                                                    toWidth: fw, toHeight: fh)
             canvas.strokeRectangle(x: margin - 1, y: top - 1, width: cell + 2, height: cell + 2, color: .lightGray, thickness: 1)
             canvas.drawMatrix(fitted[...], rows: fh, columns: fw, x: margin + (cell - fw) / 2, y: top + (cell - fh) / 2,
                               cellWidth: 1, cellHeight: 1, colormap: .gray, range: 0...1)

@@ -31,17 +31,7 @@ struct TensorBoardLog {
     mutating func sync(_ lines: [String]) throws {
         if let written, written <= lines.count, FileManager.default.fileExists(atPath: url.path) {
             guard written < lines.count else { return }
-            let bytes = lines[written...].flatMap(Self.event)
-            guard let handle = FileHandle(forWritingAtPath: url.path) else {
-                throw TrainingError.runDirectory("cannot append to \(url.path)")
-            }
-            defer { try? handle.close() }
-            do {
-                try handle.seekToEnd()
-                try handle.write(contentsOf: Data(bytes))
-            } catch {
-                throw TrainingError.runDirectory("cannot append to \(url.path): \(error)")
-            }
+            try append(lines[written...].flatMap(Self.event))
         } else {
             let start = lines.first.flatMap(Self.object).flatMap { ($0["time"] as? NSNumber)?.doubleValue }
                 ?? Date().timeIntervalSince1970
@@ -52,18 +42,22 @@ struct TensorBoardLog {
 
     /// Appends an image event (`curves` at the end of a run). It is not in metrics.jsonl, so
     /// a resumed run's rewrite leaves it out, and that run's own end adds a new one.
-    mutating func appendImage(tag: String, image: Plot.Image, step: Int) throws {
+    func appendImage(tag: String, image: Plot.Image, step: Int) throws {
+        let png = [UInt8](try PNGEncoder.encode(image))
+        try append(TensorBoardEvents.record(wallTime: Date().timeIntervalSince1970, step: step, values: [
+            .image(tag: tag, png: png, width: image.width, height: image.height, channels: image.channels),
+        ]))
+    }
+
+    /// Appends framed records to the end of the file.
+    private func append(_ records: [UInt8]) throws {
         guard let handle = FileHandle(forWritingAtPath: url.path) else {
             throw TrainingError.runDirectory("cannot append to \(url.path)")
         }
         defer { try? handle.close() }
-        let png = [UInt8](try PNGEncoder.encode(image))
-        let record = TensorBoardEvents.record(wallTime: Date().timeIntervalSince1970, step: step, values: [
-            .image(tag: tag, png: png, width: image.width, height: image.height, channels: image.channels),
-        ])
         do {
             try handle.seekToEnd()
-            try handle.write(contentsOf: Data(record))
+            try handle.write(contentsOf: Data(records))
         } catch {
             throw TrainingError.runDirectory("cannot append to \(url.path): \(error)")
         }

@@ -72,7 +72,7 @@ public struct RunSummary: Sendable {
             ("model", runDirectory + "/" + Checkpoint.modelFile),
         ]
         if emaTestAccuracy != nil { fields.append(("ema_model", runDirectory + "/" + Checkpoint.emaFile)) }
-        return "{" + fields.map { "\(jsonString($0.0)): \(jsonValue($0.1))" }.joined(separator: ", ") + "}"
+        return jsonObject(fields)
     }
 }
 

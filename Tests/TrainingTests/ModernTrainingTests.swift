@@ -8,10 +8,7 @@ import TestSupport
 /// The recipe pieces of a modern small CNN on real MNIST: a linear warm-up, a validation
 /// split with early stopping, a target accuracy, weight averaging (EMA) and random scaling.
 struct ModernTrainingTests {
-    static func records(_ url: URL) throws -> [[String: Any]] {
-        try String(contentsOf: url.appendingPathComponent("metrics.jsonl"), encoding: .utf8).split(separator: "\n")
-            .map { try #require(JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]) }
-    }
+    static func records(_ url: URL) throws -> [[String: Any]] { try RunSafetyTests.records(url) }
 
     static func number(_ record: [String: Any], _ key: String) -> Double? { (record[key] as? NSNumber)?.doubleValue }
 
