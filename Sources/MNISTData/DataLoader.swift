@@ -12,6 +12,10 @@ public struct Batch: Sendable, Equatable {
     /// The dataset index of each sample, in batch order (`count` entries).
     public var indices: [Int]
     public var count: Int
+    /// With a shard (data-parallel training): the whole batch's size over all ranks, of which
+    /// this is `count` samples starting at `globalOffset`. Otherwise `count` and 0.
+    public var globalCount: Int
+    public var globalOffset: Int
     public var channels: Int
     public var height: Int
     public var width: Int
@@ -40,14 +44,37 @@ public struct DataLoader: Sendable {
     public let transform: Transform
     /// Prepare the next batch on a background thread while the current one is used.
     public let prefetch: Bool
+    /// Data-parallel training: this process builds only its part of each batch, the
+    /// positions `count * index / ranks ..< count * (index + 1) / ranks` (`Shard.range`), with
+    /// the same order and the same augmentation draws as the whole batch would have.
+    public let shard: Shard
+
+    /// Part `index` of `count` equal parts (as equal as the batch allows).
+    public struct Shard: Sendable, Hashable {
+        public var index: Int
+        public var count: Int
+        public init(index: Int, count: Int) {
+            self.index = index
+            self.count = count
+        }
+        public static let whole = Shard(index: 0, count: 1)
+        /// This shard's positions in a batch of `batchCount` samples.
+        public func range(of batchCount: Int) -> Range<Int> {
+            (batchCount * index / count)..<(batchCount * (index + 1) / count)
+        }
+    }
 
     public init(
         dataset: Dataset, batchSize: Int, shuffle: Bool, seed: UInt64, dropLast: Bool = false,
-        transform: Transform = .mnist, prefetch: Bool = true
+        transform: Transform = .mnist, prefetch: Bool = true, shard: Shard = .whole
     ) throws {
         guard batchSize > 0 else {
             throw DataError.invalidLoaderSetting("batch size must be at least 1, got \(batchSize)")
         }
+        guard shard.count >= 1, (0..<shard.count).contains(shard.index) else {
+            throw DataError.invalidLoaderSetting("shard \(shard.index) of \(shard.count) does not exist")
+        }
+        self.shard = shard
         self.dataset = dataset
         self.batchSize = batchSize
         self.shuffle = shuffle
@@ -76,9 +103,11 @@ public struct DataLoader: Sendable {
 
     /// Builds batch `batchIndex` of an epoch whose order is `order`.
     func makeBatch(order: [Int], epoch: Int, batchIndex: Int) -> Batch {
-        let start = batchIndex * batchSize
-        let end = min(start + batchSize, order.count)
-        let count = max(0, end - start)
+        let batchStart = batchIndex * batchSize
+        let globalCount = max(0, min(batchStart + batchSize, order.count) - batchStart)
+        let part = shard.range(of: globalCount)
+        let start = batchStart + part.lowerBound
+        let count = part.count
         let pixelsPerImage = dataset.pixelsPerImage
         let indices = Array(order[start..<(start + count)])
         var labels = [Int32](repeating: 0, count: count)
@@ -87,6 +116,7 @@ public struct DataLoader: Sendable {
         var generator = SeededGenerator(
             seed: seed ^ 0xA5A5_5A5A_0F0F_F0F0,
             stream: UInt64(truncatingIfNeeded: epoch) << 32 | UInt64(truncatingIfNeeded: batchIndex))
+        for _ in 0..<part.lowerBound { transform.skipDraws(generator: &generator) }
         dataset.images.withUnsafeBufferPointer { pixels in
             images.withUnsafeMutableBufferPointer { output in
                 guard let source = pixels.baseAddress, let destination = output.baseAddress else { return }
@@ -101,7 +131,8 @@ public struct DataLoader: Sendable {
             labels[position] = Int32(dataset.labels[index])
         }
         return Batch(
-            images: images, labels: labels, indices: indices, count: count, channels: 1,
+            images: images, labels: labels, indices: indices, count: count, globalCount: globalCount,
+            globalOffset: part.lowerBound, channels: 1,
             height: dataset.rows, width: dataset.cols)
     }
 }

@@ -137,6 +137,14 @@ extension Dataset {
                            rows: rows, cols: cols, classCount: classCount)
     }
 
+    /// Samples `range` (clamped to the dataset), under the same name: a data-parallel rank's
+    /// share of an evaluation.
+    public func samples(_ range: Range<Int>) throws -> Dataset {
+        let r = range.clamped(to: 0..<count), p = pixelsPerImage
+        return try Dataset(name: name, images: Array(images[(r.lowerBound * p)..<(r.upperBound * p)]),
+                            labels: Array(labels[r]), rows: rows, cols: cols, classCount: classCount)
+    }
+
     /// The first `count − n` samples, and the last `n` as a held-out split (the same
     /// images every run; PyTorch: `Subset(ds, range(len(ds) − n))` and
     /// `Subset(ds, range(len(ds) − n, len(ds)))`).

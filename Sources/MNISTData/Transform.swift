@@ -182,18 +182,11 @@ public struct Transform: Sendable, Hashable {
     ) {
         let pixelCount = rows * cols
         if let augmentation {
-            let shiftRange = 2 * augmentation.maxShift + 1
-            let shiftX = generator.nextInt(below: shiftRange) - augmentation.maxShift
-            let shiftY = generator.nextInt(below: shiftRange) - augmentation.maxShift
-            let degrees = generator.nextUniform(-augmentation.maxRotationDegrees, augmentation.maxRotationDegrees)
-            let range = augmentation.scale
-            let zoom = range.lowerBound == range.upperBound ? range.lowerBound
-                : generator.nextUniform(range.lowerBound, range.upperBound)
-            let mirror = augmentation.horizontalFlip && generator.nextInt(below: 2) == 1
+            let draw = Self.draw(augmentation, generator: &generator)
             Transform.resample(
                 image: image, rows: rows, cols: cols, into: output,
-                shiftX: Float(shiftX), shiftY: Float(shiftY), radians: degrees * .pi / 180, scale: zoom, mirror: mirror,
-                interpolation: augmentation.interpolation)
+                shiftX: Float(draw.shiftX), shiftY: Float(draw.shiftY), radians: draw.degrees * .pi / 180, scale: draw.zoom,
+                mirror: draw.mirror, interpolation: augmentation.interpolation)
             for index in 0..<pixelCount {
                 output[index] = output[index] * scale + offset
             }
@@ -202,6 +195,28 @@ public struct Transform: Sendable, Hashable {
                 output[index] = Float(image[index]) * scale + offset
             }
         }
+    }
+
+    /// Makes the draws `apply` makes for one image, without the image: a data-parallel rank
+    /// skips the images of a batch that other ranks transform, keeping its generator where a
+    /// single process's would be.
+    public func skipDraws(generator: inout SeededGenerator) {
+        if let augmentation { _ = Self.draw(augmentation, generator: &generator) }
+    }
+
+    /// One image's random affine parameters, in the order they are drawn.
+    static func draw(_ augmentation: Augmentation, generator: inout SeededGenerator)
+        -> (shiftX: Int, shiftY: Int, degrees: Float, zoom: Float, mirror: Bool)
+    {
+        let shiftRange = 2 * augmentation.maxShift + 1
+        let shiftX = generator.nextInt(below: shiftRange) - augmentation.maxShift
+        let shiftY = generator.nextInt(below: shiftRange) - augmentation.maxShift
+        let degrees = generator.nextUniform(-augmentation.maxRotationDegrees, augmentation.maxRotationDegrees)
+        let range = augmentation.scale
+        let zoom = range.lowerBound == range.upperBound ? range.lowerBound
+            : generator.nextUniform(range.lowerBound, range.upperBound)
+        let mirror = augmentation.horizontalFlip && generator.nextInt(below: 2) == 1
+        return (shiftX, shiftY, degrees, zoom, mirror)
     }
 
     /// Mirrors left–right (`mirror`), rotates by `radians` and scales by `scale` about the

@@ -99,8 +99,9 @@ public enum Checkpoint {
     }
 
     /// Entries of a training checkpoint that are not the model's: the optimizer's buffers
-    /// and the averaged weights (layer names `optimizer` and `ema` are refused).
-    static let reservedPrefixes = ["optimizer.", "ema."]
+    /// and the averaged weights (layer names `optimizer`, `ema` and `ranks` are refused).
+    /// Also the dropout generators of a data-parallel job's other ranks (`ranks.<r>.`).
+    static let reservedPrefixes = ["optimizer.", "ema.", "ranks."]
 
     static func entry(_ values: Buffer.Values, shape: [Int]) throws -> TensorEntry {
         switch values {
@@ -123,8 +124,22 @@ public enum Checkpoint {
     /// progress and the config (`Trainer.isComplete`).
     static func writeState(
         to url: URL, model: Module, optimizer: any Optimizer, average: AveragedModel? = nil, progress: TrainingProgress,
-        finished: Bool, configJSON: String
+        finished: Bool, configJSON: String, ranks: Int = 1, rankEntries: [String: TensorEntry] = [:]
     ) throws {
+        var file = try stateFile(model: model, optimizer: optimizer, average: average, progress: progress, finished: finished,
+                                 configJSON: configJSON)
+        if ranks > 1 {
+            file.metadata[DataParallel.ranksKey] = "\(ranks)"
+            file.tensors.merge(rankEntries) { $1 }
+        }
+        try file.write(to: url)
+    }
+
+    /// The full training state `writeState` writes, in memory.
+    static func stateFile(
+        model: Module, optimizer: any Optimizer, average: AveragedModel? = nil, progress: TrainingProgress,
+        finished: Bool, configJSON: String
+    ) throws -> SafeTensorsFile {
         var file = try weightsFile(model, configJSON: configJSON)
         if let average {
             for (name, shape, values) in average.average.stateDict() { file.tensors["ema.\(name)"] = try entry(values, shape: shape) }
@@ -150,7 +165,7 @@ public enum Checkpoint {
         file.metadata["evaluations_without_improvement"] = "\(progress.evaluationsWithoutImprovement)"
         if let reason = progress.endedEarly { file.metadata["ended_early"] = reason }
         file.metadata["finished"] = finished ? "true" : "false"
-        try file.write(to: url)
+        return file
     }
 
     /// The progress recorded in a checkpoint written by `writeState`.
@@ -226,11 +241,17 @@ public enum TrainingError: Error, CustomStringConvertible {
     /// Weights holding NaN or infinity: `count` of the tensor's `of` values.
     case nonFiniteWeights(file: String, tensor: String, count: Int, of: Int)
     case nonFiniteLoss(step: Int, epoch: Int, loss: Float, learningRate: Double, lastCheckpoint: String?)
-    case interrupted(signal: String, runDirectory: String, step: Int)
+    /// `ranks`: the processes of an mpirun job (resumed with as many).
+    case interrupted(signal: String, runDirectory: String, step: Int, ranks: Int = 1)
     case runDirectory(String)
     case data(String)
     /// The run would need more memory than the process may use.
     case memory(String)
+    /// mpirun: this rank's own failure, which every rank learned of together, so that the
+    /// job ends in order (printed by this rank only).
+    case rankFailed(rank: Int, ranks: Int, host: String, String)
+    /// mpirun: another rank failed (it printed why); printed by rank 0.
+    case peerFailed(String)
 
     public var description: String {
         switch self {
@@ -243,20 +264,22 @@ public enum TrainingError: Error, CustomStringConvertible {
             return "the loss became \(loss.isNaN ? "NaN" : "\(loss)") at step \(step) (epoch \(epoch + 1)); training stopped. "
                 + "The learning rate \(lr) is likely too high: lower it (--lr) and train again. "
                 + (checkpoint.map { "The last good checkpoint is kept: \($0)" } ?? "No checkpoint had been written yet.")
-        case let .interrupted(signal, dir, step):
+        case let .interrupted(signal, dir, step, ranks):
             return "\(signal) received: stopped after step \(step) and saved the training state. "
-                + "Resume with: mnist-train --resume \(shellQuoted(dir))"
+                + "Resume with: \(ranks > 1 ? "mpirun -np \(ranks) " : "")mnist-train --resume \(shellQuoted(dir))"
         case let .runDirectory(detail):
             return detail
-        case let .data(detail), let .memory(detail):
+        case let .data(detail), let .memory(detail), let .peerFailed(detail):
             return detail
+        case let .rankFailed(rank, ranks, host, detail):
+            return "rank \(rank) of \(ranks) on \(host): \(detail)"
         }
     }
 
     /// The process exit code for this error.
     public var exitCode: Int32 {
         switch self {
-        case let .interrupted(signal, _, _): return signal == "SIGTERM" ? 143 : 130
+        case let .interrupted(signal, _, _, _): return signal == "SIGTERM" ? 143 : 130
         case .nonFiniteLoss: return 3
         default: return 1
         }

@@ -115,6 +115,10 @@ public struct TrainingConfig: Sendable, Equatable {
     public var checkpointEverySteps = 0
     public var logInterval = 100
     public var shuffle = true
+    /// Data-parallel training (mpirun): sum the gradients in rank order (an all-gather and
+    /// a fixed-order sum) instead of `MPI_Allreduce`, so that two jobs with the same number
+    /// of processes are bit-identical whatever algorithm Open MPI picks. Ignored without mpirun.
+    public var deterministicReduce = false
 
     public init() {}
 }
@@ -235,6 +239,7 @@ extension TrainingConfig {
         }
         c.logInterval = try root.int("log_interval", default: 100, 1...10_000_000)
         c.shuffle = try root.bool("shuffle", default: true)
+        c.deterministicReduce = try root.bool("deterministic_reduce", default: false)
         try root.finish()
         return c
     }
@@ -260,9 +265,9 @@ extension TrainingConfig {
         if let name, name.isEmpty || name.contains(".") {
             throw r.error("name", "\"\(name)\" is not a valid layer name (non-empty, no dots)")
         }
-        if let name, ["optimizer", "ema"].contains(name) {
-            throw r.error("name", "\"\(name)\" is reserved (training checkpoints keep the optimizer's and the averaged "
-                + "weights under it); choose another name")
+        if let name, ["optimizer", "ema", "ranks"].contains(name) {
+            throw r.error("name", "\"\(name)\" is reserved (training checkpoints keep the optimizer's state, the averaged "
+                + "weights and other processes' random states under it); choose another name")
         }
         let kind = try LayerRegistry.kind(type)!.init(reading: r)
         try r.finish()
@@ -336,6 +341,7 @@ extension TrainingConfig {
             ("checkpoint", RawJSON(text: jsonObject(["every_steps": checkpointEverySteps]))),
             ("log_interval", logInterval), ("shuffle", shuffle),
         ]
+        if deterministicReduce { topFields.append(("deterministic_reduce", true)) }
         return object(topFields).text
     }
 }

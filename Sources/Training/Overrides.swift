@@ -10,6 +10,7 @@ public struct ConfigOverrides: Sendable {
     public var dataDirectory: String?
     public var noShuffle = false
     public var targetAccuracy: Double?
+    public var deterministicReduce = false
     public init() {}
 
     /// Applies the overrides, checking each like the config file's value.
@@ -37,6 +38,7 @@ public struct ConfigOverrides: Sendable {
         if let v = threads { guard (1...256).contains(v) else { throw fail("--threads", v, "1...256") }; config.threads = v }
         if let v = dataDirectory { config.data.directory = v }
         if noShuffle { config.shuffle = false }
+        if deterministicReduce { config.deterministicReduce = true }
         if let v = targetAccuracy {
             guard v.isFinite, v > 0, v <= 1 else { throw fail("--target-accuracy", v, "a fraction in (0, 1], e.g. 0.99 for 99%") }
             config.targetAccuracy = v

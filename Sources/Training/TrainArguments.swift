@@ -1,3 +1,4 @@
+import Distributed
 import Foundation
 
 /// The training command line as plain values (nil = not given), and the policy that turns
@@ -22,9 +23,12 @@ public struct TrainArguments: Sendable {
     public var noMaxSteps = false
     public var noShuffle = false
     public var targetAccuracy: Double?
+    public var deterministicReduce = false
     public var allowUnverifiedData = false
     public var quiet = false
     public var json = false
+    /// The processes of the job (`ProcessGroup.current()`: all of mpirun's, or this one).
+    public var group = ProcessGroup.single
     public init() {}
 
     /// Options that would change what a resumed run computes, or where it lives: refused
@@ -33,7 +37,8 @@ public struct TrainArguments: Sendable {
         [("--config", config != nil), ("--batch-size", batchSize != nil), ("--lr", lr != nil),
          ("--momentum", momentum != nil), ("--optimizer", optimizer != nil), ("--seed", seed != nil),
          ("--threads", threads != nil), ("--out", out != nil), ("--init-from", initFrom != nil),
-         ("--no-shuffle", noShuffle), ("--target-accuracy", targetAccuracy != nil)]
+         ("--no-shuffle", noShuffle), ("--target-accuracy", targetAccuracy != nil),
+         ("--deterministic-reduce", deterministicReduce)]
     }
 
     /// The trainer for these arguments, or the one-line refusal.
@@ -74,11 +79,13 @@ public struct TrainArguments: Sendable {
             overrides.dataDirectory = dataDir
             overrides.noShuffle = noShuffle
             overrides.targetAccuracy = targetAccuracy
+            overrides.deterministicReduce = deterministicReduce
             try overrides.apply(to: &configuration)
             options.outputDirectory = out.map { URL(fileURLWithPath: $0) }
             options.initFrom = initFrom.map { URL(fileURLWithPath: $0) }
         }
         options.allowUnverifiedData = allowUnverifiedData
+        options.group = group
         return try Trainer(config: configuration, options: options)
     }
 }

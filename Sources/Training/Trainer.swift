@@ -1,4 +1,5 @@
 import Autograd
+import Distributed
 import Foundation
 import Kernels
 import MNISTData
@@ -30,6 +31,8 @@ public struct RunOptions: Sendable {
     public var json = false
     /// The memory this process may use (nil: the system's limits, `MemoryLimit.current()`).
     public var memoryLimit: MemoryLimit?
+    /// The processes training together (mpirun); rank 0 owns the run directory and prints.
+    public var group = ProcessGroup.single
     public init() {}
 }
 
@@ -57,6 +60,12 @@ public struct RunSummary: Sendable {
     /// Why the run ended: `completed`, `max_steps`, `early_stopping`, `target_accuracy` or
     /// `already_complete`.
     public var stopReason: String
+    /// Data-parallel runs: the processes, the seconds of training steps (rank 0's) and of
+    /// them the seconds in the gradient all-reduce, and the bytes each step all-reduced.
+    public var ranks = 1
+    public var trainSeconds = 0.0
+    public var allReduceSeconds = 0.0
+    public var allReduceBytesPerStep = 0
 
     public var json: String {
         var fields: [(String, Any)] = [
@@ -72,6 +81,10 @@ public struct RunSummary: Sendable {
             ("model", runDirectory + "/" + Checkpoint.modelFile),
         ]
         if emaTestAccuracy != nil { fields.append(("ema_model", runDirectory + "/" + Checkpoint.emaFile)) }
+        if ranks > 1 {
+            fields += [("ranks", ranks), ("train_seconds", trainSeconds), ("allreduce_seconds", allReduceSeconds),
+                       ("allreduce_bytes_per_step", allReduceBytesPerStep)]
+        }
         return jsonObject(fields)
     }
 }
@@ -93,7 +106,7 @@ public final class Trainer {
     /// `config`, with the resume-time changes of `options` applied (checked in `run`).
     public init(config: TrainingConfig, options: RunOptions) throws {
         var config = config
-        if let resume = options.resumeDirectory {
+        if let resume = options.resumeDirectory, options.group.isRoot {
             config = try TrainingConfig.load(from: RunDirectory.savedConfig(of: resume))
             savedConfig = config
             if let epochs = options.epochs { config.epochs = epochs }
@@ -106,14 +119,18 @@ public final class Trainer {
         if options.allowUnverifiedData { config.data.verify = false }
         self.config = config
         self.options = options
-        console = Console(quiet: options.quiet, jsonOnStdout: options.json)
+        // Under mpirun only rank 0 prints (and writes); the others take its config in `run`.
+        console = Console(quiet: options.quiet || !options.group.isRoot, jsonOnStdout: options.json)
     }
+
+    var group: ProcessGroup { options.group }
 
     // MARK: - Run
 
-    /// Trains, with `config.threads` threads for the kernels.
+    /// Trains, with `config.threads` threads for the kernels (per process under mpirun).
     public func run() throws -> RunSummary {
-        try Parallelism.withThreadCount(config.threads) {
+        if !group.isRoot { return try runFollower() }
+        return try Parallelism.withThreadCount(config.threads) {
             let startTime = DispatchTimeNow()
             try checkConfig()
             let (directory, checkpoint) = try openRunDirectory()
@@ -121,7 +138,10 @@ public final class Trainer {
             let signals = StopSignals()
             defer { signals.stop() }
             do {
-                let session = try TrainingSession(trainer: self, directory: directory, checkpoint: checkpoint)
+                let initFrom = try options.initFrom.map { try SafeTensorsFile.read(from: $0) }
+                try group.broadcast(Array((config.json + "\n" + directory.url.path).utf8))
+                let session = try TrainingSession(trainer: self, directory: directory, runURL: directory.url,
+                                                  checkpoint: checkpoint, initFrom: initFrom)
                 return try session.run(startTime: startTime, signals: signals)
             } catch {
                 // A new run that failed before its first checkpoint leaves nothing behind.
@@ -133,6 +153,25 @@ public final class Trainer {
                 }
                 throw error
             }
+        }
+    }
+
+    /// A rank other than 0 of an mpirun job: takes rank 0's config (after its resume-time
+    /// changes) and run directory path, then trains its share. Rank 0's state reaches it in
+    /// `TrainingSession.init`; it writes nothing and prints nothing.
+    private func runFollower() throws -> RunSummary {
+        let startTime = DispatchTimeNow()
+        let text = String(decoding: try group.broadcast([]), as: UTF8.self)
+        guard let newline = text.lastIndex(of: "\n") else {
+            throw TrainingError.runDirectory("rank \(group.rank): rank 0 sent no config")
+        }
+        config = try TrainingConfig.decode(Data(text[..<newline].utf8), file: "rank 0's config")
+        let runURL = URL(fileURLWithPath: String(text[text.index(after: newline)...]))
+        return try Parallelism.withThreadCount(config.threads) {
+            let signals = StopSignals()
+            defer { signals.stop() }
+            let session = try TrainingSession(trainer: self, directory: nil, runURL: runURL, checkpoint: nil, initFrom: nil)
+            return try session.run(startTime: startTime, signals: signals)
         }
     }
 
@@ -152,6 +191,11 @@ public final class Trainer {
            config.optimizer.momentum == 0 {
             throw ConfigError(file: "config", path: "scheduler.cycle_momentum", message: "one_cycle cycles SGD's momentum, "
                 + "but optimizer.momentum is 0; give optimizer.momentum > 0 or set cycle_momentum to false")
+        }
+        if group.isDistributed && config.batchSize % group.size != 0 {
+            throw ConfigError(file: "config", path: "batch_size", message: "is \(config.batchSize), which \(group.size) processes "
+                + "cannot share equally; the global batch is split over the ranks of mpirun -np \(group.size): give a multiple "
+                + "of \(group.size) (--batch-size) or another -np")
         }
         let classes = 10  // MNIST, Fashion-MNIST and KMNIST
         if let outputs = last.outputShape.first, outputs < classes {
@@ -201,6 +245,12 @@ public final class Trainer {
         guard FileManager.default.fileExists(atPath: stateURL.path) else { return (directory, nil) }
         let checkpoint = try SafeTensorsFile.read(from: stateURL)
         try checkResumeChanges(against: try Checkpoint.progress(of: checkpoint), in: resume)
+        let ranks = Int(checkpoint.metadata[DataParallel.ranksKey] ?? "1") ?? 1
+        if ranks != group.size {
+            throw TrainingError.checkpoint(file: stateURL.path, "was written by a job of \(ranks) process(es) and this one has "
+                + "\(group.size); each process's random state and share of the batch belong to that count, so resume with "
+                + (ranks == 1 ? "mnist-train --resume without mpirun" : "mpirun -np \(ranks) mnist-train --resume ..."))
+        }
         return (directory, checkpoint)
     }
 
@@ -287,8 +337,14 @@ final class TrainingSession {
 
     let trainer: Trainer
     private(set) var config: TrainingConfig
-    let directory: RunDirectory
+    /// The locked run directory (rank 0; nil on the other ranks of an mpirun job, which
+    /// write nothing) and its path.
+    let directory: RunDirectory?
+    let runURL: URL
     let console: Console
+    let parallel: DataParallel
+    /// Whether this process writes the run's files: rank 0.
+    var writes: Bool { directory != nil }
     private(set) var configJSON: String
     let model: Sequential
     let optimizer: any Optimizer
@@ -307,19 +363,25 @@ final class TrainingSession {
     var lastEvaluation: (step: Int, result: EvaluationRound)?
     /// Time spent in training steps by this process (no evaluation, no checkpoints).
     var trainSeconds = 0.0, trainSamples = 0
+    /// mpirun: the signal that stops every rank after the current step (any rank's).
+    var stopRequested: String?
     var epochStart = 0.0, windowStart = 0.0, windowSamples = 0
 
     /// Builds the model, loads the data and restores the run's state from `checkpoint` (or
-    /// `--init-from`); then config.json takes what changed: a resumed run's resume-time
+    /// `initFrom`); then config.json takes what changed: a resumed run's resume-time
     /// options, a one-cycle schedule's resolved length. A run that fails to load saves nothing.
-    init(trainer: Trainer, directory: RunDirectory, checkpoint: SafeTensorsFile?) throws {
+    /// Under mpirun rank 0 then hands its whole state to the other ranks.
+    init(trainer: Trainer, directory: RunDirectory?, runURL: URL, checkpoint: SafeTensorsFile?,
+         initFrom: SafeTensorsFile?) throws {
         self.trainer = trainer
         config = trainer.config
         self.directory = directory
+        self.runURL = runURL
         console = trainer.console
         configJSON = config.json
         model = try ModelBuilder.build(config, seed: config.seed)
-        (train, validation, test) = try trainer.loadData()
+        parallel = DataParallel(group: trainer.group, deterministic: config.deterministicReduce, parameters: model.parameters())
+        (train, validation, test) = try parallel.inTurn("load the data") { try trainer.loadData() }
         if let decay = config.emaDecay {
             average = try AveragedModel(average: try ModelBuilder.build(config, seed: config.seed), of: model, decay: decay)
         } else {
@@ -327,9 +389,9 @@ final class TrainingSession {
         }
         nllOutput = ModelBuilder.endsWithLogSoftmax(model)
         optimizer = try trainer.makeOptimizer(model.parameters())
-        metrics = MetricsLog(url: directory.url.appendingPathComponent(Checkpoint.metricsFile))
-        events = TensorBoardLog(directory: directory.url)
-        stateURL = directory.url.appendingPathComponent(Checkpoint.stateFile)
+        metrics = MetricsLog(url: runURL.appendingPathComponent(Checkpoint.metricsFile))
+        events = TensorBoardLog(directory: runURL)
+        stateURL = runURL.appendingPathComponent(Checkpoint.stateFile)
         let scale = config.data.augmentScale
         let augmentation = config.data.augmentShift > 0 || config.data.augmentRotation > 0 || scale != 1...1
             || config.data.augmentHorizontalFlip
@@ -338,14 +400,33 @@ final class TrainingSession {
                            horizontalFlip: config.data.augmentHorizontalFlip) : nil
         let transform = try Transform.normalized(config.normalization).withAugmentation(augmentation)
         loader = try DataLoader(dataset: train, batchSize: config.batchSize, shuffle: config.shuffle,
-                                seed: config.seed, transform: transform)
+                                seed: config.seed, transform: transform, shard: parallel.shard)
         resolveScheduleLength()
-        try restore(from: checkpoint)
-        if config != trainer.savedConfig ?? trainer.config {
-            do { try AtomicFile.write(Data((configJSON + "\n").utf8), to: directory.url.appendingPathComponent(Checkpoint.configFile)) } catch {
-                throw TrainingError.runDirectory("cannot write to the run directory \(directory.url.path): \(error)")
+        if writes { try restore(from: checkpoint, initFrom: initFrom) }
+        try shareState(checkpoint: checkpoint)
+        if writes && config != trainer.savedConfig ?? trainer.config {
+            do { try AtomicFile.write(Data((configJSON + "\n").utf8), to: runURL.appendingPathComponent(Checkpoint.configFile)) } catch {
+                throw TrainingError.runDirectory("cannot write to the run directory \(runURL.path): \(error)")
             }
         }
+    }
+
+    /// mpirun: rank 0's state (the resumed checkpoint as read, else its state now: seeded or
+    /// `--init-from` weights, step 0) is broadcast and restored on every other rank, with
+    /// each rank's own dropout generators. Every rank starts from rank 0's weights.
+    private func shareState(checkpoint: SafeTensorsFile?) throws {
+        guard parallel.isDistributed else { return }
+        var bytes: [UInt8] = []
+        if writes {
+            let file = try checkpoint ?? Checkpoint.stateFile(model: model, optimizer: optimizer, average: average,
+                                                              progress: progress, finished: false, configJSON: configJSON)
+            bytes = Array(try file.serialized())
+        }
+        bytes = try parallel.group.broadcast(bytes)
+        guard !writes else { return }
+        let file = try SafeTensorsFile(parsing: Data(bytes), source: stateURL.path)
+        progress = try Checkpoint.restoreState(from: file, model: model, optimizer: optimizer, average: average)
+        try parallel.restoreGenerators(of: model, from: file, seed: config.seed)
     }
 
     /// A one-cycle schedule without `total_steps` spans every batch of every epoch (not
@@ -359,8 +440,8 @@ final class TrainingSession {
     }
 
     /// Restores a resumed run's state, or loads `--init-from` weights into a new one.
-    private func restore(from checkpoint: SafeTensorsFile?) throws {
-        let path = directory.url.path
+    private func restore(from checkpoint: SafeTensorsFile?, initFrom: SafeTensorsFile?) throws {
+        let path = runURL.path
         if let checkpoint {
             progress = try Checkpoint.restoreState(from: checkpoint, model: model, optimizer: optimizer, average: average)
             try metrics.load(upToStep: progress.step)
@@ -369,8 +450,8 @@ final class TrainingSession {
             }
         } else if trainer.options.resumeDirectory != nil {
             console.line("No \(Checkpoint.stateFile) in \(path) yet: starting the run from step 0")
-        } else if let initFrom = trainer.options.initFrom {
-            try Checkpoint.loadWeights(SafeTensorsFile.read(from: initFrom), into: model)
+        } else if let initFrom {
+            try Checkpoint.loadWeights(initFrom, into: model)
         }
     }
 
@@ -384,7 +465,10 @@ final class TrainingSession {
         console.line("\(model)")
         console.line("Parameters: \(model.parameterCount); training on \(train.count) images, "
             + (validation.map { "validating on \($0.count) (the last of the training set), " } ?? "")
-            + "testing on \(test.count); \(config.threads) thread(s); run directory \(directory.url.path)")
+            + "testing on \(test.count); \(config.threads) thread(s)"
+            + (parallel.isDistributed ? " in each of \(parallel.group.size) processes (mpirun; batch \(config.batchSize) split "
+                + "over them\(config.deterministicReduce ? ", gradients summed in rank order" : ""))" : "")
+            + "; run directory \(runURL.path)")
         if config.emaDecay != nil || validation != nil {
             console.line("The best weights are chosen by \(EvaluationRound.selection(ema: average != nil, validation: validation != nil))")
         }
@@ -407,13 +491,16 @@ final class TrainingSession {
         windowStart = epochStart
         windowSamples = 0
         for batch in loader.batches(epoch: epoch, startingAt: progress.batchIndex) {
-            if let signal = signals.pending {  // also one that came while the data loaded
+            // Under mpirun every rank stops at the same step: when any rank had a signal
+            // at the last step's all-reduce.
+            if let signal = parallel.isDistributed ? stopRequested : signals.pending {  // also one that came while the data loaded
                 console.clearProgress()
                 try stop(reason: signal)
-                throw TrainingError.interrupted(signal: signal, runDirectory: directory.url.path, step: progress.step)
+                throw TrainingError.interrupted(signal: signal, runDirectory: runURL.path, step: progress.step,
+                                                ranks: parallel.group.size)
             }
             if Trainer.isComplete(progress, config) { return }
-            try trainStep(batch, learningRate: lr)
+            try trainStep(batch, learningRate: lr, signals: signals)
             if config.evalEverySteps > 0 && progress.step % config.evalEverySteps == 0 && progress.batchIndex < loader.batchCount {
                 try evaluateWithinEpoch()
             }
@@ -424,8 +511,9 @@ final class TrainingSession {
         try endEpoch(learningRate: lr)
     }
 
-    /// One optimizer step on one batch, its bookkeeping and its log line.
-    private func trainStep(_ batch: Batch, learningRate epochRate: Double) throws {
+    /// One optimizer step on one batch (this rank's share of it under mpirun), its
+    /// bookkeeping and its log line.
+    private func trainStep(_ batch: Batch, learningRate epochRate: Double, signals: StopSignals) throws {
         let stepStart = DispatchTimeNow()
         var lr = epochRate
         if case let .oneCycle(cycle) = config.schedule {
@@ -437,31 +525,45 @@ final class TrainingSession {
             lr = epochRate * warmupFactor(step: progress.step, steps: config.warmupSteps, startFactor: config.warmupStartFactor)
             optimizer.learningRate = Float(lr)
         }
-        let x = try Tensor(shape: batch.imageShape, data: batch.images)
         optimizer.zeroGrad()
-        let output = try model(x)
-        let smoothing = Float(config.labelSmoothing)
-        let loss = nllOutput ? try F.nllLoss(output, targets: batch.labels, labelSmoothing: smoothing)
-                             : try F.crossEntropy(output, targets: batch.labels, labelSmoothing: smoothing)
-        let lossValue = try loss.item()
+        var lossValue: Float = 0, correct = 0
+        if batch.count > 0 {
+            let x = try Tensor(shape: batch.imageShape, data: batch.images)
+            let output = try model(x)
+            let smoothing = Float(config.labelSmoothing)
+            let loss = nllOutput ? try F.nllLoss(output, targets: batch.labels, labelSmoothing: smoothing)
+                                 : try F.crossEntropy(output, targets: batch.labels, labelSmoothing: smoothing)
+            lossValue = try loss.item()
+            correct = try correctCount(output, batch.labels)
+            // Under mpirun a non-finite loss is noticed by every rank after the all-reduce.
+            if lossValue.isFinite || parallel.isDistributed { try loss.backward() }
+        }
+        if parallel.isDistributed {
+            let reduced = try parallel.reduce(
+                parameters: optimizer.parameters, share: Float(batch.count) / Float(batch.globalCount),
+                lossSum: lossValue * Float(batch.count), correct: correct, stop: signals.pending != nil)
+            lossValue = reduced.lossSum / Float(batch.globalCount)
+            correct = reduced.correct
+            if reduced.stop { stopRequested = signals.pending ?? "SIGTERM" }
+        }
         guard lossValue.isFinite else {
             let saved = FileManager.default.fileExists(atPath: stateURL.path) ? stateURL.path : nil
             throw TrainingError.nonFiniteLoss(step: progress.step + 1, epoch: progress.epoch, loss: lossValue,
                                               learningRate: lr, lastCheckpoint: saved)
         }
-        try loss.backward()
         try optimizer.step()
+        try parallel.broadcastBuffers(of: model)
         average?.update(from: model)
 
         progress.step += 1
         progress.batchIndex += 1
-        progress.epochLossSum += Double(lossValue) * Double(batch.count)
-        progress.epochSeen += batch.count
-        progress.epochCorrect += try correctCount(output, batch.labels)
+        progress.epochLossSum += Double(lossValue) * Double(batch.globalCount)
+        progress.epochSeen += batch.globalCount
+        progress.epochCorrect += correct
         let now = DispatchTimeNow()
         trainSeconds += now - stepStart
-        trainSamples += batch.count
-        windowSamples += batch.count
+        trainSamples += batch.globalCount
+        windowSamples += batch.globalCount
 
         let seen = min(progress.batchIndex * config.batchSize, train.count)
         if progress.step % config.logInterval == 0 || progress.batchIndex == loader.batchCount {
@@ -514,10 +616,11 @@ final class TrainingSession {
             try keepIfBest(evaluation)
         }
         try saveState()
-        try Checkpoint.weightsFile(model, configJSON: configJSON).write(to: directory.url.appendingPathComponent(Checkpoint.modelFile))
+        guard writes else { return }
+        try Checkpoint.weightsFile(model, configJSON: configJSON).write(to: runURL.appendingPathComponent(Checkpoint.modelFile))
         if let average {
             try Checkpoint.weightsFile(average.average, configJSON: configJSON, extra: ["ema_decay": "\(average.decay)",
-                "ema_updates": "\(average.updates)"]).write(to: directory.url.appendingPathComponent(Checkpoint.emaFile))
+                "ema_updates": "\(average.updates)"]).write(to: runURL.appendingPathComponent(Checkpoint.emaFile))
         }
         if let curves = try drawCurves() {
             // The curves and the last evaluation's confusion matrix as images in TensorBoard
@@ -534,7 +637,7 @@ final class TrainingSession {
 
     /// A resumed run that has nothing left to do: evaluates its weights, writes nothing.
     private func alreadyComplete(startTime: Double) throws -> RunSummary {
-        console.line("The run in \(directory.url.path) is already complete (\(progress.epoch) epoch(s), \(progress.step) steps); "
+        console.line("The run in \(runURL.path) is already complete (\(progress.epoch) epoch(s), \(progress.step) steps); "
             + "nothing was changed. To train further, resume with --epochs N (more than \(progress.epoch))"
             + (config.maxSteps != nil ? " or --max-steps N / --no-max-steps" : ""))
         _ = try evaluate()
@@ -547,8 +650,10 @@ final class TrainingSession {
     /// split), printing a line for each.
     private func evaluate() throws -> EvaluationRound {
         func run(_ module: Module, _ dataset: Dataset, _ label: String) throws -> Evaluation {
-            let evaluation = try Evaluator.evaluate(module, dataset: dataset, batchSize: config.testBatchSize,
-                                                    normalization: config.normalization, logProbabilities: nllOutput)
+            // Under mpirun each rank evaluates its share and the counts are summed.
+            let evaluation = try parallel.reduce(
+                try Evaluator.evaluate(module, dataset: try parallel.evaluationShare(of: dataset), batchSize: config.testBatchSize,
+                                       normalization: config.normalization, logProbabilities: nllOutput))
             console.line(evaluationLine(evaluation, label: label))
             return evaluation
         }
@@ -588,11 +693,12 @@ final class TrainingSession {
         guard round.selected.accuracy > progress.bestAccuracy else { return }
         progress.bestAccuracy = round.selected.accuracy
         progress.bestTestAccuracy = round.selectedTest.accuracy
+        guard writes else { return }
         var extra = ["epoch": "\(progress.epoch + 1)", "step": "\(progress.step)", "test_accuracy": "\(round.selectedTest.accuracy)",
                      "selected_by": round.selection]
         if let validation = round.emaValidation ?? round.validation { extra["validation_accuracy"] = "\(validation.accuracy)" }
         try Checkpoint.weightsFile(average?.average ?? model, configJSON: configJSON, extra: extra)
-            .write(to: directory.url.appendingPathComponent(Checkpoint.bestFile))
+            .write(to: runURL.appendingPathComponent(Checkpoint.bestFile))
     }
 
     /// `early_stopping`, at epoch ends: counts the evaluations since the metric last
@@ -627,12 +733,15 @@ final class TrainingSession {
     }
 
     private func saveState() throws {
+        let rankEntries = try parallel.gatherGenerators(of: model)  // collective: every rank
+        guard writes else { return }
         // Metrics first: a kill between the two leaves metrics ahead of the checkpoint,
         // which a resume trims, rather than behind it, which it could not mend.
         try metrics.write()
         try events.sync(metrics.lines)
         try Checkpoint.writeState(to: stateURL, model: model, optimizer: optimizer, average: average, progress: progress,
-                                  finished: Trainer.isComplete(progress, config), configJSON: configJSON)
+                                  finished: Trainer.isComplete(progress, config), configJSON: configJSON,
+                                  ranks: parallel.group.size, rankEntries: rankEntries)
     }
 
     private func summary(startTime: Double, reason: String) -> RunSummary {
@@ -644,14 +753,16 @@ final class TrainingSession {
         let rate = trainSeconds > 0 ? Double(trainSamples) / trainSeconds
             : epochSeconds > 0 ? Double(records.count * train.count) / epochSeconds : 0
         return RunSummary(
-            runDirectory: directory.url.path, epochsCompleted: progress.epoch, steps: progress.step,
+            runDirectory: runURL.path, epochsCompleted: progress.epoch, steps: progress.step,
             trainLoss: last?["train_loss"] ?? .nan, trainAccuracy: last?["train_accuracy"] ?? .nan,
             testLoss: evaluation?.test.loss ?? .nan, testAccuracy: evaluation?.test.accuracy ?? .nan,
             emaTestAccuracy: evaluation?.emaTest?.accuracy, validationAccuracy: evaluation?.validation?.accuracy,
             bestAccuracy: progress.bestAccuracy,
             bestSelection: EvaluationRound.selection(ema: average != nil, validation: validation != nil),
             bestTestAccuracy: progress.bestTestAccuracy, seconds: DispatchTimeNow() - startTime,
-            samplesPerSecond: rate, stopReason: reason)
+            samplesPerSecond: rate, stopReason: reason, ranks: parallel.group.size, trainSeconds: trainSeconds,
+            allReduceSeconds: parallel.group.reduceSeconds,
+            allReduceBytesPerStep: parallel.group.reduceCalls > 0 ? parallel.group.reducedBytes / parallel.group.reduceCalls : 0)
     }
 
     private func correctCount(_ output: Tensor, _ labels: [Int32]) throws -> Int {
@@ -684,7 +795,7 @@ final class TrainingSession {
             testLoss: points.map { $0["test_loss"] ?? .nan }, trainAccuracy: points.map { $0["train_accuracy"] ?? .nan },
             testAccuracy: points.map { $0["test_accuracy"] ?? .nan },
             stepEpochs: steps.map { $0["step"]! / perEpoch }, stepLoss: steps.map { $0["loss"]! }, title: config.name)
-        try image.write(to: directory.url.appendingPathComponent(Self.curvesFile))
+        try image.write(to: runURL.appendingPathComponent(Self.curvesFile))
         return image
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Benchmarks
+import Distributed
 import Foundation
 
 @main
@@ -17,6 +18,9 @@ struct MNISTBench: ParsableCommand {
     @Option(help: "Evaluation batch size.") var evalBatchSize: Int = 100
     @Flag(help: "Print one JSON object instead of text.") var json = false
     @Flag(help: "Time each kernel of a training step on its own instead (no data needed).") var ops = false
+    @Option(help: "Under mpirun: time MPI_Allreduce of this many bytes of floats instead (e.g. 1724332, LeNet's gradients).")
+    var allreduceBytes: Int?
+    @Option(help: "Timed all-reduce calls (with --allreduce-bytes).") var calls: Int = 200
 
     func run() throws {
         guard threads >= 1, batchSize >= 1, steps >= 1, evalBatchSize >= 1 else {
@@ -24,6 +28,7 @@ struct MNISTBench: ParsableCommand {
         }
         do {
             if ops { return try printOps() }
+            if let allreduceBytes { return try printAllReduce(bytes: allreduceBytes) }
             let r = try Benchmark.run(dataDirectory: URL(fileURLWithPath: dataDir), threads: threads,
                                       batchSize: batchSize, steps: steps, evalBatchSize: evalBatchSize)
             if json { print(r.json); return }
@@ -37,6 +42,24 @@ struct MNISTBench: ParsableCommand {
         } catch {
             FileHandle.standardError.write("mnist-bench: error: \(error)\n".data(using: .utf8)!)
             throw ExitCode(1)
+        }
+    }
+
+    func printAllReduce(bytes: Int) throws {
+        guard bytes >= 4, calls >= 1 else { throw ValidationError("--allreduce-bytes must be at least 4 and --calls at least 1") }
+        let group = try ProcessGroup.current()
+        defer { group.finalize() }
+        guard group.isDistributed else {
+            throw ValidationError("--allreduce-bytes measures a collective: run it under mpirun -np N with N >= 2")
+        }
+        let r = try AllReduceBenchmark.run(group: group, floats: bytes / 4, calls: calls)
+        guard group.isRoot else { return }
+        if json {
+            print(#"{"ranks": \#(r.ranks), "bytes": \#(r.bytes), "median_seconds": \#(r.medianSeconds), "#
+                + #""best_seconds": \#(r.bestSeconds), "bus_bytes_per_second": \#(r.busBytesPerSecond)}"#)
+        } else {
+            print(String(format: "MPI_Allreduce of %d bytes over %d processes: median %.3f ms, best %.3f ms, bus bandwidth %.2f GB/s",
+                         r.bytes, r.ranks, r.medianSeconds * 1e3, r.bestSeconds * 1e3, r.busBytesPerSecond / 1e9))
         }
     }
 

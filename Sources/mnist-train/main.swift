@@ -1,4 +1,5 @@
 import ArgumentParser
+import Distributed
 import Foundation
 import MNISTData
 import Training
@@ -66,6 +67,8 @@ struct Train: ParsableCommand {
     @Flag(help: "Train on data files whose MD5 is not the published one.") var allowUnverifiedData = false
     @Flag(help: "Print nothing but errors (and the --json summary).") var quiet = false
     @Flag(help: "Print a JSON summary on stdout (logs go to stderr).") var json = false
+    @Flag(help: "Under mpirun: sum the gradients in rank order, so that two jobs of the same size are bit-identical.")
+    var deterministicReduce = false
 
     func run() throws {
         var arguments = TrainArguments()
@@ -88,15 +91,19 @@ struct Train: ParsableCommand {
         arguments.allowUnverifiedData = allowUnverifiedData
         arguments.quiet = quiet
         arguments.json = json
-        do {
-            let summary = try arguments.makeTrainer().run()
-            if json { print(summary.json) }
-        } catch let error as TrainingError {
-            FileHandle.standardError.write("mnist-train: error: \(error)\n".data(using: .utf8)!)
-            throw ExitCode(error.exitCode)
-        } catch {
+        arguments.deterministicReduce = deterministicReduce
+        let group: ProcessGroup
+        do { group = try ProcessGroup.current() } catch {
             FileHandle.standardError.write("mnist-train: error: \(error)\n".data(using: .utf8)!)
             throw ExitCode(1)
+        }
+        arguments.group = group
+        do {
+            let summary = try arguments.makeTrainer().run()
+            if json && group.isRoot { print(summary.json) }
+            group.finalize()
+        } catch {
+            throw ExitCode(JobFailure.report(error, group: group, tool: "mnist-train"))
         }
     }
 }
