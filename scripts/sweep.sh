@@ -68,7 +68,8 @@ case $mode in
     mkdir -p "$root"
     [ "$(id -u)" = 0 ] && export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
     # shellcheck disable=SC2086 # SWEEP_MPIRUN_ARGS is a list of options
-    mpirun -np "${SWEEP_PROCESSES:-2}" ${SWEEP_MPIRUN_ARGS:-} --wdir "$PWD" "$PWD/scripts/sweep.sh" --worker "$config" "$epochs" \
+    # --bind-to none: Open MPI would pin each worker (and the runs it starts) to one core.
+    mpirun -np "${SWEEP_PROCESSES:-2}" --bind-to none ${SWEEP_MPIRUN_ARGS:-} --wdir "$PWD" "$PWD/scripts/sweep.sh" --worker "$config" "$epochs" \
       "$root" || { echo "sweep.sh --mpi: mpirun failed; rows so far are in $root/rows.*" >&2; exit 1; }
     header
     sort -n "$root"/rows.* | cut -d' ' -f2-

@@ -19,9 +19,11 @@ public final class ProcessGroup: @unchecked Sendable {
     public let size: Int
     /// Whether MPI was initialised (a job started by mpirun, even with one process).
     public let usesMPI: Bool
-    /// Seconds spent in the gradient all-reduce (`allReduceSum`) so far.
+    /// Seconds spent so far in the float all-reduces (`allReduceSum` of a buffer: the
+    /// gradients) and float broadcasts (batch norm's running statistics): a step's
+    /// communication. Only the main thread calls the collectives, so these need no lock.
     public private(set) var reduceSeconds = 0.0
-    /// Bytes all-reduced so far, and the number of calls.
+    /// Bytes all-reduced so far, and the number of all-reduce calls.
     public private(set) var reducedBytes = 0
     public private(set) var reduceCalls = 0
 
@@ -37,7 +39,8 @@ public final class ProcessGroup: @unchecked Sendable {
     /// A process on its own.
     public static let single = ProcessGroup(rank: 0, size: 1, usesMPI: false)
 
-    nonisolated(unsafe) private static var world: ProcessGroup?
+    /// Initialised once, on first use (Swift runs a static's initialiser exactly once).
+    private static let world = Result<ProcessGroup, Error> { try initialize() }
 
     /// Whether Open MPI's launcher started this process (its environment names a rank).
     public static var launchedByMPI: Bool {
@@ -47,20 +50,20 @@ public final class ProcessGroup: @unchecked Sendable {
 
     /// The process group of this process: `MPI_COMM_WORLD` under mpirun (initialised on the
     /// first call), else `single`. Call from the main thread.
-    public static func current() throws -> ProcessGroup {
-        if let world { return world }
-        guard launchedByMPI else {
-            world = single
-            return single
-        }
+    public static func current() throws -> ProcessGroup { try world.get() }
+
+    private static func initialize() throws -> ProcessGroup {
+        guard launchedByMPI else { return single }
         var provided: Int32 = 0
         try check(MPI_Init_thread(nil, nil, cmpi_thread_funneled(), &provided), "MPI_Init_thread")
+        guard provided >= cmpi_thread_funneled() else {
+            throw DistributedError(call: "MPI_Init_thread", code: provided,
+                                   message: "this Open MPI gives thread level \(provided); MPI_THREAD_FUNNELED is needed")
+        }
         var rank: Int32 = 0, size: Int32 = 0
         try check(MPI_Comm_rank(cmpi_comm_world(), &rank), "MPI_Comm_rank")
         try check(MPI_Comm_size(cmpi_comm_world(), &size), "MPI_Comm_size")
-        let group = ProcessGroup(rank: Int(rank), size: Int(size), usesMPI: true)
-        world = group
-        return group
+        return ProcessGroup(rank: Int(rank), size: Int(size), usesMPI: true)
     }
 
     /// This host's name, for messages that say which rank failed where.
@@ -133,6 +136,8 @@ public final class ProcessGroup: @unchecked Sendable {
     /// Rank 0's `buffer` on every rank (`MPI_Bcast`).
     public func broadcast(_ buffer: UnsafeMutableBufferPointer<Float>) throws {
         guard usesMPI, size > 1, let base = buffer.baseAddress else { return }
+        let start = DispatchTime.now().uptimeNanoseconds
+        defer { reduceSeconds += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
         var offset = 0
         while offset < buffer.count {  // MPI counts are 32-bit
             let count = min(buffer.count - offset, Int(Int32.max))

@@ -1,3 +1,4 @@
+import CZlib
 import Foundation
 
 // MARK: - Dataset
@@ -135,6 +136,14 @@ extension Dataset {
         let k = Swift.min(n, count)
         return try Dataset(name: name, images: Array(images.prefix(k * pixelsPerImage)), labels: Array(labels.prefix(k)),
                            rows: rows, cols: cols, classCount: classCount)
+    }
+
+    /// CRC-32 (zlib's) of the images, then the labels: whether two processes hold the same data.
+    public func checksum() -> UInt32 {
+        var crc = crc32(0, nil, 0)
+        images.withUnsafeBufferPointer { crc = crc32(crc, $0.baseAddress, UInt32($0.count)) }
+        labels.withUnsafeBufferPointer { crc = crc32(crc, $0.baseAddress, UInt32($0.count)) }
+        return UInt32(crc)
     }
 
     /// Samples `range` (clamped to the dataset), under the same name: a data-parallel rank's

@@ -61,6 +61,8 @@ final class DataParallel {
         -> (lossSum: Float, correct: Int, stop: Bool)
     {
         guard isDistributed, let base = buffer.baseAddress else { return (lossSum, correct, stop) }
+        precondition(parameters.reduce(0) { $0 + $1.count } == parameterCount,
+                     "DataParallel.reduce: the parameters are not the \(parameterCount) values the buffer was made for")
         var offset = 0
         for p in parameters {
             let n = p.count
@@ -86,13 +88,22 @@ final class DataParallel {
         return (base[offset], Int(base[offset + 1].rounded()), base[offset + 2] > 0)
     }
 
-    /// Rank 0's persistent float buffers (batch norm's running statistics) on every rank.
+    /// Rank 0's persistent float buffers (batch norm's running statistics) on every rank,
+    /// in one broadcast.
     func broadcastBuffers(of model: Module) throws {
         guard isDistributed else { return }
-        for (_, buffer) in model.namedBuffers() {
-            guard case var .float32(values) = buffer.values else { continue }
-            try values.withUnsafeMutableBufferPointer { try group.broadcast($0) }
-            buffer.values = .float32(values)
+        var floats: [Float] = []
+        let buffers = model.namedBuffers().map(\.buffer)
+        for buffer in buffers {
+            if case let .float32(values) = buffer.values { floats += values }
+        }
+        guard !floats.isEmpty else { return }
+        try floats.withUnsafeMutableBufferPointer { try group.broadcast($0) }
+        var offset = 0
+        for buffer in buffers {
+            guard case let .float32(values) = buffer.values else { continue }
+            buffer.values = .float32(Array(floats[offset..<(offset + values.count)]))
+            offset += values.count
         }
     }
 
@@ -110,14 +121,14 @@ final class DataParallel {
             + evaluation.confusion.flatMap { $0.map(Double.init) }
         try group.allReduceSum(&values)
         var seconds = [evaluation.seconds]
-        try group.allReduceSum(&seconds)
+        try group.allReduceMax(&seconds)
         var result = evaluation
         result.count = Int(values[0])
         result.correct = Int(values[1])
         result.loss = result.count > 0 ? values[2] / Double(result.count) : 0
         let k = evaluation.confusion.count
         result.confusion = (0..<k).map { row in (0..<k).map { Int(values[3 + row * k + $0]) } }
-        result.seconds = seconds[0] / Double(group.size)
+        result.seconds = seconds[0]
         return result
     }
 
@@ -135,11 +146,22 @@ final class DataParallel {
         var rootFailed = [failure == nil ? 0.0 : 1]
         try group.allReduceSum(&rootFailed)
         if rootFailed[0] > 0 {
-            if let failure { throw failure }
+            if let failure { throw TrainingError.rankFailed(rank: 0, ranks: group.size, host: group.processorName, "\(failure)") }
             throw TrainingError.peerFailed("rank 0 could not \(what)")
         }
         if !group.isRoot {
             do { result = try body() } catch { failure = error }
+        }
+        try agree(what, failure: failure)
+        return result!
+    }
+
+    /// Every rank says whether it failed (`failure`); if any did, every rank throws: the
+    /// failing ones their own error (`rankFailed`), the others `peerFailed`. Collective.
+    func agree(_ what: String, failure: Error?) throws {
+        guard isDistributed else {
+            if let failure { throw failure }
+            return
         }
         var failed = [Double](repeating: 0, count: group.size)
         if failure != nil { failed[group.rank] = 1 }
@@ -152,7 +174,28 @@ final class DataParallel {
             throw TrainingError.peerFailed("rank \(first) of \(group.size)" + (count > 1 ? " (and \(count - 1) more)" : "")
                 + " could not \(what); its own message above says why")
         }
-        return result!
+    }
+
+    /// Checks that every rank loaded the same data: the sizes of the splits and a checksum
+    /// of their images and labels (CRC-32) must agree, or the ranks would take different
+    /// steps (and different collectives). Collective; throws on every rank on a mismatch.
+    func checkSameData(_ splits: [Dataset?]) throws {
+        guard isDistributed else { return }
+        var mine: [Double] = []
+        for split in splits {
+            mine += [Double(split?.count ?? -1), Double(split?.checksum() ?? 0)]
+        }
+        var largest = mine, smallest = mine.map { -$0 }
+        try group.allReduceMax(&largest)
+        try group.allReduceMax(&smallest)
+        guard zip(largest, smallest).allSatisfy({ $0 == -$1 }) else {
+            let sizes = splits.map { $0.map { "\($0.count)" } ?? "none" }.joined(separator: "/")
+            throw TrainingError.rankFailed(
+                rank: group.rank, ranks: group.size, host: group.processorName,
+                "the ranks loaded different data (here train/validation/test \(sizes) images with checksums "
+                    + splits.map { $0.map { String($0.checksum(), radix: 16) } ?? "-" }.joined(separator: "/")
+                    + "); every host needs the same files")
+        }
     }
 
     // MARK: - Random state of every rank
@@ -175,7 +218,10 @@ final class DataParallel {
         guard let all = try group.gather(bytes) else { return [:] }
         var entries: [String: TensorEntry] = [:]
         for rank in 1..<group.size {
-            let rankWords = all[rank].withUnsafeBytes { Array($0.bindMemory(to: UInt64.self)) }
+            let bytes = all[rank]
+            let rankWords = bytes.withUnsafeBytes { raw in
+                (0..<(raw.count / 8)).map { raw.loadUnaligned(fromByteOffset: $0 * 8, as: UInt64.self) }
+            }
             var offset = 0
             for (name, buffer) in buffers {
                 let n = buffer.values.count

@@ -67,7 +67,11 @@ public struct TrainArguments: Sendable {
         } else {
             if noMaxSteps { throw fail("--no-max-steps", "only applies with --resume (a new run has no step limit unless given one)") }
             if let out, out.isEmpty { throw fail("--out", "the path is empty; give a directory for the run") }
-            configuration = try TrainingConfig.load(from: URL(fileURLWithPath: config ?? Self.defaultConfig))
+            // Under mpirun the other ranks take rank 0's config (`Trainer.run`): their hosts
+            // need not have the file.
+            if group.isRoot {
+                configuration = try TrainingConfig.load(from: URL(fileURLWithPath: config ?? Self.defaultConfig))
+            }
             var overrides = ConfigOverrides()
             overrides.epochs = epochs
             overrides.batchSize = batchSize

@@ -192,7 +192,8 @@ public final class Trainer {
             throw ConfigError(file: "config", path: "scheduler.cycle_momentum", message: "one_cycle cycles SGD's momentum, "
                 + "but optimizer.momentum is 0; give optimizer.momentum > 0 or set cycle_momentum to false")
         }
-        if group.isDistributed && config.batchSize % group.size != 0 {
+        // (A resumed job is checked against its checkpoint's process count instead.)
+        if group.isDistributed && options.resumeDirectory == nil && config.batchSize % group.size != 0 {
             throw ConfigError(file: "config", path: "batch_size", message: "is \(config.batchSize), which \(group.size) processes "
                 + "cannot share equally; the global batch is split over the ranks of mpirun -np \(group.size): give a multiple "
                 + "of \(group.size) (--batch-size) or another -np")
@@ -401,6 +402,8 @@ final class TrainingSession {
         let transform = try Transform.normalized(config.normalization).withAugmentation(augmentation)
         loader = try DataLoader(dataset: train, batchSize: config.batchSize, shuffle: config.shuffle,
                                 seed: config.seed, transform: transform, shard: parallel.shard)
+        try parallel.checkSameData([train, validation, test])
+        try checkShares()
         resolveScheduleLength()
         if writes { try restore(from: checkpoint, initFrom: initFrom) }
         try shareState(checkpoint: checkpoint)
@@ -413,20 +416,45 @@ final class TrainingSession {
 
     /// mpirun: rank 0's state (the resumed checkpoint as read, else its state now: seeded or
     /// `--init-from` weights, step 0) is broadcast and restored on every other rank, with
-    /// each rank's own dropout generators. Every rank starts from rank 0's weights.
+    /// each rank's own dropout generators. Every rank starts from rank 0's weights. A
+    /// failure on any rank ends every rank together (`DataParallel.agree`).
     private func shareState(checkpoint: SafeTensorsFile?) throws {
         guard parallel.isDistributed else { return }
         var bytes: [UInt8] = []
+        var failure: Error?
         if writes {
-            let file = try checkpoint ?? Checkpoint.stateFile(model: model, optimizer: optimizer, average: average,
-                                                              progress: progress, finished: false, configJSON: configJSON)
-            bytes = Array(try file.serialized())
+            do {
+                let file = try checkpoint ?? Checkpoint.stateFile(model: model, optimizer: optimizer, average: average,
+                                                                  progress: progress, finished: false, configJSON: configJSON)
+                bytes = Array(try file.serialized())
+            } catch { failure = error }
         }
+        try parallel.agree("prepare its state", failure: failure)
         bytes = try parallel.group.broadcast(bytes)
-        guard !writes else { return }
-        let file = try SafeTensorsFile(parsing: Data(bytes), source: stateURL.path)
-        progress = try Checkpoint.restoreState(from: file, model: model, optimizer: optimizer, average: average)
-        try parallel.restoreGenerators(of: model, from: file, seed: config.seed)
+        if !writes {
+            do {
+                let file = try SafeTensorsFile(parsing: Data(bytes), source: stateURL.path)
+                progress = try Checkpoint.restoreState(from: file, model: model, optimizer: optimizer, average: average)
+                try parallel.restoreGenerators(of: model, from: file, seed: config.seed)
+            } catch { failure = error }
+        }
+        try parallel.agree("restore rank 0's state", failure: failure)
+    }
+
+    /// mpirun with batch norm: every rank normalises its own share of a batch, which needs at
+    /// least 2 samples, the last (partial) batch of an epoch included. Checked by every rank
+    /// (rank 0 explains, the others stop with it).
+    private func checkShares() throws {
+        guard parallel.isDistributed,
+              try ModelBuilder.plan(config).contains(where: { $0.type.hasPrefix("batch_norm") }) else { return }
+        let ranks = parallel.group.size
+        let last = train.count % config.batchSize == 0 ? config.batchSize : train.count % config.batchSize
+        guard last / ranks < 2 else { return }
+        guard writes else { throw TrainingError.peerFailed("rank 0 refused the batch split") }
+        throw ConfigError(file: "config", path: "batch_size", message: "is \(config.batchSize); the last batch of each epoch "
+            + "holds \(last) of the \(train.count) training images, which leaves \(last / ranks) for some of the \(ranks) "
+            + "processes, and batch norm needs at least 2 per process; choose a batch_size (or data.train_limit, "
+            + "data.validation) that leaves at least \(2 * ranks) images in the last batch, or fewer processes")
     }
 
     /// A one-cycle schedule without `total_steps` spans every batch of every epoch (not
@@ -610,6 +638,11 @@ final class TrainingSession {
     /// when the last epoch line is older), the best weights, the state, the model and the
     /// curves.
     private func stop(reason: String) throws {
+        if parallel.isDistributed && reason.hasPrefix("SIG") {
+            // mpirun kills its ranks about a second after forwarding a signal
+            // (odls_base_sigkill_timeout): save the state before the evaluation.
+            try saveState()
+        }
         if lastEvaluation?.step != progress.step {
             let evaluation = try evaluate()
             metrics.append(jsonObject([("kind", "stop"), ("reason", reason)] + withinEpochFields() + evaluation.fields))

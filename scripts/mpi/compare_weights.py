@@ -42,6 +42,9 @@ def main():
             differing += 1
         if ta == "F32":
             x, y = array("f", da), array("f", db)
+            if any(v != v for v in x) or any(v != v for v in y):  # NaN never passes
+                print(f"{name}: holds NaN")
+                return 1
             d = max((abs(p - q) for p, q in zip(x, y)), default=0.0)
             worst = max(worst, d)
             print(f"{name:32s} {str(sa):18s} max |diff| {d:.3g}")

@@ -29,8 +29,8 @@ MPIRUN=(mpirun --mca btl self,vader,tcp --mca btl_base_warn_component_unused 0)
 echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(nproc) cores; $(mpirun --version | head -1)"
 
 netns=0
-if [ "$(id -u)" = 0 ] && ip netns add mpi-bench-probe 2>/dev/null; then
-  ip netns del mpi-bench-probe
+if [ "$(id -u)" = 0 ] && ip netns add "mpi-bench-probe-$$" 2>/dev/null; then
+  ip netns del "mpi-bench-probe-$$"
   netns=1
   h1=mpi-b1-$$ h2=mpi-b2-$$
   trap 'ip netns del $h1 2>/dev/null || true; ip netns del $h2 2>/dev/null || true; rm -rf "$T"' EXIT

@@ -36,6 +36,22 @@ compare=scripts/mpi/compare_weights.py
 # (np 4 on 2 cores), the shared-memory and TCP transports only.
 MPIRUN=(mpirun --oversubscribe --mca btl self,vader,tcp --mca btl_base_warn_component_unused 0)
 failures=0
+h1=mpi-h1-$$ h2=mpi-h2-$$
+cleanup() {
+  # A job a failed check left running, and the namespaces of the multi-host part.
+  pkill -KILL -f "mnist-train.*$T/" 2>/dev/null || true
+  ip netns del "$h1" 2>/dev/null || true
+  ip netns del "$h2" 2>/dev/null || true
+}
+trap cleanup EXIT
+# Waits up to 60 s for a file a background job writes; fails if the job ends first.
+wait_for() {  # file pid
+  local deadline=$((SECONDS + 60))
+  until [ -f "$1" ]; do
+    if ! kill -0 "$2" 2>/dev/null || [ $SECONDS -ge $deadline ]; then return 1; fi
+    sleep 0.1
+  done
+}
 pass() { echo "ok   $*"; }
 fail() { echo "FAIL $*"; failures=$((failures + 1)); }
 train() { "$B/mnist-train" --data-dir "$D" --quiet "$@"; }
@@ -117,7 +133,7 @@ sys.exit(0 if d[8 + n + a['data_offsets'][0]:8 + n + a['data_offsets'][1]] != d[
   # 6. SIGTERM to mpirun: a clean stop on every rank at the same step, then resume.
   (set +e; "${MPIRUN[@]}" -np 2 "$B/mnist-train" --data-dir "$D" --quiet "${long[@]}" --out "$T/term" 2>"$T/term.err"; \
    echo $? >"$T/term.rc") &
-  until [ -f "$T/term/checkpoint.safetensors" ]; do sleep 0.1; done
+  wait_for "$T/term/checkpoint.safetensors" $! || { fail "the SIGTERM job wrote no checkpoint: $(head -3 "$T/term.err")"; return; }
   sleep 0.5
   pkill -TERM -f "^mpirun .*$T/term" || true
   wait
@@ -132,12 +148,13 @@ sys.exit(0 if d[8 + n + a['data_offsets'][0]:8 + n + a['data_offsets'][1]] != d[
   # 7. kill -9 of rank 1.
   (set +e; "${MPIRUN[@]}" -np 2 "$B/mnist-train" --data-dir "$D" --quiet "${long[@]}" --out "$T/kill" 2>"$T/kill.err"; \
    echo $? >"$T/kill.rc") &
-  until [ -f "$T/kill/checkpoint.safetensors" ]; do sleep 0.1; done
+  wait_for "$T/kill/checkpoint.safetensors" $! || { fail "the kill -9 job wrote no checkpoint: $(head -3 "$T/kill.err")"; return; }
   sleep 0.5
   victim=""
   for pid in $(pgrep -f "mnist-train.*$T/kill"); do
     if tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qx OMPI_COMM_WORLD_RANK=1; then victim=$pid; fi
   done
+  if [ -z "$victim" ]; then fail "kill -9: no process of rank 1 found"; wait; return; fi
   killed_at=$(date +%s.%N)
   kill -9 "$victim"
   wait
@@ -160,16 +177,42 @@ sys.exit(0 if d[8 + n + a['data_offsets'][0]:8 + n + a['data_offsets'][1]] != d[
   fi
 }
 
+more_refusals() {
+  # 9. Batch norm needs 2 samples per rank in every batch, the last partial one included.
+  python3 - scripts/mpi/dp-smoke.json "$T/ragged.json" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1])); c["data"]["train_limit"] = 1025; json.dump(c, open(sys.argv[2], "w"))
+PY
+  if ! mtrain 2 --config "$T/ragged.json" --out "$T/ragged" 2>"$T/ragged.err" \
+     && grep -q "holds 1 of the 1025 training images.*batch norm needs at least 2 per process" "$T/ragged.err" \
+     && [ ! -e "$T/ragged" ]; then
+    pass "batch norm with a last batch of 1 image over np 2 refused, nothing written"
+  else fail "a last batch too small for batch norm was not refused clearly: $(head -3 "$T/ragged.err")"; fi
+  # 10. Ranks that loaded different data (one label changed on rank 1's host) stop together.
+  if unshare -m true 2>/dev/null; then
+    mkdir -p "$T/other"
+    cp "$D"/*.gz "$T/other/"
+    python3 - "$T/other/train-labels-idx1-ubyte.gz" <<'PY'
+import gzip, sys
+data = bytearray(gzip.open(sys.argv[1]).read()); data[8 + 100] = (data[8 + 100] + 1) % 10
+gzip.open(sys.argv[1], "wb").write(bytes(data))
+PY
+    if ! "${MPIRUN[@]}" -np 2 scripts/mpi/rank_wrapper.sh 1 "bind:$T/other" "$D" \
+           "$B/mnist-train" --data-dir "$D" --quiet --config configs/smoke.json --allow-unverified-data \
+           --out "$T/otherrun" 2>"$T/other.err" \
+       && grep -q "the ranks loaded different data" "$T/other.err" && [ ! -e "$T/otherrun" ]; then
+      pass "rank 1 with one training label changed: every rank stops before training, naming the checksums"
+    else fail "different data on two ranks was not caught: $(head -3 "$T/other.err")"; fi
+  fi
+}
+
 netns_hosts() {
   echo "== namespace hosts"
-  if [ "$(id -u)" != 0 ] || ! ip netns add mpi-probe 2>/dev/null; then
+  if [ "$(id -u)" != 0 ] || ! ip netns add "mpi-probe-$$" 2>/dev/null; then
     echo "skip namespace hosts: ip netns is not allowed here (needs root)"
     return
   fi
-  ip netns del mpi-probe
-  local h1=mpi-h1-$$ h2=mpi-h2-$$
-  cleanup_netns() { ip netns del "$h1" 2>/dev/null || true; ip netns del "$h2" 2>/dev/null || true; }
-  trap cleanup_netns EXIT
+  ip netns del "mpi-probe-$$"
   ip netns add "$h1"
   ip netns add "$h2"
   ip link add "v1-$$" type veth peer name "v2-$$"
@@ -199,14 +242,12 @@ netns_hosts() {
   if same "$T/detA/checkpoint.safetensors" "$T/ns-det/checkpoint.safetensors" --exact; then
     pass "--deterministic-reduce over the namespace hosts: bit-identical to the one-host run"
   else fail "namespace-host deterministic run differs from the one-host run: $(tail -1 "$T/compare.txt")"; fi
-  cleanup_netns
-  trap - EXIT
 }
 
 case $part in
-  one-host) one_host ;;
+  one-host) one_host; more_refusals ;;
   netns) netns_hosts ;;
-  all) one_host; netns_hosts ;;
+  all) one_host; more_refusals; netns_hosts ;;
   *) echo "usage: $0 [one-host|netns|all]" >&2; exit 2 ;;
 esac
 if [ $failures -eq 0 ]; then
