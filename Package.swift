@@ -10,6 +10,15 @@ import Foundation
 let targetCPU = ProcessInfo.processInfo.environment["MNIST_TARGET_CPU"] ?? "native"
 let tuned: [SwiftSetting] = targetCPU == "generic" ? [] : [.unsafeFlags(["-target-cpu", targetCPU])]
 
+/// The widest vectors a native build may use, for mnist-bench to report and to probe its
+/// FMA peak with (`MNIST_ISA_AVX512`: 16 float lanes; `MNIST_ISA_AVX2`: 8), read from the
+/// building machine's /proc/cpuinfo; nothing is defined for other targets.
+let cpuFlags = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?
+    .split(separator: "\n").first { $0.hasPrefix("flags") }.map { Set($0.split(separator: " ").map(String.init)) } ?? []
+let isa: [SwiftSetting] = targetCPU != "native" ? []
+    : cpuFlags.contains("avx512f") ? [.define("MNIST_ISA_AVX512")]
+    : cpuFlags.contains("avx2") && cpuFlags.contains("fma") ? [.define("MNIST_ISA_AVX2")] : []
+
 /// Targets point one way: Kernels ← Autograd ← NN and Kernels ← Autograd ← Optim (Optim
 /// needs tensors, not modules); SafeTensors, MNISTData, Plot and Distributed stand alone; Training
 /// brings them together; Benchmarks measures them (for mnist-bench only); executables
@@ -57,7 +66,7 @@ let package = Package(
         .target(
             name: "Benchmarks",
             dependencies: ["Training", "Autograd", "NN", "Optim", "MNISTData", "Kernels", "Seeded", "Distributed"],
-            swiftSettings: tuned),
+            swiftSettings: tuned + isa),
         .target(name: "TestSupport"),
         .target(name: "Examples", dependencies: ["Autograd", "Seeded"]),
 
@@ -80,7 +89,8 @@ let package = Package(
         .executableTarget(name: "autograd-tour", dependencies: ["Examples"]),
         .executableTarget(
             name: "mnist-bench",
-            dependencies: ["Benchmarks", "Distributed", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+            dependencies: ["Benchmarks", "Distributed", "Training",
+                           .product(name: "ArgumentParser", package: "swift-argument-parser")]),
 
         // MARK: - Tests
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "Seeded", "TestSupport"]),

@@ -4,12 +4,13 @@ import json
 import sys
 
 runs = [json.loads(line) for line in sys.stdin if line.strip()]
-# One row per (implementation, threads): the run with the median training rate.
+# One row per (model, implementation, threads): the run with the median training rate.
 groups = {}
 for r in runs:
-    groups.setdefault((r["implementation"], r["threads"]), []).append(r)
+    groups.setdefault((r.get("model", "LeNet"), r["implementation"], r["threads"]), []).append(r)
 rows = []
-for key in sorted(groups, key=lambda k: (-k[1], k[0] != "mnist-train")):
+models = list(dict.fromkeys(r.get("model", "LeNet") for r in runs))
+for key in sorted(groups, key=lambda k: (models.index(k[0]), -k[2], k[1] != "mnist-train")):
     ordered = sorted(groups[key], key=lambda r: r["samples_per_second"])
     median = dict(ordered[len(ordered) // 2])
     median["range"] = "%.0f-%.0f" % (ordered[0]["samples_per_second"], ordered[-1]["samples_per_second"])
@@ -17,24 +18,25 @@ for key in sorted(groups, key=lambda k: (-k[1], k[0] != "mnist-train")):
     rows.append(median)
 # The FMA peak is measured by mnist-bench (per thread count); PyTorch's share is of the same peak.
 peaks = {r["threads"]: r["peak_gflops"] for r in rows if "peak_gflops" in r}
-header = ("implementation", "threads", "runs", "samples/s", "(range)", "s/epoch", "GFLOP/s", "of peak", "eval s",
+header = ("model", "implementation", "threads", "runs", "samples/s", "(range)", "s/epoch", "GFLOP/s", "of peak", "eval s",
           "peak RSS MB")
-print("%-22s %7s %4s %10s %11s %8s %8s %8s %7s %11s" % header)
+print("%-9s %-22s %7s %4s %10s %11s %8s %8s %8s %7s %11s" % header)
 for r in rows:
     peak = peaks.get(r["threads"])
     share = "%7.0f%%" % (100 * r["gflops"] / peak) if peak else "%8s" % "-"
-    print("%-22s %7d %4d %10.0f %11s %8.1f %8.1f %s %7.2f %11.0f" % (
-        r["implementation"], r["threads"], r["runs"], r["samples_per_second"], r["range"], r["seconds_per_epoch"],
+    print("%-9s %-22s %7d %4d %10.0f %11s %8.1f %8.1f %s %7.2f %11.0f" % (
+        r.get("model", "LeNet"), r["implementation"], r["threads"], r["runs"], r["samples_per_second"], r["range"],
+        r["seconds_per_epoch"],
         r["gflops"], share, r["eval_seconds"], r["peak_rss_mb"]))
 for t in sorted(peaks, reverse=True):
     print("FMA peak measured with %d thread(s): %.0f GFLOP/s" % (t, peaks[t]))
-ours = {r["threads"]: r for r in rows if r["implementation"] == "mnist-train"}
-theirs = {r["threads"]: r for r in rows if r["implementation"] != "mnist-train"}
-for t in sorted(ours, reverse=True):
-    if t in theirs:
-        o, p = ours[t], theirs[t]
-        print("%d thread(s): mnist-train trains %.2fx as fast as PyTorch, evaluates %.2fx as fast, "
-              "with %.2fx its peak memory" % (t, o["samples_per_second"] / p["samples_per_second"],
+ours = {(r.get("model", "LeNet"), r["threads"]): r for r in rows if r["implementation"] == "mnist-train"}
+theirs = {(r.get("model", "LeNet"), r["threads"]): r for r in rows if r["implementation"] != "mnist-train"}
+for key in sorted(ours, key=lambda k: (models.index(k[0]), -k[1])):
+    if key in theirs:
+        o, p = ours[key], theirs[key]
+        print("%s, %d thread(s): mnist-train trains %.2fx as fast as PyTorch, evaluates %.2fx as fast, "
+              "with %.2fx its peak memory" % (key[0], key[1], o["samples_per_second"] / p["samples_per_second"],
                                               p["eval_seconds"] / o["eval_seconds"], o["peak_rss_mb"] / p["peak_rss_mb"]))
 if not theirs:
     print("(PyTorch is not importable; set PYTHON=/path/to/python with torch installed to compare)")

@@ -31,13 +31,15 @@ public enum Benchmark {
         public var evalSeconds: Double
         public var evalAccuracy: Double
         public var peakRSSMegabytes: Double
+        /// `LeNet`, or the config's name (`mnist-bench --config`).
+        public var model = "LeNet"
 
         /// One JSON object on one line (what `scripts/bench.sh` collects); a non-finite
         /// number is written as `null`.
         public var json: String {
             func number(_ value: Double) -> String { value.isFinite ? "\(value)" : "null" }
             let fields: [(String, String)] = [
-                ("implementation", "\"mnist-train\""), ("threads", "\(threads)"), ("batch_size", "\(batchSize)"),
+                ("implementation", "\"mnist-train\""), ("model", "\"\(model)\""), ("threads", "\(threads)"), ("batch_size", "\(batchSize)"),
                 ("steps", "\(steps)"), ("train_seconds", number(trainSeconds)),
                 ("samples_per_second", number(samplesPerSecond)), ("seconds_per_epoch", number(secondsPerEpoch)),
                 ("gflops", number(gflops)), ("peak_gflops", number(peakGFLOPs)), ("peak_share", number(peakShare)),

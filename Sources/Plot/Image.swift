@@ -76,10 +76,13 @@ public struct Image: Sendable, Equatable {
     /// Encodes the image as PNG and writes it with `AtomicFile` (temporary file, fsync,
     /// rename), so readers never see half a file and a killed write leaves a temporary that
     /// a resumed run removes.
-    public func write(to url: URL) throws {
+    /// Writes the image as a PNG file (atomically) and returns the file's bytes.
+    @discardableResult
+    public func write(to url: URL) throws -> Data {
         let data = try PNGEncoder.encode(self)
         do { try AtomicFile.write(data, to: url) } catch {
             throw PlotError.writeFailed(path: url.path, reason: "\(error)")
         }
+        return data
     }
 }

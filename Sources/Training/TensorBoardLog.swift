@@ -42,8 +42,8 @@ struct TensorBoardLog {
 
     /// Appends an image event (`curves` at the end of a run). It is not in metrics.jsonl, so
     /// a resumed run's rewrite leaves it out, and that run's own end adds a new one.
-    func appendImage(tag: String, image: Plot.Image, step: Int) throws {
-        let png = [UInt8](try PNGEncoder.encode(image))
+    func appendImage(tag: String, image: Plot.Image, step: Int, png encoded: Data? = nil) throws {
+        let png = [UInt8](try encoded ?? PNGEncoder.encode(image))
         try append(TensorBoardEvents.record(wallTime: Date().timeIntervalSince1970, step: step, values: [
             .image(tag: tag, png: png, width: image.width, height: image.height, channels: image.channels),
         ]))

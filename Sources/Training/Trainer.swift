@@ -300,8 +300,20 @@ public final class Trainer {
         if !present && config.data.download && config.data.dataset == "mnist" {
             for line in try downloadMNIST(into: config.data.directory, mirrors: config.data.mirrors) { console.line(line) }
         }
-        if config.data.verify {
-            switch try DatasetChecksums.verify(directory: directory, dataset: config.data.dataset) {
+        // The MD5 check and the test set on one thread while the training set (the largest
+        // file to inflate) loads on another; the check's verdict comes first, as if in order.
+        let verdict = Box<Result<DatasetChecksums.Outcome, Error>>(.success(.unknownDataset))
+        let testSet = Box<Result<Dataset, Error>>(.failure(CancellationError()))
+        let dataset = config.data.dataset, verify = config.data.verify
+        let side = DispatchGroup()
+        DispatchQueue.global(qos: .userInitiated).async(group: side) {
+            if verify { verdict.value = Result { try DatasetChecksums.verify(directory: directory, dataset: dataset) } }
+            testSet.value = Result { try Dataset.load(directory: directory, split: .test) }
+        }
+        let trainSet = Result { try Dataset.load(directory: directory, split: .train) }
+        side.wait()
+        if verify {
+            switch try verdict.value.get() {
             case .verified: break
             case .unknownDataset:
                 console.line("Note: no published MD5 sums for \(config.data.dataset) are known here; its files are not verified")
@@ -313,8 +325,8 @@ public final class Trainer {
                     + "; pass --allow-unverified-data (data.verify: false) to train on these files anyway")
             }
         }
-        var train = try Dataset.load(directory: directory, split: .train)
-        var test = try Dataset.load(directory: directory, split: .test)
+        var train = try trainSet.get()
+        var test = try testSet.value.get()
         guard [1, train.rows, train.cols] == config.inputShape, [1, test.rows, test.cols] == config.inputShape else {
             throw TrainingError.data("\(directory.path): images are 1x\(train.rows)x\(train.cols) (test 1x\(test.rows)x\(test.cols)) "
                 + "but model.input_shape is \(config.inputShape)")
@@ -657,8 +669,8 @@ final class TrainingSession {
         }
         if let curves = try drawCurves() {
             // The curves and the last evaluation's confusion matrix as images in TensorBoard
-            // too, at the step the run stopped.
-            try events.appendImage(tag: "curves", image: curves, step: progress.step)
+            // too, at the step the run stopped (the curves as curves.png's bytes).
+            try events.appendImage(tag: "curves", image: curves.image, step: progress.step, png: curves.png)
         }
         if let test = lastEvaluation?.result.test {
             let confusion = try Figures.confusionMatrix(counts: test.confusion.flatMap { $0 },
@@ -765,7 +777,14 @@ final class TrainingSession {
                             100 * round.selected.accuracy, 100 * target, progress.step, trainSeconds))
     }
 
+    /// What the last `saveState` wrote: the progress and the number of metric lines.
+    private var lastSave: (progress: TrainingProgress, lines: Int)?
+
     private func saveState() throws {
+        // Nothing changed since the last save (a run that stops right after an epoch's end):
+        // the files already hold this state. Every rank decides alike (same progress, same lines).
+        if let lastSave, lastSave.progress.isSame(as: progress), lastSave.lines == metrics.lines.count { return }
+        lastSave = (progress, metrics.lines.count)
         let rankEntries = try parallel.gatherGenerators(of: model)  // collective: every rank
         guard writes else { return }
         // Metrics first: a kill between the two leaves metrics ahead of the checkpoint,
@@ -813,7 +832,7 @@ final class TrainingSession {
     /// curves.png: one point per epoch, and the last stop's evaluation when the run ended
     /// between epochs (at its fractional epoch); the logged per-step loss as a thin line.
     @discardableResult
-    private func drawCurves() throws -> Plot.Image? {
+    private func drawCurves() throws -> (image: Plot.Image, png: Data)? {
         var points = metrics.epochRecords()
         if let last = metrics.records(kinds: ["epoch", "stop", "eval"]).last, ["stop", "eval"].contains(metrics.lastKind) {
             var point = last
@@ -828,8 +847,7 @@ final class TrainingSession {
             testLoss: points.map { $0["test_loss"] ?? .nan }, trainAccuracy: points.map { $0["train_accuracy"] ?? .nan },
             testAccuracy: points.map { $0["test_accuracy"] ?? .nan },
             stepEpochs: steps.map { $0["step"]! / perEpoch }, stepLoss: steps.map { $0["loss"]! }, title: config.name)
-        try image.write(to: runURL.appendingPathComponent(Self.curvesFile))
-        return image
+        return (image, try image.write(to: runURL.appendingPathComponent(Self.curvesFile)))
     }
 }
 
@@ -923,4 +941,20 @@ struct MetricsLog {
 
     /// The kind of the last record (`step`, `epoch`, `stop`).
     var lastKind: String? { lines.last.flatMap(parse)?["kind"] as? String }
+}
+
+/// A value written by one thread and read by another after a `DispatchGroup.wait()`, which
+/// orders the two.
+final class Box<Value>: @unchecked Sendable {
+    var value: Value
+    init(_ value: Value) { self.value = value }
+}
+
+extension TrainingProgress {
+    /// Equal, counting a NaN `stoppingBest` (no early stopping yet) equal to another NaN.
+    func isSame(as other: TrainingProgress) -> Bool {
+        var a = self, b = other
+        if a.stoppingBest.isNaN && b.stoppingBest.isNaN { (a.stoppingBest, b.stoppingBest) = (0, 0) }
+        return a == b
+    }
 }

@@ -2,20 +2,23 @@ import ArgumentParser
 import Benchmarks
 import Distributed
 import Foundation
+import Training
 
 @main
 struct MNISTBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mnist-bench",
-        abstract: "Measure LeNet training and evaluation throughput and peak memory (release build).",
+        abstract: "Measure training and evaluation throughput and peak memory of LeNet or any config (release build).",
         discussion: "scripts/bench.sh (make bench) runs it for 1 and 2 threads and, when PyTorch is importable, "
             + "the same model on the same data in PyTorch, and prints both with their ratio.")
 
     @Option(help: "Directory holding the four MNIST files.") var dataDir: String = "data/mnist"
     @Option(help: "Threads.") var threads: Int = 2
-    @Option(help: "Batch size.") var batchSize: Int = 64
+    @Option(help: "Batch size (default 64, or the config's).") var batchSize: Int?
+    @Option(help: "Benchmark this config's model, optimizer and batch size instead of the tutorial's LeNet.")
+    var config: String?
     @Option(help: "Timed training steps (after 10 warm-up steps).") var steps: Int = 200
-    @Option(help: "Evaluation batch size.") var evalBatchSize: Int = 100
+    @Option(help: "Evaluation batch size (default 100, or the config's test_batch_size).") var evalBatchSize: Int?
     @Flag(help: "Print one JSON object instead of text.") var json = false
     @Flag(help: "Time each kernel of a training step on its own instead (no data needed).") var ops = false
     @Option(help: "Under mpirun: time MPI_Allreduce of this many bytes of floats instead (e.g. 1724332, LeNet's gradients).")
@@ -23,21 +26,33 @@ struct MNISTBench: ParsableCommand {
     @Option(help: "Timed all-reduce calls (with --allreduce-bytes).") var calls: Int = 200
 
     func run() throws {
-        guard threads >= 1, batchSize >= 1, steps >= 1, evalBatchSize >= 1 else {
+        guard threads >= 1, batchSize ?? 1 >= 1, steps >= 1, evalBatchSize ?? 1 >= 1 else {
             throw ValidationError("--threads, --batch-size, --steps and --eval-batch-size must be at least 1")
         }
         do {
             if ops { return try printOps() }
             if let allreduceBytes { return try printAllReduce(bytes: allreduceBytes) }
-            let r = try Benchmark.run(dataDirectory: URL(fileURLWithPath: dataDir), threads: threads,
-                                      batchSize: batchSize, steps: steps, evalBatchSize: evalBatchSize)
+            let data = URL(fileURLWithPath: dataDir)
+            let model: String
+            let r: Benchmark.Result
+            if let config {
+                let loaded = try TrainingConfig.load(from: URL(fileURLWithPath: config))
+                model = loaded.name
+                r = try ConfigBenchmark.run(config: loaded, dataDirectory: data, threads: threads, batchSize: batchSize,
+                                            steps: steps, evalBatchSize: evalBatchSize)
+            } else {
+                model = "LeNet"
+                r = try Benchmark.run(dataDirectory: data, threads: threads, batchSize: batchSize ?? 64, steps: steps,
+                                      evalBatchSize: evalBatchSize ?? 100)
+            }
             if json { print(r.json); return }
+            print("CPU: \(cpuModelName), \(ProcessInfo.processInfo.activeProcessorCount) cores; kernels built for \(vectorISA)")
             print(String(format: """
-                mnist-train, %d thread(s), batch %d, %d steps
+                mnist-train, %@, %d thread(s), batch %d, %d steps
                   training:   %.0f samples/s, %.1f s per epoch, %.1f GFLOP/s (%.0f%% of the FMA peak measured here, %.0f GFLOP/s)
                   evaluation: 10,000 test images in %.2f s (accuracy %.2f%%)
                   peak RSS:   %.0f MB
-                """, r.threads, r.batchSize, r.steps, r.samplesPerSecond, r.secondsPerEpoch, r.gflops,
+                """, model, r.threads, r.batchSize, r.steps, r.samplesPerSecond, r.secondsPerEpoch, r.gflops,
                 100 * r.peakShare, r.peakGFLOPs, r.evalSeconds, 100 * r.evalAccuracy, r.peakRSSMegabytes))
         } catch {
             FileHandle.standardError.write("mnist-bench: error: \(error)\n".data(using: .utf8)!)
@@ -64,9 +79,9 @@ struct MNISTBench: ParsableCommand {
     }
 
     func printOps() throws {
-        let rows = try OpBenchmark.run(threads: threads, batch: batchSize)
+        let rows = try OpBenchmark.run(threads: threads, batch: batchSize ?? 64)
         let total = rows.reduce(0) { $0 + $1.seconds }
-        print("kernels of one LeNet training step, batch \(batchSize), \(threads) thread(s) (best of 50 calls each)")
+        print("kernels of one LeNet training step, batch \(batchSize ?? 64), \(threads) thread(s) (best of 50 calls each)")
         for row in rows {
             let rate = row.flops > 0 ? String(format: "%6.1f GFLOP/s", row.gflops) : ""
             print("  " + padded(row.name) + String(format: "%8.3f ms  %5.1f%%  ", row.seconds * 1e3,
