@@ -6,7 +6,7 @@ RELEASE = $(SWIFT) build $(RELEASE_FLAGS)
 BIN = .build/release
 TEST_FLAGS = -c release -Xswiftc -enable-testing
 
-.PHONY: help setup build test train smoke data bench eval sweep viz clean interop-check best mpi-test mpi-bench
+.PHONY: help setup build test train smoke data bench eval sweep viz clean interop-check torch-check best mpi-test mpi-bench
 
 help:
 	@echo "make setup  - install the system libraries (zlib, OpenBLAS, Open MPI; apt-get, needs root)"
@@ -17,6 +17,7 @@ help:
 	@echo "make bench  - training/evaluation throughput and memory benchmark"
 	@echo "make sweep  - example batch run: learning rate x optimizer table"
 	@echo "make interop-check - ONNX checker + onnxruntime, TensorBoard on exported models and runs (venv from PyPI)"
+	@echo "make torch-check - PyTorch loads batch-norm and every-layer checkpoints strictly, same outputs (venv with torch)"
 	@echo "make best   - configs/mnist-best.json with seeds 1, 2, 3 (about 10 minutes each), the README's table"
 	@echo "make mpi-test  - data-parallel training under mpirun: one host, then two network-namespace hosts (root)"
 	@echo "make mpi-bench - per-step compute and all-reduce times at 1 and 2 processes, and the projection to N hosts"
@@ -59,6 +60,10 @@ sweep: build
 interop-check: setup
 	$(SWIFT) build $(TEST_FLAGS)
 	BIN_DIR=$(BIN) scripts/interop/check.sh
+
+torch-check: setup
+	$(SWIFT) build $(TEST_FLAGS)
+	BIN_DIR=$(BIN) scripts/interop/torch_check.sh
 
 best: build
 	scripts/best_runs.sh
