@@ -69,26 +69,8 @@ public enum Benchmark {
         let model = Models.lenet(generator: &generator)
         let optimizer = try SGD(parameters: model.parameters(), learningRate: 0.01, momentum: 0.9)
         let loader = try DataLoader(dataset: train, batchSize: batchSize, shuffle: true, seed: 1, dropLast: true)
-        var iterator = loader.batches(epoch: 0).makeIterator()
-        var epoch = 0
-        func nextBatch() -> Batch {
-            if let batch = iterator.next() { return batch }
-            epoch += 1
-            iterator = loader.batches(epoch: epoch).makeIterator()
-            return iterator.next()!
-        }
-        func step() throws {
-            let batch = nextBatch()
-            let x = try Tensor(shape: batch.imageShape, data: batch.images)
-            optimizer.zeroGrad()
-            let loss = try F.nllLoss(model(x), targets: batch.labels)
-            try loss.backward()
-            try optimizer.step()
-        }
-        for _ in 0..<warmup { try step() }
-        let start = monotonicSeconds()
-        for _ in 0..<steps { try step() }
-        let seconds = monotonicSeconds() - start
+        let seconds = try timeTraining(model: model, optimizer: optimizer, loader: loader, logSoftmax: true, steps: steps,
+                                       warmup: warmup)
         let samplesPerSecond = Double(steps * batchSize) / seconds
         let evaluation = try Evaluator.evaluate(model, dataset: test, batchSize: evalBatchSize, normalization: .mnist,
                                                 logProbabilities: true)
@@ -107,6 +89,34 @@ public enum Benchmark {
         getrusage(RUSAGE_SELF.rawValue, &usage)
         return Double(usage.ru_maxrss) * 1024 / 1e6  // ru_maxrss is in KiB on Linux
     }
+}
+
+/// Seconds of `steps` training steps on `loader`'s batches (epoch after epoch), after
+/// `warmup` untimed ones: NLL loss on log-probabilities, else cross-entropy on logits.
+func timeTraining(model: Module, optimizer: any Optimizer, loader: DataLoader, logSoftmax: Bool, steps: Int,
+                  warmup: Int) throws -> Double {
+    var iterator = loader.batches(epoch: 0).makeIterator()
+    var epoch = 0
+    func step() throws {
+        var next = iterator.next()
+        if next == nil {
+            epoch += 1
+            iterator = loader.batches(epoch: epoch).makeIterator()
+            next = iterator.next()
+        }
+        guard let batch = next else { return }
+        let x = try Tensor(shape: batch.imageShape, data: batch.images)
+        optimizer.zeroGrad()
+        let output = try model(x)
+        let loss = logSoftmax ? try F.nllLoss(output, targets: batch.labels) : try F.crossEntropy(output, targets: batch.labels)
+        try loss.backward()
+        try optimizer.step()
+    }
+    model.train()
+    for _ in 0..<warmup { try step() }
+    let start = monotonicSeconds()
+    for _ in 0..<steps { try step() }
+    return monotonicSeconds() - start
 }
 
 /// Seconds on a monotonic clock.

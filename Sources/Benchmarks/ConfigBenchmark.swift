@@ -33,38 +33,12 @@ public enum ConfigBenchmark {
             let train = try Dataset.load(directory: dataDirectory, split: .train)
             let test = try Dataset.load(directory: dataDirectory, split: .test)
             let model = try ModelBuilder.build(config, seed: config.seed)
-            let o = config.optimizer
-            let optimizer: any Optimizer = o.type == "sgd"
-                ? try SGD(parameters: model.parameters(), learningRate: Float(o.lr), momentum: Float(o.momentum),
-                          dampening: Float(o.dampening), weightDecay: Float(o.weightDecay), nesterov: o.nesterov)
-                : try Adam(parameters: model.parameters(), learningRate: Float(o.lr),
-                           betas: (Float(o.betas[0]), Float(o.betas[1])), epsilon: Float(o.eps),
-                           weightDecay: Float(o.weightDecay), decoupledWeightDecay: o.type == "adamw")
+            let optimizer = try config.makeOptimizer(model.parameters())
             let logSoftmax = ModelBuilder.endsWithLogSoftmax(model)
             let loader = try DataLoader(dataset: train, batchSize: batch, shuffle: true, seed: config.seed, dropLast: true,
                                         transform: try Transform.normalized(config.normalization))
-            var iterator = loader.batches(epoch: 0).makeIterator()
-            var epoch = 0
-            func step() throws {
-                var next = iterator.next()
-                if next == nil {
-                    epoch += 1
-                    iterator = loader.batches(epoch: epoch).makeIterator()
-                    next = iterator.next()
-                }
-                guard let b = next else { return }
-                let x = try Tensor(shape: b.imageShape, data: b.images)
-                optimizer.zeroGrad()
-                let output = try model(x)
-                let loss = logSoftmax ? try F.nllLoss(output, targets: b.labels) : try F.crossEntropy(output, targets: b.labels)
-                try loss.backward()
-                try optimizer.step()
-            }
-            model.train()
-            for _ in 0..<warmup { try step() }
-            let start = monotonicSeconds()
-            for _ in 0..<steps { try step() }
-            let seconds = monotonicSeconds() - start
+            let seconds = try timeTraining(model: model, optimizer: optimizer, loader: loader, logSoftmax: logSoftmax,
+                                           steps: steps, warmup: warmup)
             let samplesPerSecond = Double(steps * batch) / seconds
             let evaluation = try Evaluator.evaluate(model, dataset: test, batchSize: evalBatchSize ?? config.testBatchSize,
                                                     normalization: config.normalization, logProbabilities: logSoftmax)

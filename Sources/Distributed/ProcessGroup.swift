@@ -114,21 +114,16 @@ public final class ProcessGroup: @unchecked Sendable {
     }
 
     /// Sums `values` element-wise over the ranks (evaluation counts and losses).
-    public func allReduceSum(_ values: inout [Double]) throws {
-        guard usesMPI, size > 1, !values.isEmpty else { return }
-        let count = Int32(values.count)
-        try values.withUnsafeMutableBufferPointer { buffer in
-            try Self.check(MPI_Allreduce(cmpi_in_place(), buffer.baseAddress, count, cmpi_double(), cmpi_sum(),
-                                         cmpi_comm_world()), "MPI_Allreduce")
-        }
-    }
+    public func allReduceSum(_ values: inout [Double]) throws { try allReduce(&values, cmpi_sum()) }
 
     /// The element-wise largest of `values` over the ranks (timings: the slowest rank's).
-    public func allReduceMax(_ values: inout [Double]) throws {
+    public func allReduceMax(_ values: inout [Double]) throws { try allReduce(&values, cmpi_max()) }
+
+    private func allReduce(_ values: inout [Double], _ operation: MPI_Op) throws {
         guard usesMPI, size > 1, !values.isEmpty else { return }
         let count = Int32(values.count)
         try values.withUnsafeMutableBufferPointer { buffer in
-            try Self.check(MPI_Allreduce(cmpi_in_place(), buffer.baseAddress, count, cmpi_double(), cmpi_max(),
+            try Self.check(MPI_Allreduce(cmpi_in_place(), buffer.baseAddress, count, cmpi_double(), operation,
                                          cmpi_comm_world()), "MPI_Allreduce")
         }
     }
@@ -170,7 +165,7 @@ public final class ProcessGroup: @unchecked Sendable {
         guard usesMPI, size > 1 else { return [bytes] }
         var length = Int32(bytes.count)
         var lengths = [Int32](repeating: 0, count: size)
-        try Self.check(MPI_Gather(&length, 1, MPI_INT32_T_handle, &lengths, 1, MPI_INT32_T_handle, 0, cmpi_comm_world()),
+        try Self.check(MPI_Gather(&length, 1, cmpi_int32(), &lengths, 1, cmpi_int32(), 0, cmpi_comm_world()),
                        "MPI_Gather")
         var offsets = [Int32](repeating: 0, count: size)
         for r in 1..<size { offsets[r] = offsets[r - 1] + lengths[r - 1] }
@@ -207,8 +202,6 @@ public final class ProcessGroup: @unchecked Sendable {
         MPI_Finalized(&finalized)
         if finalized == 0 { MPI_Finalize() }
     }
-
-    private var MPI_INT32_T_handle: MPI_Datatype { cmpi_int32() }
 
     private static func check(_ code: Int32, _ call: String) throws {
         guard code != cmpi_success() else { return }

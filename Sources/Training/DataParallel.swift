@@ -181,9 +181,10 @@ final class DataParallel {
     /// steps (and different collectives). Collective; throws on every rank on a mismatch.
     func checkSameData(_ splits: [Dataset?]) throws {
         guard isDistributed else { return }
+        let checksums = splits.map { $0?.checksum() }
         var mine: [Double] = []
-        for split in splits {
-            mine += [Double(split?.count ?? -1), Double(split?.checksum() ?? 0)]
+        for (split, checksum) in zip(splits, checksums) {
+            mine += [Double(split?.count ?? -1), Double(checksum ?? 0)]
         }
         var largest = mine, smallest = mine.map { -$0 }
         try group.allReduceMax(&largest)
@@ -193,7 +194,7 @@ final class DataParallel {
             throw TrainingError.rankFailed(
                 rank: group.rank, ranks: group.size, host: group.processorName,
                 "the ranks loaded different data (here train/validation/test \(sizes) images with checksums "
-                    + splits.map { $0.map { String($0.checksum(), radix: 16) } ?? "-" }.joined(separator: "/")
+                    + checksums.map { $0.map { String($0, radix: 16) } ?? "-" }.joined(separator: "/")
                     + "); every host needs the same files")
         }
     }

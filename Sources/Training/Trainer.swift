@@ -276,17 +276,6 @@ public final class Trainer {
         progress.endedEarly != nil || progress.epoch >= config.epochs || config.maxSteps.map { progress.step >= $0 } == true
     }
 
-    func makeOptimizer(_ parameters: [Tensor]) throws -> any Optimizer {
-        let o = config.optimizer
-        switch o.type {
-        case "adam", "adamw":
-            return try Adam(parameters: parameters, learningRate: Float(o.lr), betas: (Float(o.betas[0]), Float(o.betas[1])),
-                            epsilon: Float(o.eps), weightDecay: Float(o.weightDecay), decoupledWeightDecay: o.type == "adamw")
-        default:
-            return try SGD(parameters: parameters, learningRate: Float(o.lr), momentum: Float(o.momentum),
-                           dampening: Float(o.dampening), weightDecay: Float(o.weightDecay), nesterov: o.nesterov)
-        }
-    }
 
     /// The training and test sets of the config, fetched when missing (MNIST) and
     /// checked against the published MD5s unless `data.verify` is false.
@@ -401,7 +390,7 @@ final class TrainingSession {
             average = nil
         }
         nllOutput = ModelBuilder.endsWithLogSoftmax(model)
-        optimizer = try trainer.makeOptimizer(model.parameters())
+        optimizer = try config.makeOptimizer(model.parameters())
         metrics = MetricsLog(url: runURL.appendingPathComponent(Checkpoint.metricsFile))
         events = TensorBoardLog(directory: runURL)
         stateURL = runURL.appendingPathComponent(Checkpoint.stateFile)
@@ -956,5 +945,20 @@ extension TrainingProgress {
         var a = self, b = other
         if a.stoppingBest.isNaN && b.stoppingBest.isNaN { (a.stoppingBest, b.stoppingBest) = (0, 0) }
         return a == b
+    }
+}
+
+extension TrainingConfig {
+    /// The config's optimizer over `parameters` (the trainer's and `mnist-bench --config`'s).
+    public func makeOptimizer(_ parameters: [Tensor]) throws -> any Optimizer {
+        let o = optimizer
+        switch o.type {
+        case "adam", "adamw":
+            return try Adam(parameters: parameters, learningRate: Float(o.lr), betas: (Float(o.betas[0]), Float(o.betas[1])),
+                            epsilon: Float(o.eps), weightDecay: Float(o.weightDecay), decoupledWeightDecay: o.type == "adamw")
+        default:
+            return try SGD(parameters: parameters, learningRate: Float(o.lr), momentum: Float(o.momentum),
+                           dampening: Float(o.dampening), weightDecay: Float(o.weightDecay), nesterov: o.nesterov)
+        }
     }
 }

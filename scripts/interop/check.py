@@ -20,19 +20,19 @@ import gzip, json, math, struct, sys
 import numpy as np
 
 
-def read_safetensors(path):
+def read_safetensors(path, metadata=False):
+    """The tensors of a safetensors file by name (and its __metadata__ with metadata=True)."""
     with open(path, "rb") as f:
         data = f.read()
     (n,) = struct.unpack("<Q", data[:8])
     header = json.loads(data[8:8 + n])
+    meta = header.pop("__metadata__", {})
     out = {}
     for name, info in header.items():
-        if name == "__metadata__":
-            continue
         start, end = info["data_offsets"]
-        dtype = {"F32": np.float32, "I64": np.int64}[info["dtype"]]
+        dtype = {"F32": np.float32, "I64": np.int64, "U64": np.uint64}[info["dtype"]]
         out[name] = np.frombuffer(data[8 + n + start:8 + n + end], dtype=dtype).reshape(info["shape"])
-    return out
+    return (out, meta) if metadata else out
 
 
 def read_idx(path):

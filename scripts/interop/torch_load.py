@@ -7,35 +7,21 @@ MODEL is a model file written by mnist-train (its config in the metadata); OUTPU
 nn.Sequential (scripts/bench_torch.py's `from_config`), loads MODEL with
 `load_state_dict(strict=True)` (int64 `num_batches_tracked` included), evaluates the test
 images in eval mode and compares the log-probabilities with mnist-eval's. Needs torch and
-numpy only (the safetensors file is read by hand). Exits 1 on any difference above 1e-4.
+numpy only (files are read with scripts/interop/check.py's readers). Exits 1 on any difference above 1e-4.
 """
-import gzip, json, os, struct, sys
+import json, os, sys
 
 import numpy as np
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from bench_torch import from_config  # noqa: E402
-
-DTYPES = {"F32": np.float32, "I64": np.int64, "U64": np.uint64}
-
-
-def read(path):
-    data = open(path, "rb").read()
-    n = struct.unpack("<Q", data[:8])[0]
-    header = json.loads(data[8:8 + n])
-    meta = header.pop("__metadata__", {})
-    body = data[8 + n:]
-    tensors = {}
-    for name, h in header.items():
-        a, b = h["data_offsets"]
-        tensors[name] = np.frombuffer(body[a:b], dtype=DTYPES[h["dtype"]]).reshape(h["shape"])
-    return tensors, meta
+from check import read_idx, read_safetensors  # noqa: E402  (scripts/interop/check.py)
 
 
 def main():
     model_path, outputs_path, mnist = sys.argv[1:4]
-    tensors, meta = read(model_path)
+    tensors, meta = read_safetensors(model_path, metadata=True)
     config = json.loads(meta["mnist_train_config"])
     model = from_config(config)
     # from_config numbers the layers 0, 1, ...; mnist-train names them as the config says.
@@ -47,16 +33,14 @@ def main():
     result = model.load_state_dict(state, strict=True)
     print(f"load_state_dict(strict=True): {len(state)} tensors, {result}")
     model.eval()
-    images = np.frombuffer(gzip.open(f"{mnist}/t10k-images-idx3-ubyte.gz").read(), np.uint8, offset=16)
+    images = read_idx(f"{mnist}/t10k-images-idx3-ubyte.gz")
     mean, std = config["data"].get("mean", 0.1307), config["data"].get("std", 0.3081)
     x = (torch.from_numpy(images.reshape(-1, 1, 28, 28).astype(np.float32)) / 255 - mean) / std
     with torch.no_grad():
         out = torch.cat([model(x[i:i + 500]) for i in range(0, len(x), 500)])
     if config["model"]["layers"][-1]["type"] != "log_softmax":
         out = torch.log_softmax(out, 1)
-    ours, _ = read(outputs_path)
-    key = [k for k in ours if ours[k].dtype == np.float32][0]
-    theirs = torch.from_numpy(ours[key].copy()).reshape(out.shape)
+    theirs = torch.from_numpy(read_safetensors(outputs_path)["log_probabilities"].copy()).reshape(out.shape)
     diff = (out - theirs).abs().max().item()
     same = (out.argmax(1) == theirs.argmax(1)).float().mean().item()
     print(f"{config['name']}: PyTorch's eval-mode log-probabilities of {len(x)} test images vs mnist-eval's: "

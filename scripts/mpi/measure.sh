@@ -28,24 +28,13 @@ T=$(mktemp -d /tmp/mpi-bench.XXXXXX)
 MPIRUN=(mpirun --mca btl self,vader,tcp --mca btl_base_warn_component_unused 0)
 echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(nproc) cores; $(mpirun --version | head -1)"
 
+source scripts/mpi/netns_hosts.sh
 netns=0
-if [ "$(id -u)" = 0 ] && ip netns add "mpi-bench-probe-$$" 2>/dev/null; then
-  ip netns del "mpi-bench-probe-$$"
+if netns_allowed; then
   netns=1
-  h1=mpi-b1-$$ h2=mpi-b2-$$
-  trap 'ip netns del $h1 2>/dev/null || true; ip netns del $h2 2>/dev/null || true; rm -rf "$T"' EXIT
-  ip netns add "$h1"; ip netns add "$h2"
-  ip link add "b1-$$" type veth peer name "b2-$$"
-  ip link set "b1-$$" netns "$h1"; ip link set "b2-$$" netns "$h2"
-  ip -n "$h1" addr add 10.199.1.1/24 dev "b1-$$"; ip -n "$h2" addr add 10.199.1.2/24 dev "b2-$$"
-  for ns in "$h1" "$h2"; do ip -n "$ns" link set lo up; done
-  ip -n "$h1" link set "b1-$$" up; ip -n "$h2" link set "b2-$$" up
-  printf '10.199.1.1 %s\n10.199.1.2 %s\n' "$h1" "$h2" >"$T/netns_table"
-  printf '10.199.1.1 slots=1\n10.199.1.2 slots=1\n' >"$T/hostfile"
-  export MPI_NETNS_TABLE=$T/netns_table
-  NSRUN=(ip netns exec "$h1" mpirun -np 2 --hostfile "$T/hostfile" --mca plm_rsh_agent "$PWD/scripts/mpi/netns_agent.sh"
-         --mca btl tcp,self --mca btl_tcp_if_include 10.199.1.0/24 --mca oob_tcp_if_include 10.199.1.0/24
-         -x OMPI_ALLOW_RUN_AS_ROOT -x OMPI_ALLOW_RUN_AS_ROOT_CONFIRM --wdir "$PWD" --bind-to none)
+  hosts=mpib$$
+  trap 'netns_down $hosts; rm -rf "$T"' EXIT
+  netns_up "$hosts" 10.199.1 "$T"
 else
   trap 'rm -rf "$T"' EXIT
   echo "(namespace hosts skipped: ip netns is not allowed here)"

@@ -36,12 +36,12 @@ compare=scripts/mpi/compare_weights.py
 # (np 4 on 2 cores), the shared-memory and TCP transports only.
 MPIRUN=(mpirun --oversubscribe --mca btl self,vader,tcp --mca btl_base_warn_component_unused 0)
 failures=0
-h1=mpi-h1-$$ h2=mpi-h2-$$
+source scripts/mpi/netns_hosts.sh
+hosts=mpit$$
 cleanup() {
   # A job a failed check left running, and the namespaces of the multi-host part.
   pkill -KILL -f "mnist-train.*$T/" 2>/dev/null || true
-  ip netns del "$h1" 2>/dev/null || true
-  ip netns del "$h2" 2>/dev/null || true
+  netns_down $hosts
 }
 trap cleanup EXIT
 # Waits up to 60 s for a file a background job writes; fails if the job ends first.
@@ -208,36 +208,20 @@ PY
 
 netns_hosts() {
   echo "== namespace hosts"
-  if [ "$(id -u)" != 0 ] || ! ip netns add "mpi-probe-$$" 2>/dev/null; then
+  if ! netns_allowed; then
     echo "skip namespace hosts: ip netns is not allowed here (needs root)"
     return
   fi
-  ip netns del "mpi-probe-$$"
-  ip netns add "$h1"
-  ip netns add "$h2"
-  ip link add "v1-$$" type veth peer name "v2-$$"
-  ip link set "v1-$$" netns "$h1"
-  ip link set "v2-$$" netns "$h2"
-  ip -n "$h1" addr add 10.199.0.1/24 dev "v1-$$"
-  ip -n "$h2" addr add 10.199.0.2/24 dev "v2-$$"
-  for ns in "$h1" "$h2"; do ip -n "$ns" link set lo up; done
-  ip -n "$h1" link set "v1-$$" up
-  ip -n "$h2" link set "v2-$$" up
-  printf '10.199.0.1 %s\n10.199.0.2 %s\n' "$h1" "$h2" >"$T/netns_table"
-  printf '10.199.0.1 slots=1\n10.199.0.2 slots=1\n' >"$T/hostfile"
-  export MPI_NETNS_TABLE=$T/netns_table
-  nsrun=(ip netns exec "$h1" mpirun -np 2 --hostfile "$T/hostfile" --mca plm_rsh_agent "$PWD/scripts/mpi/netns_agent.sh"
-         --mca btl tcp,self --mca btl_tcp_if_include 10.199.0.0/24 --mca oob_tcp_if_include 10.199.0.0/24
-         -x OMPI_ALLOW_RUN_AS_ROOT -x OMPI_ALLOW_RUN_AS_ROOT_CONFIRM --wdir "$PWD" --bind-to none)
-  where=$("${nsrun[@]}" sh -c 'echo "rank $OMPI_COMM_WORLD_RANK in $(ip netns identify $$)"' | sort | tr '\n' ';')
+  netns_up "$hosts" 10.199.0 "$T"
+  where=$("${NSRUN[@]}" sh -c 'echo "rank $OMPI_COMM_WORLD_RANK in $(ip netns identify $$)"' | sort | tr '\n' ';')
   echo "     $where"
   [ -d "$T/single" ] || train --config configs/smoke.json --out "$T/single"
-  "${nsrun[@]}" "$B/mnist-train" --data-dir "$D" --quiet --config configs/smoke.json --out "$T/ns-smoke" --json >"$T/ns.json"
+  "${NSRUN[@]}" "$B/mnist-train" --data-dir "$D" --quiet --config configs/smoke.json --out "$T/ns-smoke" --json >"$T/ns.json"
   if same "$T/single/model.safetensors" "$T/ns-smoke/model.safetensors" --tolerance 1e-5; then
     pass "np 2 over two namespace hosts (TCP on 10.199.0.1/.2) equals the single-process run: $(tail -1 "$T/compare.txt")"
   else fail "namespace-host run differs from the single-process run: $(tail -1 "$T/compare.txt")"; fi
   [ -d "$T/detA" ] || mtrain 2 --config scripts/mpi/dp-smoke.json --deterministic-reduce --out "$T/detA"
-  "${nsrun[@]}" "$B/mnist-train" --data-dir "$D" --quiet --config scripts/mpi/dp-smoke.json --deterministic-reduce \
+  "${NSRUN[@]}" "$B/mnist-train" --data-dir "$D" --quiet --config scripts/mpi/dp-smoke.json --deterministic-reduce \
     --out "$T/ns-det"
   if same "$T/detA/checkpoint.safetensors" "$T/ns-det/checkpoint.safetensors" --exact; then
     pass "--deterministic-reduce over the namespace hosts: bit-identical to the one-host run"
