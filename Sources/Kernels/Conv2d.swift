@@ -58,10 +58,10 @@ public func conv2dForward(
     let inputSample = s.inChannels * s.height * s.width
     if Conv2dPlan.choose(s) == .direct {
         let packedWeight = plan.packedWeight
-        packDirectWeight(s, weight: weight, into: packedWeight)
-        plan.forEachChunk { _, samples in
+        packBlockedWeight(outChannels: s.outChannels, taps: patch, into: packedWeight) { o, t in weight[o * patch + t] }
+        plan.forEachChunk { chunk, samples in
             conv2dForwardDirect(s, samples: samples, input: input, packedWeight: packedWeight, bias: bias,
-                                output: output)
+                                output: output, scratch: plan.forwardScratch(chunk))
         }
         return
     }
@@ -133,7 +133,17 @@ public func conv2dBackwardInput(
     let plane = s.outPlane, patch = s.groupPatchSize, groupOut = s.groupOutChannels
     let inputSample = s.inChannels * s.height * s.width
     let sparse = sparseGradient ?? conv2dGradientIsSparse(s, gradOutput: gradOutput)
-    if Conv2dPlan.choose(s, pass: .backwardInput, sparseGradient: sparse) == .sparse {
+    let algorithm = Conv2dPlan.choose(s, pass: .backwardInput, sparseGradient: sparse)
+    if algorithm == .direct {
+        let packedWeight = plan.packedWeight
+        packTransposedWeight(s, weight: weight, into: packedWeight)
+        plan.forEachChunk { chunk, samples in
+            conv2dBackwardInputDirect(s, samples: samples, gradOutput: gradOutput, packedWeight: packedWeight,
+                                      gradInput: gradInput, scratch: plan.backwardInputScratch(chunk))
+        }
+        return
+    }
+    if algorithm == .sparse {
         let paddedWeight = plan.paddedWeight
         padKernelRows(s, weight: weight, padded: paddedWeight)
         plan.forEachChunk { _, samples in
@@ -225,6 +235,23 @@ public func conv2dBackwardWeight(
                 var sum = partial(0)[padded + o]
                 for chunk in 1..<max(chunks, 1) { sum += partial(chunk)[padded + o] }
                 gradBias[o] = sum
+            }
+        }
+        return
+    }
+    if algorithm == .direct && !Conv2dPlan.usesDirectBackwardWeight(s) {
+        func blockedPartial(_ chunk: Int) -> UnsafeMutablePointer<Float> { chunk == 0 ? gradWeight : plan.directPartial(chunk) }
+        plan.forEachChunk { chunk, samples in
+            let weightSum = blockedPartial(chunk)
+            conv2dBackwardWeightBlocked(s, samples: samples, input: input, gradOutput: gradOutput, gradWeight: weightSum,
+                                        gradBias: gradBias == nil ? nil : (chunk == 0 ? gradBias! : weightSum + weightCount),
+                                        scratch: plan.backwardWeightScratch(chunk))
+        }
+        for chunk in 1..<max(chunks, 1) {
+            let weightPart = blockedPartial(chunk)
+            for i in 0..<weightCount { gradWeight[i] += weightPart[i] }
+            if let gradBias {
+                for o in 0..<s.outChannels { gradBias[o] += weightPart[weightCount + o] }
             }
         }
         return

@@ -42,13 +42,32 @@ public struct Conv2dPlan {
     {
         switch pass {
         case .forward:
-            return isUnstrided(shape) && shape.outWidth >= 8 ? .direct : .im2colGEMM
+            return usesDirectForward(shape) ? .direct : .im2colGEMM
         case .backwardInput:
-            return sparseGradient && allowsSparseGradient(shape) ? .sparse : .im2colGEMM
+            if sparseGradient && allowsSparseGradient(shape) { return .sparse }
+            return usesDirectBackwardInput(shape) ? .direct : .im2colGEMM
         case .backwardWeight:
             if sparseGradient && allowsSparseGradient(shape) { return .sparse }
-            return usesDirectBackwardWeight(shape) ? .direct : .im2colGEMM
+            return usesDirectForward(shape) ? .direct : .im2colGEMM
         }
+    }
+
+    /// Unstrided, and an output plane `forwardLayout` can cut: rows at least 8 wide, or a
+    /// wide plane (at least 32 taps).
+    static func usesDirectForward(_ s: Conv2dShape) -> Bool {
+        isUnstrided(s)
+            && DirectLayout.fits(outHeight: s.outHeight, outWidth: s.outWidth, inputWidth: s.width,
+                                 wideWorthIt: s.groupPatchSize >= 32)
+    }
+
+    /// Unstrided, an input plane `backwardInputLayout` can cut, and one the transposed
+    /// convolution covers with at most 25% more multiply-adds than the forward pass (it
+    /// multiplies the zero padding too: 17% for a 3×3 kernel on 26×26, but 56% on 10×10,
+    /// where im2col + GEMM wins).
+    static func usesDirectBackwardInput(_ s: Conv2dShape) -> Bool {
+        isUnstrided(s) && s.height * s.width * 4 <= s.outPlane * 5
+            && DirectLayout.fits(outHeight: s.height, outWidth: s.width, inputWidth: transposedPaddedSize(s).width,
+                                 wideWorthIt: s.outChannels * s.kernelHeight * s.kernelWidth >= 32)
     }
 
     /// Whether the backward passes of `shape` may take the sparse path (when the gradient
@@ -67,7 +86,9 @@ public struct Conv2dPlan {
             && s.dilationH == 1 && s.dilationW == 1
     }
 
-    /// The dense weight gradient is direct: a direct forward with at most 32 taps per output.
+    /// The dense weight gradient of a direct shape with at most 32 taps per output is
+    /// `conv2dBackwardWeightDirect`'s (which beats the sparse path); more taps go through
+    /// `conv2dBackwardWeightBlocked`.
     static func usesDirectBackwardWeight(_ s: Conv2dShape) -> Bool {
         choose(s) == .direct && s.groupPatchSize <= 32
     }
@@ -107,7 +128,18 @@ public struct Conv2dPlan {
         let partials = s.outChannels * s.groupPatchSize + s.outChannels
         let gemm = chunks * columns + (chunks - 1) * partials
         let sparse = allowsSparseGradient(s) ? paddedWeightCount(s) + chunks * (paddedWeightCount(s) + s.outChannels) : 0
-        let direct = choose(s) == .direct ? packedDirectWeightCount(s) : 0
+        var direct = 0
+        if usesDirectForward(s) {
+            let forward = packedBlockedWeightCount(outChannels: s.outChannels, taps: s.groupPatchSize)
+                + chunks * directForwardScratchCount(s)
+            let weight = usesDirectBackwardWeight(s) ? 0 : chunks * blockedBackwardWeightScratchCount(s) + (chunks - 1) * partials
+            direct = max(forward, weight)
+        }
+        if usesDirectBackwardInput(s) {
+            let taps = s.outChannels * s.kernelHeight * s.kernelWidth
+            direct = max(direct, packedBlockedWeightCount(outChannels: s.inChannels, taps: taps)
+                + chunks * directBackwardInputScratchCount(s))
+        }
         return max(gemm, sparse, direct)
     }
 
@@ -139,9 +171,37 @@ public struct Conv2dPlan {
         workspace + chunks * columnsCount + (chunk - 1) * (shape.outChannels * shape.groupPatchSize + shape.outChannels)
     }
 
-    // Direct forward: the weight packed by `packDirectWeight`.
+    // Direct forward and input gradient: the weight packed by `packBlockedWeight` (or
+    // `packTransposedWeight`), then each chunk's scratch.
 
     var packedWeight: UnsafeMutablePointer<Float> { workspace }
+
+    /// Chunk `chunk`'s scratch for `conv2dForwardDirect`.
+    func forwardScratch(_ chunk: Int) -> UnsafeMutablePointer<Float> {
+        workspace + packedBlockedWeightCount(outChannels: shape.outChannels, taps: shape.groupPatchSize)
+            + chunk * directForwardScratchCount(shape)
+    }
+
+    /// Chunk `chunk`'s scratch for `conv2dBackwardInputDirect`.
+    func backwardInputScratch(_ chunk: Int) -> UnsafeMutablePointer<Float> {
+        workspace + packedBlockedWeightCount(outChannels: shape.inChannels,
+                                             taps: shape.outChannels * shape.kernelHeight * shape.kernelWidth)
+            + chunk * directBackwardInputScratchCount(shape)
+    }
+
+    // Direct weight gradient: each chunk's scratch, then a weight- and bias-gradient partial
+    // sum for each chunk after the first.
+
+    /// Chunk `chunk`'s scratch for `conv2dBackwardWeightBlocked`.
+    func backwardWeightScratch(_ chunk: Int) -> UnsafeMutablePointer<Float> {
+        workspace + chunk * blockedBackwardWeightScratchCount(shape)
+    }
+
+    /// The weight-gradient partial of chunk `chunk` ≥ 1 on the direct path, then its bias part.
+    func directPartial(_ chunk: Int) -> UnsafeMutablePointer<Float> {
+        workspace + chunks * blockedBackwardWeightScratchCount(shape)
+            + (chunk - 1) * (shape.outChannels * shape.groupPatchSize + shape.outChannels)
+    }
 
     // Sparse (backward): the weight with kernel rows padded to 8 floats (`padKernelRows`),
     // then per chunk a padded weight-gradient partial and a bias-gradient partial.
@@ -154,3 +214,4 @@ public struct Conv2dPlan {
         return workspace + padded + chunk * (padded + shape.outChannels)
     }
 }
+

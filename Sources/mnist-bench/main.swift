@@ -20,7 +20,7 @@ struct MNISTBench: ParsableCommand {
     @Option(help: "Timed training steps (after 10 warm-up steps).") var steps: Int = 200
     @Option(help: "Evaluation batch size (default 100, or the config's test_batch_size).") var evalBatchSize: Int?
     @Flag(help: "Print one JSON object instead of text.") var json = false
-    @Flag(help: "Time each kernel of a training step on its own instead (no data needed).") var ops = false
+    @Flag(help: "Time each kernel of a training step on its own instead (no data needed); with --config, each convolution and batch norm of that model.") var ops = false
     @Option(help: "Under mpirun: time MPI_Allreduce of this many bytes of floats instead (e.g. 1724332, LeNet's gradients).")
     var allreduceBytes: Int?
     @Option(help: "Timed all-reduce calls (with --allreduce-bytes).") var calls: Int = 200
@@ -79,9 +79,17 @@ struct MNISTBench: ParsableCommand {
     }
 
     func printOps() throws {
-        let rows = try OpBenchmark.run(threads: threads, batch: batchSize ?? 64)
+        let rows: [OpBenchmark.Row]
+        if let config {
+            let loaded = try TrainingConfig.load(from: URL(fileURLWithPath: config))
+            let batch = batchSize ?? loaded.batchSize
+            rows = try ConvLayerOps.run(config: loaded, threads: threads, batch: batch)
+            print("convolutions and batch norms of \(loaded.name), batch \(batch), \(threads) thread(s) (best of 20 calls each)")
+        } else {
+            rows = try OpBenchmark.run(threads: threads, batch: batchSize ?? 64)
+            print("kernels of one LeNet training step, batch \(batchSize ?? 64), \(threads) thread(s) (best of 50 calls each)")
+        }
         let total = rows.reduce(0) { $0 + $1.seconds }
-        print("kernels of one LeNet training step, batch \(batchSize ?? 64), \(threads) thread(s) (best of 50 calls each)")
         for row in rows {
             let rate = row.flops > 0 ? String(format: "%6.1f GFLOP/s", row.gflops) : ""
             print("  " + padded(row.name) + String(format: "%8.3f ms  %5.1f%%  ", row.seconds * 1e3,
@@ -96,5 +104,5 @@ struct MNISTBench: ParsableCommand {
         }
     }
 
-    private func padded(_ name: String) -> String { name.padding(toLength: 24, withPad: " ", startingAt: 0) }
+    private func padded(_ name: String) -> String { name.padding(toLength: 30, withPad: " ", startingAt: 0) }
 }

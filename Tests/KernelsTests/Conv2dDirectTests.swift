@@ -2,21 +2,41 @@
 import TestSupport
 import Testing
 
-/// The direct convolution kernels (unpadded, unit stride: LeNet's conv1 and conv2 forward,
-/// conv1's weight gradient) against a Double-precision direct convolution and an exact
-/// Double weight gradient, at 1–3 threads.
+/// The direct convolution kernels (unpadded, unit stride: the forward pass, the input
+/// gradient through the transposed convolution, the weight gradient of few taps and of many)
+/// against a Double-precision direct convolution and exact Double gradients, at 1–3 threads.
 @Suite struct Conv2dDirectTests {
-    /// (input, weight): outputs 24, 8, 8, 11, 16 and 8 wide (the 11-wide one overlaps its
-    /// last chunk; 3 rows of 8 make an odd number of chunks); 20, 50, 7, 3, 5 and 6 output
-    /// channels (not all multiples of 5, 4 or 2); 1 to 20 input channels, up to 500 taps.
+    /// (input, weight): outputs 24, 8, 8, 11, 16, 8, 10, 9×11, 24 and 17×16 wide (the 11-wide
+    /// one overlaps its last chunk; 3 rows of 8 make an odd number of chunks; 10 and 9×11 are
+    /// cut wide, their last sample's chunks reaching past the batch); 20, 50, 7, 3, 5, 6, 7, 6,
+    /// 5 and 4 output channels (not all multiples of 5, 4 or 2); 1 to 32 input channels, up to
+    /// 500 taps; the 26×26 and 18×16 inputs take their dense input gradient directly.
     static let cases: [([Int], [Int])] = [
         ([3, 1, 28, 28], [20, 1, 5, 5]),
-        ([3, 20, 12, 12], [50, 20, 5, 5]),  // conv2: forward only is direct (500 taps)
+        ([3, 20, 12, 12], [50, 20, 5, 5]),  // LeNet's conv2 (500 taps)
         ([2, 2, 7, 10], [7, 2, 5, 3]),  // 3 rows of 8: an odd number of chunks
         ([2, 2, 12, 13], [3, 2, 3, 3]),
         ([5, 1, 9, 16], [5, 1, 2, 1]),
         ([4, 3, 10, 10], [6, 3, 3, 3]),
+        ([3, 32, 12, 12], [7, 32, 3, 3]),  // mnist-best's conv3 in small: forward and weight gradient wide
+        ([3, 4, 11, 13], [6, 4, 3, 3]),  // 36 taps: wide forward, wide weight gradient (plane 117 → 120)
+        ([2, 6, 26, 26], [5, 6, 3, 3]),  // mnist-best's conv2 in small: input gradient direct and wide
+        ([2, 3, 18, 16], [4, 3, 2, 1]),  // input gradient direct by rows (16 wide)
     ]
+
+    @Test func theDirectPassesAreChosenWhereTheyWin() throws {
+        let shape = { (input: [Int], weight: [Int]) in try Conv2dShape(input: input, weight: weight) }
+        // Input gradient: directly on 26×26 (17% more multiply-adds than the forward pass)
+        // and 18×16, through GEMM on 12×12 (44% more).
+        #expect(Conv2dPlan.choose(try shape([2, 6, 26, 26], [5, 6, 3, 3]), pass: .backwardInput) == .direct)
+        #expect(Conv2dPlan.choose(try shape([2, 3, 18, 16], [4, 3, 2, 1]), pass: .backwardInput) == .direct)
+        #expect(Conv2dPlan.choose(try shape([3, 32, 12, 12], [7, 32, 3, 3]), pass: .backwardInput) == .im2colGEMM)
+        // Weight gradient of many taps: directly (blocked), and wide cuts where they save lanes.
+        #expect(Conv2dPlan.choose(try shape([3, 32, 12, 12], [7, 32, 3, 3]), pass: .backwardWeight) == .direct)
+        #expect(forwardLayout(try shape([3, 32, 12, 12], [7, 32, 3, 3])).wide)
+        #expect(!forwardLayout(try shape([3, 1, 28, 28], [32, 1, 3, 3])).wide)  // 9 taps: rows
+        #expect(!forwardLayout(try shape([3, 20, 12, 12], [50, 20, 5, 5])).wide)  // 8 wide: rows
+    }
 
     @Test(arguments: cases)
     func matchesDoublePrecisionAtEveryThreadCount(_ input: [Int], _ weight: [Int]) throws {
@@ -30,11 +50,14 @@ import Testing
         let exact = exactUnpaddedGradients(s, x, w, r)
         let (expectedWeight, expectedBias) = (exact.weight, exact.bias)
         for threads in 1...3 {
-            let (output, gradients) = Parallelism.withThreadCount(threads) {
-                (convForward(s, x, w, b), convBackwardWeight(s, x, r))
+            let (output, gradInput, gradients) = Parallelism.withThreadCount(threads) {
+                (convForward(s, x, w, b), convBackwardInput(s, r, w), convBackwardWeight(s, x, r))
             }
             let label = "\(input) \(weight) at \(threads) threads"
             if let m = compareClose(output, expectedOutput, rtol: 1e-5, atol: 1e-5, label: "\(label) forward") {
+                Issue.record(Comment(rawValue: m))
+            }
+            if let m = compareClose(gradInput, exact.input, rtol: 1e-5, atol: 1e-4, label: "\(label) grad input") {
                 Issue.record(Comment(rawValue: m))
             }
             if let m = compareClose(gradients.weight, expectedWeight, rtol: 1e-5, atol: 1e-4, label: "\(label) grad weight") {
@@ -51,10 +74,11 @@ import Testing
 
     @Test func paddedStridedOrNarrowConvolutionsUseIm2col() throws {
         #expect(Conv2dPlan.choose(try Conv2dShape(input: [1, 1, 28, 28], weight: [6, 1, 5, 5], padding: (2, 2))) == .im2colGEMM)
-        // conv2 runs forward directly; its dense weight gradient (500 taps) goes through GEMM.
+        // conv2 runs forward directly; its dense input gradient (2.25× the multiply-adds
+        // transposed) goes through GEMM.
         let conv2 = try Conv2dShape(input: [1, 20, 12, 12], weight: [50, 20, 5, 5])
         #expect(Conv2dPlan.choose(conv2) == .direct)
-        #expect(Conv2dPlan.choose(conv2, pass: .backwardWeight) == .im2colGEMM)
+        #expect(Conv2dPlan.choose(conv2, pass: .backwardInput) == .im2colGEMM)
         #expect(Conv2dPlan.choose(try Conv2dShape(input: [1, 1, 28, 28], weight: [4, 1, 3, 3], stride: (2, 2))) == .im2colGEMM)
         #expect(Conv2dPlan.choose(try Conv2dShape(input: [1, 1, 10, 6], weight: [4, 1, 3, 3])) == .im2colGEMM)  // 4 wide
     }

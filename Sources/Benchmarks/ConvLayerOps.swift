@@ -1,0 +1,100 @@
+import Kernels
+import Training
+
+/// `mnist-bench --ops --config FILE`: every convolution and batch norm of a config timed on
+/// its own at the config's batch size, each pass by the kernel training would pick for it
+/// (the output gradient dense, as behind batch norm; sparse, as behind ReLU + max-pool, when
+/// the next layers are those).
+public enum ConvLayerOps {
+    public static func run(config: TrainingConfig, threads: Int, batch: Int, repeats: Int = 20) throws -> [OpBenchmark.Row] {
+        let plan = try ModelBuilder.plan(config)
+        return try Parallelism.withThreadCount(threads) {
+            var rows: [OpBenchmark.Row] = []
+            for (i, (layer, step)) in zip(config.layers, plan).enumerated() {
+                if let conv = layer.kind as? Conv2dLayer {
+                    let sparse = i + 2 < config.layers.count && config.layers[i + 1].type == "relu"
+                        && config.layers[i + 2].type == "max_pool2d"
+                    rows += try convRows(step, conv, batch: batch, sparseGradient: sparse, first: i == 0, repeats: repeats)
+                } else if layer.type == "batch_norm2d" {
+                    rows += batchNormRows(step, batch: batch, repeats: repeats)
+                }
+            }
+            return rows
+        }
+    }
+
+    static func time(_ name: String, flops: Double, repeats: Int, _ body: () -> Void) -> OpBenchmark.Row {
+        body(); body()
+        var best = Double.infinity
+        for _ in 0..<repeats {
+            let start = monotonicSeconds()
+            body()
+            best = min(best, monotonicSeconds() - start)
+        }
+        return OpBenchmark.Row(name: name, seconds: best, flops: flops)
+    }
+
+    static func filled(_ count: Int, sparse: Bool = false) -> UnsafeMutableBufferPointer<Float> {
+        let b = UnsafeMutableBufferPointer<Float>.allocate(capacity: count)
+        for i in 0..<count {
+            let keep = !sparse || (i % 8 == 0)
+            b[i] = keep ? Float((i &* 7919) % 201) / 100 - 1 : 0
+        }
+        return b
+    }
+
+    static func convRows(_ step: ModelBuilder.LayerPlan, _ conv: Conv2dLayer, batch: Int, sparseGradient: Bool,
+                         first: Bool, repeats: Int) throws -> [OpBenchmark.Row] {
+        let c = step.inputShape[0], o = conv.outChannels
+        let shape = try Conv2dShape(
+            input: [batch] + step.inputShape, weight: [o, c / conv.groups, conv.kernelSize.height, conv.kernelSize.width],
+            stride: (conv.stride.height, conv.stride.width), padding: (conv.padding.height, conv.padding.width),
+            dilation: (conv.dilation.height, conv.dilation.width), groups: conv.groups)
+        let inCount = batch * step.inputShape.reduce(1, *), outCount = batch * step.outputShape.reduce(1, *)
+        let weightCount = o * shape.groupPatchSize
+        let x = filled(inCount), w = filled(weightCount), bias = filled(o), y = filled(outCount)
+        let gy = filled(outCount, sparse: sparseGradient), gx = filled(inCount), gw = filled(weightCount), gb = filled(o)
+        let workspace = filled(conv2dWorkspaceCount(shape))
+        defer { [x, w, bias, y, gy, gx, gw, gb, workspace].forEach { $0.deallocate() } }
+        let flops = 2.0 * Double(outCount) * Double(shape.groupPatchSize)
+        let name = step.name, gradient = sparseGradient ? " (sparse)" : ""
+        var rows = [time("\(name) forward", flops: flops, repeats: repeats) {
+            conv2dForward(shape, input: x.baseAddress!, weight: w.baseAddress!, bias: conv.bias ? bias.baseAddress! : nil,
+                          output: y.baseAddress!, workspace: workspace)
+        }]
+        if !first {
+            rows.append(time("\(name) backward input\(gradient)", flops: flops, repeats: repeats) {
+                conv2dBackwardInput(shape, gradOutput: gy.baseAddress!, weight: w.baseAddress!, gradInput: gx.baseAddress!,
+                                    workspace: workspace)
+            })
+        }
+        rows.append(time("\(name) backward weight\(gradient)", flops: flops, repeats: repeats) {
+            conv2dBackwardWeight(shape, input: x.baseAddress!, gradOutput: gy.baseAddress!, gradWeight: gw.baseAddress!,
+                                 gradBias: conv.bias ? gb.baseAddress! : nil, workspace: workspace)
+        })
+        return rows
+    }
+
+    static func batchNormRows(_ step: ModelBuilder.LayerPlan, batch: Int, repeats: Int) -> [OpBenchmark.Row] {
+        let c = step.inputShape[0], s = step.inputShape.dropFirst().reduce(1, *), count = batch * c * s
+        let x = filled(count), y = filled(count), g = filled(count), gx = filled(count)
+        let mean = filled(c), variance = filled(c), invstd = filled(c), weight = filled(c), gw = filled(c), gb = filled(c)
+        defer { [x, y, g, gx, mean, variance, invstd, weight, gw, gb].forEach { $0.deallocate() } }
+        for i in 0..<c { invstd[i] = 1 }
+        return [
+            time("\(step.name) forward", flops: 0, repeats: repeats) {
+                batchNormStatistics(input: x.baseAddress!, batch: batch, channels: c, spatial: s,
+                                    mean: mean.baseAddress!, variance: variance.baseAddress!)
+                batchNormApply(input: x.baseAddress!, batch: batch, channels: c, spatial: s, mean: mean.baseAddress!,
+                               invstd: invstd.baseAddress!, weight: weight.baseAddress!, bias: gb.baseAddress!,
+                               output: y.baseAddress!)
+            },
+            time("\(step.name) backward", flops: 0, repeats: repeats) {
+                batchNormBackward(gradOutput: g.baseAddress!, input: x.baseAddress!, batch: batch, channels: c, spatial: s,
+                                  mean: mean.baseAddress!, invstd: invstd.baseAddress!, weight: weight.baseAddress!,
+                                  batchStatistics: true, gradInput: gx.baseAddress!, gradWeight: gw.baseAddress!,
+                                  gradBias: gb.baseAddress!)
+            },
+        ]
+    }
+}

@@ -1,0 +1,476 @@
+// MARK: - Direct convolution over chunks of 8 output pixels: forward, input gradient, and the
+// weight gradient of many taps
+
+// Every pass of an unstrided convolution (no groups, padding, stride or dilation) computed
+// where the data lies, sums held in registers, over a list of 8-pixel chunks of the output
+// plane (`DirectLayout`):
+//
+// - forward: `output[o, p] = bias[o] + Σ_t input[p + offset(t)] · weight[o, t]`, five output
+//   channels × two chunks at a time (two input loads and five weight broadcasts per ten
+//   fused multiply-adds);
+// - input gradient: the same kernel, run on the output gradient padded by `k − 1` on every
+//   side with the weight transposed (input ↔ output channels) and flipped;
+// - weight gradient: `gradWeight[o, t] = Σ_p gradOutput[o, p] · input[p + offset(t)]`, four
+//   output channels × three taps at a time, each sum eight lanes wide until the end.
+//
+// The chunks lie along each output row (`rows`: a last chunk of a row overlaps the one
+// before it when the row is not a multiple of 8 wide), or along the plane as if every output
+// row were as wide as the input (`wide`: the `k − 1` extra pixels per row are computed into
+// scratch and dropped). The wide cut wastes fewer lanes on short rows: a 10-wide output of a
+// 12-wide input uses 10 of 12 lanes instead of 10 of 16.
+//
+// Measured on mnist-best's layers (batch 128, `mnist-bench --ops --config`, Zen 3): against
+// im2col + GEMM, conv2's (32 → 32 channels, 26 → 24 wide) input gradient 15.4 ms against 18.3
+// and weight gradient 13.1 against 17.4; conv3's forward (32 → 64, 12 → 10 wide) 4.3 against
+// 4.5 through the rows cut. The transposed convolution also multiplies the padding: conv3's
+// and conv4's input gradients (12 and 10 wide, 1.44× and 1.56× the FLOPs) stay faster through
+// GEMM (5.9 and 7.1 ms against 6.7 and 9.4), so `Conv2dPlan` sends them there.
+
+/// How the 8-pixel chunks of a convolution's output plane lie.
+@usableFromInline
+struct DirectLayout {
+    /// Chunks along a plane as wide as the input rows, written to scratch planes and copied
+    /// out (`compactRows`); else chunks along each output row, written to the output.
+    @usableFromInline var wide: Bool
+    /// Floats between rows of the plane the kernel writes.
+    @usableFromInline var rowStride: Int
+    /// Floats of the plane the kernel writes.
+    @usableFromInline var plane: Int
+    /// Each chunk's first pixel: its offset in the input sample (tap `(0, 0, 0)`) and in the
+    /// plane the kernel writes.
+    @usableFromInline var chunks: [(input: Int, output: Int)]
+
+    /// The cut of an output `outHeight × outWidth` of an input `inputWidth` wide: wide when
+    /// rows are not a multiple of 8 wide, the wide plane wastes fewer lanes, and there are
+    /// at least 32 taps (`wideWorthIt`) to pay for the copy out; else rows.
+    @inlinable
+    init(outHeight: Int, outWidth: Int, inputWidth: Int, wideWorthIt: Bool) {
+        wide = wideWorthIt && Self.wideWastesLess(outHeight: outHeight, outWidth: outWidth, inputWidth: inputWidth)
+        if wide {
+            rowStride = inputWidth
+            plane = outHeight * inputWidth
+            chunks = stride(from: 0, to: plane - 7, by: 8).map { ($0, $0) }
+            if plane % 8 != 0 { chunks.append((plane - 8, plane - 8)) }
+        } else {
+            rowStride = outWidth
+            plane = outHeight * outWidth
+            chunks = []
+            for r in 0..<outHeight {
+                for column in columnChunks(outWidth) { chunks.append((r * inputWidth + column, r * outWidth + column)) }
+            }
+        }
+    }
+
+    @inlinable
+    static func wideWastesLess(outHeight: Int, outWidth: Int, inputWidth: Int) -> Bool {
+        outWidth % 8 != 0 && inputWidth < (outWidth + 7) / 8 * 8 && outHeight * inputWidth >= 8
+    }
+
+    /// Whether a direct kernel takes an output `outHeight × outWidth` of an input `inputWidth`
+    /// wide: rows at least 8 wide, or a wide plane.
+    @inlinable
+    static func fits(outHeight: Int, outWidth: Int, inputWidth: Int, wideWorthIt: Bool) -> Bool {
+        outWidth >= 8 || (wideWorthIt && wideWastesLess(outHeight: outHeight, outWidth: outWidth, inputWidth: inputWidth))
+    }
+
+    /// Floats the wide chunks read past the end of a sample's input at most (`kernelWidth − 2`,
+    /// rounded up): a copy of the batch's last sample with this much zero slack keeps them in
+    /// bounds.
+    @inlinable static func slack(kernelWidth: Int) -> Int { kernelWidth + 8 }
+}
+
+/// Floats of a weight packed by `packBlockedWeight`: output channels rounded up to 5, × taps.
+@inlinable
+func packedBlockedWeightCount(outChannels: Int, taps: Int) -> Int { (outChannels + 4) / 5 * 5 * taps }
+
+/// `weight(o, t)` laid out `(block of 5 channels, tap, 5)`, zero past the last channel: the
+/// five weights `directConvolveSample` broadcasts per tap lie together. Done once per call,
+/// before the threads start.
+@inlinable
+func packBlockedWeight(
+    outChannels: Int, taps: Int, into packed: UnsafeMutablePointer<Float>, weight: (_ o: Int, _ t: Int) -> Float
+) {
+    for b in 0..<(outChannels + 4) / 5 {
+        for t in 0..<taps {
+            for j in 0..<5 {
+                let o = b * 5 + j
+                packed[(b * taps + t) * 5 + j] = o < outChannels ? weight(o, t) : 0
+            }
+        }
+    }
+}
+
+/// `count` floats from `source` to `destination` (non-overlapping), eight at a time: rows
+/// here are 8 to 30 floats, where a memmove call per row costs more than the copy.
+@inlinable @inline(__always)
+func copyFloats(_ source: UnsafePointer<Float>, _ destination: UnsafeMutablePointer<Float>, _ count: Int) {
+    var i = 0
+    while i + 8 <= count {
+        store8(load8(source + i), destination + i)
+        i += 8
+    }
+    while i < count {
+        destination[i] = source[i]
+        i += 1
+    }
+}
+
+/// One sample of a direct convolution:
+/// `output[o · plane + chunk.output + i] = bias[o] + Σ_t input[chunk.input + offsets[t] + i] · w(o, t)`
+/// for every chunk and lane `i < 8`. Each chunk's sums are held in registers over all taps
+/// and stored once, so overlapping chunks store the same values twice.
+///
+/// - Parameters:
+///   - offsets: `taps` offsets of the taps from a chunk's input position.
+///   - packedWeight: `packBlockedWeight`'s layout of `w`.
+///   - output: `(outChannels, plane)`.
+@inlinable
+func directConvolveSample(
+    taps: Int, offsets: UnsafePointer<Int>, outChannels: Int, packedWeight: UnsafePointer<Float>,
+    bias: UnsafePointer<Float>?, input: UnsafePointer<Float>, chunks: UnsafeBufferPointer<(input: Int, output: Int)>,
+    output: UnsafeMutablePointer<Float>, plane: Int
+) {
+    let last = chunks.count - 1
+    for b in 0..<(outChannels + 4) / 5 {
+        let wb = packedWeight + b * taps * 5
+        let valid = min(5, outChannels - b * 5)
+        var start = SIMD8<Float>()
+        if let bias { for j in 0..<valid { start[j] = bias[b * 5 + j] } }
+        let b0 = SIMD8(repeating: start[0]), b1 = SIMD8(repeating: start[1])
+        let b2 = SIMD8(repeating: start[2]), b3 = SIMD8(repeating: start[3])
+        let b4 = SIMD8(repeating: start[4])
+        let destination = output + b * 5 * plane
+        var i = 0
+        while i <= last {
+            // An odd last chunk is computed twice.
+            let c0 = chunks[i], c1 = chunks[min(i + 1, last)]
+            let x0 = input + c0.input, x1 = input + c1.input
+            var a0 = b0, a1 = b1, a2 = b2, a3 = b3, a4 = b4
+            var e0 = b0, e1 = b1, e2 = b2, e3 = b3, e4 = b4
+            for t in 0..<taps {
+                let d = offsets[t]
+                let u = load8(x0 + d), v = load8(x1 + d)
+                let wt = wb + t * 5
+                let w0 = SIMD8(repeating: wt[0]), w1 = SIMD8(repeating: wt[1])
+                let w2 = SIMD8(repeating: wt[2]), w3 = SIMD8(repeating: wt[3])
+                let w4 = SIMD8(repeating: wt[4])
+                a0.addProduct(u, w0); e0.addProduct(v, w0)
+                a1.addProduct(u, w1); e1.addProduct(v, w1)
+                a2.addProduct(u, w2); e2.addProduct(v, w2)
+                a3.addProduct(u, w3); e3.addProduct(v, w3)
+                a4.addProduct(u, w4); e4.addProduct(v, w4)
+            }
+            let out0 = destination + c0.output, out1 = destination + c1.output
+            store8(a0, out0); store8(e0, out1)
+            if valid > 1 { store8(a1, out0 + plane); store8(e1, out1 + plane) }
+            if valid > 2 { store8(a2, out0 + 2 * plane); store8(e2, out1 + 2 * plane) }
+            if valid > 3 { store8(a3, out0 + 3 * plane); store8(e3, out1 + 3 * plane) }
+            if valid > 4 { store8(a4, out0 + 4 * plane); store8(e4, out1 + 4 * plane) }
+            i += 2
+        }
+    }
+}
+
+/// Copies `planes` planes of `height` rows `rowStride` floats apart (`planeStride` floats
+/// between planes) into planes `height × width`, dropping what lies past `width` in a row.
+@inlinable
+func compactRows(
+    _ source: UnsafePointer<Float>, planes: Int, planeStride: Int, height: Int, rowStride: Int, width: Int,
+    into destination: UnsafeMutablePointer<Float>
+) {
+    for c in 0..<planes {
+        for r in 0..<height {
+            copyFloats(source + c * planeStride + r * rowStride, destination + (c * height + r) * width, width)
+        }
+    }
+}
+
+// MARK: Forward
+
+/// The forward pass's cut of `s`'s output plane.
+@inlinable
+func forwardLayout(_ s: Conv2dShape) -> DirectLayout {
+    DirectLayout(outHeight: s.outHeight, outWidth: s.outWidth, inputWidth: s.width, wideWorthIt: s.groupPatchSize >= 32)
+}
+
+/// Scratch floats `conv2dForwardDirect` needs per chunk of samples: in the wide layout, the
+/// planes the kernel writes and one sample's input with slack.
+@inlinable
+func directForwardScratchCount(_ s: Conv2dShape) -> Int {
+    let layout = forwardLayout(s)
+    guard layout.wide else { return 0 }
+    return s.outChannels * layout.plane + s.inChannels * s.height * s.width + DirectLayout.slack(kernelWidth: s.kernelWidth)
+}
+
+/// `output = conv2d(input, weight) + bias` for `samples` (unstrided shapes), with the weight
+/// packed by `packBlockedWeight` (weight order). In the wide layout each sample's output goes
+/// through `scratch`, and the batch's last sample is first copied there with zero slack, so
+/// that the chunks' reach past it stays in memory this call owns.
+///
+/// - Parameters:
+///   - input: `(batch, inChannels, height, width)`.
+///   - output: `(batch, outChannels, outHeight, outWidth)`; the samples' part overwritten.
+///   - scratch: `directForwardScratchCount(s)` floats of this chunk.
+@inlinable
+func conv2dForwardDirect(
+    _ s: Conv2dShape, samples: Range<Int>, input: UnsafePointer<Float>, packedWeight: UnsafePointer<Float>,
+    bias: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>
+) {
+    let layout = forwardLayout(s)
+    let offsets = tapOffsets(s, multiple: 1)
+    let inputSample = s.inChannels * s.height * s.width, outputSample = s.outChannels * s.outPlane
+    let planes = scratch, lastInput = scratch + s.outChannels * layout.plane
+    offsets.withUnsafeBufferPointer { offsets in
+        layout.chunks.withUnsafeBufferPointer { chunks in
+            for n in samples {
+                var x = input + n * inputSample
+                if layout.wide && n == s.batch - 1 {
+                    copyFloats(x, lastInput, inputSample)
+                    (lastInput + inputSample).update(repeating: 0, count: DirectLayout.slack(kernelWidth: s.kernelWidth))
+                    x = UnsafePointer(lastInput)
+                }
+                let y = output + n * outputSample
+                directConvolveSample(
+                    taps: offsets.count, offsets: offsets.baseAddress!, outChannels: s.outChannels,
+                    packedWeight: packedWeight, bias: bias, input: x, chunks: chunks,
+                    output: layout.wide ? planes : y, plane: layout.plane)
+                if layout.wide {
+                    compactRows(planes, planes: s.outChannels, planeStride: layout.plane, height: s.outHeight,
+                                rowStride: layout.rowStride, width: s.outWidth, into: y)
+                }
+            }
+        }
+    }
+}
+
+// MARK: Input gradient
+
+/// The input of the convolution whose forward pass is `shape`'s input gradient: the output
+/// gradient padded by `k − 1` on every side, `(outChannels, height + kH − 1, width + kW − 1)`.
+@inlinable
+func transposedPaddedSize(_ s: Conv2dShape) -> (height: Int, width: Int) {
+    (s.height + s.kernelHeight - 1, s.width + s.kernelWidth - 1)
+}
+
+/// The input-gradient pass's cut of `s`'s input plane.
+@inlinable
+func backwardInputLayout(_ s: Conv2dShape) -> DirectLayout {
+    DirectLayout(outHeight: s.height, outWidth: s.width, inputWidth: transposedPaddedSize(s).width,
+                 wideWorthIt: s.outChannels * s.kernelHeight * s.kernelWidth >= 32)
+}
+
+/// Scratch floats `conv2dBackwardInputDirect` needs per chunk of samples: one sample's
+/// padded output gradient with slack, and in the wide layout the planes the kernel writes.
+@inlinable
+func directBackwardInputScratchCount(_ s: Conv2dShape) -> Int {
+    let padded = transposedPaddedSize(s), layout = backwardInputLayout(s)
+    return s.outChannels * padded.height * padded.width + DirectLayout.slack(kernelWidth: s.kernelWidth)
+        + (layout.wide ? s.inChannels * layout.plane : 0)
+}
+
+/// Packs `weight (outChannels, inChannels, kH, kW)` for `conv2dBackwardInputDirect`: as the
+/// forward weight of the transposed convolution, `w'(c, (o, a, b)) = weight(o, c, kH−1−a, kW−1−b)`.
+@inlinable
+func packTransposedWeight(_ s: Conv2dShape, weight: UnsafePointer<Float>, into packed: UnsafeMutablePointer<Float>) {
+    let kH = s.kernelHeight, kW = s.kernelWidth, kernel = kH * kW
+    packBlockedWeight(outChannels: s.inChannels, taps: s.outChannels * kernel, into: packed) { c, t in
+        let o = t / kernel, a = t % kernel / kW, b = t % kW
+        return weight[((o * s.inChannels + c) * kH + (kH - 1 - a)) * kW + (kW - 1 - b)]
+    }
+}
+
+/// `gradInput` for `samples` (unstrided shapes, dense gradient): each sample's output
+/// gradient is padded into `scratch` and convolved with the transposed weight
+/// (`packTransposedWeight`).
+///
+/// - Parameters:
+///   - gradOutput: `(batch, outChannels, outHeight, outWidth)`.
+///   - gradInput: `(batch, inChannels, height, width)`; the samples' part overwritten.
+///   - scratch: `directBackwardInputScratchCount(s)` floats of this chunk.
+@inlinable
+func conv2dBackwardInputDirect(
+    _ s: Conv2dShape, samples: Range<Int>, gradOutput: UnsafePointer<Float>, packedWeight: UnsafePointer<Float>,
+    gradInput: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>
+) {
+    let (paddedH, paddedW) = transposedPaddedSize(s)
+    let layout = backwardInputLayout(s)
+    let kH = s.kernelHeight, kW = s.kernelWidth
+    var offsets: [Int] = []
+    for o in 0..<s.outChannels {
+        for a in 0..<kH { for b in 0..<kW { offsets.append((o * paddedH + a) * paddedW + b) } }
+    }
+    let paddedCount = s.outChannels * paddedH * paddedW + DirectLayout.slack(kernelWidth: kW)
+    let padded = scratch, planes = scratch + paddedCount
+    let outputSample = s.outChannels * s.outPlane, inputSample = s.inChannels * s.height * s.width
+    padded.update(repeating: 0, count: paddedCount)
+    offsets.withUnsafeBufferPointer { offsets in
+        layout.chunks.withUnsafeBufferPointer { chunks in
+            for n in samples {
+                // The borders and slack stay zero; only the interior is rewritten per sample.
+                let g = gradOutput + n * outputSample
+                for o in 0..<s.outChannels {
+                    for r in 0..<s.outHeight {
+                        copyFloats(g + (o * s.outHeight + r) * s.outWidth,
+                                   padded + (o * paddedH + r + kH - 1) * paddedW + kW - 1, s.outWidth)
+                    }
+                }
+                let gi = gradInput + n * inputSample
+                directConvolveSample(
+                    taps: offsets.count, offsets: offsets.baseAddress!, outChannels: s.inChannels,
+                    packedWeight: packedWeight, bias: nil, input: padded, chunks: chunks,
+                    output: layout.wide ? planes : gi, plane: layout.plane)
+                if layout.wide {
+                    compactRows(planes, planes: s.inChannels, planeStride: layout.plane, height: s.height,
+                                rowStride: layout.rowStride, width: s.width, into: gi)
+                }
+            }
+        }
+    }
+}
+
+// MARK: Weight gradient
+
+/// The weight-gradient kernel's chunks, none overlapping so that each gradient counts once:
+/// along each output row when rows are a multiple of 8 wide, else along a plane as wide as the
+/// input (rounded up to a multiple of 8), with the gradient copied into that plane and zero
+/// past each row's `outWidth`.
+@usableFromInline
+struct WeightGradientLayout {
+    @usableFromInline var rowStride: Int
+    @usableFromInline var plane: Int
+    /// Each chunk's first pixel: its offset in the gradient plane and in the input sample.
+    @usableFromInline var chunks: [(output: Int, input: Int)]
+
+    @inlinable
+    init(_ s: Conv2dShape) {
+        if s.outWidth % 8 == 0 {
+            rowStride = s.outWidth
+            plane = s.outPlane
+            chunks = []
+            for r in 0..<s.outHeight {
+                for column in stride(from: 0, to: s.outWidth, by: 8) { chunks.append((r * s.outWidth + column, r * s.width + column)) }
+            }
+        } else {
+            rowStride = s.width
+            plane = (s.outHeight * s.width + 7) / 8 * 8
+            chunks = stride(from: 0, to: plane, by: 8).map { ($0, $0) }
+        }
+    }
+}
+
+/// Samples `conv2dBackwardWeightBlocked` sums in registers before it stores its sums: enough
+/// for about 64 chunks.
+@inlinable
+func weightGradientSampleBlock(_ s: Conv2dShape) -> Int {
+    max(1, min(s.batch, 64 / max(WeightGradientLayout(s).chunks.count, 1)))
+}
+
+/// Scratch floats `conv2dBackwardWeightBlocked` needs per chunk of samples: 8-lane partial
+/// sums for every (output channel, tap) (channels rounded up to 4, taps to 3); four channels
+/// of a block of samples' gradient in the layout's planes (zero past each row's `outWidth`);
+/// and the batch's last sample with slack.
+@inlinable
+func blockedBackwardWeightScratchCount(_ s: Conv2dShape) -> Int {
+    let layout = WeightGradientLayout(s)
+    let partial = (s.outChannels + 3) / 4 * 4 * ((s.groupPatchSize + 2) / 3 * 3) * 8
+    return partial + 4 * weightGradientSampleBlock(s) * layout.plane
+        + s.inChannels * s.height * s.width + DirectLayout.slack(kernelWidth: s.kernelWidth)
+}
+
+/// The weight and bias gradients of `samples` (unstrided shapes), written (not added) to
+/// `gradWeight` and `gradBias`.
+///
+/// For each block of samples (`weightGradientSampleBlock`), block of four output channels
+/// and block of three taps, twelve 8-lane sums run over the samples' chunks in order and wait
+/// in `scratch` between blocks; at the end each sum's lanes are added in lane order. The
+/// gradient is first copied into the layout's planes, zero past each row's `outWidth`, so
+/// that every lane of every chunk counts once. The order is fixed, so the result depends
+/// only on the inputs and `samples`.
+///
+/// - Parameters:
+///   - input: `(batch, inChannels, height, width)`.
+///   - gradOutput: `(batch, outChannels, outHeight, outWidth)`.
+///   - gradWeight: `(outChannels, inChannels, kernelHeight, kernelWidth)`, overwritten.
+///   - gradBias: `(outChannels)`, overwritten; nil to skip it.
+///   - scratch: `blockedBackwardWeightScratchCount(s)` floats of this chunk.
+@inlinable
+func conv2dBackwardWeightBlocked(
+    _ s: Conv2dShape, samples: Range<Int>, input: UnsafePointer<Float>, gradOutput: UnsafePointer<Float>,
+    gradWeight: UnsafeMutablePointer<Float>, gradBias: UnsafeMutablePointer<Float>?, scratch: UnsafeMutablePointer<Float>
+) {
+    let taps = s.groupPatchSize, plane = s.outPlane, outW = s.outWidth
+    let inputSample = s.inChannels * s.height * s.width, outputSample = s.outChannels * plane
+    let layout = WeightGradientLayout(s)
+    let offsets = tapOffsets(s, multiple: 3), paddedTaps = offsets.count
+    let sampleBlock = weightGradientSampleBlock(s)
+    let partialCount = (s.outChannels + 3) / 4 * 4 * paddedTaps * 8
+    let partial = scratch, gradientPlanes = scratch + partialCount
+    let lastInput = gradientPlanes + 4 * sampleBlock * layout.plane
+    partial.update(repeating: 0, count: partialCount)
+    gradientPlanes.update(repeating: 0, count: 4 * sampleBlock * layout.plane)
+    var inputs = [UnsafePointer<Float>](repeating: input, count: sampleBlock)
+    offsets.withUnsafeBufferPointer { offsets in
+        layout.chunks.withUnsafeBufferPointer { chunks in
+            for n0 in stride(from: samples.lowerBound, to: samples.upperBound, by: sampleBlock) {
+                let block = n0..<min(n0 + sampleBlock, samples.upperBound)
+                for (i, n) in block.enumerated() {
+                    inputs[i] = input + n * inputSample
+                    if n == s.batch - 1 {
+                        copyFloats(inputs[i], lastInput, inputSample)
+                        (lastInput + inputSample).update(repeating: 0, count: DirectLayout.slack(kernelWidth: s.kernelWidth))
+                        inputs[i] = UnsafePointer(lastInput)
+                    }
+                }
+                for b in 0..<(s.outChannels + 3) / 4 {
+                    // Channels past the last repeat it; their sums land in the padding rows.
+                    for (i, n) in block.enumerated() {
+                        for j in 0..<4 {
+                            let g = gradOutput + n * outputSample + min(b * 4 + j, s.outChannels - 1) * plane
+                            let rows = gradientPlanes + (i * 4 + j) * layout.plane
+                            for r in 0..<s.outHeight { copyFloats(g + r * outW, rows + r * layout.rowStride, outW) }
+                        }
+                    }
+                    for t in stride(from: 0, to: paddedTaps, by: 3) {
+                        let d0 = offsets[t], d1 = offsets[t + 1], d2 = offsets[t + 2]
+                        let sums = partial + (b * 4 * paddedTaps + t) * 8, row = paddedTaps * 8
+                        var a00 = load8(sums), a01 = load8(sums + 8), a02 = load8(sums + 16)
+                        var a10 = load8(sums + row), a11 = load8(sums + row + 8), a12 = load8(sums + row + 16)
+                        var a20 = load8(sums + 2 * row), a21 = load8(sums + 2 * row + 8), a22 = load8(sums + 2 * row + 16)
+                        var a30 = load8(sums + 3 * row), a31 = load8(sums + 3 * row + 8), a32 = load8(sums + 3 * row + 16)
+                        for i in 0..<block.count {
+                            let x = inputs[i]
+                            let g0 = UnsafePointer(gradientPlanes + i * 4 * layout.plane), p = layout.plane
+                            for c in chunks {
+                                let xc = x + c.input
+                                let x0 = load8(xc + d0), x1 = load8(xc + d1), x2 = load8(xc + d2)
+                                let gc = g0 + c.output
+                                var v = load8(gc)
+                                a00.addProduct(v, x0); a01.addProduct(v, x1); a02.addProduct(v, x2)
+                                v = load8(gc + p)
+                                a10.addProduct(v, x0); a11.addProduct(v, x1); a12.addProduct(v, x2)
+                                v = load8(gc + 2 * p)
+                                a20.addProduct(v, x0); a21.addProduct(v, x1); a22.addProduct(v, x2)
+                                v = load8(gc + 3 * p)
+                                a30.addProduct(v, x0); a31.addProduct(v, x1); a32.addProduct(v, x2)
+                            }
+                        }
+                        store8(a00, sums); store8(a01, sums + 8); store8(a02, sums + 16)
+                        store8(a10, sums + row); store8(a11, sums + row + 8); store8(a12, sums + row + 16)
+                        store8(a20, sums + 2 * row); store8(a21, sums + 2 * row + 8); store8(a22, sums + 2 * row + 16)
+                        store8(a30, sums + 3 * row); store8(a31, sums + 3 * row + 8); store8(a32, sums + 3 * row + 16)
+                    }
+                }
+            }
+        }
+    }
+    for o in 0..<s.outChannels {
+        for t in 0..<taps { gradWeight[o * taps + t] = load8(partial + (o * paddedTaps + t) * 8).sum() }
+    }
+    if let gradBias {
+        for o in 0..<s.outChannels {
+            var sum: Float = 0
+            for n in samples { sum += planeSum(gradOutput + n * outputSample + o * plane, count: plane) }
+            gradBias[o] = sum
+        }
+    }
+}
