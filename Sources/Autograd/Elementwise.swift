@@ -1,3 +1,5 @@
+import Kernels
+
 // MARK: - Binary kernels
 
 /// An elementwise binary function, specialised at compile time in the loops below.
@@ -140,8 +142,12 @@ extension Tensor {
     /// `max(x, 0)`, NaN staying NaN. Backward: `g` where the output is > 0, else 0 (the
     /// kink at 0 gets 0, as PyTorch's).
     public func relu() -> Tensor {
-        unary("ReluBackward0", { x in !(x <= 0) ? x : 0 }) { g, _, out in
-            g.zipMap(out) { gradient, y in y > 0 ? gradient : 0 }
+        let out = Tensor.empty(shape)
+        reluForward(storage.pointer, out.storage.pointer, count: count)
+        return out.recording("ReluBackward0", inputs: [self]) { [unowned out] g in
+            let gradInput = Tensor.empty(g.shape)
+            reluBackward(g.storage.pointer, output: out.storage.pointer, gradInput.storage.pointer, count: g.count)
+            return [gradInput]
         }
     }
 

@@ -1,4 +1,5 @@
 import Autograd
+import Kernels
 import Foundation
 
 /// Adam and AdamW, exactly PyTorch's `torch.optim.Adam` / `AdamW` (no amsgrad):
@@ -66,14 +67,10 @@ public final class Adam: Optimizer {
             guard let grad = p.grad else { continue }
             let n = p.count
             let w = p.storage.pointer, g = grad.storage.pointer
-            let m = buffers.pointer(0, i), v = buffers.pointer(1, i)
-            for j in 0..<n {
-                w[j] *= decay
-                let d = g[j] + l2 * w[j]
-                m[j] += (d - m[j]) * (1 - b1)  // PyTorch's lerp
-                v[j] = b2 * v[j] + (1 - b2) * d * d
-                w[j] -= stepSize * m[j] / (v[j].squareRoot() / correction2Sqrt + eps)
-            }
+            // m follows PyTorch's lerp: m + (d − m)·(1 − β₁).
+            adamUpdate(weight: w, gradient: g, expAvg: buffers.pointer(0, i), expAvgSq: buffers.pointer(1, i), count: n,
+                       decay: decay, l2: l2, beta1: b1, beta2: b2, stepSize: stepSize, correction2Sqrt: correction2Sqrt,
+                       epsilon: eps)
         }
     }
 

@@ -55,7 +55,12 @@ public struct RunSummary: Sendable {
     public var bestAccuracy: Double
     public var bestSelection: String
     public var bestTestAccuracy: Double
+    /// Wall seconds of the whole run: setup, loading the data, training, evaluating, files.
     public var seconds: Double
+    /// Wall seconds from the first training step to the end of the last evaluation: the
+    /// training time with evaluation included, without the set-up, data loading and the
+    /// files written after the last evaluation (this process's part, for a resumed run).
+    public var trainingSeconds = 0.0
     public var samplesPerSecond: Double
     /// Why the run ended: `completed`, `max_steps`, `early_stopping`, `target_accuracy` or
     /// `already_complete`.
@@ -77,7 +82,8 @@ public struct RunSummary: Sendable {
         if let validationAccuracy { fields.append(("validation_accuracy", validationAccuracy)) }
         fields += [
             ("best_accuracy", bestAccuracy), ("best_selection", bestSelection), ("best_test_accuracy", bestTestAccuracy),
-            ("seconds", seconds), ("samples_per_second", samplesPerSecond), ("stop_reason", stopReason),
+            ("seconds", seconds), ("training_seconds", trainingSeconds), ("samples_per_second", samplesPerSecond),
+            ("stop_reason", stopReason),
             ("model", runDirectory + "/" + Checkpoint.modelFile),
         ]
         if emaTestAccuracy != nil { fields.append(("ema_model", runDirectory + "/" + Checkpoint.emaFile)) }
@@ -365,6 +371,8 @@ final class TrainingSession {
     var lastEvaluation: (step: Int, result: EvaluationRound)?
     /// Time spent in training steps by this process (no evaluation, no checkpoints).
     var trainSeconds = 0.0, trainSamples = 0
+    /// When this process's first step started, and its last evaluation ended (`trainingSeconds`).
+    var loopStart: Double?, lastEvaluationEnd: Double?
     /// mpirun: the signal that stops every rank after the current step (any rank's).
     var stopRequested: String?
     var epochStart = 0.0, windowStart = 0.0, windowSamples = 0
@@ -501,6 +509,7 @@ final class TrainingSession {
         if config.emaDecay != nil || validation != nil {
             console.line("The best weights are chosen by \(EvaluationRound.selection(ema: average != nil, validation: validation != nil))")
         }
+        loopStart = DispatchTimeNow()
         while !Trainer.isComplete(progress, config) {
             try trainEpoch(signals: signals)
         }
@@ -698,6 +707,7 @@ final class TrainingSession {
             if let validation { round.emaValidation = try run(average.average, validation, "Validation set (EMA weights)") }
         }
         lastEvaluation = (progress.step, round)
+        lastEvaluationEnd = DispatchTimeNow()
         return round
     }
 
@@ -801,6 +811,7 @@ final class TrainingSession {
             bestAccuracy: progress.bestAccuracy,
             bestSelection: EvaluationRound.selection(ema: average != nil, validation: validation != nil),
             bestTestAccuracy: progress.bestTestAccuracy, seconds: DispatchTimeNow() - startTime,
+            trainingSeconds: loopStart.map { (lastEvaluationEnd ?? DispatchTimeNow()) - $0 } ?? 0,
             samplesPerSecond: rate, stopReason: reason, ranks: parallel.group.size, trainSeconds: trainSeconds,
             allReduceSeconds: parallel.group.reduceSeconds,
             allReduceBytesPerStep: parallel.group.reduceCalls > 0 ? parallel.group.reducedBytes / parallel.group.reduceCalls : 0)
