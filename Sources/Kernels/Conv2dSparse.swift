@@ -15,17 +15,22 @@
 public func conv2dGradientIsSparse(_ s: Conv2dShape, gradOutput: UnsafePointer<Float>) -> Bool {
     guard Conv2dPlan.allowsSparseGradient(s) else { return false }
     let count = s.batch * s.outChannels * s.outPlane
-    var nonzero = SIMD8<Int32>()
-    var i = 0
-    while i + 8 <= count {
-        nonzero &-= unsafeBitCast(load8(gradOutput + i) .!= 0, to: SIMD8<Int32>.self)  // true is -1
-        i += 8
+    // Counted in parallel ranges of whole vectors (an integer sum: the same at any thread count).
+    let vectors = count / 8
+    let threads = Parallelism.threadCount
+    let counts = UnsafeMutablePointer<Int>.allocate(capacity: threads)
+    counts.initialize(repeating: 0, count: threads)
+    defer { counts.deallocate() }
+    let g = UncheckedSendable(gradOutput), c = UncheckedSendable(counts)
+    Parallelism.forEachChunk(vectors, minimumPerChunk: 4096) { chunk, range in
+        var nonzero = SIMD8<Int32>()
+        for v in range {
+            nonzero &-= unsafeBitCast(load8(g.value + 8 * v) .!= 0, to: SIMD8<Int32>.self)  // true is -1
+        }
+        c.value[chunk] = Int(nonzero.wrappedSum())
     }
-    var total = Int(nonzero.wrappedSum())
-    while i < count {
-        if gradOutput[i] != 0 { total += 1 }
-        i += 1
-    }
+    var total = (0..<threads).reduce(0) { $0 + counts[$1] }
+    for i in (8 * vectors)..<count where gradOutput[i] != 0 { total += 1 }
     return total * 5 <= count
 }
 
