@@ -73,9 +73,10 @@ struct DirectLayout {
         outWidth >= 8 || (wideWorthIt && wideWastesLess(outHeight: outHeight, outWidth: outWidth, inputWidth: inputWidth))
     }
 
-    /// Floats the wide chunks read past the end of a sample's input at most (`kernelWidth − 2`,
-    /// rounded up): a copy of the batch's last sample with this much zero slack keeps them in
-    /// bounds.
+    /// Zero floats after a copy of the batch's last sample that keep every chunk's reads in
+    /// bounds: wide chunks read up to `kernelWidth − 2` floats past a sample (forward and
+    /// input gradient), `kernelWidth + 6` when the plane is rounded up to a multiple of 8
+    /// (`WeightGradientLayout`).
     @inlinable static func slack(kernelWidth: Int) -> Int { kernelWidth + 8 }
 }
 
