@@ -23,17 +23,6 @@ public enum ConvLayerOps {
         }
     }
 
-    static func time(_ name: String, flops: Double, repeats: Int, _ body: () -> Void) -> OpBenchmark.Row {
-        body(); body()
-        var best = Double.infinity
-        for _ in 0..<repeats {
-            let start = monotonicSeconds()
-            body()
-            best = min(best, monotonicSeconds() - start)
-        }
-        return OpBenchmark.Row(name: name, seconds: best, flops: flops)
-    }
-
     static func filled(_ count: Int, sparse: Bool = false) -> UnsafeMutableBufferPointer<Float> {
         let b = UnsafeMutableBufferPointer<Float>.allocate(capacity: count)
         for i in 0..<count {
@@ -58,17 +47,17 @@ public enum ConvLayerOps {
         defer { [x, w, bias, y, gy, gx, gw, gb, workspace].forEach { $0.deallocate() } }
         let flops = 2.0 * Double(outCount) * Double(shape.groupPatchSize)
         let name = step.name, gradient = sparseGradient ? " (sparse)" : ""
-        var rows = [time("\(name) forward", flops: flops, repeats: repeats) {
+        var rows = [OpBenchmark.time("\(name) forward", flops: flops, repeats: repeats) {
             conv2dForward(shape, input: x.baseAddress!, weight: w.baseAddress!, bias: conv.bias ? bias.baseAddress! : nil,
                           output: y.baseAddress!, workspace: workspace)
         }]
         if !first {
-            rows.append(time("\(name) backward input\(gradient)", flops: flops, repeats: repeats) {
+            rows.append(OpBenchmark.time("\(name) backward input\(gradient)", flops: flops, repeats: repeats) {
                 conv2dBackwardInput(shape, gradOutput: gy.baseAddress!, weight: w.baseAddress!, gradInput: gx.baseAddress!,
                                     workspace: workspace)
             })
         }
-        rows.append(time("\(name) backward weight\(gradient)", flops: flops, repeats: repeats) {
+        rows.append(OpBenchmark.time("\(name) backward weight\(gradient)", flops: flops, repeats: repeats) {
             conv2dBackwardWeight(shape, input: x.baseAddress!, gradOutput: gy.baseAddress!, gradWeight: gw.baseAddress!,
                                  gradBias: conv.bias ? gb.baseAddress! : nil, workspace: workspace)
         })
@@ -82,14 +71,14 @@ public enum ConvLayerOps {
         defer { [x, y, g, gx, mean, variance, invstd, weight, gw, gb].forEach { $0.deallocate() } }
         for i in 0..<c { invstd[i] = 1 }
         return [
-            time("\(step.name) forward", flops: 0, repeats: repeats) {
+            OpBenchmark.time("\(step.name) forward", flops: 0, repeats: repeats) {
                 batchNormStatistics(input: x.baseAddress!, batch: batch, channels: c, spatial: s,
                                     mean: mean.baseAddress!, variance: variance.baseAddress!)
                 batchNormApply(input: x.baseAddress!, batch: batch, channels: c, spatial: s, mean: mean.baseAddress!,
                                invstd: invstd.baseAddress!, weight: weight.baseAddress!, bias: gb.baseAddress!,
                                output: y.baseAddress!)
             },
-            time("\(step.name) backward", flops: 0, repeats: repeats) {
+            OpBenchmark.time("\(step.name) backward", flops: 0, repeats: repeats) {
                 batchNormBackward(gradOutput: g.baseAddress!, input: x.baseAddress!, batch: batch, channels: c, spatial: s,
                                   mean: mean.baseAddress!, invstd: invstd.baseAddress!, weight: weight.baseAddress!,
                                   batchStatistics: true, gradInput: gx.baseAddress!, gradWeight: gw.baseAddress!,

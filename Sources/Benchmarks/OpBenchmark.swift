@@ -99,15 +99,18 @@ public enum OpBenchmark {
                 conv2dBackwardWeight(conv1, input: x, gradOutput: gy1Sparse, gradWeight: gw1, gradBias: gb1,
                                      workspace: workspace) }),
         ]
-        return cases.map { name, flops, body in
-            body(); body()
-            var best = Double.infinity
-            for _ in 0..<repeats {
-                let start = monotonicSeconds()
-                body()
-                best = min(best, monotonicSeconds() - start)
-            }
-            return Row(name: name, seconds: best, flops: flops)
+        return cases.map { name, flops, body in time(name, flops: flops, repeats: repeats, body) }
+    }
+
+    /// `body` timed on its own: the least disturbed of `repeats` calls, after two warm-up calls.
+    static func time(_ name: String, flops: Double, repeats: Int, _ body: () -> Void) -> Row {
+        body(); body()
+        var best = Double.infinity
+        for _ in 0..<repeats {
+            let start = monotonicSeconds()
+            body()
+            best = min(best, monotonicSeconds() - start)
         }
+        return Row(name: name, seconds: best, flops: flops)
     }
 }

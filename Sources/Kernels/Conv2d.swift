@@ -175,8 +175,9 @@ public func conv2dBackwardInput(
 
 /// The gradients with respect to the weight and the bias, summed over the batch, by the
 /// algorithm `Conv2dPlan.choose(shape, pass: .backwardWeight, ...)` picks: from the nonzero
-/// gradients only (`conv2dBackwardWeightSparse`), directly (`conv2dBackwardWeightDirect`),
-/// or per sample through im2col and one sgemm per group.
+/// gradients only (`conv2dBackwardWeightSparse`), directly (`conv2dBackwardWeightDirect` up to
+/// 32 taps, `conv2dBackwardWeightBlocked` beyond), or per sample through im2col and one sgemm
+/// per group.
 ///
 /// Each chunk of samples accumulates its own partial sums (sample order within the chunk);
 /// the partials are then added in chunk order. The result is bit-identical for a given
@@ -205,7 +206,7 @@ public func conv2dBackwardWeight(
     let weightCount = s.outChannels * patch
     // Chunk 0 writes straight into the outputs; chunk c > 0 into its partial.
     func partialWeight(_ chunk: Int) -> UnsafeMutablePointer<Float> {
-        chunk == 0 ? gradWeight : plan.gemmPartial(chunk)
+        chunk == 0 ? gradWeight : plan.weightPartial(chunk)
     }
     func partialBias(_ chunk: Int) -> UnsafeMutablePointer<Float>? {
         guard let gradBias else { return nil }
@@ -239,30 +240,18 @@ public func conv2dBackwardWeight(
         }
         return
     }
-    if algorithm == .direct && !Conv2dPlan.usesDirectBackwardWeight(s) {
-        func blockedPartial(_ chunk: Int) -> UnsafeMutablePointer<Float> { chunk == 0 ? gradWeight : plan.directPartial(chunk) }
-        plan.forEachChunk { chunk, samples in
-            let weightSum = blockedPartial(chunk)
-            conv2dBackwardWeightBlocked(s, samples: samples, input: input, gradOutput: gradOutput, gradWeight: weightSum,
-                                        gradBias: gradBias == nil ? nil : (chunk == 0 ? gradBias! : weightSum + weightCount),
-                                        scratch: plan.backwardWeightScratch(chunk))
-        }
-        for chunk in 1..<max(chunks, 1) {
-            let weightPart = blockedPartial(chunk)
-            for i in 0..<weightCount { gradWeight[i] += weightPart[i] }
-            if let gradBias {
-                for o in 0..<s.outChannels { gradBias[o] += weightPart[weightCount + o] }
-            }
-        }
-        return
-    }
     plan.forEachChunk { chunk, samples in
         let columnBuffer = plan.columns(chunk)
         let weightSum = partialWeight(chunk)
         let biasSum = partialBias(chunk)
         if algorithm == .direct {
-            conv2dBackwardWeightDirect(s, samples: samples, input: input, gradOutput: gradOutput,
-                                       gradWeight: weightSum, gradBias: biasSum)
+            if Conv2dPlan.usesDirectBackwardWeight(s) {
+                conv2dBackwardWeightDirect(s, samples: samples, input: input, gradOutput: gradOutput,
+                                           gradWeight: weightSum, gradBias: biasSum)
+            } else {
+                conv2dBackwardWeightBlocked(s, samples: samples, input: input, gradOutput: gradOutput,
+                                            gradWeight: weightSum, gradBias: biasSum, scratch: plan.backwardWeightScratch(chunk))
+            }
             return
         }
         biasSum?.update(repeating: 0, count: s.outChannels)

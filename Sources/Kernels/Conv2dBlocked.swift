@@ -19,8 +19,8 @@
 // scratch and dropped). The wide cut wastes fewer lanes on short rows: a 10-wide output of a
 // 12-wide input uses 10 of 12 lanes instead of 10 of 16.
 //
-// Measured on mnist-best's layers (batch 128, `mnist-bench --ops --config`, Zen 3): against
-// im2col + GEMM, conv2's (32 → 32 channels, 26 → 24 wide) input gradient 15.4 ms against 18.3
+// Measured on mnist-best's layers (batch 128, 2 threads, Zen 3; best of 20 calls with the
+// algorithms alternating in one process, through a switch not kept): against im2col + GEMM, conv2's (32 → 32 channels, 26 → 24 wide) input gradient 15.4 ms against 18.3
 // and weight gradient 13.1 against 17.4; conv3's forward (32 → 64, 12 → 10 wide) 4.3 against
 // 4.5 through the rows cut. The transposed convolution also multiplies the padding: conv3's
 // and conv4's input gradients (12 and 10 wide, 1.44× and 1.56× the FLOPs) stay faster through
@@ -186,6 +186,24 @@ func compactRows(
     }
 }
 
+/// One sample through `layout`: `directConvolveSample` into `output` (`outChannels` planes
+/// `outHeight × outWidth`) for the rows cut, or into `planes` and then copied out for the
+/// wide cut.
+@inlinable
+func directConvolve(
+    _ layout: DirectLayout, offsets: UnsafeBufferPointer<Int>, chunks: UnsafeBufferPointer<(input: Int, output: Int)>,
+    outChannels: Int, packedWeight: UnsafePointer<Float>, bias: UnsafePointer<Float>?, input: UnsafePointer<Float>,
+    planes: UnsafeMutablePointer<Float>, output: UnsafeMutablePointer<Float>, outHeight: Int, outWidth: Int
+) {
+    directConvolveSample(
+        taps: offsets.count, offsets: offsets.baseAddress!, outChannels: outChannels, packedWeight: packedWeight,
+        bias: bias, input: input, chunks: chunks, output: layout.wide ? planes : output, plane: layout.plane)
+    if layout.wide {
+        compactRows(planes, planes: outChannels, planeStride: layout.plane, height: outHeight,
+                    rowStride: layout.rowStride, width: outWidth, into: output)
+    }
+}
+
 // MARK: Forward
 
 /// The forward pass's cut of `s`'s output plane.
@@ -230,15 +248,9 @@ func conv2dForwardDirect(
                     (lastInput + inputSample).update(repeating: 0, count: DirectLayout.slack(kernelWidth: s.kernelWidth))
                     x = UnsafePointer(lastInput)
                 }
-                let y = output + n * outputSample
-                directConvolveSample(
-                    taps: offsets.count, offsets: offsets.baseAddress!, outChannels: s.outChannels,
-                    packedWeight: packedWeight, bias: bias, input: x, chunks: chunks,
-                    output: layout.wide ? planes : y, plane: layout.plane)
-                if layout.wide {
-                    compactRows(planes, planes: s.outChannels, planeStride: layout.plane, height: s.outHeight,
-                                rowStride: layout.rowStride, width: s.outWidth, into: y)
-                }
+                directConvolve(layout, offsets: offsets, chunks: chunks, outChannels: s.outChannels,
+                               packedWeight: packedWeight, bias: bias, input: x, planes: planes,
+                               output: output + n * outputSample, outHeight: s.outHeight, outWidth: s.outWidth)
             }
         }
     }
@@ -315,15 +327,9 @@ func conv2dBackwardInputDirect(
                                    padded + (o * paddedH + r + kH - 1) * paddedW + kW - 1, s.outWidth)
                     }
                 }
-                let gi = gradInput + n * inputSample
-                directConvolveSample(
-                    taps: offsets.count, offsets: offsets.baseAddress!, outChannels: s.inChannels,
-                    packedWeight: packedWeight, bias: nil, input: padded, chunks: chunks,
-                    output: layout.wide ? planes : gi, plane: layout.plane)
-                if layout.wide {
-                    compactRows(planes, planes: s.inChannels, planeStride: layout.plane, height: s.height,
-                                rowStride: layout.rowStride, width: s.width, into: gi)
-                }
+                directConvolve(layout, offsets: offsets, chunks: chunks, outChannels: s.inChannels,
+                               packedWeight: packedWeight, bias: nil, input: padded, planes: planes,
+                               output: gradInput + n * inputSample, outHeight: s.height, outWidth: s.width)
             }
         }
     }

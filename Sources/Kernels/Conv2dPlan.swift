@@ -124,16 +124,15 @@ public struct Conv2dPlan {
     /// Floats of workspace every pass of `shape` fits in at `chunks` chunks: the largest of
     /// the three layouts below (each starts at the workspace's first float).
     static func workspaceCount(_ s: Conv2dShape, chunks: Int) -> Int {
-        let columns = s.inChannels * s.kernelHeight * s.kernelWidth * s.outPlane
+        let columns = columnsCount(s)
         let partials = s.outChannels * s.groupPatchSize + s.outChannels
-        let gemm = chunks * columns + (chunks - 1) * partials
+        // im2col matrices (every GEMM pass); the weight gradient's scratch and partial sums.
+        let gemm = max(chunks * columns, chunks * weightScratchCount(s) + (chunks - 1) * partials)
         let sparse = allowsSparseGradient(s) ? paddedWeightCount(s) + chunks * (paddedWeightCount(s) + s.outChannels) : 0
         var direct = 0
         if usesDirectForward(s) {
-            let forward = packedBlockedWeightCount(outChannels: s.outChannels, taps: s.groupPatchSize)
+            direct = packedBlockedWeightCount(outChannels: s.outChannels, taps: s.groupPatchSize)
                 + chunks * directForwardScratchCount(s)
-            let weight = usesDirectBackwardWeight(s) ? 0 : chunks * blockedBackwardWeightScratchCount(s) + (chunks - 1) * partials
-            direct = max(forward, weight)
         }
         if usesDirectBackwardInput(s) {
             let taps = s.outChannels * s.kernelHeight * s.kernelWidth
@@ -161,14 +160,24 @@ public struct Conv2dPlan {
     // into the outputs).
 
     /// Floats of one sample's im2col matrix `(inChannels·kH·kW, outH·outW)`.
-    var columnsCount: Int { shape.inChannels * shape.kernelHeight * shape.kernelWidth * shape.outPlane }
+    static func columnsCount(_ s: Conv2dShape) -> Int { s.inChannels * s.kernelHeight * s.kernelWidth * s.outPlane }
+    var columnsCount: Int { Self.columnsCount(shape) }
+
+    /// Floats of one chunk's scratch in the weight-gradient pass, before the partial sums:
+    /// `conv2dBackwardWeightBlocked`'s when it computes the pass, else an im2col matrix.
+    static func weightScratchCount(_ s: Conv2dShape) -> Int {
+        usesDirectForward(s) && !usesDirectBackwardWeight(s)
+            ? blockedBackwardWeightScratchCount(s) : columnsCount(s)
+    }
 
     /// Chunk `chunk`'s im2col matrix.
     func columns(_ chunk: Int) -> UnsafeMutablePointer<Float> { workspace + chunk * columnsCount }
 
-    /// The weight-gradient partial of chunk `chunk` ≥ 1, followed by its bias-gradient partial.
-    func gemmPartial(_ chunk: Int) -> UnsafeMutablePointer<Float> {
-        workspace + chunks * columnsCount + (chunk - 1) * (shape.outChannels * shape.groupPatchSize + shape.outChannels)
+    /// The weight-gradient partial of chunk `chunk` ≥ 1 (im2col + GEMM and direct), followed
+    /// by its bias-gradient partial: after every chunk's scratch (`weightScratchCount`).
+    func weightPartial(_ chunk: Int) -> UnsafeMutablePointer<Float> {
+        workspace + chunks * Self.weightScratchCount(shape)
+            + (chunk - 1) * (shape.outChannels * shape.groupPatchSize + shape.outChannels)
     }
 
     // Direct forward and input gradient: the weight packed by `packBlockedWeight` (or
@@ -189,18 +198,9 @@ public struct Conv2dPlan {
             + chunk * directBackwardInputScratchCount(shape)
     }
 
-    // Direct weight gradient: each chunk's scratch, then a weight- and bias-gradient partial
-    // sum for each chunk after the first.
-
     /// Chunk `chunk`'s scratch for `conv2dBackwardWeightBlocked`.
     func backwardWeightScratch(_ chunk: Int) -> UnsafeMutablePointer<Float> {
         workspace + chunk * blockedBackwardWeightScratchCount(shape)
-    }
-
-    /// The weight-gradient partial of chunk `chunk` ≥ 1 on the direct path, then its bias part.
-    func directPartial(_ chunk: Int) -> UnsafeMutablePointer<Float> {
-        workspace + chunks * blockedBackwardWeightScratchCount(shape)
-            + (chunk - 1) * (shape.outChannels * shape.groupPatchSize + shape.outChannels)
     }
 
     // Sparse (backward): the weight with kernel rows padded to 8 floats (`padKernelRows`),

@@ -75,8 +75,7 @@ public struct Image: Sendable, Equatable {
 
     /// Encodes the image as PNG and writes it with `AtomicFile` (temporary file, fsync,
     /// rename), so readers never see half a file and a killed write leaves a temporary that
-    /// a resumed run removes.
-    /// Writes the image as a PNG file (atomically) and returns the file's bytes.
+    /// a resumed run removes. Returns the file's bytes.
     @discardableResult
     public func write(to url: URL) throws -> Data {
         let data = try PNGEncoder.encode(self)

@@ -282,7 +282,6 @@ public final class Trainer {
         progress.endedEarly != nil || progress.epoch >= config.epochs || config.maxSteps.map { progress.step >= $0 } == true
     }
 
-
     /// The training and test sets of the config, fetched when missing (MNIST) and
     /// checked against the published MD5s unless `data.verify` is false.
     func loadData() throws -> (train: Dataset, validation: Dataset?, test: Dataset) {

@@ -33,15 +33,12 @@ struct MNISTBench: ParsableCommand {
             if ops { return try printOps() }
             if let allreduceBytes { return try printAllReduce(bytes: allreduceBytes) }
             let data = URL(fileURLWithPath: dataDir)
-            let model: String
             let r: Benchmark.Result
             if let config {
                 let loaded = try TrainingConfig.load(from: URL(fileURLWithPath: config))
-                model = loaded.name
                 r = try ConfigBenchmark.run(config: loaded, dataDirectory: data, threads: threads, batchSize: batchSize,
                                             steps: steps, evalBatchSize: evalBatchSize)
             } else {
-                model = "LeNet"
                 r = try Benchmark.run(dataDirectory: data, threads: threads, batchSize: batchSize ?? 64, steps: steps,
                                       evalBatchSize: evalBatchSize ?? 100)
             }
@@ -52,7 +49,7 @@ struct MNISTBench: ParsableCommand {
                   training:   %.0f samples/s, %.1f s per epoch, %.1f GFLOP/s (%.0f%% of the FMA peak measured here, %.0f GFLOP/s)
                   evaluation: 10,000 test images in %.2f s (accuracy %.2f%%)
                   peak RSS:   %.0f MB
-                """, model, r.threads, r.batchSize, r.steps, r.samplesPerSecond, r.secondsPerEpoch, r.gflops,
+                """, r.model, r.threads, r.batchSize, r.steps, r.samplesPerSecond, r.secondsPerEpoch, r.gflops,
                 100 * r.peakShare, r.peakGFLOPs, r.evalSeconds, 100 * r.evalAccuracy, r.peakRSSMegabytes))
         } catch {
             FileHandle.standardError.write("mnist-bench: error: \(error)\n".data(using: .utf8)!)
