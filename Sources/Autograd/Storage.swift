@@ -31,6 +31,16 @@ public final class Storage: @unchecked Sendable {
     deinit {
         BlockCache.shared.deallocate(UnsafeMutableRawPointer(pointer), byteCount: max(1, count) * MemoryLayout<Float>.stride)
     }
+
+    /// Returns every cached free block to the system, and the C heap's free pages with it.
+    ///
+    /// The cache serves one phase's sizes: training's batch keeps reusing its blocks. When
+    /// the phase changes (evaluation, with another batch size, or training again after it),
+    /// the old phase's blocks would only sit beside the new ones; `Evaluator` calls this on
+    /// entry and exit, so the peak is the larger phase, not the sum of both.
+    public static func releaseCachedBlocks() {
+        BlockCache.shared.releaseAll()
+    }
 }
 
 /// A caching allocator keyed by size, for the large blocks of activations and gradients.
@@ -49,6 +59,13 @@ final class BlockCache: @unchecked Sendable {
     private let lock = NSLock()
     private var free: [Int: [UnsafeMutableRawPointer]] = [:]  // guarded by `lock`
     private var cachedBytes = 0  // guarded by `lock`
+
+    /// Bytes held in free blocks, ready to be handed out again.
+    var cachedByteCount: Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return cachedBytes
+    }
 
     func allocate(byteCount: Int) -> UnsafeMutableRawPointer {
         if byteCount >= Self.minimumBytes {
@@ -74,4 +91,27 @@ final class BlockCache: @unchecked Sendable {
         }
         pointer.deallocate()
     }
+
+    /// Frees every cached block, then asks the C allocator to give back the free pages of
+    /// its heap (blocks below glibc's mmap threshold live there, and freeing them alone
+    /// leaves their pages resident).
+    func releaseAll() {
+        lock.lock()
+        let blocks = free.values.joined()
+        let pointers = Array(blocks)
+        free.removeAll()
+        cachedBytes = 0
+        lock.unlock()
+        for pointer in pointers { pointer.deallocate() }
+        #if canImport(Glibc)
+        _ = glibcMallocTrim(0)
+        #endif
+    }
 }
+
+#if canImport(Glibc)
+/// glibc's `int malloc_trim(size_t pad)` (declared in `<malloc.h>`, which Swift's Glibc
+/// module does not export).
+@_silgen_name("malloc_trim")
+private func glibcMallocTrim(_ pad: Int) -> Int32
+#endif

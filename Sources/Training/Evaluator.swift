@@ -54,7 +54,13 @@ public enum Evaluator {
         let start = DispatchTimeNow()
         let wasTraining = model.isTraining
         model.eval()
-        defer { model.train(wasTraining) }
+        // Training's cached activation blocks are of other sizes than evaluation's: give
+        // them back before, and evaluation's after (see `Storage.releaseCachedBlocks`).
+        Storage.releaseCachedBlocks()
+        defer {
+            model.train(wasTraining)
+            Storage.releaseCachedBlocks()
+        }
         let transform = try Transform.normalized(normalization)
         let loader = try DataLoader(dataset: dataset, batchSize: batchSize, shuffle: false, seed: 0, transform: transform)
         var result = Evaluation(
