@@ -391,6 +391,9 @@ final class TrainingSession {
         model = try ModelBuilder.build(config, seed: config.seed)
         parallel = DataParallel(group: trainer.group, deterministic: config.deterministicReduce, parameters: model.parameters())
         (train, validation, test) = try parallel.inTurn("load the data") { try trainer.loadData() }
+        // Loading inflated and MD5-checked the files on two threads, whose freed buffers
+        // stay resident in their heaps: give those pages back before training grows.
+        Storage.releaseCachedBlocks()
         if let decay = config.emaDecay {
             average = try AveragedModel(average: try ModelBuilder.build(config, seed: config.seed), of: model, decay: decay)
         } else {
@@ -527,6 +530,9 @@ final class TrainingSession {
         epochStart = DispatchTimeNow()
         windowStart = epochStart
         windowSamples = 0
+        // The epoch's line reports the rate of its last step: one-cycle and warm-up change
+        // it within the epoch.
+        var lastRate = lr
         for batch in loader.batches(epoch: epoch, startingAt: progress.batchIndex) {
             // Under mpirun every rank stops at the same step: when any rank had a signal
             // at the last step's all-reduce.
@@ -537,7 +543,7 @@ final class TrainingSession {
                                                 ranks: parallel.group.size)
             }
             if Trainer.isComplete(progress, config) { return }
-            try trainStep(batch, learningRate: lr, signals: signals)
+            lastRate = try trainStep(batch, learningRate: lr, signals: signals)
             if config.evalEverySteps > 0 && progress.step % config.evalEverySteps == 0 && progress.batchIndex < loader.batchCount {
                 try evaluateWithinEpoch()
             }
@@ -545,12 +551,12 @@ final class TrainingSession {
                 try saveState()
             }
         }
-        try endEpoch(learningRate: lr)
+        try endEpoch(learningRate: lastRate)
     }
 
     /// One optimizer step on one batch (this rank's share of it under mpirun), its
-    /// bookkeeping and its log line.
-    private func trainStep(_ batch: Batch, learningRate epochRate: Double, signals: StopSignals) throws {
+    /// bookkeeping and its log line. Returns the learning rate the step used.
+    private func trainStep(_ batch: Batch, learningRate epochRate: Double, signals: StopSignals) throws -> Double {
         let stepStart = DispatchTimeNow()
         var lr = epochRate
         if case let .oneCycle(cycle) = config.schedule {
@@ -618,6 +624,7 @@ final class TrainingSession {
             console.progress(progressBar(fraction: done, loss: lossValue,
                                          rate: rate, eta: rate > 0 ? Double(train.count - seen) / rate : .infinity))
         }
+        return lr
     }
 
     /// After the last batch of an epoch: evaluate, log the epoch, keep the best weights,

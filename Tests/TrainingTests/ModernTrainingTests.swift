@@ -26,6 +26,24 @@ struct ModernTrainingTests {
         #expect(lrs == [0.0025, 0.004375, 0.00625, 0.008125, 0.01, 0.01])
     }
 
+    @Test("an epoch's line reports the rate of its last step, not the epoch schedule's, under a warm-up")
+    func epochLineReportsTheLastStepsRate() throws {
+        var config = try TrainerTests.smokeConfig()  // 512 images, batch 64: 8 steps an epoch
+        config.logInterval = 1
+        config.epochs = 1
+        config.warmupSteps = 10  // still warming up when the epoch ends
+        config.warmupStartFactor = 0.25
+        let out = try makeTemporaryDirectory()
+        _ = try TrainerTests.run(config, out: out)
+        let records = try Self.records(out)
+        let steps = records.filter { $0["kind"] as? String == "step" }.compactMap { Self.number($0, "lr") }
+        let epochs = records.filter { $0["kind"] as? String == "epoch" }.compactMap { Self.number($0, "lr") }
+        #expect(steps.count == 8 && epochs.count == 1)
+        // Step 8 (index 7) of LinearLR(0.25, 10): 0.01 * (0.25 + 0.75 * 7 / 10).
+        #expect(abs(steps[7] - 0.00775) < 1e-12)
+        #expect(epochs == [steps[7]])
+    }
+
     @Test("data.validation holds out the last images; early stopping ends the run and a resume finds it complete")
     func validationSplitAndEarlyStopping() throws {
         var config = try TrainerTests.smokeConfig()
