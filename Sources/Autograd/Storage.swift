@@ -36,8 +36,9 @@ public final class Storage: @unchecked Sendable {
     ///
     /// The cache serves one phase's sizes: training's batch keeps reusing its blocks. When
     /// the phase changes (evaluation, with another batch size, or training again after it),
-    /// the old phase's blocks would only sit beside the new ones; `Evaluator` calls this on
-    /// entry and exit, so the peak is the larger phase, not the sum of both.
+    /// the old phase's blocks would only sit beside the new ones. The trainer calls this
+    /// around each round of evaluations (and after loading the data, for the C heaps), the
+    /// benchmarks before evaluating: the peak is the larger phase, not the sum of both.
     public static func releaseCachedBlocks() {
         BlockCache.shared.releaseAll()
     }
@@ -97,8 +98,7 @@ final class BlockCache: @unchecked Sendable {
     /// leaves their pages resident).
     func releaseAll() {
         lock.lock()
-        let blocks = free.values.joined()
-        let pointers = Array(blocks)
+        let pointers = Array(free.values.joined())
         free.removeAll()
         cachedBytes = 0
         lock.unlock()

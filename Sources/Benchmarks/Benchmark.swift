@@ -72,6 +72,7 @@ public enum Benchmark {
         let seconds = try timeTraining(model: model, optimizer: optimizer, loader: loader, logSoftmax: true, steps: steps,
                                        warmup: warmup)
         let samplesPerSecond = Double(steps * batchSize) / seconds
+        Storage.releaseCachedBlocks()  // training's blocks would sit beside evaluation's
         let evaluation = try Evaluator.evaluate(model, dataset: test, batchSize: evalBatchSize, normalization: .mnist,
                                                 logProbabilities: true)
         let gflops = samplesPerSecond * trainFLOPsPerImage / 1e9

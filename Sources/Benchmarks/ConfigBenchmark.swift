@@ -40,6 +40,7 @@ public enum ConfigBenchmark {
             let seconds = try timeTraining(model: model, optimizer: optimizer, loader: loader, logSoftmax: logSoftmax,
                                            steps: steps, warmup: warmup)
             let samplesPerSecond = Double(steps * batch) / seconds
+            Storage.releaseCachedBlocks()  // training's blocks would sit beside evaluation's
             let evaluation = try Evaluator.evaluate(model, dataset: test, batchSize: evalBatchSize ?? config.testBatchSize,
                                                     normalization: config.normalization, logProbabilities: logSoftmax)
             // Forward, input gradient and weight gradient: three passes of 2 FLOP per multiply-add.

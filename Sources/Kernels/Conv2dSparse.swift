@@ -17,19 +17,19 @@ public func conv2dGradientIsSparse(_ s: Conv2dShape, gradOutput: UnsafePointer<F
     let count = s.batch * s.outChannels * s.outPlane
     // Counted in parallel ranges of whole vectors (an integer sum: the same at any thread count).
     let vectors = count / 8
-    let threads = Parallelism.threadCount
-    let counts = UnsafeMutablePointer<Int>.allocate(capacity: threads)
-    counts.initialize(repeating: 0, count: threads)
-    defer { counts.deallocate() }
-    let g = UncheckedSendable(gradOutput), c = UncheckedSendable(counts)
-    Parallelism.forEachChunk(vectors, minimumPerChunk: 4096) { chunk, range in
-        var nonzero = SIMD8<Int32>()
-        for v in range {
-            nonzero &-= unsafeBitCast(load8(g.value + 8 * v) .!= 0, to: SIMD8<Int32>.self)  // true is -1
+    // One count per chunk, on the stack (this runs on every convolution's backward pass).
+    var total = withUnsafeTemporaryAllocation(of: Int.self, capacity: Parallelism.threadCount) { counts in
+        counts.initialize(repeating: 0)
+        let g = UncheckedSendable(gradOutput), c = UncheckedSendable(counts.baseAddress!)
+        Parallelism.forEachChunk(vectors, minimumPerChunk: 4096) { chunk, range in
+            var nonzero = SIMD8<Int32>()
+            for v in range {
+                nonzero &-= unsafeBitCast(load8(g.value + 8 * v) .!= 0, to: SIMD8<Int32>.self)  // true is -1
+            }
+            c.value[chunk] = Int(nonzero.wrappedSum())
         }
-        c.value[chunk] = Int(nonzero.wrappedSum())
+        return counts.reduce(0, +)
     }
-    var total = (0..<threads).reduce(0) { $0 + counts[$1] }
     for i in (8 * vectors)..<count where gradOutput[i] != 0 { total += 1 }
     return total * 5 <= count
 }

@@ -73,12 +73,10 @@ public enum IDXReader {
             payloadCount = product
         }
 
-        // Payload: exactly `payloadCount` bytes, then the end of the stream. Read in chunks
-        // so that memory grows with the data that actually arrives, never with what a
-        // lying header claims.
-        // The whole payload is reserved at once when the file could hold it (a doubling
-        // array would copy 32 MB into 64 MB on the way to MNIST's 47 MB, a transient peak
-        // above training's); a header claiming more than that gets chunked growth.
+        // Payload: exactly `payloadCount` bytes, then the end of the stream. Reserved at once
+        // when the file could hold that much (a doubling array would copy 32 MB into 64 MB on
+        // the way to MNIST's 47 MB); a header claiming more than the file can yield gets
+        // chunked growth, so memory follows the data that arrives, not what a header claims.
         var bytes: [UInt8] = []
         bytes.reserveCapacity(payloadCount <= source.largestPossiblePayload ? payloadCount : min(payloadCount, payloadChunkBytes))
         var payloadRead = 0

@@ -54,13 +54,7 @@ public enum Evaluator {
         let start = DispatchTimeNow()
         let wasTraining = model.isTraining
         model.eval()
-        // Training's cached activation blocks are of other sizes than evaluation's: give
-        // them back before, and evaluation's after (see `Storage.releaseCachedBlocks`).
-        Storage.releaseCachedBlocks()
-        defer {
-            model.train(wasTraining)
-            Storage.releaseCachedBlocks()
-        }
+        defer { model.train(wasTraining) }
         let transform = try Transform.normalized(normalization)
         let loader = try DataLoader(dataset: dataset, batchSize: batchSize, shuffle: false, seed: 0, transform: transform)
         var result = Evaluation(

@@ -706,6 +706,11 @@ final class TrainingSession {
             console.line(evaluationLine(evaluation, label: label))
             return evaluation
         }
+        // Training's cached activation blocks are of other sizes than evaluation's: give them
+        // back before the round, and the round's after it (the round's own evaluations share
+        // their sizes, so they keep the cache between them). See `Storage.releaseCachedBlocks`.
+        Storage.releaseCachedBlocks()
+        defer { Storage.releaseCachedBlocks() }
         var round = EvaluationRound(test: try run(model, test, "Test set"))
         if let validation { round.validation = try run(model, validation, "Validation set") }
         if let average {
