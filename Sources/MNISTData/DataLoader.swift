@@ -117,12 +117,13 @@ public struct DataLoader: Sendable {
             seed: seed ^ 0xA5A5_5A5A_0F0F_F0F0,
             stream: UInt64(truncatingIfNeeded: epoch) << 32 | UInt64(truncatingIfNeeded: batchIndex))
         for _ in 0..<part.lowerBound { transform.skipDraws(generator: &generator) }
-        dataset.images.withUnsafeBufferPointer { pixels in
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: pixelsPerImage) { pixels in
             images.withUnsafeMutableBufferPointer { output in
                 guard let source = pixels.baseAddress, let destination = output.baseAddress else { return }
                 for (position, index) in indices.enumerated() {
+                    dataset.decodeImage(index, into: source)
                     transform.apply(
-                        image: source + index * pixelsPerImage, rows: dataset.rows, cols: dataset.cols,
+                        image: source, rows: dataset.rows, cols: dataset.cols,
                         into: destination + position * pixelsPerImage, generator: &generator)
                 }
             }

@@ -19,13 +19,13 @@ public enum Split: String, Sendable, CaseIterable, Codable {
 
 /// One split of an MNIST-format dataset (MNIST, Fashion-MNIST, KMNIST), kept as bytes.
 ///
-/// Images stay `UInt8` in memory (MNIST train + test: about 55 MB) and are converted to
-/// `Float` per batch by a `Transform`.
+/// Images stay `UInt8` in memory, packed (`PackedImages`: MNIST's 70,000 images take 14 MB
+/// instead of 55 MB), and are decoded and converted to `Float` per batch by a `Transform`.
 public struct Dataset: Sendable {
     /// A label for messages, e.g. "mnist/train".
     public var name: String
-    /// `count * rows * cols` pixels, sample-major then row-major; 0 = background, 255 = ink.
-    public private(set) var images: [UInt8]
+    /// `count` images of `rows * cols` pixels; 0 = background, 255 = ink.
+    public private(set) var packedImages: PackedImages
     /// `count` labels, each in `0..<classCount`.
     public private(set) var labels: [UInt8]
     public let count: Int
@@ -39,7 +39,7 @@ public struct Dataset: Sendable {
     /// A dataset from arrays already in memory; checks sizes and labels.
     ///
     /// - Parameters:
-    ///   - images: `labels.count * rows * cols` pixels.
+    ///   - images: `labels.count * rows * cols` pixels, sample-major then row-major.
     ///   - labels: one label per image, each in `0..<classCount`.
     public init(
         name: String, images: [UInt8], labels: [UInt8], rows: Int, cols: Int, classCount: Int = 10
@@ -50,9 +50,22 @@ public struct Dataset: Sendable {
                 imageCount: rows > 0 && cols > 0 ? images.count / (rows * cols) : 0,
                 labelsFile: "\(name) labels", labelCount: labels.count)
         }
+        let packed = images.withUnsafeBufferPointer { PackedImages(pixelsPerImage: rows * cols, images: $0) }
+        try self.init(name: name, packedImages: packed, labels: labels, rows: rows, cols: cols, classCount: classCount)
+    }
+
+    /// A dataset from images already packed; checks sizes and labels.
+    public init(
+        name: String, packedImages: PackedImages, labels: [UInt8], rows: Int, cols: Int, classCount: Int = 10
+    ) throws {
+        guard rows > 0, cols > 0, packedImages.pixelsPerImage == rows * cols, packedImages.count == labels.count else {
+            throw DataError.countMismatch(
+                imagesFile: "\(name) images (\(packedImages.count) of \(packedImages.pixelsPerImage) pixels, expected \(rows)x\(cols))",
+                imageCount: packedImages.count, labelsFile: "\(name) labels", labelCount: labels.count)
+        }
         try Dataset.checkLabels(labels, classCount: classCount, file: "\(name) labels")
         self.name = name
-        self.images = images
+        self.packedImages = packedImages
         self.labels = labels
         self.count = labels.count
         self.rows = rows
@@ -63,7 +76,8 @@ public struct Dataset: Sendable {
     /// Loads one split from a directory holding the standard files
     /// (`train-images-idx3-ubyte[.gz]`, `train-labels-idx1-ubyte[.gz]`,
     /// `t10k-images-idx3-ubyte[.gz]`, `t10k-labels-idx1-ubyte[.gz]`); the `.gz` is preferred
-    /// when both exist. Every header field is checked; see `DataError`.
+    /// when both exist. Every header field is checked; see `DataError`. The images are packed
+    /// as they are read, so the unpacked payload is never held whole.
     ///
     /// - Parameters:
     ///   - name: a label for messages; defaults to "<directory name>/<split>".
@@ -75,20 +89,39 @@ public struct Dataset: Sendable {
         let imagesURL = try locate(names.images, in: directory)
         let labelsURL = try locate(names.labels, in: directory)
 
-        let images = try IDXReader.read(imagesURL, expectedMagic: IDXMagic.images)
         let labels = try IDXReader.read(labelsURL, expectedMagic: IDXMagic.labels)
-        let imageCount = images.dimensions[0]
-        let labelCount = labels.dimensions[0]
-        guard imageCount == labelCount else {
-            throw DataError.countMismatch(
-                imagesFile: imagesURL.path, imageCount: imageCount,
-                labelsFile: labelsURL.path, labelCount: labelCount)
-        }
         try checkLabels(labels.bytes, classCount: classCount, file: labelsURL.path)
+        var dimensions: [Int] = []
+        var packed = PackedImages(pixelsPerImage: 1)
+        try IDXReader.readRecords(imagesURL, expectedMagic: IDXMagic.images) { header in
+            dimensions = header
+            guard header.count == 3 else {
+                throw DataError.invalidDimensions(
+                    file: imagesURL.path, dimensions: header, reason: "images need 3 dimensions (count, rows, columns)")
+            }
+            guard header[0] == labels.dimensions[0] else {
+                throw DataError.countMismatch(
+                    imagesFile: imagesURL.path, imageCount: header[0],
+                    labelsFile: labelsURL.path, labelCount: labels.dimensions[0])
+            }
+            packed = PackedImages(pixelsPerImage: header[1] * header[2])
+        } body: { records in
+            packed.append(records)
+        }
         return try Dataset(
             name: name ?? "\(directory.lastPathComponent)/\(split.rawValue)",
-            images: images.bytes, labels: labels.bytes,
-            rows: images.dimensions[1], cols: images.dimensions[2], classCount: classCount)
+            packedImages: packed, labels: labels.bytes,
+            rows: dimensions[1], cols: dimensions[2], classCount: classCount)
+    }
+
+    /// Images `range`, decoded, one after the other: `range.count * rows * cols` bytes.
+    public func pixels(_ range: Range<Int>) -> [UInt8] {
+        packedImages.unpacked(range)
+    }
+
+    /// Writes image `index` (`rows * cols` bytes, row-major) to `output`.
+    public func decodeImage(_ index: Int, into output: UnsafeMutablePointer<UInt8>) {
+        packedImages.decode(index, into: output)
     }
 
     /// How many samples carry each label: `classCount` entries.
@@ -100,12 +133,8 @@ public struct Dataset: Sendable {
 
     /// The mean pixel over all images after scaling to [0, 1].
     public func meanPixel() -> Double {
-        guard !images.isEmpty else { return 0 }
-        var total: UInt64 = 0
-        images.withUnsafeBufferPointer { pixels in
-            for pixel in pixels { total &+= UInt64(pixel) }
-        }
-        return Double(total) / 255 / Double(images.count)
+        guard count > 0 else { return 0 }
+        return Double(packedImages.pixelSum()) / 255 / Double(count * pixelsPerImage)
     }
 
     // MARK: - Helpers
@@ -134,14 +163,15 @@ extension Dataset {
     /// The first `n` samples (all of them when `n` is larger).
     public func prefix(_ n: Int) throws -> Dataset {
         let k = Swift.min(n, count)
-        return try Dataset(name: name, images: Array(images.prefix(k * pixelsPerImage)), labels: Array(labels.prefix(k)),
+        return try Dataset(name: name, packedImages: packedImages.subrange(0..<k), labels: Array(labels.prefix(k)),
                            rows: rows, cols: cols, classCount: classCount)
     }
 
-    /// CRC-32 (zlib's) of the images, then the labels: whether two processes hold the same data.
+    /// CRC-32 (zlib's) of the packed images, then the labels: whether two processes hold the
+    /// same data (equal images pack to equal bytes).
     public func checksum() -> UInt32 {
         var crc = crc32(0, nil, 0)
-        images.withUnsafeBufferPointer { crc = crc32(crc, $0.baseAddress, UInt32($0.count)) }
+        packedImages.withPackedBytes { crc = crc32_z(crc, $0.baseAddress, $0.count) }
         labels.withUnsafeBufferPointer { crc = crc32(crc, $0.baseAddress, UInt32($0.count)) }
         return UInt32(crc)
     }
@@ -149,9 +179,9 @@ extension Dataset {
     /// Samples `range` (clamped to the dataset), under the same name: a data-parallel rank's
     /// share of an evaluation.
     public func samples(_ range: Range<Int>) throws -> Dataset {
-        let r = range.clamped(to: 0..<count), p = pixelsPerImage
-        return try Dataset(name: name, images: Array(images[(r.lowerBound * p)..<(r.upperBound * p)]),
-                            labels: Array(labels[r]), rows: rows, cols: cols, classCount: classCount)
+        let r = range.clamped(to: 0..<count)
+        return try Dataset(name: name, packedImages: packedImages.subrange(r),
+                           labels: Array(labels[r]), rows: rows, cols: cols, classCount: classCount)
     }
 
     /// The first `count − n` samples, and the last `n` as a held-out split (the same
@@ -162,10 +192,10 @@ extension Dataset {
             throw DataError.invalidLoaderSetting(
                 "\(name): cannot hold out \(n) of its \(count) images; expected 1...\(count - 1)")
         }
-        let k = count - n, p = pixelsPerImage
-        let kept = try Dataset(name: name, images: Array(images[..<(k * p)]), labels: Array(labels[..<k]),
+        let k = count - n
+        let kept = try Dataset(name: name, packedImages: packedImages.subrange(0..<k), labels: Array(labels[..<k]),
                                rows: rows, cols: cols, classCount: classCount)
-        let heldOut = try Dataset(name: heldOutName, images: Array(images[(k * p)...]), labels: Array(labels[k...]),
+        let heldOut = try Dataset(name: heldOutName, packedImages: packedImages.subrange(k..<count), labels: Array(labels[k...]),
                                   rows: rows, cols: cols, classCount: classCount)
         return (kept, heldOut)
     }

@@ -31,6 +31,63 @@ public enum IDXReader {
 
     /// Reads `url`, which must carry `expectedMagic` (see `IDXMagic`).
     public static func read(_ url: URL, expectedMagic: UInt32) throws -> IDXArray {
+        var (source, dimensions, payloadCount) = try openPayload(url, expectedMagic: expectedMagic)
+        // Reserved at once when the file could hold that much (a doubling array would copy
+        // 32 MB into 64 MB on the way to MNIST's 47 MB); a header claiming more than the file
+        // can yield gets chunked growth, so memory follows the data that arrives, not what a
+        // header claims.
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(payloadCount <= source.largestPossiblePayload ? payloadCount : min(payloadCount, payloadChunkBytes))
+        var payloadRead = 0
+        while payloadRead < payloadCount {
+            let chunk = min(payloadChunkBytes, payloadCount - payloadRead)
+            bytes.append(contentsOf: repeatElement(0, count: chunk))
+            let got = try bytes.withUnsafeMutableBytes { all in
+                try source.fill(UnsafeMutableRawBufferPointer(rebasing: all[payloadRead..<(payloadRead + chunk)]))
+            }
+            payloadRead += got
+            if got < chunk { break }
+        }
+        try finishPayload(&source, file: url.path, read: payloadRead, expected: payloadCount)
+        return IDXArray(dimensions: dimensions, bytes: bytes)
+    }
+
+    /// Reads `url` (which must carry `expectedMagic`) record by record without holding its
+    /// payload: `header` gets the dimensions first, then `body` gets the payload in pieces of
+    /// whole records (a record is one index of the first dimension: `dimensions[1...]`'s
+    /// product bytes, e.g. one 28×28 image), at most about `chunkBytes` at a time, in order.
+    /// Errors are those of `read`; a payload that ends early throws after `body` has seen the
+    /// whole records before the end.
+    public static func readRecords(
+        _ url: URL, expectedMagic: UInt32, chunkBytes: Int = 1 << 20,
+        header: ([Int]) throws -> Void, body: (UnsafeBufferPointer<UInt8>) throws -> Void
+    ) throws {
+        var (source, dimensions, payloadCount) = try openPayload(url, expectedMagic: expectedMagic)
+        guard !dimensions.isEmpty else {
+            throw DataError.invalidDimensions(file: url.path, dimensions: dimensions, reason: "records need a rank of at least 1")
+        }
+        try header(dimensions)
+        let recordBytes = payloadCount / dimensions[0]
+        let capacity = max(1, chunkBytes / recordBytes) * recordBytes
+        let buffer = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: capacity)
+        defer { buffer.deallocate() }
+        var payloadRead = 0
+        while payloadRead < payloadCount {
+            let chunk = min(capacity, payloadCount - payloadRead)
+            let got = try source.fill(UnsafeMutableRawBufferPointer(rebasing: UnsafeMutableRawBufferPointer(buffer)[..<chunk]))
+            payloadRead += got
+            let whole = got / recordBytes * recordBytes
+            if whole > 0 { try body(UnsafeBufferPointer(rebasing: buffer[..<whole])) }
+            if got < chunk { break }
+        }
+        try finishPayload(&source, file: url.path, read: payloadRead, expected: payloadCount)
+    }
+
+    /// Opens `url` and reads its header: the source positioned at the payload, the
+    /// dimensions, and the payload's size in bytes.
+    private static func openPayload(_ url: URL, expectedMagic: UInt32) throws
+        -> (source: ByteSource, dimensions: [Int], payloadCount: Int)
+    {
         let file = url.path
         var source = try ByteSource(url: url)
 
@@ -72,31 +129,18 @@ public enum IDXReader {
             }
             payloadCount = product
         }
+        return (source, dimensions, payloadCount)
+    }
 
-        // Payload: exactly `payloadCount` bytes, then the end of the stream. Reserved at once
-        // when the file could hold that much (a doubling array would copy 32 MB into 64 MB on
-        // the way to MNIST's 47 MB); a header claiming more than the file can yield gets
-        // chunked growth, so memory follows the data that arrives, not what a header claims.
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(payloadCount <= source.largestPossiblePayload ? payloadCount : min(payloadCount, payloadChunkBytes))
-        var payloadRead = 0
-        while payloadRead < payloadCount {
-            let chunk = min(payloadChunkBytes, payloadCount - payloadRead)
-            bytes.append(contentsOf: repeatElement(0, count: chunk))
-            let got = try bytes.withUnsafeMutableBytes { all in
-                try source.fill(UnsafeMutableRawBufferPointer(rebasing: all[payloadRead..<(payloadRead + chunk)]))
-            }
-            payloadRead += got
-            if got < chunk { break }
-        }
-        guard payloadRead == payloadCount else {
-            throw DataError.shortPayload(file: file, bytesRead: payloadRead, bytesExpected: payloadCount)
+    /// The payload must be exactly `expected` bytes, then the end of the stream.
+    private static func finishPayload(_ source: inout ByteSource, file: String, read: Int, expected: Int) throws {
+        guard read == expected else {
+            throw DataError.shortPayload(file: file, bytesRead: read, bytesExpected: expected)
         }
         let extra = try source.countRemainingBytes()
         guard extra == 0 else {
-            throw DataError.longPayload(file: file, extraBytes: extra, bytesExpected: payloadCount)
+            throw DataError.longPayload(file: file, extraBytes: extra, bytesExpected: expected)
         }
-        return IDXArray(dimensions: dimensions, bytes: bytes)
     }
 
     private static func bigEndianWord(_ bytes: [UInt8], at offset: Int) -> UInt32 {

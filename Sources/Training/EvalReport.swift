@@ -216,12 +216,7 @@ public struct EvalReport: Sendable {
     /// `nil` when there is no error to show.
     public func worstImage(dataset: Dataset) throws -> Image? {
         guard !worst.isEmpty else { return nil }
-        var pixels: [UInt8] = []
-        pixels.reserveCapacity(worst.count * dataset.pixelsPerImage)
-        for sample in worst {
-            let start = sample.index * dataset.pixelsPerImage
-            pixels += dataset.images[start..<(start + dataset.pixelsPerImage)]
-        }
+        let pixels = worst.flatMap { dataset.pixels($0.index..<($0.index + 1)) }
         return try Figures.digitGrid(
             images: pixels, height: dataset.rows, width: dataset.cols, labels: worst.map(\.label),
             predictions: worst.map(\.prediction),

@@ -17,7 +17,8 @@ import Glibc
 ///   two prefetched input batches;
 /// - scratch: a convolution's per-sample im2col matrix, forward and backward, per thread;
 /// - evaluation: one evaluation batch through every layer (without gradients);
-/// - data: the images as bytes, twice while they are decoded;
+/// - data: the images as bytes (packed, at most about their raw size; MNIST packs to a
+///   quarter), and the copies a train or test limit makes;
 /// - base: the runtime, OpenBLAS and the allocator's cache, measured (about 60 MB).
 public struct MemoryEstimate: Sendable, Equatable {
     public var parameters = 0
@@ -52,7 +53,7 @@ public struct MemoryEstimate: Sendable, Equatable {
         evaluation = config.testBatchSize * f * (input + plan.reduce(0) { $0 + $1.outputShape.reduce(1, *) })
         let trainCount = min(trainImages, config.data.trainLimit ?? trainImages)
         let testCount = min(testImages, config.data.testLimit ?? testImages)
-        data = input * (2 * (trainImages + testImages) + trainCount + testCount)
+        data = input * (trainImages + testImages + trainCount + testCount)
         largestLayer = plan.max { $0.outputShape.reduce(1, *) < $1.outputShape.reduce(1, *) }
     }
 

@@ -25,7 +25,7 @@ public enum Visualize {
             throw EvalError.option(name: "--start", value: "\(start)",
                                    expected: "0...\(dataset.count - count) so that \(count) images fit in the \(dataset.count) of \(dataset.name)")
         }
-        let pixels = Array(dataset.images[(start * dataset.pixelsPerImage)..<((start + count) * dataset.pixelsPerImage)])
+        let pixels = dataset.pixels(start..<(start + count))
         let labels = dataset.labels[start..<(start + count)].map(Int.init)
         var predictions: [Int]?
         var title = "\(dataset.name) #\(start)-\(start + count - 1)"
@@ -93,8 +93,7 @@ public enum Visualize {
         guard (0..<dataset.count).contains(index) else {
             throw EvalError.option(name: "--index", value: "\(index)", expected: "0..<\(dataset.count) (\(dataset.name))")
         }
-        let size = dataset.pixelsPerImage
-        let pixels = Array(dataset.images[(index * size)..<((index + 1) * size)])
+        let pixels = dataset.pixels(index..<(index + 1))
         let input = try inputTensor(pixels, count: 1, dataset: dataset, config: loaded.config)
         let label = Int(dataset.labels[index])
         var panels = [Figures.FeatureMapPanel(title: "input (label \(label))", data: input.scalars, channels: 1,

@@ -19,7 +19,7 @@ import TestSupport
         #expect(Array(batch.labels.prefix(8)) == [5, 0, 4, 1, 9, 2, 1, 3])
         // Pixel values are (p / 255 - 0.1307) / 0.3081.
         let pixel = 7 * 28 + 14
-        let expected = (Float(train.images[pixel]) / 255 - 0.1307) / 0.3081
+        let expected = (Float(train.pixels(0..<1)[pixel]) / 255 - 0.1307) / 0.3081
         #expect(abs(batch.images[pixel] - expected) < 1e-5)
         #expect(abs(batch.images[0] - (-0.1307 / 0.3081)) < 1e-5)
     }
@@ -31,7 +31,7 @@ import TestSupport
         let batch = try #require(iterator.next())
         #expect(batch.images.min() == 0)
         #expect(batch.images.max() == 1)
-        let expected = train.images.prefix(100 * 784).map { Double($0) / 255 }
+        let expected = train.pixels(0..<100).map { Double($0) / 255 }
         let mismatch = compareClose(batch.images, expected, rtol: 0, atol: 1e-6, label: "toTensor")
         #expect(mismatch == nil, "\(mismatch ?? "")")
     }

@@ -135,7 +135,7 @@ import TestSupport
             let test = try Dataset.load(directory: directory, split: .test)
             #expect(train.count == 10 && test.count == 5)
             #expect(train.rows == 4 && train.cols == 4)
-            #expect(train.images == smallImages(count: 10))
+            #expect(train.pixels(0..<train.count) == smallImages(count: 10))
             #expect(train.labels == (0..<10).map { UInt8($0) })
             #expect(train.name == "\(directory.lastPathComponent)/train")
         }

@@ -11,7 +11,12 @@ import TestSupport
         #expect(train.count == 60000)
         #expect(test.count == 10000)
         #expect(train.rows == 28 && train.cols == 28 && test.rows == 28 && test.cols == 28)
-        #expect(train.images.count == 60000 * 784)
+        // Packed, the images decode to the file's bytes exactly, in a quarter of their size.
+        let raw = try IDXReader.read(Shared.mnistDirectory.appendingPathComponent("train-images-idx3-ubyte.gz"),
+                                     expectedMagic: IDXMagic.images)
+        #expect(raw.dimensions == [60000, 28, 28])
+        #expect(train.pixels(0..<train.count) == raw.bytes)
+        #expect(train.packedImages.storedBytes < 13_000_000, "\(train.packedImages.storedBytes) bytes")
         #expect(train.labelCounts() == [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949])
         #expect(test.labelCounts().reduce(0, +) == 10000)
         #expect(Array(train.labels.prefix(8)) == [5, 0, 4, 1, 9, 2, 1, 3])

@@ -67,7 +67,7 @@ import Testing
         let part = try train.samples(30..<45)
         #expect(part.count == 15)
         #expect(part.labels == Array(train.labels[30..<45]))
-        #expect(part.images == Array(train.images[(30 * 784)..<(45 * 784)]))
+        #expect(part.pixels(0..<part.count) == train.pixels(30..<45))
         #expect(try train.samples(90..<200).count == 10)
     }
 }

@@ -63,7 +63,7 @@ struct BatchNormRunTests {
         // Eval mode: the first 8 test images through the saved model.
         let loaded = try LoadedModel.load(checkpoint: out.appendingPathComponent("model.safetensors"))
         let test = try Dataset.load(directory: Shared.mnistDirectory, split: .test).prefix(8)
-        let pixels = try Transform.normalized(config.normalization).apply(images: test.images, count: 8, rows: 28, cols: 28)
+        let pixels = try Transform.normalized(config.normalization).apply(images: test.pixels(0..<8), count: 8, rows: 28, cols: 28)
         let logProbabilities = try withNoGrad { try loaded.model(Tensor(shape: [8, 1, 28, 28], data: pixels)) }
         if let message = compareClose(logProbabilities.scalars, run.final_eval_logprobs_first8.flatMap { $0 }, rtol: 0, atol: 1e-4,
                                       label: "\(optimizer) eval log-probabilities") {

@@ -149,7 +149,7 @@ struct ModernTrainingTests {
         var mirrored = 0, kept = 0
         for i in 0..<200 {
             let image: [Float] = Array(batch.images[(i * 784)..<((i + 1) * 784)])
-            let original: [Float] = train.images[(i * 784)..<((i + 1) * 784)].map { Float($0) / 255 }
+            let original: [Float] = train.pixels(i..<(i + 1)).map { Float($0) / 255 }
             let flipped: [Float] = (0..<784).map { (p: Int) -> Float in
                 let row = p / 28, column = p % 28
                 return original[row * 28 + 27 - column]

@@ -23,9 +23,10 @@ struct PredictTests {
     static func userStyle(_ test: Dataset, _ i: Int) throws -> Image {
         let side = 140, scale = 4, offset = 20
         var pixels = [UInt8](repeating: 255, count: side * side * 3)
+        let digit = test.pixels(i..<(i + 1))
         for y in 0..<28 {
             for x in 0..<28 {
-                let ink = test.images[i * 784 + y * 28 + x]
+                let ink = digit[y * 28 + x]
                 for dy in 0..<scale {
                     for dx in 0..<scale {
                         let p = ((offset + y * scale + dy) * side + 6 + x * scale + dx) * 3
@@ -41,7 +42,7 @@ struct PredictTests {
         let test = try Dataset.load(directory: Shared.mnistDirectory, split: .test).prefix(50)
         var worst = 1.0
         for i in 0..<50 {
-            let original = test.images[(i * 784)..<((i + 1) * 784)].map { Float($0) / 255 }
+            let original = test.pixels(i..<(i + 1)).map { Float($0) / 255 }
             let plain = try PreparedDigit(DecodedImage(width: 28, height: 28, gray: original), file: "digit")
             let user = try PreparedDigit(DecodedImage.decode([UInt8](try PNGEncoder.encode(Self.userStyle(test, i))), file: "user.png"),
                                          file: "user.png")
