@@ -15,6 +15,16 @@ public func maxPool2dForward(
     input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
     argmax: UnsafeMutablePointer<Int32>
 ) {
+    maxPool2dForward(shape, input: input, output: output, argmax: argmax, relu: false)
+}
+
+/// `maxPool2dForward`, and with `relu` each plane's outputs clamped at 0 while they are in
+/// cache (NaN kept): `reluMaxPool2dForward`.
+func maxPool2dForward(
+    _ shape: Pool2dShape,
+    input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
+    argmax: UnsafeMutablePointer<Int32>, relu: Bool
+) {
     let s = shape
     let inPlane = s.height * s.width
     let outH = s.outHeight, outW = s.outWidth, outPlane = outH * outW
@@ -26,6 +36,14 @@ public func maxPool2dForward(
             let source = input + plane * inPlane
             let destination = output + plane * outPlane
             let indices = argmax + plane * outPlane
+            defer {
+                if relu {
+                    for i in 0..<outPlane {
+                        let value = destination[i]
+                        destination[i] = value < 0 ? 0 : value  // keeps NaN
+                    }
+                }
+            }
             if simple2x2 {
                 pool2x2Plane(s, source: source, output: destination, argmax: indices)
                 continue

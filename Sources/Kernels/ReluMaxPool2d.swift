@@ -18,12 +18,7 @@ public func reluMaxPool2dForward(
     input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
     argmax: UnsafeMutablePointer<Int32>
 ) {
-    maxPool2dForward(shape, input: input, output: output, argmax: argmax)
-    let count = shape.batch * shape.channels * shape.outHeight * shape.outWidth
-    for i in 0..<count {
-        let value = output[i]
-        output[i] = value < 0 ? 0 : value  // keeps NaN
-    }
+    maxPool2dForward(shape, input: input, output: output, argmax: argmax, relu: true)
 }
 
 /// The gradient of `reluMaxPool2dForward` with respect to its input (before ReLU).

@@ -295,13 +295,23 @@ public final class Sequential: Module {
         self.layers = layers
     }
 
-    /// Runs the layers in order; a ReLU followed by a MaxPool2d runs as one fused op
-    /// (`F.reluMaxPool2d`: same values and gradients, one pass less).
+    /// Runs the layers in order, fusing two patterns into one op each (the same values and
+    /// gradients as the layers in sequence):
+    /// - a Conv2d followed by a MaxPool2d, with or without a ReLU just before or after the
+    ///   pool (`F.conv2dMaxPool2d`: the convolution's output is not kept for backward);
+    /// - otherwise a ReLU followed by a MaxPool2d (`F.reluMaxPool2d`: one pass less).
     public override func callAsFunction(_ input: Tensor) throws -> Tensor {
         var x = input
         var i = 0
         while i < layers.count {
-            if layers[i].module is ReLU, i + 1 < layers.count, let pool = layers[i + 1].module as? MaxPool2d {
+            if let conv = layers[i].module as? Conv2d, let (pool, relu, reluLast, used) = poolAfterConvolution(at: i) {
+                x = try F.conv2dMaxPool2d(
+                    x, weight: conv.weight, bias: conv.bias, stride: conv.stride, padding: conv.padding,
+                    dilation: conv.dilation, groups: conv.groups,
+                    pool: (pool.kernelSize, pool.stride, pool.padding, pool.dilation, pool.ceilMode),
+                    relu: relu, reluLast: reluLast)
+                i += used
+            } else if layers[i].module is ReLU, i + 1 < layers.count, let pool = layers[i + 1].module as? MaxPool2d {
                 x = try F.reluMaxPool2d(x, kernelSize: pool.kernelSize, stride: pool.stride, padding: pool.padding,
                                         dilation: pool.dilation, ceilMode: pool.ceilMode)
                 i += 2
@@ -311,6 +321,18 @@ public final class Sequential: Module {
             }
         }
         return x
+    }
+
+    /// The MaxPool2d that follows the Conv2d at `index` (directly, or with a ReLU between
+    /// them), whether a ReLU comes just before or after it, and how many layers that is
+    /// from the convolution on (2 or 3).
+    private func poolAfterConvolution(at index: Int) -> (pool: MaxPool2d, relu: Bool, reluLast: Bool, layers: Int)? {
+        func module(_ offset: Int) -> Module? { index + offset < layers.count ? layers[index + offset].module : nil }
+        if let pool = module(1) as? MaxPool2d {
+            return module(2) is ReLU ? (pool, true, true, 3) : (pool, false, false, 2)
+        }
+        if module(1) is ReLU, let pool = module(2) as? MaxPool2d { return (pool, true, false, 3) }
+        return nil
     }
 
     /// Runs the layers one at a time, passing each output (with its layer's name) to

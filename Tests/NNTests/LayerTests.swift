@@ -101,6 +101,60 @@ struct LayerTests {
         #expect(a.grad?.scalars.contains { $0 != 0 } == true)
     }
 
+    /// Conv2d then MaxPool2d, with a ReLU before, after or nowhere, fused by `Sequential`:
+    /// the same output, input gradient and parameter gradients, bit for bit, as the layers
+    /// one at a time (`forward(observe:)` runs them unfused), with padding, stride, ceil mode
+    /// and ties from rounded inputs.
+    @Test(arguments: ["conv-pool", "conv-relu-pool", "conv-pool-relu"])
+    func fusedConvolutionPoolEqualsTheLayers(pattern: String) throws {
+        var g = SeededGenerator(seed: 12)
+        let conv = Conv2d(inChannels: 3, outChannels: 5, kernelSize: 3, padding: 1, generator: &g)
+        let pool = MaxPool2d(kernelSize: 3, stride: 2, ceilMode: true)
+        let layers: [Module] = switch pattern {
+        case "conv-pool": [conv, pool]
+        case "conv-relu-pool": [conv, ReLU(), pool]
+        default: [conv, pool, ReLU()]
+        }
+        let net = Sequential(layers)
+        let data = Tensor.randn([4, 3, 12, 12], using: &g).scalars.map { ($0 * 2).rounded() / 2 }
+        let upstreamValues = Tensor.randn([4, 5, 6, 6], using: &g).scalars
+        var results: [(output: [Float], input: [Float], weight: [Float], bias: [Float])] = []
+        for fused in [true, false] {
+            conv.weight.grad = nil
+            conv.bias?.grad = nil
+            let x = try Tensor(shape: [4, 3, 12, 12], data: data, requiresGrad: true)
+            let y = fused ? try net(x) : try net.forward(x) { _, _, _ in }
+            #expect(y.shape == [4, 5, 6, 6])
+            try y.backward(gradient: try Tensor(shape: y.shape, data: upstreamValues))
+            results.append((y.scalars, x.grad?.scalars ?? [], conv.weight.grad?.scalars ?? [], conv.bias?.grad?.scalars ?? []))
+            if fused {
+                #expect(y.gradFn?.name == (pattern == "conv-pool-relu" ? "ReluBackward0" : "MaxPool2DWithIndicesBackward0"))
+            }
+        }
+        let (fused, separate) = (results[0], results[1])
+        for (name, same) in [("output", fused.output == separate.output), ("input gradient", fused.input == separate.input),
+                             ("weight gradient", fused.weight == separate.weight), ("bias gradient", fused.bias == separate.bias)] {
+            #expect(same, "\(pattern): the fused \(name) differs from the layers'")
+        }
+        #expect(fused.input.contains { $0 != 0 } && fused.weight.count == 5 * 3 * 9)
+        if pattern != "conv-pool" { #expect(fused.output.contains(0)) }
+    }
+
+    /// Without a graph the fused op convolves a slice of samples at a time (41 of these
+    /// 16×28×28 outputs fit its 2 MB): 100 samples take slices of 34, 34 and 32, and give the
+    /// layers' values bit for bit.
+    @Test func fusedConvolutionPoolWithoutGradInSlices() throws {
+        var g = SeededGenerator(seed: 13)
+        let net = Sequential([Conv2d(inChannels: 1, outChannels: 16, kernelSize: 5, padding: 2, generator: &g),
+                              MaxPool2d(kernelSize: 2), ReLU()])
+        let x = Tensor.randn([100, 1, 28, 28], using: &g)
+        let (fused, separate) = try withNoGrad { (try net(x), try net.forward(x) { _, _, _ in }) }
+        #expect(fused.shape == [100, 16, 14, 14] && fused.gradFn == nil)
+        let same = fused.scalars == separate.scalars
+        #expect(same, "the sliced output differs from the layers'")
+        #expect(fused.scalars.contains(0) && fused.scalars.contains { $0 > 0 })
+    }
+
     @Test func lossErrors() throws {
         let logits = Tensor.zeros(2, 10)
         #expect(throws: NNError.labelOutOfRange(op: "nll_loss", index: 1, label: 10, classes: 10)) {
