@@ -43,28 +43,73 @@ public struct PackedImages: Sendable, Equatable {
     /// Packs and appends whole images: `images.count` must be a multiple of `pixelsPerImage`.
     public mutating func append(_ images: UnsafeBufferPointer<UInt8>) {
         precondition(images.count % pixelsPerImage == 0, "\(images.count) bytes are not whole images of \(pixelsPerImage)")
-        guard let base = images.baseAddress else { return }
-        ends.reserveCapacity(ends.count + images.count / pixelsPerImage)
-        for start in stride(from: 0, to: images.count, by: pixelsPerImage) {
-            let image = base + start
-            var position = 0
-            while position < pixelsPerImage {
-                var zeros = 0
-                while zeros < 255, position < pixelsPerImage, image[position] == 0 {
-                    zeros += 1
-                    position += 1
-                }
-                let literalStart = position
-                while position - literalStart < 255, position < pixelsPerImage, image[position] != 0 {
-                    position += 1
-                }
-                bytes.append(UInt8(zeros))
-                bytes.append(UInt8(position - literalStart))
-                bytes.append(contentsOf: UnsafeBufferPointer(start: image + literalStart, count: position - literalStart))
+        guard let base = images.baseAddress, !images.isEmpty else { return }
+        let imageCount = images.count / pixelsPerImage
+        ends.reserveCapacity(ends.count + imageCount)
+        // Encoded into a scratch buffer of the worst case (1.5 bytes per pixel, plus a token
+        // for an image of one pixel), then appended in one copy.
+        let worstCase = images.count + images.count / 2 + 2 * imageCount
+        let encoded = [UInt8](unsafeUninitializedCapacity: worstCase) { scratch, initialized in
+            var output = scratch.baseAddress!
+            let first = output
+            var ends: [UInt32] = []
+            ends.reserveCapacity(imageCount)
+            for image in 0..<imageCount {
+                output = Self.encode(base + image * pixelsPerImage, count: pixelsPerImage, into: output)
+                ends.append(UInt32(output - first))
             }
-            precondition(bytes.count <= Int(UInt32.max), "packed images exceed 4 GiB")
-            ends.append(UInt32(bytes.count))
+            initialized = output - first
+            let offset = UInt32(bytes.count)
+            precondition(bytes.count + initialized <= Int(UInt32.max), "packed images exceed 4 GiB")
+            self.ends.append(contentsOf: ends.lazy.map { $0 + offset })
         }
+        if bytes.capacity < bytes.count + encoded.count {
+            bytes.reserveCapacity(max(bytes.count + encoded.count, 2 * bytes.capacity))
+        }
+        bytes.append(contentsOf: encoded)
+    }
+
+    /// Writes the tokens of one image of `count` pixels at `output`; returns the end.
+    /// Runs are measured 8 pixels at a time: a word's non-zero bytes as a mask, the run
+    /// ending at the mask's first set (or clear) byte.
+    @inline(__always)
+    private static func encode(
+        _ image: UnsafePointer<UInt8>, count: Int, into output: UnsafeMutablePointer<UInt8>
+    ) -> UnsafeMutablePointer<UInt8> {
+        let high: UInt64 = 0x8080_8080_8080_8080, low: UInt64 = 0x7F7F_7F7F_7F7F_7F7F
+        /// The high bit of each byte of the 8 pixels at `position` set where the pixel is non-zero.
+        @inline(__always) func inked(_ position: Int) -> UInt64 {
+            let word = UInt64(littleEndian: UnsafeRawPointer(image + position).loadUnaligned(as: UInt64.self))
+            return (((word & low) &+ low) | word) & high
+        }
+        /// From `start`, past the pixels that are zero (`zeros`) or non-zero, up to `limit`.
+        @inline(__always) func run(from start: Int, limit: Int, zeros: Bool) -> Int {
+            var position = start
+            while position < limit {
+                if position + 8 <= count {
+                    let stops = zeros ? inked(position) : ~inked(position) & high
+                    let length = stops == 0 ? 8 : stops.trailingZeroBitCount / 8
+                    position = min(position + length, limit)
+                    if length < 8 { break }
+                } else {
+                    if (image[position] == 0) != zeros { break }
+                    position += 1
+                }
+            }
+            return position
+        }
+        var output = output
+        var position = 0
+        while position < count {
+            let literalStart = run(from: position, limit: min(count, position + 255), zeros: true)
+            let end = run(from: literalStart, limit: min(count, literalStart + 255), zeros: false)
+            output[0] = UInt8(literalStart - position)
+            output[1] = UInt8(end - literalStart)
+            (output + 2).update(from: image + literalStart, count: end - literalStart)
+            output += 2 + end - literalStart
+            position = end
+        }
+        return output
     }
 
     /// Writes image `index` (`pixelsPerImage` bytes, row-major) to `output`.

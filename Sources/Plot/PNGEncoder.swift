@@ -70,26 +70,34 @@ public enum PNGEncoder {
     }
 
     /// Writes the filtered row into `out` and returns the sum of absolute signed residuals.
+    /// One loop per filter type, the first pixel (no left neighbour) apart: the encoder
+    /// tries all five on every row, and a run's pictures are written within its `seconds`.
     private static func applyFilter(
         _ filterType: UInt8, row: UnsafeBufferPointer<UInt8>, above: UnsafeBufferPointer<UInt8>,
         bytesPerPixel: Int, into out: UnsafeMutableBufferPointer<UInt8>
     ) -> Int {
+        guard let r = row.baseAddress, let a = above.baseAddress, let o = out.baseAddress else { return 0 }
+        let n = row.count, first = min(bytesPerPixel, n), bpp = bytesPerPixel
         var cost = 0
-        for index in 0..<row.count {
-            let left = index >= bytesPerPixel ? row[index - bytesPerPixel] : 0
-            let up = above[index]
-            let upLeft = index >= bytesPerPixel ? above[index - bytesPerPixel] : 0
-            let predictor: UInt8
-            switch filterType {
-            case 0: predictor = 0
-            case 1: predictor = left
-            case 2: predictor = up
-            case 3: predictor = UInt8((Int(left) + Int(up)) / 2)
-            default: predictor = paeth(left: left, up: up, upLeft: upLeft)
-            }
-            let residual = row[index] &- predictor
-            out[index] = residual
+        @inline(__always) func emit(_ index: Int, _ predictor: UInt8) {
+            let residual = r[index] &- predictor
+            o[index] = residual
             cost += Int(Int8(bitPattern: residual).magnitude)
+        }
+        switch filterType {
+        case 0:
+            for i in 0..<n { emit(i, 0) }
+        case 1:
+            for i in 0..<first { emit(i, 0) }
+            for i in first..<n { emit(i, r[i - bpp]) }
+        case 2:
+            for i in 0..<n { emit(i, a[i]) }
+        case 3:
+            for i in 0..<first { emit(i, a[i] / 2) }
+            for i in first..<n { emit(i, UInt8((Int(r[i - bpp]) + Int(a[i])) / 2)) }
+        default:
+            for i in 0..<first { emit(i, paeth(left: 0, up: a[i], upLeft: 0)) }
+            for i in first..<n { emit(i, paeth(left: r[i - bpp], up: a[i], upLeft: a[i - bpp])) }
         }
         return cost
     }
