@@ -148,6 +148,7 @@ extension Functional {
     private static func convolvePoolInSlices(
         _ s: Conv2dShape, _ p: Pool2dShape, input: Tensor, weight: Tensor, bias: Tensor?, output: Tensor, relu: Bool
     ) {
+        guard s.batch > 0 else { return }
         let convolvedPerSample = s.outputShape.dropFirst().reduce(1, *)
         let inputPerSample = input.shape.dropFirst().reduce(1, *)
         let pooledPerSample = p.outputShape.dropFirst().reduce(1, *)

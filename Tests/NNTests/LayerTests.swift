@@ -153,6 +153,9 @@ struct LayerTests {
         let same = fused.scalars == separate.scalars
         #expect(same, "the sliced output differs from the layers'")
         #expect(fused.scalars.contains(0) && fused.scalars.contains { $0 > 0 })
+        // An empty batch is refused as conv2d refuses it ("batch is 0").
+        let empty = Tensor.randn([0, 1, 28, 28], using: &g)
+        #expect(throws: (any Error).self) { try withNoGrad { try net(empty) } }
     }
 
     @Test func lossErrors() throws {
