@@ -9,21 +9,23 @@
 ///   - input: `(batch, channels, height, width)`.
 ///   - output: `(batch, channels, outHeight, outWidth)`, overwritten.
 ///   - argmax: `(batch, channels, outHeight, outWidth)`, overwritten with the flat index
-///     `ih * width + iw` of the chosen element within its input plane.
+///     `ih * width + iw` of the chosen element within its input plane; nil when no backward
+///     pass follows (evaluation), and only the values are computed.
 public func maxPool2dForward(
     _ shape: Pool2dShape,
     input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
-    argmax: UnsafeMutablePointer<Int32>
+    argmax: UnsafeMutablePointer<Int32>?
 ) {
     maxPool2dForward(shape, input: input, output: output, argmax: argmax, relu: false)
 }
 
 /// `maxPool2dForward`, and with `relu` each plane's outputs clamped at 0 while they are in
-/// cache (NaN kept): `reluMaxPool2dForward`.
+/// cache (NaN kept): `reluMaxPool2dForward`. Without `argmax` (no backward to come) only
+/// the values are computed.
 func maxPool2dForward(
     _ shape: Pool2dShape,
     input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
-    argmax: UnsafeMutablePointer<Int32>, relu: Bool
+    argmax: UnsafeMutablePointer<Int32>?, relu: Bool
 ) {
     let s = shape
     let inPlane = s.height * s.width
@@ -35,7 +37,7 @@ func maxPool2dForward(
         for plane in planes {
             let source = input + plane * inPlane
             let destination = output + plane * outPlane
-            let indices = argmax + plane * outPlane
+            let indices = argmax.map { $0 + plane * outPlane }
             defer {
                 if relu {
                     for i in 0..<outPlane {
@@ -45,7 +47,11 @@ func maxPool2dForward(
                 }
             }
             if simple2x2 {
-                pool2x2Plane(s, source: source, output: destination, argmax: indices)
+                if let indices {
+                    pool2x2Plane(s, source: source, output: destination, argmax: indices)
+                } else {
+                    pool2x2PlaneValues(s, source: source, output: destination)
+                }
                 continue
             }
             for oh in 0..<outH {
@@ -73,7 +79,7 @@ func maxPool2dForward(
                         ih += s.dilationH
                     }
                     destination[oh * outW + ow] = best
-                    indices[oh * outW + ow] = Int32(truncatingIfNeeded: bestIndex)
+                    indices?[oh * outW + ow] = Int32(truncatingIfNeeded: bestIndex)
                 }
             }
         }
@@ -130,6 +136,60 @@ func pool2x2Plane(
             ow += 1
         }
     }
+}
+
+/// `pool2x2Plane` without the argmax (evaluation): the same values, eight windows at a time,
+/// then four, then one.
+@inlinable
+func pool2x2PlaneValues(_ s: Pool2dShape, source: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>) {
+    let outH = s.outHeight, outW = s.outWidth, width = s.width
+    for oh in 0..<outH {
+        let top = source + 2 * oh * width
+        let rowOutput = output + oh * outW
+        var ow = 0
+        while ow + 8 <= outW {
+            let upper = UnsafeRawPointer(top + 2 * ow).loadUnaligned(as: SIMD16<Float>.self)
+            let lower = UnsafeRawPointer(top + 2 * ow + width).loadUnaligned(as: SIMD16<Float>.self)
+            var best = upper.evenHalf
+            takeIfGreaterOrNaN(upper.oddHalf, best: &best)
+            takeIfGreaterOrNaN(lower.evenHalf, best: &best)
+            takeIfGreaterOrNaN(lower.oddHalf, best: &best)
+            UnsafeMutableRawPointer(rowOutput + ow).storeBytes(of: best, as: SIMD8<Float>.self)
+            ow += 8
+        }
+        while ow + 4 <= outW {
+            let upper = UnsafeRawPointer(top + 2 * ow).loadUnaligned(as: SIMD8<Float>.self)
+            let lower = UnsafeRawPointer(top + 2 * ow + width).loadUnaligned(as: SIMD8<Float>.self)
+            var best = upper.evenHalf
+            takeIfGreaterOrNaN(upper.oddHalf, best: &best)
+            takeIfGreaterOrNaN(lower.evenHalf, best: &best)
+            takeIfGreaterOrNaN(lower.oddHalf, best: &best)
+            UnsafeMutableRawPointer(rowOutput + ow).storeBytes(of: best, as: SIMD4<Float>.self)
+            ow += 4
+        }
+        while ow < outW {
+            let i0 = 2 * ow
+            var best = top[i0]
+            for tap in 1..<4 {
+                let value = top[i0 + (tap >> 1) * width + (tap & 1)]
+                if value > best || value.isNaN { best = value }
+            }
+            rowOutput[ow] = best
+            ow += 1
+        }
+    }
+}
+
+/// PyTorch's update rule on eight windows at once, values only.
+@inlinable @inline(__always)
+func takeIfGreaterOrNaN(_ value: SIMD8<Float>, best: inout SIMD8<Float>) {
+    best.replace(with: value, where: (value .> best) .| (value .!= value))
+}
+
+/// PyTorch's update rule on four windows at once, values only.
+@inlinable @inline(__always)
+func takeIfGreaterOrNaN(_ value: SIMD4<Float>, best: inout SIMD4<Float>) {
+    best.replace(with: value, where: (value .> best) .| (value .!= value))
 }
 
 /// PyTorch's update rule on four windows at once: replace where strictly greater or NaN.

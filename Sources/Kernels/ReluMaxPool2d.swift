@@ -12,11 +12,12 @@
 /// - Parameters:
 ///   - input: `(batch, channels, height, width)`, before ReLU.
 ///   - output: `(batch, channels, outHeight, outWidth)`, overwritten.
-///   - argmax: `(batch, channels, outHeight, outWidth)`, flat index within the input plane.
+///   - argmax: `(batch, channels, outHeight, outWidth)`, flat index within the input plane;
+///     nil for the values only (evaluation).
 public func reluMaxPool2dForward(
     _ shape: Pool2dShape,
     input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
-    argmax: UnsafeMutablePointer<Int32>
+    argmax: UnsafeMutablePointer<Int32>?
 ) {
     maxPool2dForward(shape, input: input, output: output, argmax: argmax, relu: true)
 }

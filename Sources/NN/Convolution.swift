@@ -160,9 +160,8 @@ extension Functional {
         sliceConv.batch = slice
         slicePool.batch = slice
         let convolved = Storage(uninitializedCount: slice * convolvedPerSample)
-        let argmax = IndexBuffer(count: slice * pooledPerSample)
         let scratch = Storage(uninitializedCount: conv2dWorkspaceCount(sliceConv))
-        withExtendedLifetime((convolved, scratch, argmax)) {
+        withExtendedLifetime((convolved, scratch)) {
             for start in stride(from: 0, to: s.batch, by: slice) {
                 let count = min(slice, s.batch - start)
                 sliceConv.batch = count
@@ -172,9 +171,9 @@ extension Functional {
                               workspace: UnsafeMutableBufferPointer(start: scratch.pointer, count: scratch.count))
                 let pooled = output.storage.pointer + start * pooledPerSample
                 if relu {
-                    reluMaxPool2dForward(slicePool, input: convolved.pointer, output: pooled, argmax: argmax.pointer)
+                    reluMaxPool2dForward(slicePool, input: convolved.pointer, output: pooled, argmax: nil)
                 } else {
-                    maxPool2dForward(slicePool, input: convolved.pointer, output: pooled, argmax: argmax.pointer)
+                    maxPool2dForward(slicePool, input: convolved.pointer, output: pooled, argmax: nil)
                 }
             }
         }
@@ -208,6 +207,15 @@ extension Functional {
         let s = try Pool2dShape(input: input.shape, kernel: kernelSize.tuple, stride: stride?.tuple,
                                 padding: padding.tuple, dilation: dilation.tuple, ceilMode: ceilMode)
         let out = Tensor.empty(s.outputShape)
+        guard GradMode.isEnabled, input.requiresGrad else {
+            // No backward: the values only.
+            if relu {
+                reluMaxPool2dForward(s, input: input.storage.pointer, output: out.storage.pointer, argmax: nil)
+            } else {
+                maxPool2dForward(s, input: input.storage.pointer, output: out.storage.pointer, argmax: nil)
+            }
+            return out
+        }
         let indices = IndexBuffer(count: out.count)
         let argmax = indices.pointer
         if relu {

@@ -126,6 +126,37 @@ import Testing
         #expect(argmax == [0, 0, 0, 0])
     }
 
+    /// Without argmax (evaluation) the pools compute the same values bit for bit, NaN and
+    /// ties included: the 2×2 path 8 windows at a time with its tail (output widths 14, 5
+    /// and 20), the general loop, and the fused ReLU.
+    @Test(arguments: [[2, 3, 28, 28], [1, 2, 10, 11], [2, 1, 40, 40], [1, 2, 7, 7]])
+    func valuesWithoutArgmaxMatch(input: [Int]) throws {
+        var random = TestRandom(seed: 5)
+        let count = input.reduce(1, *)
+        // Rounded to give ties and zeros; some NaN, some negative windows.
+        var values = random.floats(count).map { ($0 * 4 - 2).rounded() / 2 }
+        for i in stride(from: 3, to: count, by: 97) { values[i] = .nan }
+        let kernels = input[3] == 7 ? [(3, 3)] : [(2, 2), (3, 3)]
+        for kernel in kernels {
+            let s = try Pool2dShape(input: input, kernel: kernel, stride: (2, 2))
+            let n = s.outputShape.reduce(1, *)
+            for relu in [false, true] {
+                var withIndices = [Float](repeating: 1, count: n), valuesOnly = [Float](repeating: 2, count: n)
+                var argmax = [Int32](repeating: 0, count: n)
+                if relu {
+                    reluMaxPool2dForward(s, input: values, output: &withIndices, argmax: &argmax)
+                    reluMaxPool2dForward(s, input: values, output: &valuesOnly, argmax: nil)
+                } else {
+                    maxPool2dForward(s, input: values, output: &withIndices, argmax: &argmax)
+                    maxPool2dForward(s, input: values, output: &valuesOnly, argmax: nil)
+                }
+                let same = withIndices.map(\.bitPattern) == valuesOnly.map(\.bitPattern)
+                #expect(same, "\(input) kernel \(kernel) relu \(relu): the values-only pool differs")
+                #expect(valuesOnly.contains { $0.isNaN } && valuesOnly.contains { !$0.isNaN })
+            }
+        }
+    }
+
     @Test func lenetShapes() throws {
         #expect(try Pool2dShape(input: [64, 20, 24, 24], kernel: (2, 2)).outputShape == [64, 20, 12, 12])
         #expect(try Pool2dShape(input: [64, 50, 8, 8], kernel: (2, 2)).outputShape == [64, 50, 4, 4])
