@@ -26,11 +26,8 @@ extension Functional {
         _ input: Tensor, weight: Tensor, bias: Tensor? = nil,
         stride: Pair = 1, padding: Pair = 0, dilation: Pair = 1, groups: Int = 1
     ) throws -> Tensor {
-        let s = try Conv2dShape(input: input.shape, weight: weight.shape, stride: stride.tuple,
-                                padding: padding.tuple, dilation: dilation.tuple, groups: groups)
-        if let bias, bias.shape != [s.outChannels] {
-            throw NNError.shape(op: "conv2d", "bias \(bias.shape) does not match weight \(weight.shape): expected [\(s.outChannels)]")
-        }
+        let s = try convolutionShape(input, weight: weight, bias: bias, stride: stride, padding: padding,
+                                     dilation: dilation, groups: groups)
         let out = Tensor.empty(s.outputShape)
         // Scratch memory comes from the tensors' caching allocator: the same sizes recur
         // every step, and malloc handed blocks this large back to the system each time.
@@ -44,6 +41,18 @@ extension Functional {
         return out.recording("ConvolutionBackward0", inputs: inputs) { g in
             convolutionBackward(s, input: input, weight: weight, bias: bias, gradOutput: g.storage.pointer)
         }
+    }
+
+    /// The convolution's shape, with the bias checked against it.
+    private static func convolutionShape(
+        _ input: Tensor, weight: Tensor, bias: Tensor?, stride: Pair, padding: Pair, dilation: Pair, groups: Int
+    ) throws -> Conv2dShape {
+        let s = try Conv2dShape(input: input.shape, weight: weight.shape, stride: stride.tuple,
+                                padding: padding.tuple, dilation: dilation.tuple, groups: groups)
+        if let bias, bias.shape != [s.outChannels] {
+            throw NNError.shape(op: "conv2d", "bias \(bias.shape) does not match weight \(weight.shape): expected [\(s.outChannels)]")
+        }
+        return s
     }
 
     /// The gradients of a convolution's input, weight and bias (those that require one; `nil`
@@ -98,55 +107,35 @@ extension Functional {
         pool: (kernelSize: Pair, stride: Pair?, padding: Pair, dilation: Pair, ceilMode: Bool),
         relu: Bool, reluLast: Bool = false
     ) throws -> Tensor {
-        let s = try Conv2dShape(input: input.shape, weight: weight.shape, stride: stride.tuple,
-                                padding: padding.tuple, dilation: dilation.tuple, groups: groups)
-        if let bias, bias.shape != [s.outChannels] {
-            throw NNError.shape(op: "conv2d", "bias \(bias.shape) does not match weight \(weight.shape): expected [\(s.outChannels)]")
-        }
+        let s = try convolutionShape(input, weight: weight, bias: bias, stride: stride, padding: padding,
+                                     dilation: dilation, groups: groups)
         let p = try Pool2dShape(input: s.outputShape, kernel: pool.kernelSize.tuple, stride: pool.stride?.tuple,
                                 padding: pool.padding.tuple, dilation: pool.dilation.tuple, ceilMode: pool.ceilMode)
         let out = Tensor.empty(p.outputShape)
         let inputs = bias.map { [input, weight, $0] } ?? [input, weight]
-        guard GradMode.isEnabled, inputs.contains(where: \.requiresGrad) else {
-            convolvePoolInSlices(s, p, input: input, weight: weight, bias: bias, output: out, relu: relu)
-            return out
-        }
-        let indices = IndexBuffer(count: out.count)
-        do {
-            let convolved = Storage(uninitializedCount: s.outputShape.reduce(1, *))
-            let scratch = Storage(uninitializedCount: conv2dWorkspaceCount(s))
-            withExtendedLifetime((convolved, scratch)) {
-                conv2dForward(s, input: input.storage.pointer, weight: weight.storage.pointer,
-                              bias: bias?.storage.pointer, output: convolved.pointer,
-                              workspace: UnsafeMutableBufferPointer(start: scratch.pointer, count: scratch.count))
-                if relu {
-                    reluMaxPool2dForward(p, input: convolved.pointer, output: out.storage.pointer, argmax: indices.pointer)
-                } else {
-                    maxPool2dForward(p, input: convolved.pointer, output: out.storage.pointer, argmax: indices.pointer)
-                }
-            }
-        }
+        let recording = GradMode.isEnabled && inputs.contains(where: \.requiresGrad)
+        let indices = recording ? IndexBuffer(count: out.count) : nil
+        convolvePoolInSlices(s, p, input: input, weight: weight, bias: bias, output: out, argmax: indices, relu: relu)
+        guard let indices else { return out }
         let name = relu && reluLast ? "ReluBackward0" : "MaxPool2DWithIndicesBackward0"
         return out.recording(name, inputs: inputs) { [unowned out] g in
             let gradConvolved = Storage(uninitializedCount: s.outputShape.reduce(1, *))
             return withExtendedLifetime(gradConvolved) {
-                if relu {
-                    reluMaxPool2dBackward(p, gradOutput: g.storage.pointer, output: out.storage.pointer,
-                                          argmax: indices.pointer, gradInput: gradConvolved.pointer)
-                } else {
-                    maxPool2dBackward(p, gradOutput: g.storage.pointer, argmax: indices.pointer, gradInput: gradConvolved.pointer)
-                }
+                maxPool2dBackward(p, gradOutput: g.storage.pointer, argmax: indices.pointer, gradInput: gradConvolved.pointer,
+                                  reluOutput: relu ? UnsafePointer(out.storage.pointer) : nil)
                 return convolutionBackward(s, input: input, weight: weight, bias: bias, gradOutput: gradConvolved.pointer)
             }
         }
     }
 
-    /// `conv2dMaxPool2d` without a graph (evaluation): a few samples at a time, so that
-    /// the convolution's output for a slice (about 2 MB) is pooled while it is still in cache,
-    /// and a whole batch's (28 MB for the speedrun net at batch 500) never exists. Each
-    /// sample's values are those of the whole batch at once.
+    /// `conv2dMaxPool2d`'s forward pass, a few samples at a time, so that the convolution's
+    /// output for a slice (about 2 MB) is pooled while it is still in cache, and a whole
+    /// batch's (28 MB for the speedrun net at batch 500) never exists. Each sample's values
+    /// are those of the whole batch at once; `argmax` (nil without a graph) gets each
+    /// slice's indices, which are within a plane.
     private static func convolvePoolInSlices(
-        _ s: Conv2dShape, _ p: Pool2dShape, input: Tensor, weight: Tensor, bias: Tensor?, output: Tensor, relu: Bool
+        _ s: Conv2dShape, _ p: Pool2dShape, input: Tensor, weight: Tensor, bias: Tensor?, output: Tensor,
+        argmax: IndexBuffer?, relu: Bool
     ) {
         guard s.batch > 0 else { return }
         let convolvedPerSample = s.outputShape.dropFirst().reduce(1, *)
@@ -169,12 +158,8 @@ extension Functional {
                 conv2dForward(sliceConv, input: input.storage.pointer + start * inputPerSample, weight: weight.storage.pointer,
                               bias: bias?.storage.pointer, output: convolved.pointer,
                               workspace: UnsafeMutableBufferPointer(start: scratch.pointer, count: scratch.count))
-                let pooled = output.storage.pointer + start * pooledPerSample
-                if relu {
-                    reluMaxPool2dForward(slicePool, input: convolved.pointer, output: pooled, argmax: nil)
-                } else {
-                    maxPool2dForward(slicePool, input: convolved.pointer, output: pooled, argmax: nil)
-                }
+                maxPool2dForward(slicePool, input: convolved.pointer, output: output.storage.pointer + start * pooledPerSample,
+                                 argmax: argmax.map { $0.pointer + start * pooledPerSample }, relu: relu)
             }
         }
     }
@@ -207,31 +192,14 @@ extension Functional {
         let s = try Pool2dShape(input: input.shape, kernel: kernelSize.tuple, stride: stride?.tuple,
                                 padding: padding.tuple, dilation: dilation.tuple, ceilMode: ceilMode)
         let out = Tensor.empty(s.outputShape)
-        guard GradMode.isEnabled, input.requiresGrad else {
-            // No backward: the values only.
-            if relu {
-                reluMaxPool2dForward(s, input: input.storage.pointer, output: out.storage.pointer, argmax: nil)
-            } else {
-                maxPool2dForward(s, input: input.storage.pointer, output: out.storage.pointer, argmax: nil)
-            }
-            return out
-        }
-        let indices = IndexBuffer(count: out.count)
-        let argmax = indices.pointer
-        if relu {
-            reluMaxPool2dForward(s, input: input.storage.pointer, output: out.storage.pointer, argmax: argmax)
-        } else {
-            maxPool2dForward(s, input: input.storage.pointer, output: out.storage.pointer, argmax: argmax)
-        }
+        // Without a graph no backward follows: the values only, no argmax.
+        let indices = GradMode.isEnabled && input.requiresGrad ? IndexBuffer(count: out.count) : nil
+        maxPool2dForward(s, input: input.storage.pointer, output: out.storage.pointer, argmax: indices?.pointer, relu: relu)
+        guard let indices else { return out }
         return out.recording("MaxPool2DWithIndicesBackward0", inputs: [input]) { [unowned out] g in
             let gi = Tensor.empty(input.shape)
-            if relu {
-                reluMaxPool2dBackward(s, gradOutput: g.storage.pointer, output: out.storage.pointer,
-                                      argmax: indices.pointer, gradInput: gi.storage.pointer)
-            } else {
-                maxPool2dBackward(s, gradOutput: g.storage.pointer, argmax: indices.pointer,
-                                  gradInput: gi.storage.pointer)
-            }
+            maxPool2dBackward(s, gradOutput: g.storage.pointer, argmax: indices.pointer, gradInput: gi.storage.pointer,
+                              reluOutput: relu ? UnsafePointer(out.storage.pointer) : nil)
             return [gi]
         }
     }
