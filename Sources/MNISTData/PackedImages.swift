@@ -49,22 +49,16 @@ public struct PackedImages: Sendable, Equatable {
         // Encoded into a scratch buffer of the worst case (1.5 bytes per pixel, plus a token
         // for an image of one pixel), then appended in one copy.
         let worstCase = images.count + images.count / 2 + 2 * imageCount
+        let offset = bytes.count
         let encoded = [UInt8](unsafeUninitializedCapacity: worstCase) { scratch, initialized in
-            var output = scratch.baseAddress!
-            let first = output
-            var ends: [UInt32] = []
-            ends.reserveCapacity(imageCount)
+            let first = scratch.baseAddress!
+            var output = first
             for image in 0..<imageCount {
                 output = Self.encode(base + image * pixelsPerImage, count: pixelsPerImage, into: output)
-                ends.append(UInt32(output - first))
+                precondition(offset + (output - first) <= Int(UInt32.max), "packed images exceed 4 GiB")
+                ends.append(UInt32(offset + (output - first)))
             }
             initialized = output - first
-            let offset = UInt32(bytes.count)
-            precondition(bytes.count + initialized <= Int(UInt32.max), "packed images exceed 4 GiB")
-            self.ends.append(contentsOf: ends.lazy.map { $0 + offset })
-        }
-        if bytes.capacity < bytes.count + encoded.count {
-            bytes.reserveCapacity(max(bytes.count + encoded.count, 2 * bytes.capacity))
         }
         bytes.append(contentsOf: encoded)
     }
