@@ -4,7 +4,7 @@ the same MNIST files, the same number of timed steps after 10 warm-up steps, the
 10,000 test images in batches of 1000. Prints one JSON object like `mnist-bench --json`.
 
 With --config FILE (as `mnist-bench --config FILE`): the config's layer list built as an
-nn.Sequential (conv2d, batch_norm1d/2d, max/avg/adaptive pooling, activations, dropout,
+nn.Sequential (center_crop, conv2d, batch_norm1d/2d, max/avg/adaptive pooling, activations, dropout,
 flatten, linear, log_softmax), its optimizer (sgd/adam/adamw with their keys), batch size
 and test batch size; no schedule or augmentation (compute only), like mnist-bench."""
 import argparse, gzip, json, resource, time
@@ -38,6 +38,18 @@ def pair(v):
     return tuple(v) if isinstance(v, list) else (v, v)
 
 
+class CenterCrop(nn.Module):
+    """torchvision's CenterCrop on tensors (offsets rounded as Python's round), without torchvision."""
+
+    def __init__(self, size):
+        super().__init__()
+        self.size = size
+
+    def forward(self, x):
+        top, left = round((x.shape[-2] - self.size[0]) / 2), round((x.shape[-1] - self.size[1]) / 2)
+        return x[..., top:top + self.size[0], left:left + self.size[1]]
+
+
 def from_config(config):
     """The config's model as an nn.Sequential, with the shapes worked out layer by layer."""
     shape = list(config["model"]["input_shape"])
@@ -62,6 +74,8 @@ def from_config(config):
                              pair(spec.get("padding", 0)), spec.get("ceil_mode", False), spec.get("count_include_pad", True))
         elif t == "adaptive_avg_pool2d":
             m = nn.AdaptiveAvgPool2d(pair(spec["output_size"]))
+        elif t == "center_crop":
+            m = CenterCrop(pair(spec["size"]))
         elif t == "flatten":
             m = nn.Flatten()
         elif t == "dropout":

@@ -75,6 +75,7 @@ public enum LayerRegistry {
         Conv2dLayer.self, MaxPool2dLayer.self, ReLULayer.self, FlattenLayer.self, LinearLayer.self, DropoutLayer.self,
         LogSoftmaxLayer.self, SoftmaxLayer.self, TanhLayer.self, SigmoidLayer.self, LeakyReLULayer.self, GELULayer.self,
         SiLULayer.self, BatchNorm2dLayer.self, BatchNorm1dLayer.self, AvgPool2dLayer.self, AdaptiveAvgPool2dLayer.self,
+        CenterCropLayer.self,
     ]
 
     public static var types: [String] { kinds.map { $0.type } }
@@ -255,6 +256,21 @@ public struct AdaptiveAvgPool2dLayer: LayerKind {
     public var fields: [(String, Any)] { [("output_size", outputSize.list)] }
     public func outputShape(for input: [Int]) throws -> [Int] { try AdaptiveAvgPool2d(outputSize: outputSize).outputShape(for: input) }
     public func makeModule(for input: [Int], context: inout LayerContext) -> Module { AdaptiveAvgPool2d(outputSize: outputSize) }
+}
+
+/// `center_crop`: torchvision's `transforms.CenterCrop` as a layer, so that evaluation,
+/// prediction and export crop as training did.
+public struct CenterCropLayer: LayerKind {
+    public static let type = "center_crop"
+    public static let summary = "`transforms.CenterCrop`: the central `[h, w]` window of each `[C, H, W]` input (no parameters)"
+    public static let keys = [LayerKey("size", "required")]
+    public var size: Pair
+
+    public init(size: Pair) { self.size = size }
+    public init(reading r: JSONObjectReader) throws { size = Pair(try r.pair("size", 1...1024)) }
+    public var fields: [(String, Any)] { [("size", size.list)] }
+    public func outputShape(for input: [Int]) throws -> [Int] { try CenterCrop(size: size).outputShape(for: input) }
+    public func makeModule(for input: [Int], context: inout LayerContext) -> Module { CenterCrop(size: size) }
 }
 
 /// `linear`: `nn.Linear`; input features come from the shape that reaches it.

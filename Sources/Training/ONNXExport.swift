@@ -179,6 +179,19 @@ extension LinearLayer {
     }
 }
 
+extension CenterCropLayer {
+    /// `Slice` of the height and width axes, at the layer's window.
+    public func exportONNX(_ e: inout ONNXLayerExport) throws {
+        let shape = e.inputShape
+        let (top, left) = try CenterCrop.origin(height: shape[1], width: shape[2], size: size)
+        let starts = e.graph.initializer("\(e.name).starts", dimensions: [2], int64s: [Int64(top), Int64(left)])
+        let ends = e.graph.initializer("\(e.name).ends", dimensions: [2],
+                                       int64s: [Int64(top + size.height), Int64(left + size.width)])
+        let axes = e.graph.initializer("\(e.name).axes", dimensions: [2], int64s: [2, 3])
+        e.apply("Slice", [starts, ends, axes])
+    }
+}
+
 extension ReLULayer {
     public func exportONNX(_ e: inout ONNXLayerExport) throws { e.apply("Relu") }
 }

@@ -16,6 +16,7 @@ struct LayerRegistryTests {
         "max_pool2d": #"{"type": "max_pool2d", "kernel_size": 3, "stride": [2, 1], "padding": 1, "ceil_mode": true}"#,
         "avg_pool2d": #"{"type": "avg_pool2d", "kernel_size": 3, "stride": 2, "padding": 1, "ceil_mode": true, "count_include_pad": false}"#,
         "adaptive_avg_pool2d": #"{"type": "adaptive_avg_pool2d", "output_size": [3, 2]}"#,
+        "center_crop": #"{"type": "center_crop", "size": [7, 5]}"#,
         "relu": #"{"type": "relu"}"#,
         "flatten": #"{"type": "flatten"}"#,
         "linear": #"{"type": "linear", "out_features": 7, "bias": false}"#,

@@ -1,0 +1,37 @@
+/// Cropping a window out of each plane: the forward copies it, the backward puts the
+/// gradient back in place and zeros around it.
+
+/// Copies the `outHeight × outWidth` window at (`top`, `left`) of each plane.
+/// - input: `(planes, height, width)`; output: `(planes, outHeight, outWidth)`, with
+///   `top + outHeight <= height` and `left + outWidth <= width`.
+public func crop2dForward(
+    planes: Int, height: Int, width: Int, top: Int, left: Int, outHeight: Int, outWidth: Int,
+    input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>
+) {
+    precondition(top >= 0 && left >= 0 && top + outHeight <= height && left + outWidth <= width, "crop2d: window outside the plane")
+    for plane in 0..<planes {
+        let source = input + plane * height * width + top * width + left
+        let target = output + plane * outHeight * outWidth
+        for row in 0..<outHeight {
+            (target + row * outWidth).update(from: source + row * width, count: outWidth)
+        }
+    }
+}
+
+/// The gradient of `crop2dForward`: each plane of `gradInput` is zero outside the window
+/// and `gradOutput` inside it.
+/// - gradOutput: `(planes, outHeight, outWidth)`; gradInput: `(planes, height, width)`.
+public func crop2dBackward(
+    planes: Int, height: Int, width: Int, top: Int, left: Int, outHeight: Int, outWidth: Int,
+    gradOutput: UnsafePointer<Float>, gradInput: UnsafeMutablePointer<Float>
+) {
+    precondition(top >= 0 && left >= 0 && top + outHeight <= height && left + outWidth <= width, "crop2d: window outside the plane")
+    gradInput.update(repeating: 0, count: planes * height * width)
+    for plane in 0..<planes {
+        let source = gradOutput + plane * outHeight * outWidth
+        let target = gradInput + plane * height * width + top * width + left
+        for row in 0..<outHeight {
+            (target + row * width).update(from: source + row * outWidth, count: outWidth)
+        }
+    }
+}
