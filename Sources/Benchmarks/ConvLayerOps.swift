@@ -14,7 +14,9 @@ public enum ConvLayerOps {
                 if let conv = layer.kind as? Conv2dLayer {
                     let sparse = i + 2 < config.layers.count && config.layers[i + 1].type == "relu"
                         && config.layers[i + 2].type == "max_pool2d"
-                    rows += try convRows(step, conv, batch: batch, sparseGradient: sparse, first: i == 0, repeats: repeats)
+                    // Training computes no input gradient for a convolution with no parameters before it.
+                    let first = plan[..<i].allSatisfy { $0.parameterCount == 0 }
+                    rows += try convRows(step, conv, batch: batch, sparseGradient: sparse, first: first, repeats: repeats)
                 } else if layer.type == "batch_norm2d" {
                     rows += batchNormRows(step, batch: batch, repeats: repeats)
                 }

@@ -247,7 +247,8 @@ public func conv2dBackwardWeight(
         if algorithm == .direct {
             if Conv2dPlan.usesDirectBackwardWeight(s) {
                 conv2dBackwardWeightDirect(s, samples: samples, input: input, gradOutput: gradOutput,
-                                           gradWeight: weightSum, gradBias: biasSum)
+                                           gradWeight: weightSum, gradBias: biasSum,
+                                           scratch: plan.directBackwardWeightScratch(chunk))
             } else {
                 conv2dBackwardWeightBlocked(s, samples: samples, input: input, gradOutput: gradOutput,
                                             gradWeight: weightSum, gradBias: biasSum, scratch: plan.backwardWeightScratch(chunk))

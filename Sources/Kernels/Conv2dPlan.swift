@@ -164,10 +164,11 @@ public struct Conv2dPlan {
     var columnsCount: Int { Self.columnsCount(shape) }
 
     /// Floats of one chunk's scratch in the weight-gradient pass, before the partial sums:
-    /// `conv2dBackwardWeightBlocked`'s when it computes the pass, else an im2col matrix.
+    /// `conv2dBackwardWeightDirect`'s or `conv2dBackwardWeightBlocked`'s when one of them
+    /// computes the pass, else an im2col matrix.
     static func weightScratchCount(_ s: Conv2dShape) -> Int {
-        usesDirectForward(s) && !usesDirectBackwardWeight(s)
-            ? blockedBackwardWeightScratchCount(s) : columnsCount(s)
+        if usesDirectBackwardWeight(s) { return directBackwardWeightScratchCount(s) }
+        return usesDirectForward(s) ? blockedBackwardWeightScratchCount(s) : columnsCount(s)
     }
 
     /// Chunk `chunk`'s im2col matrix.
@@ -196,6 +197,11 @@ public struct Conv2dPlan {
         workspace + packedBlockedWeightCount(outChannels: shape.inChannels,
                                              taps: shape.outChannels * shape.kernelHeight * shape.kernelWidth)
             + chunk * directBackwardInputScratchCount(shape)
+    }
+
+    /// Chunk `chunk`'s scratch for `conv2dBackwardWeightDirect`.
+    func directBackwardWeightScratch(_ chunk: Int) -> UnsafeMutablePointer<Float> {
+        workspace + chunk * directBackwardWeightScratchCount(shape)
     }
 
     /// Chunk `chunk`'s scratch for `conv2dBackwardWeightBlocked`.

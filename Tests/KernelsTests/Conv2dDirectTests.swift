@@ -72,6 +72,59 @@ import Testing
         }
     }
 
+    /// The direct weight gradient (at most 32 taps) sums in the order its doc comment gives,
+    /// to the bit: each (channel, tap) in eight lanes over samples, rows and 8-wide column
+    /// chunks (the last one, when it overlaps, with its counted lanes zeroed), the lanes
+    /// added by `SIMD8.sum()`. Its loops may be reordered for speed, not its sums:
+    /// checkpoints and the README's accuracies depend on them. At one thread (one chunk).
+    @Test(arguments: [([3, 1, 28, 28], [20, 1, 5, 5]), ([2, 2, 12, 13], [3, 2, 3, 3]), ([2, 2, 7, 10], [7, 2, 5, 3])])
+    func directWeightGradientSumsInItsStatedOrder(_ input: [Int], _ weight: [Int]) throws {
+        let s = try Conv2dShape(input: input, weight: weight)
+        #expect(Conv2dPlan.usesDirectBackwardWeight(s))
+        var random = TestRandom(seed: 11)
+        let x = random.floats(input.reduce(1, *)), g = random.floats(s.outputShape.reduce(1, *))
+        let (outH, outW, kH, kW) = (s.outHeight, s.outWidth, s.kernelHeight, s.kernelWidth)
+        var columns = Array(stride(from: 0, to: outW - 7, by: 8))
+        if outW % 8 != 0 { columns.append(outW - 8) }
+        let overlap = outW % 8 == 0 ? 0 : 8 - outW % 8
+        func gradient(_ n: Int, _ o: Int, _ r: Int, _ column: Int) -> SIMD8<Float> {
+            var v = SIMD8<Float>()
+            for lane in 0..<8 { v[lane] = g[((n * s.outChannels + o) * outH + r) * outW + column + lane] }
+            if overlap > 0 && column == outW - 8 {
+                var fresh = SIMD8<Float>(repeating: 1)
+                for lane in 0..<overlap { fresh[lane] = 0 }
+                v *= fresh
+            }
+            return v
+        }
+        var expectedWeight: [Float] = [], expectedBias: [Float] = []
+        for o in 0..<s.outChannels {
+            for c in 0..<s.inChannels {
+                for kh in 0..<kH {
+                    for kw in 0..<kW {
+                        var sum = SIMD8<Float>()
+                        for n in 0..<s.batch {
+                            for r in 0..<outH {
+                                for column in columns {
+                                    var v = SIMD8<Float>()
+                                    for lane in 0..<8 { v[lane] = x[((n * s.inChannels + c) * s.height + r + kh) * s.width + column + kw + lane] }
+                                    sum.addProduct(gradient(n, o, r, column), v)
+                                }
+                            }
+                        }
+                        expectedWeight.append(sum.sum())
+                    }
+                }
+            }
+            var sum = SIMD8<Float>()
+            for n in 0..<s.batch { for r in 0..<outH { for column in columns { sum += gradient(n, o, r, column) } } }
+            expectedBias.append(sum.sum())
+        }
+        let computed = Parallelism.withThreadCount(1) { convBackwardWeight(s, x, g) }
+        #expect(computed.weight == expectedWeight)
+        #expect(computed.bias == expectedBias)
+    }
+
     @Test func paddedStridedOrNarrowConvolutionsUseIm2col() throws {
         #expect(Conv2dPlan.choose(try Conv2dShape(input: [1, 1, 28, 28], weight: [6, 1, 5, 5], padding: (2, 2))) == .im2colGEMM)
         // conv2 runs forward directly; its dense input gradient (2.25× the multiply-adds
