@@ -110,6 +110,55 @@ func planeSum(_ values: UnsafePointer<Float>, count: Int) -> Float {
     return sum
 }
 
+/// Floats of workspace `conv2dMaxPool2dForward` needs: the convolution's, then one sample's
+/// convolution output per thread.
+public func conv2dMaxPool2dWorkspaceCount(_ shape: Conv2dShape) -> Int {
+    conv2dWorkspaceCount(shape) + Conv2dPlan.chunkCount(shape.batch, threadCount: Parallelism.threadCount)
+        * shape.outChannels * shape.outPlane
+}
+
+/// `max_pool2d(conv2d(input))`, with `relu` also ReLU, for a convolution computed directly
+/// (`Conv2dPlan.choose(shape) == .direct`; false, and nothing done, otherwise): each thread
+/// convolves one sample into its own buffer and pools it while it is in cache, in one
+/// parallel region. The convolution output of the batch never exists. The values and the
+/// argmax are those of `conv2dForward` followed by `maxPool2dForward`, bit for bit.
+///
+/// - Parameters:
+///   - shape: the convolution; `pool`: the pool on its output (the same batch).
+///   - output, argmax: `pool`'s output shape; `argmax` nil without a backward pass.
+///   - workspace: at least `conv2dMaxPool2dWorkspaceCount(shape)` floats.
+public func conv2dMaxPool2dForward(
+    _ shape: Conv2dShape, pool: Pool2dShape,
+    input: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+    output: UnsafeMutablePointer<Float>, argmax: UnsafeMutablePointer<Int32>?, relu: Bool,
+    workspace: UnsafeMutableBufferPointer<Float>
+) -> Bool {
+    let s = shape
+    guard Conv2dPlan.choose(s) == .direct else { return false }
+    precondition(pool.batch == s.batch && pool.channels == s.outChannels && pool.height == s.outHeight
+                 && pool.width == s.outWidth, "conv2dMaxPool2dForward: the pool's input is not the convolution's output")
+    let convolution = conv2dWorkspaceCount(s)
+    let plan = Conv2dPlan(s, workspace: UnsafeMutableBufferPointer(rebasing: workspace[..<convolution]))
+    let sampleCount = s.outChannels * s.outPlane
+    precondition(workspace.count >= convolution + plan.chunks * sampleCount,
+                 "conv2dMaxPool2dForward: workspace holds \(workspace.count) floats; \(convolution + plan.chunks * sampleCount) needed")
+    let samples = workspace.baseAddress! + convolution
+    let patch = s.groupPatchSize
+    let packedWeight = plan.packedWeight
+    packBlockedWeight(outChannels: s.outChannels, taps: patch, into: packedWeight) { o, t in weight[o * patch + t] }
+    let pooledSample = pool.channels * pool.outHeight * pool.outWidth
+    plan.forEachChunk { chunk, range in
+        let convolved = samples + chunk * sampleCount
+        conv2dForwardDirect(s, samples: range, input: input, packedWeight: packedWeight, bias: bias,
+                            scratch: plan.forwardScratch(chunk), outputOf: { _ in convolved }) { n in
+            maxPool2dPlanes(pool, planes: 0..<pool.channels, input: convolved, output: output + n * pooledSample,
+                            argmax: argmax.map { $0 + n * pooledSample }, relu: relu)
+        }
+    }
+    return true
+}
+
+
 /// `gradInput = conv_transpose(gradOutput, weight)`: the gradient with respect to the input.
 /// From the nonzero gradients only when `Conv2dPlan.choose(shape, pass: .backwardInput, ...)`
 /// says so (`conv2dBackwardInputSparse`); else per sample one sgemm per group into columns,

@@ -235,9 +235,22 @@ func conv2dForwardDirect(
     _ s: Conv2dShape, samples: Range<Int>, input: UnsafePointer<Float>, packedWeight: UnsafePointer<Float>,
     bias: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>
 ) {
+    let outputSample = s.outChannels * s.outPlane
+    conv2dForwardDirect(s, samples: samples, input: input, packedWeight: packedWeight, bias: bias,
+                        scratch: scratch, outputOf: { output + $0 * outputSample }, then: { _ in })
+}
+
+/// `conv2dForwardDirect` writing sample `n`'s output at `outputOf(n)` and calling `then(n)`
+/// once it is there (`conv2dMaxPool2dForward` pools it while it is in cache).
+@inlinable
+func conv2dForwardDirect(
+    _ s: Conv2dShape, samples: Range<Int>, input: UnsafePointer<Float>, packedWeight: UnsafePointer<Float>,
+    bias: UnsafePointer<Float>?, scratch: UnsafeMutablePointer<Float>,
+    outputOf: (Int) -> UnsafeMutablePointer<Float>, then: (Int) -> Void
+) {
     let layout = forwardLayout(s)
     let offsets = tapOffsets(s, multiple: 1)
-    let inputSample = s.inChannels * s.height * s.width, outputSample = s.outChannels * s.outPlane
+    let inputSample = s.inChannels * s.height * s.width
     let planes = scratch, lastInput = scratch + s.outChannels * layout.plane
     offsets.withUnsafeBufferPointer { offsets in
         layout.chunks.withUnsafeBufferPointer { chunks in
@@ -250,7 +263,8 @@ func conv2dForwardDirect(
                 }
                 directConvolve(layout, offsets: offsets, chunks: chunks, outChannels: s.outChannels,
                                packedWeight: packedWeight, bias: bias, input: x, planes: planes,
-                               output: output + n * outputSample, outHeight: s.outHeight, outWidth: s.outWidth)
+                               output: outputOf(n), outHeight: s.outHeight, outWidth: s.outWidth)
+                then(n)
             }
         }
     }

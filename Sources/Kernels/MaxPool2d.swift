@@ -18,60 +18,70 @@ public func maxPool2dForward(
     input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
     argmax: UnsafeMutablePointer<Int32>?, relu: Bool = false
 ) {
-    let s = shape
+    Parallelism.forEachChunk(shape.batch * shape.channels, minimumPerChunk: 16) { _, planes in
+        maxPool2dPlanes(shape, planes: planes, input: input, output: output, argmax: argmax, relu: relu)
+    }
+}
+
+/// `maxPool2dForward` of the planes `planes` (plane `i` of all `batch · channels`), on the
+/// calling thread: for the callers that split the work themselves (`conv2dMaxPool2dForward`).
+@inlinable
+func maxPool2dPlanes(
+    _ s: Pool2dShape, planes: Range<Int>,
+    input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
+    argmax: UnsafeMutablePointer<Int32>?, relu: Bool
+) {
     let inPlane = s.height * s.width
     let outH = s.outHeight, outW = s.outWidth, outPlane = outH * outW
     let simple2x2 = s.kernelH == 2 && s.kernelW == 2 && s.strideH == 2 && s.strideW == 2
         && s.padH == 0 && s.padW == 0 && s.dilationH == 1 && s.dilationW == 1
         && outH == s.height / 2 && outW == s.width / 2  // no partial last window (ceil mode)
-    Parallelism.forEachChunk(s.batch * s.channels, minimumPerChunk: 16) { _, planes in
-        for plane in planes {
-            let source = input + plane * inPlane
-            let destination = output + plane * outPlane
-            let indices = argmax.map { $0 + plane * outPlane }
-            defer {
-                if relu {
-                    for i in 0..<outPlane {
-                        let value = destination[i]
-                        destination[i] = value < 0 ? 0 : value  // keeps NaN
-                    }
+    for plane in planes {
+        let source = input + plane * inPlane
+        let destination = output + plane * outPlane
+        let indices = argmax.map { $0 + plane * outPlane }
+        defer {
+            if relu {
+                for i in 0..<outPlane {
+                    let value = destination[i]
+                    destination[i] = value < 0 ? 0 : value  // keeps NaN
                 }
             }
-            if simple2x2 {
-                if let indices {
-                    pool2x2Plane(s, source: source, output: destination, argmax: indices)
-                } else {
-                    pool2x2PlaneValues(s, source: source, output: destination)
-                }
-                continue
+        }
+        if simple2x2 {
+            if let indices {
+                pool2x2Plane(s, source: source, output: destination, argmax: indices)
+            } else {
+                pool2x2PlaneValues(s, source: source, output: destination)
             }
-            for oh in 0..<outH {
-                var h0 = oh * s.strideH - s.padH
-                let h1 = min(h0 + (s.kernelH - 1) * s.dilationH + 1, s.height)
-                while h0 < 0 { h0 += s.dilationH }
-                for ow in 0..<outW {
-                    var w0 = ow * s.strideW - s.padW
-                    let w1 = min(w0 + (s.kernelW - 1) * s.dilationW + 1, s.width)
-                    while w0 < 0 { w0 += s.dilationW }
-                    var best = -Float.infinity
-                    var bestIndex = h0 * s.width + w0
-                    var ih = h0
-                    while ih < h1 {
-                        var iw = w0
-                        while iw < w1 {
-                            let index = ih * s.width + iw
-                            let value = source[index]
-                            if value > best || value.isNaN {
-                                best = value
-                                bestIndex = index
-                            }
-                            iw += s.dilationW
+            continue
+        }
+        for oh in 0..<outH {
+            var h0 = oh * s.strideH - s.padH
+            let h1 = min(h0 + (s.kernelH - 1) * s.dilationH + 1, s.height)
+            while h0 < 0 { h0 += s.dilationH }
+            for ow in 0..<outW {
+                var w0 = ow * s.strideW - s.padW
+                let w1 = min(w0 + (s.kernelW - 1) * s.dilationW + 1, s.width)
+                while w0 < 0 { w0 += s.dilationW }
+                var best = -Float.infinity
+                var bestIndex = h0 * s.width + w0
+                var ih = h0
+                while ih < h1 {
+                    var iw = w0
+                    while iw < w1 {
+                        let index = ih * s.width + iw
+                        let value = source[index]
+                        if value > best || value.isNaN {
+                            best = value
+                            bestIndex = index
                         }
-                        ih += s.dilationH
+                        iw += s.dilationW
                     }
-                    destination[oh * outW + ow] = best
-                    indices?[oh * outW + ow] = Int32(truncatingIfNeeded: bestIndex)
+                    ih += s.dilationH
                 }
+                destination[oh * outW + ow] = best
+                indices?[oh * outW + ow] = Int32(truncatingIfNeeded: bestIndex)
             }
         }
     }

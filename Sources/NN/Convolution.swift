@@ -128,16 +128,29 @@ extension Functional {
         }
     }
 
-    /// `conv2dMaxPool2d`'s forward pass, a few samples at a time, so that the convolution's
-    /// output for a slice (about 2 MB) is pooled while it is still in cache, and a whole
-    /// batch's (28 MB for the speedrun net at batch 500) never exists. Each sample's values
-    /// are those of the whole batch at once; `argmax` (nil without a graph) gets each
-    /// slice's indices, which are within a plane.
+    /// `conv2dMaxPool2d`'s forward pass, so that a whole batch's convolution output (28 MB
+    /// for the published speedrun net at batch 500) never exists: a direct convolution
+    /// pools each sample as soon as it is convolved, on the thread that convolved it
+    /// (`conv2dMaxPool2dForward`); any other convolves a few samples at a time (about 2 MB
+    /// of output) and pools that slice while it is still in cache. Each sample's values
+    /// are those of the whole batch at once; `argmax` (nil without a graph) gets indices
+    /// within a plane.
     private static func convolvePoolInSlices(
         _ s: Conv2dShape, _ p: Pool2dShape, input: Tensor, weight: Tensor, bias: Tensor?, output: Tensor,
         argmax: IndexBuffer?, relu: Bool
     ) {
         guard s.batch > 0 else { return }
+        if Conv2dPlan.choose(s) == .direct {
+            // Each sample pooled as soon as it is convolved, in one parallel region.
+            let workspace = Storage(uninitializedCount: conv2dMaxPool2dWorkspaceCount(s))
+            withExtendedLifetime(workspace) {
+                _ = conv2dMaxPool2dForward(
+                    s, pool: p, input: input.storage.pointer, weight: weight.storage.pointer, bias: bias?.storage.pointer,
+                    output: output.storage.pointer, argmax: argmax?.pointer, relu: relu,
+                    workspace: UnsafeMutableBufferPointer(start: workspace.pointer, count: workspace.count))
+            }
+            return
+        }
         let convolvedPerSample = s.outputShape.dropFirst().reduce(1, *)
         let inputPerSample = input.shape.dropFirst().reduce(1, *)
         let pooledPerSample = p.outputShape.dropFirst().reduce(1, *)

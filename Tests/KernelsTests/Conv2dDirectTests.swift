@@ -125,6 +125,66 @@ import Testing
         #expect(computed.bias == expectedBias)
     }
 
+    /// The fused convolution → max-pool of a direct convolution (each sample pooled as soon
+    /// as it is convolved) gives `conv2dForward` then `maxPool2dForward` bit for bit, values
+    /// and argmax, with and without ReLU, at 1–3 threads: LeNet's conv1 (rows), a wide cut
+    /// (36 taps, 11×13 output) under a 3×3 stride-2 ceil-mode pool, and an odd batch. A
+    /// padded convolution is not direct, and the kernel says so.
+    @Test(arguments: [([3, 1, 28, 28], [20, 1, 5, 5], 2, 2, false), ([3, 4, 11, 13], [6, 4, 3, 3], 3, 2, true),
+                      ([5, 2, 12, 13], [3, 2, 3, 3], 2, 2, false)])
+    func fusedConvolutionPoolEqualsTheTwoKernels(_ c: ([Int], [Int], Int, Int, Bool)) throws {
+        let (input, weight, kernel, stride, ceil) = c
+        let s = try Conv2dShape(input: input, weight: weight)
+        #expect(Conv2dPlan.choose(s) == .direct)
+        let p = Pool2dShape(batch: s.batch, channels: s.outChannels, height: s.outHeight, width: s.outWidth,
+                            kernelH: kernel, kernelW: kernel, strideH: stride, strideW: stride, ceilMode: ceil)
+        var random = TestRandom(seed: 5)
+        // Rounded values make ties, which the first maximum must win in both.
+        let x = random.floats(input.reduce(1, *)).map { ($0 * 4).rounded() / 4 }
+        let w = random.floats(weight.reduce(1, *)).map { ($0 * 4).rounded() / 4 }, b = random.floats(s.outChannels)
+        let pooledCount = p.outputShape.reduce(1, *)
+        for threads in 1...3 {
+            for relu in [false, true] {
+                for withArgmax in [true, false] {
+                    Parallelism.withThreadCount(threads) {
+                        let convolved = convForward(s, x, w, b)
+                        var expected = [Float](repeating: .nan, count: pooledCount)
+                        var expectedIndices = [Int32](repeating: -1, count: pooledCount)
+                        expected.withUnsafeMutableBufferPointer { out in
+                            expectedIndices.withUnsafeMutableBufferPointer { ix in
+                                maxPool2dForward(p, input: convolved, output: out.baseAddress!,
+                                                 argmax: withArgmax ? ix.baseAddress! : nil, relu: relu)
+                            }
+                        }
+                        var output = [Float](repeating: .nan, count: pooledCount)
+                        var indices = [Int32](repeating: -1, count: pooledCount)
+                        var scratch = [Float](repeating: .nan, count: conv2dMaxPool2dWorkspaceCount(s))
+                        let done = scratch.withUnsafeMutableBufferPointer { ws in
+                            output.withUnsafeMutableBufferPointer { out in
+                                indices.withUnsafeMutableBufferPointer { ix in
+                                    conv2dMaxPool2dForward(s, pool: p, input: x, weight: w, bias: b, output: out.baseAddress!,
+                                                           argmax: withArgmax ? ix.baseAddress! : nil, relu: relu, workspace: ws)
+                                }
+                            }
+                        }
+                        let label = "\(input) \(weight) pool \(kernel)/\(stride) relu \(relu) argmax \(withArgmax) at \(threads) threads"
+                        #expect(done, "\(label)")
+                        #expect(output.elementsEqual(expected) { $0.bitPattern == $1.bitPattern }, "\(label): values")
+                        #expect(indices == expectedIndices, "\(label): argmax")
+                    }
+                }
+            }
+        }
+        let padded = try Conv2dShape(input: input, weight: weight, padding: (1, 1))
+        var scratch = [Float](repeating: 0, count: conv2dMaxPool2dWorkspaceCount(padded))
+        var output = [Float](repeating: .nan, count: 1)
+        let done = scratch.withUnsafeMutableBufferPointer { ws in
+            conv2dMaxPool2dForward(padded, pool: p, input: x, weight: w, bias: b, output: &output, argmax: nil, relu: false,
+                                   workspace: ws)
+        }
+        #expect(!done && output[0].isNaN)
+    }
+
     @Test func paddedStridedOrNarrowConvolutionsUseIm2col() throws {
         #expect(Conv2dPlan.choose(try Conv2dShape(input: [1, 1, 28, 28], weight: [6, 1, 5, 5], padding: (2, 2))) == .im2colGEMM)
         // conv2 runs forward directly; its dense input gradient (2.25× the multiply-adds

@@ -103,12 +103,13 @@ struct LayerTests {
 
     /// Conv2d then MaxPool2d, with a ReLU before, after or nowhere, fused by `Sequential`:
     /// the same output, input gradient and parameter gradients, bit for bit, as the layers
-    /// one at a time (`forward(observe:)` runs them unfused), with padding, stride, ceil mode
-    /// and ties from rounded inputs.
-    @Test(arguments: ["conv-pool", "conv-relu-pool", "conv-pool-relu"])
-    func fusedConvolutionPoolEqualsTheLayers(pattern: String) throws {
+    /// one at a time (`forward(observe:)` runs them unfused), with stride, ceil mode and ties
+    /// from rounded inputs; padded (the convolution through im2col, in slices) and not (the
+    /// direct convolution, each sample pooled as it is convolved).
+    @Test(arguments: ["conv-pool", "conv-relu-pool", "conv-pool-relu"], [1, 0])
+    func fusedConvolutionPoolEqualsTheLayers(pattern: String, padding: Int) throws {
         var g = SeededGenerator(seed: 12)
-        let conv = Conv2d(inChannels: 3, outChannels: 5, kernelSize: 3, padding: 1, generator: &g)
+        let conv = Conv2d(inChannels: 3, outChannels: 5, kernelSize: 3, padding: Pair(padding), generator: &g)
         let pool = MaxPool2d(kernelSize: 3, stride: 2, ceilMode: true)
         let layers: [Module] = switch pattern {
         case "conv-pool": [conv, pool]
@@ -117,14 +118,15 @@ struct LayerTests {
         }
         let net = Sequential(layers)
         let data = Tensor.randn([4, 3, 12, 12], using: &g).scalars.map { ($0 * 2).rounded() / 2 }
-        let upstreamValues = Tensor.randn([4, 5, 6, 6], using: &g).scalars
+        let side = padding == 1 ? 6 : 5  // 12 → 12 or 10, then ceil((n - 3) / 2) + 1
+        let upstreamValues = Tensor.randn([4, 5, side, side], using: &g).scalars
         var results: [(output: [Float], input: [Float], weight: [Float], bias: [Float])] = []
         for fused in [true, false] {
             conv.weight.grad = nil
             conv.bias?.grad = nil
             let x = try Tensor(shape: [4, 3, 12, 12], data: data, requiresGrad: true)
             let y = fused ? try net(x) : try net.forward(x) { _, _, _ in }
-            #expect(y.shape == [4, 5, 6, 6])
+            #expect(y.shape == [4, 5, side, side])
             try y.backward(gradient: try Tensor(shape: y.shape, data: upstreamValues))
             results.append((y.scalars, x.grad?.scalars ?? [], conv.weight.grad?.scalars ?? [], conv.bias?.grad?.scalars ?? []))
             if fused {
