@@ -46,6 +46,8 @@ class CenterCrop(nn.Module):
         self.size = size
 
     def forward(self, x):
+        if self.size[0] > x.shape[-2] or self.size[1] > x.shape[-1]:
+            raise ValueError(f"center_crop: size {self.size} is larger than the {tuple(x.shape[-2:])} input")
         top, left = round((x.shape[-2] - self.size[0]) / 2), round((x.shape[-1] - self.size[1]) / 2)
         return x[..., top:top + self.size[0], left:left + self.size[1]]
 

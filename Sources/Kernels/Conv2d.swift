@@ -112,9 +112,9 @@ func planeSum(_ values: UnsafePointer<Float>, count: Int) -> Float {
 
 /// Floats of workspace `conv2dMaxPool2dForward` needs: the convolution's, then one sample's
 /// convolution output per thread.
-public func conv2dMaxPool2dWorkspaceCount(_ shape: Conv2dShape) -> Int {
-    conv2dWorkspaceCount(shape) + Conv2dPlan.chunkCount(shape.batch, threadCount: Parallelism.threadCount)
-        * shape.outChannels * shape.outPlane
+public func conv2dMaxPool2dWorkspaceCount(_ shape: Conv2dShape, threadCount: Int = Parallelism.threadCount) -> Int {
+    let chunks = Conv2dPlan.chunkCount(shape.batch, threadCount: threadCount)
+    return Conv2dPlan.workspaceCount(shape, chunks: chunks) + chunks * shape.outChannels * shape.outPlane
 }
 
 /// `max_pool2d(conv2d(input))`, with `relu` also ReLU, for a convolution computed directly
@@ -135,13 +135,18 @@ public func conv2dMaxPool2dForward(
 ) -> Bool {
     let s = shape
     guard Conv2dPlan.choose(s) == .direct else { return false }
-    precondition(pool.batch == s.batch && pool.channels == s.outChannels && pool.height == s.outHeight
-                 && pool.width == s.outWidth, "conv2dMaxPool2dForward: the pool's input is not the convolution's output")
-    let convolution = conv2dWorkspaceCount(s)
-    let plan = Conv2dPlan(s, workspace: UnsafeMutableBufferPointer(rebasing: workspace[..<convolution]))
+    precondition(
+        [pool.batch, pool.channels, pool.height, pool.width] == s.outputShape,
+        "conv2dMaxPool2dForward: the pool takes \([pool.batch, pool.channels, pool.height, pool.width]), the convolution gives \(s.outputShape)")
+    // As `Conv2dPlan` does: a workspace sized for fewer threads runs with as many chunks as it holds.
     let sampleCount = s.outChannels * s.outPlane
-    precondition(workspace.count >= convolution + plan.chunks * sampleCount,
-                 "conv2dMaxPool2dForward: workspace holds \(workspace.count) floats; \(convolution + plan.chunks * sampleCount) needed")
+    func needed(_ chunks: Int) -> Int { Conv2dPlan.workspaceCount(s, chunks: chunks) + chunks * sampleCount }
+    var chunks = Conv2dPlan.chunkCount(s.batch, threadCount: Parallelism.threadCount)
+    while chunks > 1 && workspace.count < needed(chunks) { chunks -= 1 }
+    precondition(workspace.count >= needed(chunks),
+                 "conv2dMaxPool2dForward: workspace holds \(workspace.count) floats; \(needed(chunks)) needed for \(s) at \(chunks) chunks")
+    let convolution = Conv2dPlan.workspaceCount(s, chunks: chunks)
+    let plan = Conv2dPlan(s, workspace: UnsafeMutableBufferPointer(rebasing: workspace[..<convolution]))
     let samples = workspace.baseAddress! + convolution
     let patch = s.groupPatchSize
     let packedWeight = plan.packedWeight
@@ -157,7 +162,6 @@ public func conv2dMaxPool2dForward(
     }
     return true
 }
-
 
 /// `gradInput = conv_transpose(gradOutput, weight)`: the gradient with respect to the input.
 /// From the nonzero gradients only when `Conv2dPlan.choose(shape, pass: .backwardInput, ...)`

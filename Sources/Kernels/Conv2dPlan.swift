@@ -86,11 +86,12 @@ public struct Conv2dPlan {
             && s.dilationH == 1 && s.dilationW == 1
     }
 
-    /// The dense weight gradient of a direct shape with at most 32 taps per output is
-    /// `conv2dBackwardWeightDirect`'s (which beats the sparse path); more taps go through
-    /// `conv2dBackwardWeightBlocked`.
+    /// The dense weight gradient of a direct shape with at most 32 taps per output and
+    /// output rows at least 8 wide (its 8-wide chunks stay within a row) is
+    /// `conv2dBackwardWeightDirect`'s (which beats the sparse path); more taps, or a
+    /// narrower output cut wide, go through `conv2dBackwardWeightBlocked`.
     static func usesDirectBackwardWeight(_ s: Conv2dShape) -> Bool {
-        choose(s) == .direct && s.groupPatchSize <= 32
+        choose(s) == .direct && s.groupPatchSize <= 32 && s.outWidth >= 8
     }
 
     // MARK: - Chunks and workspace

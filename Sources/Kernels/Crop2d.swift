@@ -8,7 +8,8 @@ public func crop2dForward(
     planes: Int, height: Int, width: Int, top: Int, left: Int, outHeight: Int, outWidth: Int,
     input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>
 ) {
-    precondition(top >= 0 && left >= 0 && top + outHeight <= height && left + outWidth <= width, "crop2d: window outside the plane")
+    precondition(top >= 0 && left >= 0 && top + outHeight <= height && left + outWidth <= width,
+                 "crop2d: the \(outHeight)x\(outWidth) window at (\(top), \(left)) is not inside the \(height)x\(width) plane")
     for plane in 0..<planes {
         let source = input + plane * height * width + top * width + left
         let target = output + plane * outHeight * outWidth
@@ -25,7 +26,8 @@ public func crop2dBackward(
     planes: Int, height: Int, width: Int, top: Int, left: Int, outHeight: Int, outWidth: Int,
     gradOutput: UnsafePointer<Float>, gradInput: UnsafeMutablePointer<Float>
 ) {
-    precondition(top >= 0 && left >= 0 && top + outHeight <= height && left + outWidth <= width, "crop2d: window outside the plane")
+    precondition(top >= 0 && left >= 0 && top + outHeight <= height && left + outWidth <= width,
+                 "crop2d: the \(outHeight)x\(outWidth) window at (\(top), \(left)) is not inside the \(height)x\(width) plane")
     gradInput.update(repeating: 0, count: planes * height * width)
     for plane in 0..<planes {
         let source = gradOutput + plane * outHeight * outWidth

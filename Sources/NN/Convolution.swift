@@ -88,8 +88,8 @@ extension Functional {
 
     /// `max_pool2d(conv2d(input))`, with `relu` also ReLU (before or after the pool: the same
     /// values and gradients, as in `reluMaxPool2d`), as one op: the same values and gradients
-    /// as the ops in sequence, but the convolution's output is a temporary, computed a few
-    /// samples at a time, not a tensor the graph keeps until backward (the graph saves the pool's argmax; backward scatters the
+    /// as the ops in sequence, but the convolution's output is a temporary, computed one
+    /// sample (a direct convolution) or a few samples at a time (`convolvePool`), not a tensor the graph keeps until backward (the graph saves the pool's argmax; backward scatters the
     /// gradient through it into a block of the same size, then runs the convolution's
     /// backward). For the speedrun net at batch 256 that is 14 MB less held per step.
     /// `Sequential` uses it for a Conv2d followed by a MaxPool2d, with or without a ReLU
@@ -115,7 +115,7 @@ extension Functional {
         let inputs = bias.map { [input, weight, $0] } ?? [input, weight]
         let recording = GradMode.isEnabled && inputs.contains(where: \.requiresGrad)
         let indices = recording ? IndexBuffer(count: out.count) : nil
-        convolvePoolInSlices(s, p, input: input, weight: weight, bias: bias, output: out, argmax: indices, relu: relu)
+        convolvePool(s, p, input: input, weight: weight, bias: bias, output: out, argmax: indices, relu: relu)
         guard let indices else { return out }
         let name = relu && reluLast ? "ReluBackward0" : "MaxPool2DWithIndicesBackward0"
         return out.recording(name, inputs: inputs) { [unowned out] g in
@@ -135,7 +135,7 @@ extension Functional {
     /// of output) and pools that slice while it is still in cache. Each sample's values
     /// are those of the whole batch at once; `argmax` (nil without a graph) gets indices
     /// within a plane.
-    private static func convolvePoolInSlices(
+    private static func convolvePool(
         _ s: Conv2dShape, _ p: Pool2dShape, input: Tensor, weight: Tensor, bias: Tensor?, output: Tensor,
         argmax: IndexBuffer?, relu: Bool
     ) {
@@ -143,13 +143,13 @@ extension Functional {
         if Conv2dPlan.choose(s) == .direct {
             // Each sample pooled as soon as it is convolved, in one parallel region.
             let workspace = Storage(uninitializedCount: conv2dMaxPool2dWorkspaceCount(s))
-            withExtendedLifetime(workspace) {
-                _ = conv2dMaxPool2dForward(
+            let done = withExtendedLifetime(workspace) {
+                conv2dMaxPool2dForward(
                     s, pool: p, input: input.storage.pointer, weight: weight.storage.pointer, bias: bias?.storage.pointer,
                     output: output.storage.pointer, argmax: argmax?.pointer, relu: relu,
                     workspace: UnsafeMutableBufferPointer(start: workspace.pointer, count: workspace.count))
             }
-            return
+            if done { return }
         }
         let convolvedPerSample = s.outputShape.dropFirst().reduce(1, *)
         let inputPerSample = input.shape.dropFirst().reduce(1, *)

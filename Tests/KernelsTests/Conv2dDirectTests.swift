@@ -22,6 +22,7 @@ import Testing
         ([3, 4, 11, 13], [6, 4, 3, 3]),  // 36 taps: wide forward, wide weight gradient (plane 117 → 120)
         ([2, 6, 26, 26], [5, 6, 3, 3]),  // mnist-best's conv2 in small: input gradient direct and wide
         ([2, 3, 18, 16], [4, 3, 2, 1]),  // input gradient direct by rows (16 wide)
+        ([2, 8, 7, 7], [3, 8, 2, 2]),  // 32 taps on a 6-wide output: forward cut wide, weight gradient blocked
     ]
 
     @Test func theDirectPassesAreChosenWhereTheyWin() throws {
@@ -36,6 +37,10 @@ import Testing
         #expect(forwardLayout(try shape([3, 32, 12, 12], [7, 32, 3, 3])).wide)
         #expect(!forwardLayout(try shape([3, 1, 28, 28], [32, 1, 3, 3])).wide)  // 9 taps: rows
         #expect(!forwardLayout(try shape([3, 20, 12, 12], [50, 20, 5, 5])).wide)  // 8 wide: rows
+        // Few taps but a 6-wide output: the direct weight gradient's 8-wide chunks would reach
+        // before its rows, so the blocked kernel takes it.
+        #expect(Conv2dPlan.usesDirectBackwardWeight(try shape([3, 1, 28, 28], [20, 1, 5, 5])))
+        #expect(!Conv2dPlan.usesDirectBackwardWeight(try shape([2, 8, 7, 7], [3, 8, 2, 2])))
     }
 
     @Test(arguments: cases)
