@@ -110,57 +110,81 @@ func planeSum(_ values: UnsafePointer<Float>, count: Int) -> Float {
     return sum
 }
 
-/// Floats of workspace `conv2dMaxPool2dForward` needs: the convolution's, then one sample's
-/// convolution output per thread.
+/// Floats of workspace `conv2dMaxPool2dForward` needs: for a direct convolution, the
+/// convolution's and one sample's output per thread; else a slice's output
+/// (`maxPoolSlice`) and the slice's convolution workspace.
 public func conv2dMaxPool2dWorkspaceCount(_ shape: Conv2dShape, threadCount: Int = Parallelism.threadCount) -> Int {
-    let chunks = Conv2dPlan.chunkCount(shape.batch, threadCount: threadCount)
-    return Conv2dPlan.workspaceCount(shape, chunks: chunks) + chunks * shape.outChannels * shape.outPlane
+    if Conv2dPlan.choose(shape) == .direct {
+        let chunks = Conv2dPlan.chunkCount(shape.batch, threadCount: threadCount)
+        return Conv2dPlan.workspaceCount(shape, chunks: chunks) + chunks * shape.outChannels * shape.outPlane
+    }
+    let slice = maxPoolSlice(shape)
+    return slice.batch * slice.outChannels * slice.outPlane + conv2dWorkspaceCount(slice, threadCount: threadCount)
 }
 
-/// `max_pool2d(conv2d(input))`, with `relu` also ReLU, for a convolution computed directly
-/// (`Conv2dPlan.choose(shape) == .direct`; false, and nothing done, otherwise): each thread
-/// convolves one sample into its own buffer and pools it while it is in cache, in one
-/// parallel region. The convolution output of the batch never exists. The values and the
-/// argmax are those of `conv2dForward` followed by `maxPool2dForward`, bit for bit.
+/// The slice of samples a convolution that is not direct is computed in before its pool:
+/// at most about 2 MB of convolution output, the batch cut into equal slices.
+func maxPoolSlice(_ s: Conv2dShape) -> Conv2dShape {
+    let largest = max(1, (2 << 20) / MemoryLayout<Float>.size / max(1, s.outChannels * s.outPlane))
+    let sliceCount = (s.batch + largest - 1) / largest
+    var slice = s
+    slice.batch = max(1, (s.batch + sliceCount - 1) / max(1, sliceCount))
+    return slice
+}
+
+/// `max_pool2d(conv2d(input))`, with `relu` also ReLU, so that the batch's convolution
+/// output never exists (28 MB for the published speedrun net at batch 500). A direct
+/// convolution (`Conv2dPlan.choose(shape) == .direct`) has each thread convolve one sample
+/// into its own buffer and pool it while it is in cache, in one parallel region; any other
+/// is convolved a slice of samples at a time (`maxPoolSlice`, about 2 MB of output) and the
+/// slice pooled while it is still in cache. The values and the argmax are those of
+/// `conv2dForward` followed by `maxPool2dForward`, bit for bit.
 ///
 /// - Parameters:
 ///   - shape: the convolution; `pool`: the pool on its output (the same batch).
-///   - output, argmax: `pool`'s output shape; `argmax` nil without a backward pass.
+///   - output, argmax: `pool`'s output shape; `argmax` (indices within a plane) nil
+///     without a backward pass.
 ///   - workspace: at least `conv2dMaxPool2dWorkspaceCount(shape)` floats.
 public func conv2dMaxPool2dForward(
     _ shape: Conv2dShape, pool: Pool2dShape,
     input: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
     output: UnsafeMutablePointer<Float>, argmax: UnsafeMutablePointer<Int32>?, relu: Bool,
     workspace: UnsafeMutableBufferPointer<Float>
-) -> Bool {
+) {
     let s = shape
-    guard Conv2dPlan.choose(s) == .direct else { return false }
     precondition(
         [pool.batch, pool.channels, pool.height, pool.width] == s.outputShape,
         "conv2dMaxPool2dForward: the pool takes \([pool.batch, pool.channels, pool.height, pool.width]), the convolution gives \(s.outputShape)")
-    // As `Conv2dPlan` does: a workspace sized for fewer threads runs with as many chunks as it holds.
+    guard s.batch > 0 else { return }
     let sampleCount = s.outChannels * s.outPlane
-    func needed(_ chunks: Int) -> Int { Conv2dPlan.workspaceCount(s, chunks: chunks) + chunks * sampleCount }
-    var chunks = Conv2dPlan.chunkCount(s.batch, threadCount: Parallelism.threadCount)
-    while chunks > 1 && workspace.count < needed(chunks) { chunks -= 1 }
-    precondition(workspace.count >= needed(chunks),
-                 "conv2dMaxPool2dForward: workspace holds \(workspace.count) floats; \(needed(chunks)) needed for \(s) at \(chunks) chunks")
-    let convolution = Conv2dPlan.workspaceCount(s, chunks: chunks)
-    let plan = Conv2dPlan(s, workspace: UnsafeMutableBufferPointer(rebasing: workspace[..<convolution]))
-    let samples = workspace.baseAddress! + convolution
+    let pooledSample = pool.channels * pool.outHeight * pool.outWidth
+    guard Conv2dPlan.choose(s) == .direct else {
+        let inputSample = s.inChannels * s.height * s.width
+        var sliceConv = maxPoolSlice(s), slicePool = pool
+        let convolved = workspace.baseAddress!, sliceSamples = sliceConv.batch
+        let convolution = UnsafeMutableBufferPointer(rebasing: workspace[(sliceSamples * sampleCount)...])
+        for start in stride(from: 0, to: s.batch, by: sliceSamples) {
+            sliceConv.batch = min(sliceSamples, s.batch - start)
+            slicePool.batch = sliceConv.batch
+            conv2dForward(sliceConv, input: input + start * inputSample, weight: weight, bias: bias, output: convolved,
+                          workspace: convolution)
+            maxPool2dForward(slicePool, input: convolved, output: output + start * pooledSample,
+                             argmax: argmax.map { $0 + start * pooledSample }, relu: relu)
+        }
+        return
+    }
+    let plan = Conv2dPlan(s, workspace: workspace, extraPerChunk: sampleCount)
     let patch = s.groupPatchSize
     let packedWeight = plan.packedWeight
     packBlockedWeight(outChannels: s.outChannels, taps: patch, into: packedWeight) { o, t in weight[o * patch + t] }
-    let pooledSample = pool.channels * pool.outHeight * pool.outWidth
     plan.forEachChunk { chunk, range in
-        let convolved = samples + chunk * sampleCount
+        let convolved = plan.extra(chunk)
         conv2dForwardDirect(s, samples: range, input: input, packedWeight: packedWeight, bias: bias,
                             scratch: plan.forwardScratch(chunk), outputOf: { _ in convolved }) { n in
             maxPool2dPlanes(pool, planes: 0..<pool.channels, input: convolved, output: output + n * pooledSample,
                             argmax: argmax.map { $0 + n * pooledSample }, relu: relu)
         }
     }
-    return true
 }
 
 /// `gradInput = conv_transpose(gradOutput, weight)`: the gradient with respect to the input.

@@ -102,21 +102,30 @@ public struct Conv2dPlan {
     /// `Parallelism`).
     let chunks: Int
     let workspace: UnsafeMutablePointer<Float>
+    /// Floats each chunk has for its caller after the passes' workspace (`extra(_:)`).
+    let extraPerChunk: Int
 
     /// Reads `Parallelism.threadCount` once and checks `workspace` against it. A workspace
     /// sized for fewer threads (the count changed since it was allocated) runs with as many
     /// chunks as it holds; one too small for a single chunk stops with a precondition
-    /// failure naming both sizes.
-    init(_ shape: Conv2dShape, workspace: UnsafeMutableBufferPointer<Float>) {
+    /// failure naming both sizes. `extraPerChunk` floats per chunk follow the passes'
+    /// workspace, for a caller's own per-thread buffer (`conv2dMaxPool2dForward`'s sample).
+    init(_ shape: Conv2dShape, workspace: UnsafeMutableBufferPointer<Float>, extraPerChunk: Int = 0) {
+        func needed(_ chunks: Int) -> Int { Self.workspaceCount(shape, chunks: chunks) + chunks * extraPerChunk }
         var chunks = Self.chunkCount(shape.batch, threadCount: Parallelism.threadCount)
-        while chunks > 1 && workspace.count < Self.workspaceCount(shape, chunks: chunks) { chunks -= 1 }
-        let needed = Self.workspaceCount(shape, chunks: chunks)
+        while chunks > 1 && workspace.count < needed(chunks) { chunks -= 1 }
         precondition(
-            workspace.count >= needed,
-            "conv2d: workspace holds \(workspace.count) floats; \(needed) needed for \(shape) at \(chunks) chunks")
+            workspace.count >= needed(chunks),
+            "conv2d: workspace holds \(workspace.count) floats; \(needed(chunks)) needed for \(shape) at \(chunks) chunks")
         self.shape = shape
         self.chunks = chunks
         self.workspace = workspace.baseAddress!
+        self.extraPerChunk = extraPerChunk
+    }
+
+    /// Chunk `chunk`'s `extraPerChunk` floats, after every pass's workspace.
+    func extra(_ chunk: Int) -> UnsafeMutablePointer<Float> {
+        workspace + Self.workspaceCount(shape, chunks: chunks) + chunk * extraPerChunk
     }
 
     /// Chunks `Parallelism.forEachChunk` splits `count` items into (minimumPerChunk 1).

@@ -8,8 +8,7 @@ public func crop2dForward(
     planes: Int, height: Int, width: Int, top: Int, left: Int, outHeight: Int, outWidth: Int,
     input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>
 ) {
-    precondition(top >= 0 && left >= 0 && top + outHeight <= height && left + outWidth <= width,
-                 "crop2d: the \(outHeight)x\(outWidth) window at (\(top), \(left)) is not inside the \(height)x\(width) plane")
+    checkWindow(height: height, width: width, top: top, left: left, outHeight: outHeight, outWidth: outWidth)
     for plane in 0..<planes {
         let source = input + plane * height * width + top * width + left
         let target = output + plane * outHeight * outWidth
@@ -26,8 +25,7 @@ public func crop2dBackward(
     planes: Int, height: Int, width: Int, top: Int, left: Int, outHeight: Int, outWidth: Int,
     gradOutput: UnsafePointer<Float>, gradInput: UnsafeMutablePointer<Float>
 ) {
-    precondition(top >= 0 && left >= 0 && top + outHeight <= height && left + outWidth <= width,
-                 "crop2d: the \(outHeight)x\(outWidth) window at (\(top), \(left)) is not inside the \(height)x\(width) plane")
+    checkWindow(height: height, width: width, top: top, left: left, outHeight: outHeight, outWidth: outWidth)
     gradInput.update(repeating: 0, count: planes * height * width)
     for plane in 0..<planes {
         let source = gradOutput + plane * outHeight * outWidth
@@ -36,4 +34,10 @@ public func crop2dBackward(
             (target + row * width).update(from: source + row * outWidth, count: outWidth)
         }
     }
+}
+
+/// Stops with a message naming both sizes when the window is not inside the plane.
+private func checkWindow(height: Int, width: Int, top: Int, left: Int, outHeight: Int, outWidth: Int) {
+    precondition(top >= 0 && left >= 0 && top + outHeight <= height && left + outWidth <= width,
+                 "crop2d: the \(outHeight)x\(outWidth) window at (\(top), \(left)) is not inside the \(height)x\(width) plane")
 }

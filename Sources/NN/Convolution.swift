@@ -89,7 +89,7 @@ extension Functional {
     /// `max_pool2d(conv2d(input))`, with `relu` also ReLU (before or after the pool: the same
     /// values and gradients, as in `reluMaxPool2d`), as one op: the same values and gradients
     /// as the ops in sequence, but the convolution's output is a temporary, computed one
-    /// sample (a direct convolution) or a few samples at a time (`convolvePool`), not a tensor the graph keeps until backward (the graph saves the pool's argmax; backward scatters the
+    /// sample (a direct convolution) or a few samples at a time (`conv2dMaxPool2dForward`), not a tensor the graph keeps until backward (the graph saves the pool's argmax; backward scatters the
     /// gradient through it into a block of the same size, then runs the convolution's
     /// backward). For the speedrun net at batch 256 that is 14 MB less held per step.
     /// `Sequential` uses it for a Conv2d followed by a MaxPool2d, with or without a ReLU
@@ -115,7 +115,12 @@ extension Functional {
         let inputs = bias.map { [input, weight, $0] } ?? [input, weight]
         let recording = GradMode.isEnabled && inputs.contains(where: \.requiresGrad)
         let indices = recording ? IndexBuffer(count: out.count) : nil
-        convolvePool(s, p, input: input, weight: weight, bias: bias, output: out, argmax: indices, relu: relu)
+        let workspace = Storage(uninitializedCount: conv2dMaxPool2dWorkspaceCount(s))
+        withExtendedLifetime(workspace) {
+            conv2dMaxPool2dForward(s, pool: p, input: input.storage.pointer, weight: weight.storage.pointer,
+                                   bias: bias?.storage.pointer, output: out.storage.pointer, argmax: indices?.pointer,
+                                   relu: relu, workspace: UnsafeMutableBufferPointer(start: workspace.pointer, count: workspace.count))
+        }
         guard let indices else { return out }
         let name = relu && reluLast ? "ReluBackward0" : "MaxPool2DWithIndicesBackward0"
         return out.recording(name, inputs: inputs) { [unowned out] g in
@@ -124,55 +129,6 @@ extension Functional {
                 maxPool2dBackward(p, gradOutput: g.storage.pointer, argmax: indices.pointer, gradInput: gradConvolved.pointer,
                                   reluOutput: relu ? UnsafePointer(out.storage.pointer) : nil)
                 return convolutionBackward(s, input: input, weight: weight, bias: bias, gradOutput: gradConvolved.pointer)
-            }
-        }
-    }
-
-    /// `conv2dMaxPool2d`'s forward pass, so that a whole batch's convolution output (28 MB
-    /// for the published speedrun net at batch 500) never exists: a direct convolution
-    /// pools each sample as soon as it is convolved, on the thread that convolved it
-    /// (`conv2dMaxPool2dForward`); any other convolves a few samples at a time (about 2 MB
-    /// of output) and pools that slice while it is still in cache. Each sample's values
-    /// are those of the whole batch at once; `argmax` (nil without a graph) gets indices
-    /// within a plane.
-    private static func convolvePool(
-        _ s: Conv2dShape, _ p: Pool2dShape, input: Tensor, weight: Tensor, bias: Tensor?, output: Tensor,
-        argmax: IndexBuffer?, relu: Bool
-    ) {
-        guard s.batch > 0 else { return }
-        if Conv2dPlan.choose(s) == .direct {
-            // Each sample pooled as soon as it is convolved, in one parallel region.
-            let workspace = Storage(uninitializedCount: conv2dMaxPool2dWorkspaceCount(s))
-            let done = withExtendedLifetime(workspace) {
-                conv2dMaxPool2dForward(
-                    s, pool: p, input: input.storage.pointer, weight: weight.storage.pointer, bias: bias?.storage.pointer,
-                    output: output.storage.pointer, argmax: argmax?.pointer, relu: relu,
-                    workspace: UnsafeMutableBufferPointer(start: workspace.pointer, count: workspace.count))
-            }
-            if done { return }
-        }
-        let convolvedPerSample = s.outputShape.dropFirst().reduce(1, *)
-        let inputPerSample = input.shape.dropFirst().reduce(1, *)
-        let pooledPerSample = p.outputShape.dropFirst().reduce(1, *)
-        // At most about 2 MB of convolution output per slice, the batch cut into equal slices.
-        let largest = max(1, (2 << 20) / MemoryLayout<Float>.size / max(1, convolvedPerSample))
-        let sliceCount = (s.batch + largest - 1) / largest
-        let slice = max(1, (s.batch + sliceCount - 1) / sliceCount)
-        var sliceConv = s, slicePool = p
-        sliceConv.batch = slice
-        slicePool.batch = slice
-        let convolved = Storage(uninitializedCount: slice * convolvedPerSample)
-        let scratch = Storage(uninitializedCount: conv2dWorkspaceCount(sliceConv))
-        withExtendedLifetime((convolved, scratch)) {
-            for start in stride(from: 0, to: s.batch, by: slice) {
-                let count = min(slice, s.batch - start)
-                sliceConv.batch = count
-                slicePool.batch = count
-                conv2dForward(sliceConv, input: input.storage.pointer + start * inputPerSample, weight: weight.storage.pointer,
-                              bias: bias?.storage.pointer, output: convolved.pointer,
-                              workspace: UnsafeMutableBufferPointer(start: scratch.pointer, count: scratch.count))
-                maxPool2dForward(slicePool, input: convolved.pointer, output: output.storage.pointer + start * pooledPerSample,
-                                 argmax: argmax.map { $0.pointer + start * pooledPerSample }, relu: relu)
             }
         }
     }
