@@ -49,25 +49,26 @@ public enum OpBenchmark {
         let y1 = buffer(batch * 20 * 576), p1 = buffer(batch * 20 * 144)
         let w2 = buffer(50 * 500), b2 = buffer(50), y2 = buffer(batch * 50 * 64), p2 = buffer(batch * 800)
         let wf1 = buffer(500 * 800), f1 = buffer(batch * 500)
-        let gy1 = buffer(batch * 20 * 576), gp1 = buffer(batch * 20 * 144)
-        let gy2 = buffer(batch * 50 * 64), gp2 = buffer(batch * 800), gf1 = buffer(batch * 500)
+        let gp1 = buffer(batch * 20 * 144), gp2 = buffer(batch * 800), gf1 = buffer(batch * 500)
         let gw1 = buffer(20 * 25), gb1 = buffer(20), gw2 = buffer(50 * 500), gb2 = buffer(50), gwf1 = buffer(500 * 800)
         reluMaxPool2dForward(pool1, input: y1, output: p1, argmax: argmax1)
         reluMaxPool2dForward(pool2, input: y2, output: p2, argmax: argmax2)
-        // The convolutions' output gradients as in training, behind ReLU + 2×2 max-pool:
-        // one element in eight nonzero (13% was measured for conv2 in a LeNet run), on the
-        // top-left of every other pooling window.
-        func sparsified(_ dense: UnsafeMutablePointer<Float>, count: Int, width: Int) -> UnsafeMutablePointer<Float> {
-            let sparse = buffer(count)
-            for i in 0..<count {
-                let (row, column) = ((i / width), i % width)
-                let topLeft = row % 2 == 0 && column % 2 == 0
-                sparse[i] = topLeft && (row / 2 + column / 2) % 2 == 0 ? dense[i] : 0
-            }
-            return sparse
-        }
-        let gy1Sparse = sparsified(gy1, count: batch * 20 * 576, width: 24)
-        let gy2Sparse = sparsified(gy2, count: batch * 50 * 64, width: 8)
+        // The backward rows' pools, of their own (the forward rows rewrite the ones above):
+        // of convolution outputs in [-1.66, 0.34), so that about half the 2×2 windows'
+        // maxima are positive and pass a gradient, as in training (13% of LeNet's conv2
+        // output gradient was nonzero in a run, a quarter at most behind a 2×2 pool).
+        let backArgmax1 = UnsafeMutablePointer<Int32>.allocate(capacity: batch * 20 * 144)
+        let backArgmax2 = UnsafeMutablePointer<Int32>.allocate(capacity: batch * 50 * 16)
+        defer { backArgmax1.deallocate(); backArgmax2.deallocate() }
+        let shifted1 = buffer(batch * 20 * 576), shifted2 = buffer(batch * 50 * 64)
+        let q1 = buffer(batch * 20 * 144), q2 = buffer(batch * 800)
+        for i in 0..<(batch * 20 * 576) { shifted1[i] -= 0.66 }
+        for i in 0..<(batch * 50 * 64) { shifted2[i] -= 0.66 }
+        reluMaxPool2dForward(pool1, input: shifted1, output: q1, argmax: backArgmax1)
+        reluMaxPool2dForward(pool2, input: shifted2, output: q2, argmax: backArgmax2)
+        // Upstream gradients in [-1, 1) (rewritten by the rows that compute them: dense).
+        let pooled1 = PooledGradient(pool: pool1, gradient: gp1, argmax: backArgmax1, reluOutput: q1)
+        let pooled2 = PooledGradient(pool: pool2, gradient: gp2, argmax: backArgmax2, reluOutput: q2)
 
         let b = Double(batch)
         let conv1MACs = 20.0 * 576 * 25, conv2MACs = 50.0 * 64 * 500, fc1MACs = 500.0 * 800
@@ -86,18 +87,14 @@ public enum OpBenchmark {
                 parallelSgemm(m: batch, n: 800, k: 500, a: gf1, b: wf1, c: gp2) }),
             ("fc1 backward weight", 2 * b * fc1MACs, {
                 parallelSgemm(transposeA: true, m: 500, n: 800, k: batch, a: gf1, b: p2, c: gwf1) }),
-            ("relu+pool2 backward", 0, {
-                reluMaxPool2dBackward(pool2, gradOutput: gp2, output: p2, argmax: argmax2, gradInput: gy2) }),
-            ("conv2 backward input", 2 * b * conv2MACs, {
-                conv2dBackwardInput(conv2, gradOutput: gy2Sparse, weight: w2, gradInput: gp1, workspace: workspace) }),
-            ("conv2 backward weight", 2 * b * conv2MACs, {
-                conv2dBackwardWeight(conv2, input: p1, gradOutput: gy2Sparse, gradWeight: gw2, gradBias: gb2,
-                                     workspace: workspace) }),
-            ("relu+pool1 backward", 0, {
-                reluMaxPool2dBackward(pool1, gradOutput: gp1, output: p1, argmax: argmax1, gradInput: gy1) }),
+            // The convolutions' gradients read through each ReLU + max-pool's argmax
+            // (`PooledGradient`), as training runs them: no scatter into a dense gradient.
+            ("conv2 backward input + weight", 4 * b * conv2MACs, {
+                conv2dBackward(conv2, pooledGradient: pooled2, input: p1, weight: w2, gradInput: gp1, gradWeight: gw2,
+                               gradBias: gb2, workspace: workspace) }),
             ("conv1 backward weight", 2 * b * conv1MACs, {
-                conv2dBackwardWeight(conv1, input: x, gradOutput: gy1Sparse, gradWeight: gw1, gradBias: gb1,
-                                     workspace: workspace) }),
+                conv2dBackward(conv1, pooledGradient: pooled1, input: x, weight: w1, gradInput: nil, gradWeight: gw1,
+                               gradBias: gb1, workspace: workspace) }),
         ]
         return cases.map { name, flops, body in time(name, flops: flops, repeats: repeats, body) }
     }

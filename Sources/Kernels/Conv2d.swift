@@ -221,12 +221,8 @@ public func conv2dBackwardInput(
         return
     }
     if algorithm == .sparse {
-        let paddedWeight = plan.paddedWeight
-        padKernelRows(s, weight: weight, padded: paddedWeight)
-        plan.forEachChunk { _, samples in
-            conv2dBackwardInputSparse(s, samples: samples, gradOutput: gradOutput,
-                                      paddedWeight: paddedWeight, gradInput: gradInput)
-        }
+        sparseBackward(plan, gradient: .dense(gradOutput), input: nil, weight: weight,
+                       gradInput: gradInput, gradWeight: nil, gradBias: nil)
         return
     }
     plan.forEachChunk { chunk, samples in
@@ -292,29 +288,8 @@ public func conv2dBackwardWeight(
     let sparse = sparseGradient ?? conv2dGradientIsSparse(s, gradOutput: gradOutput)
     let algorithm = Conv2dPlan.choose(s, pass: .backwardWeight, sparseGradient: sparse)
     if algorithm == .sparse {
-        let padded = paddedWeightCount(s)
-        let partial = plan.sparsePartial
-        plan.forEachChunk { chunk, samples in
-            conv2dBackwardWeightSparse(s, samples: samples, input: input, gradOutput: gradOutput,
-                                       paddedGradWeight: partial(chunk),
-                                       gradBias: gradBias == nil ? nil : partial(chunk) + padded)
-        }
-        // Fixed-order reduction of the partials, dropping the padding lanes.
-        let kW = s.kernelWidth
-        for row in 0..<(padded / 8) {
-            for kw in 0..<kW {
-                var sum = partial(0)[row * 8 + kw]
-                for chunk in 1..<max(chunks, 1) { sum += partial(chunk)[row * 8 + kw] }
-                gradWeight[row * kW + kw] = sum
-            }
-        }
-        if let gradBias {
-            for o in 0..<s.outChannels {
-                var sum = partial(0)[padded + o]
-                for chunk in 1..<max(chunks, 1) { sum += partial(chunk)[padded + o] }
-                gradBias[o] = sum
-            }
-        }
+        sparseBackward(plan, gradient: .dense(gradOutput), input: input, weight: nil,
+                       gradInput: nil, gradWeight: gradWeight, gradBias: gradBias)
         return
     }
     plan.forEachChunk { chunk, samples in
@@ -360,6 +335,74 @@ public func conv2dBackwardWeight(
         for i in 0..<weightCount { gradWeight[i] += weightPart[i] }
         if let gradBias, let biasPart = partialBias(chunk) {
             for o in 0..<s.outChannels { gradBias[o] += biasPart[o] }
+        }
+    }
+}
+
+// MARK: - Backward from a max-pool's gradient
+
+/// `conv2dBackwardInput` and `conv2dBackwardWeight` from the gradient a max-pool of the
+/// output passed back, read through the pool's argmax (`PooledGradient`) instead of from a
+/// dense gradient: the values of `maxPool2dBackward` followed by the two passes, up to the
+/// order of the float additions, without writing or scanning the dense gradient, and each
+/// sample's nonzeros listed once for both passes (`conv2dBackwardSparse`). For the shapes
+/// `Conv2dPlan.allowsPooledGradient` accepts, when `conv2dPooledGradientIsSparse` says so.
+///
+/// - Parameters:
+///   - input: `(batch, inChannels, height, width)`.
+///   - weight: `(outChannels, inChannels, kernelHeight, kernelWidth)`.
+///   - gradInput: `(batch, inChannels, height, width)`, overwritten; nil to skip it.
+///   - gradWeight: `(outChannels, inChannels, kernelHeight, kernelWidth)`, overwritten; nil
+///     to skip it.
+///   - gradBias: `(outChannels)`, overwritten; nil to skip it.
+///   - workspace: at least `conv2dWorkspaceCount(shape)` floats.
+public func conv2dBackward(
+    _ shape: Conv2dShape, pooledGradient: PooledGradient, input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+    gradInput: UnsafeMutablePointer<Float>?, gradWeight: UnsafeMutablePointer<Float>?,
+    gradBias: UnsafeMutablePointer<Float>?, workspace: UnsafeMutableBufferPointer<Float>
+) {
+    precondition(Conv2dPlan.allowsPooledGradient(shape), "conv2d: \(shape) does not take a pooled gradient")
+    sparseBackward(Conv2dPlan(shape, workspace: workspace), gradient: .pooled(pooledGradient), input: input,
+                   weight: weight, gradInput: gradInput, gradWeight: gradWeight, gradBias: gradBias)
+}
+
+/// The sparse passes over the plan's chunks (`conv2dBackwardSparse`): the input gradient
+/// when `gradInput` is given (from `weight`), the weight and bias gradients when `gradWeight`
+/// or `gradBias` is (from `input`); each chunk's weight and bias partials reduced in chunk
+/// order.
+func sparseBackward(
+    _ plan: Conv2dPlan, gradient: SparseGradient, input: UnsafePointer<Float>?, weight: UnsafePointer<Float>?,
+    gradInput: UnsafeMutablePointer<Float>?, gradWeight: UnsafeMutablePointer<Float>?, gradBias: UnsafeMutablePointer<Float>?
+) {
+    let s = plan.shape, chunks = plan.chunks
+    let padded = paddedWeightCount(s)
+    let partial = plan.sparsePartial
+    let weights = gradWeight != nil || gradBias != nil
+    precondition((gradInput == nil || weight != nil) && (!weights || input != nil), "conv2d: sparse backward without its operand")
+    if gradInput != nil, let weight { padKernelRows(s, weight: weight, padded: plan.paddedWeight) }
+    let paddedWeight = UnsafePointer(plan.paddedWeight)
+    plan.forEachChunk { chunk, samples in
+        conv2dBackwardSparse(s, samples: samples, gradient: gradient,
+                             paddedWeight: gradInput == nil ? nil : paddedWeight, gradInput: gradInput,
+                             input: input, paddedGradWeight: weights ? partial(chunk) : nil,
+                             gradBias: gradBias == nil ? nil : partial(chunk) + padded)
+    }
+    // Fixed-order reduction of the partials, dropping the padding lanes.
+    if let gradWeight {
+        let kW = s.kernelWidth
+        for row in 0..<(padded / 8) {
+            for kw in 0..<kW {
+                var sum = partial(0)[row * 8 + kw]
+                for chunk in 1..<max(chunks, 1) { sum += partial(chunk)[row * 8 + kw] }
+                gradWeight[row * kW + kw] = sum
+            }
+        }
+    }
+    if let gradBias {
+        for o in 0..<s.outChannels {
+            var sum = partial(0)[padded + o]
+            for chunk in 1..<max(chunks, 1) { sum += partial(chunk)[padded + o] }
+            gradBias[o] = sum
         }
     }
 }

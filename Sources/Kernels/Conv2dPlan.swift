@@ -27,7 +27,9 @@ public struct Conv2dPlan {
     /// | backward input   | `sparseGradient` and `allowsSparseGradient`     | never                                   | `.im2colGEMM` |
     /// | backward weight  | `sparseGradient` and `allowsSparseGradient`     | forward is direct, ≤ 32 taps per output | `.im2colGEMM` |
     ///
-    /// "Unstrided": no groups, padding, stride or dilation. Measured on LeNet
+    /// "Unstrided": no groups, padding, stride or dilation. Behind a max-pool the backward
+    /// passes may skip this choice: `conv2dPooledGradientIsSparse` sends them to the sparse
+    /// kernels through the pool's argmax (`conv2dBackward(_:pooledGradient:...)`). Measured on LeNet
     /// (`mnist-bench --ops`, 2 threads, batch 64): the direct forward takes conv1 in 0.44 ms
     /// against 0.64 through im2col + GEMM (its 25 taps are too short a K for BLAS) and conv2
     /// in 1.27 ms against 2.07 (no 25× larger im2col matrix to write, no packing). The direct
@@ -78,6 +80,17 @@ public struct Conv2dPlan {
     /// nonzero (about 13% for LeNet's conv2 in training), and a GEMM multiplies all the zeros.
     public static func allowsSparseGradient(_ shape: Conv2dShape) -> Bool {
         isUnstrided(shape) && shape.kernelWidth <= 8 && !usesDirectBackwardWeight(shape)
+    }
+
+    /// Whether the backward passes of `shape` may read the gradient a max-pool of its output
+    /// passed back through the pool's argmax (`conv2dPooledGradientIsSparse`): the sparse
+    /// kernels' shapes, including those whose dense weight gradient is computed directly,
+    /// because the dense gradient is not written then. On LeNet's conv1 (batch 64, 2 threads,
+    /// `mnist-bench --ops`, Zen 3) the pooled weight gradient took 0.47–0.51 ms against
+    /// 0.35–0.58 for the direct kernel plus 0.16 for the scatter before it: no slower, and
+    /// one path for every convolution behind a 2×2 pool.
+    public static func allowsPooledGradient(_ shape: Conv2dShape) -> Bool {
+        isUnstrided(shape) && shape.kernelWidth <= 8
     }
 
     /// No groups, padding, stride or dilation: what the direct and sparse kernels assume.
@@ -138,7 +151,7 @@ public struct Conv2dPlan {
         let partials = s.outChannels * s.groupPatchSize + s.outChannels
         // im2col matrices (every GEMM pass); the weight gradient's scratch and partial sums.
         let gemm = max(chunks * columns, chunks * weightScratchCount(s) + (chunks - 1) * partials)
-        let sparse = allowsSparseGradient(s) ? paddedWeightCount(s) + chunks * (paddedWeightCount(s) + s.outChannels) : 0
+        let sparse = allowsPooledGradient(s) ? paddedWeightCount(s) + chunks * (paddedWeightCount(s) + s.outChannels) : 0
         var direct = 0
         if usesDirectForward(s) {
             direct = packedBlockedWeightCount(outChannels: s.outChannels, taps: s.groupPatchSize)

@@ -57,4 +57,109 @@ import Testing
         #expect(!Conv2dPlan.allowsSparseGradient(try Conv2dShape(input: [1, 2, 12, 12], weight: [3, 2, 5, 5], padding: (1, 1))))
         #expect(!Conv2dPlan.allowsSparseGradient(try Conv2dShape(input: [1, 1, 28, 28], weight: [20, 1, 5, 5])))  // direct
     }
+
+    /// (input, weight, pool kernel, pool stride, ReLU, ceil mode): LeNet's conv2 and conv1
+    /// (whose dense weight gradient is computed directly) behind ReLU + 2×2 pools; a
+    /// kernel 8 wide behind a 3×3 pool; overlapping 3×3 windows at stride 2 with ceil mode,
+    /// where two windows can pick one pixel; no ReLU.
+    static let pooledCases: [([Int], [Int], Int, Int, Bool, Bool)] = [
+        ([5, 20, 12, 12], [50, 20, 5, 5], 2, 2, true, false),
+        ([3, 1, 28, 28], [20, 1, 5, 5], 2, 2, true, false),
+        ([3, 3, 11, 15], [4, 3, 2, 8], 3, 3, true, false),
+        ([4, 3, 12, 12], [5, 3, 3, 3], 3, 2, true, true),
+        ([2, 6, 9, 10], [5, 6, 3, 3], 2, 2, false, true),
+    ]
+
+    /// The backward passes from a max-pool's gradient and argmax (`PooledGradient`) against
+    /// the Double-precision gradients of the dense gradient the pool's backward scatters
+    /// (the fused conv + pool op's old path), at 1–3 threads, each thread count
+    /// deterministic; and which pools take this path in training.
+    @Test(arguments: pooledCases)
+    func pooledGradientMatchesTheScatteredOne(
+        _ input: [Int], _ weight: [Int], _ kernel: Int, _ stride: Int, _ relu: Bool, _ ceilMode: Bool
+    ) throws {
+        let s = try Conv2dShape(input: input, weight: weight)
+        let p = try Pool2dShape(input: s.outputShape, kernel: (kernel, kernel), stride: (stride, stride), ceilMode: ceilMode)
+        #expect(conv2dPooledGradientIsSparse(s, pool: p) == (stride >= 2))
+        var random = TestRandom(seed: 5)
+        // Rounded to halves so that windows tie (ties go to the first maximum).
+        let x = random.floats(input.reduce(1, *)).map { ($0 * 2).rounded() / 2 }, w = random.floats(weight.reduce(1, *))
+        let convolved = convForward(s, x, w, nil)
+        var pooled = [Float](repeating: .nan, count: p.outputShape.reduce(1, *))
+        var argmax = [Int32](repeating: -1, count: pooled.count)
+        pooled.withUnsafeMutableBufferPointer { out in
+            argmax.withUnsafeMutableBufferPointer { idx in
+                maxPool2dForward(p, input: convolved, output: out.baseAddress!, argmax: idx.baseAddress!, relu: relu)
+            }
+        }
+        var upstream = random.floats(pooled.count)
+        upstream[3] = 0  // a zero gradient passes nothing either
+        var dense = [Float](repeating: .nan, count: convolved.count)
+        dense.withUnsafeMutableBufferPointer { gi in
+            maxPool2dBackward(p, gradOutput: upstream, argmax: argmax, gradInput: gi.baseAddress!,
+                              reluOutput: relu ? pooled : nil)
+        }
+        #expect(dense.contains(0) && dense.contains { $0 != 0 })
+        let expected = exactUnpaddedGradients(s, x, w, dense)
+        var first: (input: [Float], weight: [Float], bias: [Float])?
+        for threads in 1...3 {
+            let result = Parallelism.withThreadCount(threads) {
+                upstream.withUnsafeBufferPointer { g in
+                    argmax.withUnsafeBufferPointer { idx in
+                        pooled.withUnsafeBufferPointer { out in
+                            let gradient = PooledGradient(pool: p, gradient: g.baseAddress!, argmax: idx.baseAddress!,
+                                                          reluOutput: relu ? out.baseAddress! : nil)
+                            return pooledBackward(s, x, w, gradient)
+                        }
+                    }
+                }
+            }
+            let label = "\(input) \(weight) pool \(kernel)/\(stride) at \(threads) threads"
+            for (name, actual, wanted) in [("grad input", result.input, expected.input),
+                                           ("grad weight", result.weight, expected.weight),
+                                           ("grad bias", result.bias, expected.bias)] {
+                if let m = compareClose(actual, wanted, rtol: 1e-5, atol: 1e-5, label: "\(label) \(name)") {
+                    Issue.record(Comment(rawValue: m))
+                }
+            }
+            // The input gradient is per sample: the same at every thread count.
+            if let first { #expect(result.input == first.input, "\(label): input gradient depends on the threads") }
+            first = first ?? result
+        }
+    }
+
+    /// `conv2dBackward` from `gradient`, twice, checking that the second run is
+    /// bit-identical, and the input gradient alone.
+    func pooledBackward(_ s: Conv2dShape, _ x: [Float], _ w: [Float], _ gradient: PooledGradient)
+        -> (input: [Float], weight: [Float], bias: [Float])
+    {
+        var runs: [(input: [Float], weight: [Float], bias: [Float])] = []
+        for _ in 0..<2 {
+            var gi = [Float](repeating: .nan, count: x.count), gw = [Float](repeating: .nan, count: w.count)
+            var gb = [Float](repeating: .nan, count: s.outChannels)
+            var scratch = workspace(for: s)
+            scratch.withUnsafeMutableBufferPointer { ws in
+                gi.withUnsafeMutableBufferPointer { gi in
+                    gw.withUnsafeMutableBufferPointer { gw in
+                        gb.withUnsafeMutableBufferPointer { gb in
+                            conv2dBackward(s, pooledGradient: gradient, input: x, weight: w, gradInput: gi.baseAddress!,
+                                           gradWeight: gw.baseAddress!, gradBias: gb.baseAddress!, workspace: ws)
+                        }
+                    }
+                }
+            }
+            // Each pass on its own gives the same values.
+            var alone = [Float](repeating: .nan, count: x.count)
+            scratch.withUnsafeMutableBufferPointer { ws in
+                alone.withUnsafeMutableBufferPointer {
+                    conv2dBackward(s, pooledGradient: gradient, input: x, weight: w, gradInput: $0.baseAddress!,
+                                   gradWeight: nil, gradBias: nil, workspace: ws)
+                }
+            }
+            #expect(alone == gi)
+            runs.append((gi, gw, gb))
+        }
+        #expect(runs[0].input == runs[1].input && runs[0].weight == runs[1].weight && runs[0].bias == runs[1].bias)
+        return runs[0]
+    }
 }

@@ -2,6 +2,7 @@ import Autograd
 import NN
 import Seeded
 import Testing
+import TestSupport
 
 struct LayerTests {
     @Test func tutorialConvolutionShapes() throws {
@@ -102,7 +103,8 @@ struct LayerTests {
     }
 
     /// Conv2d then MaxPool2d, with a ReLU before, after or nowhere, fused by `Sequential`:
-    /// the same output, input gradient and parameter gradients, bit for bit, as the layers
+    /// the same output, input gradient and parameter gradients (bit for bit, or to float
+    /// rounding where the backward reads the pool's gradient directly) as the layers
     /// one at a time (`forward(observe:)` runs them unfused), with stride, ceil mode and ties
     /// from rounded inputs; padded (the convolution through im2col, in slices) and not (the
     /// direct convolution, each sample pooled as it is convolved).
@@ -134,9 +136,19 @@ struct LayerTests {
             }
         }
         let (fused, separate) = (results[0], results[1])
-        for (name, same) in [("output", fused.output == separate.output), ("input gradient", fused.input == separate.input),
-                             ("weight gradient", fused.weight == separate.weight), ("bias gradient", fused.bias == separate.bias)] {
-            #expect(same, "\(pattern): the fused \(name) differs from the layers'")
+        #expect(fused.output == separate.output, "\(pattern): the fused output differs from the layers'")
+        // Unpadded, the fused backward reads the gradient through the pool's argmax
+        // (`conv2dPooledGradientIsSparse`) and adds in another order; padded, it runs the
+        // same kernels as the layers.
+        for (name, actual, wanted) in [("input gradient", fused.input, separate.input),
+                                       ("weight gradient", fused.weight, separate.weight),
+                                       ("bias gradient", fused.bias, separate.bias)] {
+            if padding == 1 {
+                #expect(actual == wanted, "\(pattern): the fused \(name) differs from the layers'")
+            } else if let m = compareClose(actual, wanted.map(Double.init), rtol: 1e-5, atol: 1e-5,
+                                           label: "\(pattern) fused \(name)") {
+                Issue.record(Comment(rawValue: m))
+            }
         }
         #expect(fused.input.contains { $0 != 0 } && fused.weight.count == 5 * 3 * 9)
         if pattern != "conv-pool" { #expect(fused.output.contains(0)) }
