@@ -367,12 +367,11 @@ func addSparseInputGradient(
 }
 
 /// Adds one sample's part of the weight gradient to `paddedGradWeight`
-/// `(outChannels, inChannels, kernelHeight, 8)`: for each output channel, eight (five or
-/// more at the end, else four) kernel rows of its gradient at a time are loaded into
-/// registers, summed over the channel's nonzeros (`value[first[o] ..< first[o + 1]]` ·
-/// the input under the window at `inputOffset[...]`) and stored back, so the sample's input
-/// is read from the cache for every channel. A short block repeats its last row, whose
-/// extra sums are not stored.
+/// `(outChannels, inChannels, kernelHeight, 8)`: for each output channel, eight kernel rows
+/// of its gradient at a time are loaded into registers, summed over the channel's nonzeros
+/// (`value[first[o] ..< first[o + 1]]` · the input under the window at `inputOffset[...]`)
+/// and stored back, so the sample's input is read from the cache for every channel. A short
+/// block repeats its last row, whose extra sums are not stored.
 ///
 /// - Parameter input: the sample's `(inChannels, height, width)`, readable 8 floats past its end.
 @inlinable
@@ -386,35 +385,23 @@ func addSparseWeightGradient(
         let entries = Int(first[o])..<Int(first[o + 1])
         var j = 0
         while j < rows {
-            let width = rows - j >= 5 ? min(8, rows - j) : rows - j
+            let width = min(8, rows - j)
             @inline(__always) func d(_ k: Int) -> Int { offsets[j + min(k, width - 1)] }
             @inline(__always) func r(_ k: Int) -> UnsafeMutablePointer<Float> { sums + (j + min(k, width - 1)) * 8 }
-            if width > 4 {
-                let d0 = d(0), d1 = d(1), d2 = d(2), d3 = d(3), d4 = d(4), d5 = d(5), d6 = d(6), d7 = d(7)
-                var a0 = load8(r(0)), a1 = load8(r(1)), a2 = load8(r(2)), a3 = load8(r(3))
-                var a4 = load8(r(4)), a5 = load8(r(5)), a6 = load8(r(6)), a7 = load8(r(7))
-                for e in entries {
-                    let g = SIMD8<Float>(repeating: value[e])
-                    let xe = x + Int(inputOffset[e])
-                    a0.addProduct(g, load8(xe + d0)); a1.addProduct(g, load8(xe + d1))
-                    a2.addProduct(g, load8(xe + d2)); a3.addProduct(g, load8(xe + d3))
-                    a4.addProduct(g, load8(xe + d4)); a5.addProduct(g, load8(xe + d5))
-                    a6.addProduct(g, load8(xe + d6)); a7.addProduct(g, load8(xe + d7))
-                }
-                // Stored last to first: a repeated row's sums are stored by its first.
-                store8(a7, r(7)); store8(a6, r(6)); store8(a5, r(5)); store8(a4, r(4))
-                store8(a3, r(3)); store8(a2, r(2)); store8(a1, r(1)); store8(a0, r(0))
-            } else {
-                let d0 = d(0), d1 = d(1), d2 = d(2), d3 = d(3)
-                var a0 = load8(r(0)), a1 = load8(r(1)), a2 = load8(r(2)), a3 = load8(r(3))
-                for e in entries {
-                    let g = SIMD8<Float>(repeating: value[e])
-                    let xe = x + Int(inputOffset[e])
-                    a0.addProduct(g, load8(xe + d0)); a1.addProduct(g, load8(xe + d1))
-                    a2.addProduct(g, load8(xe + d2)); a3.addProduct(g, load8(xe + d3))
-                }
-                store8(a3, r(3)); store8(a2, r(2)); store8(a1, r(1)); store8(a0, r(0))
+            let d0 = d(0), d1 = d(1), d2 = d(2), d3 = d(3), d4 = d(4), d5 = d(5), d6 = d(6), d7 = d(7)
+            var a0 = load8(r(0)), a1 = load8(r(1)), a2 = load8(r(2)), a3 = load8(r(3))
+            var a4 = load8(r(4)), a5 = load8(r(5)), a6 = load8(r(6)), a7 = load8(r(7))
+            for e in entries {
+                let g = SIMD8<Float>(repeating: value[e])
+                let xe = x + Int(inputOffset[e])
+                a0.addProduct(g, load8(xe + d0)); a1.addProduct(g, load8(xe + d1))
+                a2.addProduct(g, load8(xe + d2)); a3.addProduct(g, load8(xe + d3))
+                a4.addProduct(g, load8(xe + d4)); a5.addProduct(g, load8(xe + d5))
+                a6.addProduct(g, load8(xe + d6)); a7.addProduct(g, load8(xe + d7))
             }
+            // Stored last to first: a repeated row's sums are stored by its first.
+            store8(a7, r(7)); store8(a6, r(6)); store8(a5, r(5)); store8(a4, r(4))
+            store8(a3, r(3)); store8(a2, r(2)); store8(a1, r(1)); store8(a0, r(0))
             j += width
         }
     }

@@ -145,7 +145,7 @@ public final class Trainer {
             defer { signals.stop() }
             do {
                 let initFrom = try options.initFrom.map { try SafeTensorsFile.read(from: $0) }
-                try group.broadcast(Array((config.json + "\n" + directory.url.path).utf8))
+                _ = try group.broadcast(Array((config.json + "\n" + directory.url.path).utf8))  // rank 0 sends; followers read it
                 let session = try TrainingSession(trainer: self, directory: directory, runURL: directory.url,
                                                   checkpoint: checkpoint, initFrom: initFrom)
                 return try session.run(startTime: startTime, signals: signals)
