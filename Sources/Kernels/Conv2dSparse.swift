@@ -292,9 +292,10 @@ func conv2dBackwardSparse(
 /// eight (then four) kernel rows at a time for every pixel, so that those rows of the weight
 /// (every channel's) stay in L1 while the sample's pixels use them; then it is added to the
 /// input gradient under the pixel's window. Pixels are visited column by column
-/// (`columnMajor`): the 8-lane adds of two pixels in a row overlap by all but one float, and
-/// a load that partly overlaps the store just before it waits for that store; a column's
-/// next pixel is a whole row further.
+/// (`columnMajor`), so that consecutive pixels' 8-lane adds do not partly overlap (the adds
+/// of two pixels in a row share all but one float, and a load that partly overlaps an
+/// earlier store waits for it); `mnist-bench --ops` measured it no different from row by
+/// row on LeNet's conv2.
 ///
 /// - Parameters:
 ///   - offsets: `kernelRowOffsets(s)`.
