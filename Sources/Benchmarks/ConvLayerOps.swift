@@ -2,9 +2,12 @@ import Kernels
 import Training
 
 /// `mnist-bench --ops --config FILE`: every convolution and batch norm of a config timed on
-/// its own at the config's batch size, each pass by the kernel training would pick for it
-/// (the output gradient dense, as behind batch norm; sparse, as behind ReLU + max-pool, when
-/// the next layers are those).
+/// its own at the config's batch size, each pass by the kernel training would pick for it:
+/// the output gradient dense, as behind batch norm; behind a max-pool (with a ReLU before
+/// or after it, as `Sequential` fuses them), both backward passes at once through the pool's
+/// argmax when `conv2dPooledGradientIsSparse` says so, with about half the windows passing
+/// a gradient, as in training; else sparse, as behind ReLU + max-pool, when the next layers
+/// are those.
 public enum ConvLayerOps {
     public static func run(config: TrainingConfig, threads: Int, batch: Int, repeats: Int = 20) throws -> [OpBenchmark.Row] {
         let plan = try ModelBuilder.plan(config)
@@ -16,13 +19,23 @@ public enum ConvLayerOps {
                         && config.layers[i + 2].type == "max_pool2d"
                     // Training computes no input gradient for a convolution with no parameters before it.
                     let first = plan[..<i].allSatisfy { $0.parameterCount == 0 }
-                    rows += try convRows(step, conv, batch: batch, sparseGradient: sparse, first: first, repeats: repeats)
+                    rows += try convRows(step, conv, batch: batch, sparseGradient: sparse, first: first,
+                                         pool: poolAfter(i, in: config.layers), repeats: repeats)
                 } else if layer.type == "batch_norm2d" {
                     rows += batchNormRows(step, batch: batch, repeats: repeats)
                 }
             }
             return rows
         }
+    }
+
+    /// The max-pool `Sequential` fuses with the convolution at `index` (right after it, or
+    /// after a ReLU), and whether a ReLU comes just before or after the pool.
+    static func poolAfter(_ index: Int, in layers: [TrainingConfig.Layer]) -> (window: PoolWindow, relu: Bool)? {
+        func layer(_ offset: Int) -> TrainingConfig.Layer? { index + offset < layers.count ? layers[index + offset] : nil }
+        if let pool = layer(1)?.kind as? MaxPool2dLayer { return (pool.window, layer(2)?.type == "relu") }
+        if layer(1)?.type == "relu", let pool = layer(2)?.kind as? MaxPool2dLayer { return (pool.window, true) }
+        return nil
     }
 
     static func filled(_ count: Int, sparse: Bool = false) -> UnsafeMutableBufferPointer<Float> {
@@ -35,7 +48,7 @@ public enum ConvLayerOps {
     }
 
     static func convRows(_ step: ModelBuilder.LayerPlan, _ conv: Conv2dLayer, batch: Int, sparseGradient: Bool,
-                         first: Bool, repeats: Int) throws -> [OpBenchmark.Row] {
+                         first: Bool, pool: (window: PoolWindow, relu: Bool)?, repeats: Int) throws -> [OpBenchmark.Row] {
         let c = step.inputShape[0], o = conv.outChannels
         let shape = try Conv2dShape(
             input: [batch] + step.inputShape, weight: [o, c / conv.groups, conv.kernelSize.height, conv.kernelSize.width],
@@ -53,6 +66,33 @@ public enum ConvLayerOps {
             conv2dForward(shape, input: x.baseAddress!, weight: w.baseAddress!, bias: conv.bias ? bias.baseAddress! : nil,
                           output: y.baseAddress!, workspace: workspace)
         }]
+        if let pool {
+            let p = try Pool2dShape(
+                input: shape.outputShape, kernel: (pool.window.kernelSize.height, pool.window.kernelSize.width),
+                stride: (pool.window.stride.height, pool.window.stride.width),
+                padding: (pool.window.padding.height, pool.window.padding.width), ceilMode: pool.window.ceilMode)
+            if conv2dPooledGradientIsSparse(shape, pool: p) {
+                // Convolution outputs in [-1.66, 0.34): about half the 2×2 windows' maxima are
+                // positive (and pass a gradient behind a ReLU), as in training.
+                for i in 0..<outCount { y[i] -= 0.66 }
+                let pooledCount = p.outputShape.reduce(1, *)
+                let pooled = filled(pooledCount), gp = filled(pooledCount)
+                let argmax = UnsafeMutableBufferPointer<Int32>.allocate(capacity: pooledCount)
+                defer { pooled.deallocate(); gp.deallocate(); argmax.deallocate() }
+                maxPool2dForward(p, input: y.baseAddress!, output: pooled.baseAddress!, argmax: argmax.baseAddress!,
+                                 relu: pool.relu)
+                let gradient = PooledGradient(pool: p, gradient: gp.baseAddress!, argmax: argmax.baseAddress!,
+                                              reluOutput: pool.relu ? pooled.baseAddress! : nil)
+                let passes = first ? "weight" : "input + weight"
+                rows.append(OpBenchmark.time("\(name) backward \(passes) (from pool)", flops: first ? flops : 2 * flops,
+                                             repeats: repeats) {
+                    conv2dBackward(shape, pooledGradient: gradient, input: x.baseAddress!, weight: w.baseAddress!,
+                                   gradInput: first ? nil : gx.baseAddress!, gradWeight: gw.baseAddress!,
+                                   gradBias: conv.bias ? gb.baseAddress! : nil, workspace: workspace)
+                })
+                return rows
+            }
+        }
         if !first {
             rows.append(OpBenchmark.time("\(name) backward input\(gradient)", flops: flops, repeats: repeats) {
                 conv2dBackwardInput(shape, gradOutput: gy.baseAddress!, weight: w.baseAddress!, gradInput: gx.baseAddress!,

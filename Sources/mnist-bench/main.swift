@@ -101,5 +101,5 @@ struct MNISTBench: ParsableCommand {
         }
     }
 
-    private func padded(_ name: String) -> String { name.padding(toLength: 30, withPad: " ", startingAt: 0) }
+    private func padded(_ name: String) -> String { name.padding(toLength: 42, withPad: " ", startingAt: 0) }
 }
