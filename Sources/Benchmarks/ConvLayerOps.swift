@@ -3,11 +3,10 @@ import Training
 
 /// `mnist-bench --ops --config FILE`: every convolution and batch norm of a config timed on
 /// its own at the config's batch size, each pass by the kernel training would pick for it:
-/// the output gradient dense, as behind batch norm; behind a max-pool (with a ReLU before
-/// or after it, as `Sequential` fuses them), both backward passes at once through the pool's
-/// argmax when `conv2dPooledGradientIsSparse` says so, with about half the windows passing
-/// a gradient, as in training; else sparse, as behind ReLU + max-pool, when the next layers
-/// are those.
+/// behind a max-pool (with a ReLU before or after it, as `Sequential` fuses them), both
+/// backward passes at once from the pool's gradient (`conv2dMaxPool2dBackward`, with about
+/// half the windows passing a gradient, as in training); else the output gradient dense, as
+/// behind batch norm.
 public enum ConvLayerOps {
     public static func run(config: TrainingConfig, threads: Int, batch: Int, repeats: Int = 20) throws -> [OpBenchmark.Row] {
         let plan = try ModelBuilder.plan(config)
@@ -15,11 +14,9 @@ public enum ConvLayerOps {
             var rows: [OpBenchmark.Row] = []
             for (i, (layer, step)) in zip(config.layers, plan).enumerated() {
                 if let conv = layer.kind as? Conv2dLayer {
-                    let sparse = i + 2 < config.layers.count && config.layers[i + 1].type == "relu"
-                        && config.layers[i + 2].type == "max_pool2d"
                     // Training computes no input gradient for a convolution with no parameters before it.
                     let first = plan[..<i].allSatisfy { $0.parameterCount == 0 }
-                    rows += try convRows(step, conv, batch: batch, sparseGradient: sparse, first: first,
+                    rows += try convRows(step, conv, batch: batch, first: first,
                                          pool: poolAfter(i, in: config.layers), repeats: repeats)
                 } else if layer.type == "batch_norm2d" {
                     rows += batchNormRows(step, batch: batch, repeats: repeats)
@@ -38,17 +35,16 @@ public enum ConvLayerOps {
         return nil
     }
 
-    static func filled(_ count: Int, sparse: Bool = false) -> UnsafeMutableBufferPointer<Float> {
+    static func filled(_ count: Int) -> UnsafeMutableBufferPointer<Float> {
         let b = UnsafeMutableBufferPointer<Float>.allocate(capacity: count)
-        for i in 0..<count {
-            let keep = !sparse || (i % 8 == 0)
-            b[i] = keep ? Float((i &* 7919) % 201) / 100 - 1 : 0
-        }
+        for i in 0..<count { b[i] = Float((i &* 7919) % 201) / 100 - 1 }
         return b
     }
 
-    static func convRows(_ step: ModelBuilder.LayerPlan, _ conv: Conv2dLayer, batch: Int, sparseGradient: Bool,
-                         first: Bool, pool: (window: PoolWindow, relu: Bool)?, repeats: Int) throws -> [OpBenchmark.Row] {
+    static func convRows(
+        _ step: ModelBuilder.LayerPlan, _ conv: Conv2dLayer, batch: Int, first: Bool, pool: (window: PoolWindow, relu: Bool)?,
+        repeats: Int
+    ) throws -> [OpBenchmark.Row] {
         let c = step.inputShape[0], o = conv.outChannels
         let shape = try Conv2dShape(
             input: [batch] + step.inputShape, weight: [o, c / conv.groups, conv.kernelSize.height, conv.kernelSize.width],
@@ -57,11 +53,11 @@ public enum ConvLayerOps {
         let inCount = batch * step.inputShape.reduce(1, *), outCount = batch * step.outputShape.reduce(1, *)
         let weightCount = o * shape.groupPatchSize
         let x = filled(inCount), w = filled(weightCount), bias = filled(o), y = filled(outCount)
-        let gy = filled(outCount, sparse: sparseGradient), gx = filled(inCount), gw = filled(weightCount), gb = filled(o)
+        let gy = filled(outCount), gx = filled(inCount), gw = filled(weightCount), gb = filled(o)
         let workspace = filled(conv2dWorkspaceCount(shape))
         defer { [x, w, bias, y, gy, gx, gw, gb, workspace].forEach { $0.deallocate() } }
         let flops = 2.0 * Double(outCount) * Double(shape.groupPatchSize)
-        let name = step.name, gradient = sparseGradient ? " (sparse)" : ""
+        let name = step.name
         var rows = [OpBenchmark.time("\(name) forward", flops: flops, repeats: repeats) {
             conv2dForward(shape, input: x.baseAddress!, weight: w.baseAddress!, bias: conv.bias ? bias.baseAddress! : nil,
                           output: y.baseAddress!, workspace: workspace)
@@ -71,35 +67,27 @@ public enum ConvLayerOps {
                 input: shape.outputShape, kernel: (pool.window.kernelSize.height, pool.window.kernelSize.width),
                 stride: (pool.window.stride.height, pool.window.stride.width),
                 padding: (pool.window.padding.height, pool.window.padding.width), ceilMode: pool.window.ceilMode)
-            if conv2dPooledGradientIsSparse(shape, pool: p) {
-                // Convolution outputs in [-1.66, 0.34): about half the 2×2 windows' maxima are
-                // positive (and pass a gradient behind a ReLU), as in training.
-                for i in 0..<outCount { y[i] -= 0.66 }
-                let pooledCount = p.outputShape.reduce(1, *)
-                let pooled = filled(pooledCount), gp = filled(pooledCount)
-                let argmax = UnsafeMutableBufferPointer<Int32>.allocate(capacity: pooledCount)
-                defer { pooled.deallocate(); gp.deallocate(); argmax.deallocate() }
-                maxPool2dForward(p, input: y.baseAddress!, output: pooled.baseAddress!, argmax: argmax.baseAddress!,
-                                 relu: pool.relu)
-                let gradient = PooledGradient(pool: p, gradient: gp.baseAddress!, argmax: argmax.baseAddress!,
-                                              reluOutput: pool.relu ? pooled.baseAddress! : nil)
-                let passes = first ? "weight" : "input + weight"
-                rows.append(OpBenchmark.time("\(name) backward \(passes) (from pool)", flops: first ? flops : 2 * flops,
-                                             repeats: repeats) {
-                    conv2dBackward(shape, pooledGradient: gradient, input: x.baseAddress!, weight: w.baseAddress!,
-                                   gradInput: first ? nil : gx.baseAddress!, gradWeight: gw.baseAddress!,
-                                   gradBias: conv.bias ? gb.baseAddress! : nil, workspace: workspace)
-                })
-                return rows
-            }
+            let upstream = filled(p.outputShape.reduce(1, *))
+            let poolWorkspace = filled(conv2dMaxPool2dBackwardWorkspaceCount(shape, pool: p))
+            defer { [upstream, poolWorkspace].forEach { $0.deallocate() } }
+            let training = TrainingPool(p, convolved: y.baseAddress!, upstream: upstream.baseAddress!, relu: pool.relu)
+            let passes = first ? "weight" : "input + weight"
+            rows.append(OpBenchmark.time("\(name) backward \(passes) (from pool)", flops: first ? flops : 2 * flops,
+                                         repeats: repeats) {
+                conv2dMaxPool2dBackward(shape, pooledGradient: training.gradient, input: x.baseAddress!,
+                                        weight: w.baseAddress!, gradInput: first ? nil : gx.baseAddress!,
+                                        gradWeight: gw.baseAddress!, gradBias: conv.bias ? gb.baseAddress! : nil,
+                                        workspace: poolWorkspace)
+            })
+            return rows
         }
         if !first {
-            rows.append(OpBenchmark.time("\(name) backward input\(gradient)", flops: flops, repeats: repeats) {
+            rows.append(OpBenchmark.time("\(name) backward input", flops: flops, repeats: repeats) {
                 conv2dBackwardInput(shape, gradOutput: gy.baseAddress!, weight: w.baseAddress!, gradInput: gx.baseAddress!,
                                     workspace: workspace)
             })
         }
-        rows.append(OpBenchmark.time("\(name) backward weight\(gradient)", flops: flops, repeats: repeats) {
+        rows.append(OpBenchmark.time("\(name) backward weight", flops: flops, repeats: repeats) {
             conv2dBackwardWeight(shape, input: x.baseAddress!, gradOutput: gy.baseAddress!, gradWeight: gw.baseAddress!,
                                  gradBias: conv.bias ? gb.baseAddress! : nil, workspace: workspace)
         })

@@ -37,7 +37,8 @@ public enum OpBenchmark {
             buffers.append(b)
             return b.baseAddress!
         }
-        let workspaceCount = max(conv2dWorkspaceCount(conv1), conv2dWorkspaceCount(conv2))
+        let workspaceCount = max(conv2dMaxPool2dBackwardWorkspaceCount(conv1, pool: pool1),
+                                 conv2dMaxPool2dBackwardWorkspaceCount(conv2, pool: pool2))
         let workspace = UnsafeMutableBufferPointer<Float>.allocate(capacity: workspaceCount)
         workspace.initialize(repeating: 0)
         defer { workspace.deallocate() }
@@ -53,22 +54,11 @@ public enum OpBenchmark {
         let gw1 = buffer(20 * 25), gb1 = buffer(20), gw2 = buffer(50 * 500), gb2 = buffer(50), gwf1 = buffer(500 * 800)
         reluMaxPool2dForward(pool1, input: y1, output: p1, argmax: argmax1)
         reluMaxPool2dForward(pool2, input: y2, output: p2, argmax: argmax2)
-        // The backward rows' pools, of their own (the forward rows rewrite the ones above):
-        // of convolution outputs in [-1.66, 0.34), so that about half the 2×2 windows'
-        // maxima are positive and pass a gradient, as in training (13% of LeNet's conv2
-        // output gradient was nonzero in a run, a quarter at most behind a 2×2 pool).
-        let backArgmax1 = UnsafeMutablePointer<Int32>.allocate(capacity: batch * 20 * 144)
-        let backArgmax2 = UnsafeMutablePointer<Int32>.allocate(capacity: batch * 50 * 16)
-        defer { backArgmax1.deallocate(); backArgmax2.deallocate() }
-        let shifted1 = buffer(batch * 20 * 576), shifted2 = buffer(batch * 50 * 64)
-        let q1 = buffer(batch * 20 * 144), q2 = buffer(batch * 800)
-        for i in 0..<(batch * 20 * 576) { shifted1[i] -= 0.66 }
-        for i in 0..<(batch * 50 * 64) { shifted2[i] -= 0.66 }
-        reluMaxPool2dForward(pool1, input: shifted1, output: q1, argmax: backArgmax1)
-        reluMaxPool2dForward(pool2, input: shifted2, output: q2, argmax: backArgmax2)
-        // Upstream gradients in [-1, 1) (rewritten by the rows that compute them: dense).
-        let pooled1 = PooledGradient(pool: pool1, gradient: gp1, argmax: backArgmax1, reluOutput: q1)
-        let pooled2 = PooledGradient(pool: pool2, gradient: gp2, argmax: backArgmax2, reluOutput: q2)
+        // The backward rows' pools, of their own (the forward rows rewrite the ones above),
+        // and upstream gradients in [-1, 1) (rewritten by the rows that compute them: dense).
+        let training1 = TrainingPool(pool1, convolved: y1, upstream: gp1, relu: true)
+        let training2 = TrainingPool(pool2, convolved: y2, upstream: gp2, relu: true)
+        let pooled1 = training1.gradient, pooled2 = training2.gradient
 
         let b = Double(batch)
         let conv1MACs = 20.0 * 576 * 25, conv2MACs = 50.0 * 64 * 500, fc1MACs = 500.0 * 800
@@ -90,11 +80,11 @@ public enum OpBenchmark {
             // The convolutions' gradients read through each ReLU + max-pool's argmax
             // (`PooledGradient`), as training runs them: no scatter into a dense gradient.
             ("conv2 backward input + weight", 4 * b * conv2MACs, {
-                conv2dBackward(conv2, pooledGradient: pooled2, input: p1, weight: w2, gradInput: gp1, gradWeight: gw2,
-                               gradBias: gb2, workspace: workspace) }),
+                conv2dMaxPool2dBackward(conv2, pooledGradient: pooled2, input: p1, weight: w2, gradInput: gp1,
+                                        gradWeight: gw2, gradBias: gb2, workspace: workspace) }),
             ("conv1 backward weight", 2 * b * conv1MACs, {
-                conv2dBackward(conv1, pooledGradient: pooled1, input: x, weight: w1, gradInput: nil, gradWeight: gw1,
-                               gradBias: gb1, workspace: workspace) }),
+                conv2dMaxPool2dBackward(conv1, pooledGradient: pooled1, input: x, weight: w1, gradInput: nil,
+                                        gradWeight: gw1, gradBias: gb1, workspace: workspace) }),
         ]
         return cases.map { name, flops, body in time(name, flops: flops, repeats: repeats, body) }
     }
@@ -109,5 +99,36 @@ public enum OpBenchmark {
             best = min(best, monotonicSeconds() - start)
         }
         return Row(name: name, seconds: best, flops: flops)
+    }
+}
+
+/// A max-pool's output, argmax and gradient as a training step gives them to the backward
+/// pass of the convolution before it (`conv2dMaxPool2dBackward`), for timing that pass: the
+/// pool of a copy of the convolution's output moved to [-1.66, 0.34) (values in [-1, 1) as
+/// the benchmarks fill them), so that about half of the 2×2 windows' maxima are positive
+/// and pass a gradient behind a ReLU, as in training (13% of LeNet's conv2 output gradient
+/// was nonzero in a run, a quarter at most behind a 2×2 pool).
+final class TrainingPool {
+    let gradient: PooledGradient
+    private let shifted: UnsafeMutableBufferPointer<Float>
+    private let pooled: UnsafeMutableBufferPointer<Float>
+    private let argmax: UnsafeMutableBufferPointer<Int32>
+
+    init(_ pool: Pool2dShape, convolved: UnsafePointer<Float>, upstream: UnsafePointer<Float>, relu: Bool) {
+        let count = pool.batch * pool.channels * pool.height * pool.width, pooledCount = pool.outputShape.reduce(1, *)
+        shifted = .allocate(capacity: count)
+        for i in 0..<count { shifted[i] = convolved[i] - 0.66 }
+        pooled = .allocate(capacity: pooledCount)
+        argmax = .allocate(capacity: pooledCount)
+        maxPool2dForward(pool, input: shifted.baseAddress!, output: pooled.baseAddress!, argmax: argmax.baseAddress!,
+                         relu: relu)
+        gradient = PooledGradient(pool: pool, gradient: upstream, argmax: argmax.baseAddress!,
+                                  reluOutput: relu ? pooled.baseAddress! : nil)
+    }
+
+    deinit {
+        shifted.deallocate()
+        pooled.deallocate()
+        argmax.deallocate()
     }
 }

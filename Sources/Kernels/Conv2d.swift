@@ -115,8 +115,7 @@ func planeSum(_ values: UnsafePointer<Float>, count: Int) -> Float {
 /// (`maxPoolSlice`) and the slice's convolution workspace.
 public func conv2dMaxPool2dWorkspaceCount(_ shape: Conv2dShape, threadCount: Int = Parallelism.threadCount) -> Int {
     if Conv2dPlan.choose(shape) == .direct {
-        let chunks = Conv2dPlan.chunkCount(shape.batch, threadCount: threadCount)
-        return Conv2dPlan.workspaceCount(shape, chunks: chunks) + chunks * shape.outChannels * shape.outPlane
+        return Conv2dPlan.workspaceCount(shape, threadCount: threadCount, extraPerChunk: shape.outChannels * shape.outPlane)
     }
     let slice = maxPoolSlice(shape)
     return slice.batch * slice.outChannels * slice.outPlane + conv2dWorkspaceCount(slice, threadCount: threadCount)
@@ -189,7 +188,7 @@ public func conv2dMaxPool2dForward(
 
 /// `gradInput = conv_transpose(gradOutput, weight)`: the gradient with respect to the input.
 /// From the nonzero gradients only when `Conv2dPlan.choose(shape, pass: .backwardInput, ...)`
-/// says so (`conv2dBackwardInputSparse`); else per sample one sgemm per group into columns,
+/// says so (`conv2dBackwardSparse`); else per sample one sgemm per group into columns,
 /// then col2im. Independent of thread count.
 ///
 /// - Parameters:
@@ -248,7 +247,7 @@ public func conv2dBackwardInput(
 
 /// The gradients with respect to the weight and the bias, summed over the batch, by the
 /// algorithm `Conv2dPlan.choose(shape, pass: .backwardWeight, ...)` picks: from the nonzero
-/// gradients only (`conv2dBackwardWeightSparse`), directly (`conv2dBackwardWeightDirect` up to
+/// gradients only (`conv2dBackwardSparse`), directly (`conv2dBackwardWeightDirect` up to
 /// 32 taps, `conv2dBackwardWeightBlocked` beyond), or per sample through im2col and one sgemm
 /// per group.
 ///
@@ -341,29 +340,59 @@ public func conv2dBackwardWeight(
 
 // MARK: - Backward from a max-pool's gradient
 
-/// `conv2dBackwardInput` and `conv2dBackwardWeight` from the gradient a max-pool of the
-/// output passed back, read through the pool's argmax (`PooledGradient`) instead of from a
-/// dense gradient: the values of `maxPool2dBackward` followed by the two passes, up to the
-/// order of the float additions, without writing or scanning the dense gradient, and each
-/// sample's nonzeros listed once for both passes (`conv2dBackwardSparse`). For the shapes
-/// `Conv2dPlan.allowsPooledGradient` accepts, when `conv2dPooledGradientIsSparse` says so.
+/// Floats of workspace `conv2dMaxPool2dBackward` needs: the convolution's, and, unless the
+/// gradient is read through the pool's argmax (`conv2dPooledGradientIsSparse`), a dense
+/// gradient of the convolution's output size.
+public func conv2dMaxPool2dBackwardWorkspaceCount(
+    _ shape: Conv2dShape, pool: Pool2dShape, threadCount: Int = Parallelism.threadCount
+) -> Int {
+    let dense = conv2dPooledGradientIsSparse(shape, pool: pool) ? 0 : shape.batch * shape.outChannels * shape.outPlane
+    return dense + conv2dWorkspaceCount(shape, threadCount: threadCount)
+}
+
+/// The backward pass of `conv2dMaxPool2dForward`: the convolution's input, weight and bias
+/// gradients from the gradient of the pool's output (`PooledGradient`: with the pool's
+/// argmax, and its output when a ReLU was fused).
+///
+/// Behind a pool whose windows step 2×2 or more (`conv2dPooledGradientIsSparse`), each
+/// sample's nonzeros are listed straight from the pool's gradient and argmax, once for both
+/// passes (`conv2dBackwardSparse`): no dense gradient is written or scanned. Behind any
+/// other pool, the gradient is scattered into a dense block (`maxPool2dBackward`), then
+/// `conv2dBackwardInput` and `conv2dBackwardWeight` run on it. Either way the values are those
+/// of the scatter followed by the two passes, up to the order of the float additions.
 ///
 /// - Parameters:
 ///   - input: `(batch, inChannels, height, width)`.
 ///   - weight: `(outChannels, inChannels, kernelHeight, kernelWidth)`.
 ///   - gradInput: `(batch, inChannels, height, width)`, overwritten; nil to skip it.
 ///   - gradWeight: `(outChannels, inChannels, kernelHeight, kernelWidth)`, overwritten; nil
-///     to skip it.
+///     to skip it (then also `gradBias`).
 ///   - gradBias: `(outChannels)`, overwritten; nil to skip it.
-///   - workspace: at least `conv2dWorkspaceCount(shape)` floats.
-public func conv2dBackward(
-    _ shape: Conv2dShape, pooledGradient: PooledGradient, input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+///   - workspace: at least `conv2dMaxPool2dBackwardWorkspaceCount(shape, pool:)` floats.
+public func conv2dMaxPool2dBackward(
+    _ shape: Conv2dShape, pooledGradient g: PooledGradient, input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
     gradInput: UnsafeMutablePointer<Float>?, gradWeight: UnsafeMutablePointer<Float>?,
     gradBias: UnsafeMutablePointer<Float>?, workspace: UnsafeMutableBufferPointer<Float>
 ) {
-    precondition(Conv2dPlan.allowsPooledGradient(shape), "conv2d: \(shape) does not take a pooled gradient")
-    sparseBackward(Conv2dPlan(shape, workspace: workspace), gradient: .pooled(pooledGradient), input: input,
-                   weight: weight, gradInput: gradInput, gradWeight: gradWeight, gradBias: gradBias)
+    precondition(gradBias == nil || gradWeight != nil, "conv2d: a bias gradient comes with the weight gradient")
+    if conv2dPooledGradientIsSparse(shape, pool: g.pool) {
+        sparseBackward(Conv2dPlan(shape, workspace: workspace), gradient: .pooled(g), input: input,
+                       weight: weight, gradInput: gradInput, gradWeight: gradWeight, gradBias: gradBias)
+        return
+    }
+    let dense = workspace.baseAddress!, count = shape.batch * shape.outChannels * shape.outPlane
+    let rest = UnsafeMutableBufferPointer(rebasing: workspace[count...])
+    maxPool2dBackward(g.pool, gradOutput: g.gradient, argmax: g.argmax, gradInput: dense, reluOutput: g.reluOutput)
+    // One scan of the gradient decides the path of both passes.
+    let sparse = conv2dGradientIsSparse(shape, gradOutput: dense)
+    if let gradInput {
+        conv2dBackwardInput(shape, gradOutput: dense, weight: weight, gradInput: gradInput, workspace: rest,
+                            sparseGradient: sparse)
+    }
+    if let gradWeight {
+        conv2dBackwardWeight(shape, input: input, gradOutput: dense, gradWeight: gradWeight, gradBias: gradBias,
+                             workspace: rest, sparseGradient: sparse)
+    }
 }
 
 /// The sparse passes over the plan's chunks (`conv2dBackwardSparse`): the input gradient

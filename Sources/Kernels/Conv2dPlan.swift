@@ -29,7 +29,7 @@ public struct Conv2dPlan {
     ///
     /// "Unstrided": no groups, padding, stride or dilation. Behind a max-pool the backward
     /// passes may skip this choice: `conv2dPooledGradientIsSparse` sends them to the sparse
-    /// kernels through the pool's argmax (`conv2dBackward(_:pooledGradient:...)`). Measured on LeNet
+    /// kernels through the pool's argmax (`conv2dMaxPool2dBackward`). Measured on LeNet
     /// (`mnist-bench --ops`, 2 threads, batch 64): the direct forward takes conv1 in 0.44 ms
     /// against 0.64 through im2col + GEMM (its 25 taps are too short a K for BLAS) and conv2
     /// in 1.27 ms against 2.07 (no 25× larger im2col matrix to write, no packing). The direct
@@ -86,9 +86,9 @@ public struct Conv2dPlan {
     /// passed back through the pool's argmax (`conv2dPooledGradientIsSparse`): the sparse
     /// kernels' shapes, including those whose dense weight gradient is computed directly,
     /// because the dense gradient is not written then. On LeNet's conv1 (batch 64, 2 threads,
-    /// `mnist-bench --ops`, Zen 3) the pooled weight gradient took 0.47–0.51 ms against
-    /// 0.35–0.58 for the direct kernel plus 0.16 for the scatter before it: no slower, and
-    /// one path for every convolution behind a 2×2 pool.
+    /// Zen 3; a build of 736444c's that timed both in `mnist-bench --ops`) the pooled weight
+    /// gradient took 0.47–0.51 ms against 0.35–0.58 for the direct kernel plus 0.16 for the
+    /// scatter before it: no slower, and one path for every convolution behind a 2×2 pool.
     public static func allowsPooledGradient(_ shape: Conv2dShape) -> Bool {
         isUnstrided(shape) && shape.kernelWidth <= 8
     }
@@ -124,7 +124,7 @@ public struct Conv2dPlan {
     /// failure naming both sizes. `extraPerChunk` floats per chunk follow the passes'
     /// workspace, for a caller's own per-thread buffer (`conv2dMaxPool2dForward`'s sample).
     init(_ shape: Conv2dShape, workspace: UnsafeMutableBufferPointer<Float>, extraPerChunk: Int = 0) {
-        func needed(_ chunks: Int) -> Int { Self.workspaceCount(shape, chunks: chunks) + chunks * extraPerChunk }
+        func needed(_ chunks: Int) -> Int { Self.workspaceCount(shape, chunks: chunks, extraPerChunk: extraPerChunk) }
         var chunks = Self.chunkCount(shape.batch, threadCount: Parallelism.threadCount)
         while chunks > 1 && workspace.count < needed(chunks) { chunks -= 1 }
         precondition(
@@ -139,6 +139,16 @@ public struct Conv2dPlan {
     /// Chunk `chunk`'s `extraPerChunk` floats, after every pass's workspace.
     func extra(_ chunk: Int) -> UnsafeMutablePointer<Float> {
         workspace + Self.workspaceCount(shape, chunks: chunks) + chunk * extraPerChunk
+    }
+
+    /// Floats of workspace a plan at `threadCount` threads needs with `extraPerChunk` floats
+    /// per chunk for its caller: what `init` checks.
+    static func workspaceCount(_ s: Conv2dShape, threadCount: Int, extraPerChunk: Int = 0) -> Int {
+        workspaceCount(s, chunks: chunkCount(s.batch, threadCount: threadCount), extraPerChunk: extraPerChunk)
+    }
+
+    static func workspaceCount(_ s: Conv2dShape, chunks: Int, extraPerChunk: Int) -> Int {
+        workspaceCount(s, chunks: chunks) + chunks * extraPerChunk
     }
 
     /// Chunks `Parallelism.forEachChunk` splits `count` items into (minimumPerChunk 1).

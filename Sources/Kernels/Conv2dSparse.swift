@@ -9,7 +9,7 @@
 //
 // The nonzeros come from a dense gradient (`SparseGradient.dense`, scanned) or straight from
 // the max-pool that follows the convolution (`.pooled`: the pool's gradient and argmax,
-// `conv2dBackward(_:pooledGradient:...)`), which skips writing the dense gradient and
+// `conv2dMaxPool2dBackward`), which skips writing the dense gradient and
 // scanning it again.
 //
 // Measured on LeNet at batch 64 (Zen 3, 2 threads, `mnist-bench`, alternating binaries):
@@ -134,12 +134,11 @@ public func conv2dGradientIsSparse(_ s: Conv2dShape, gradOutput: UnsafePointer<F
 
 /// `conv2dGradientIsSparse` for the gradient a max-pool passed back, decided from the
 /// shapes alone (nothing to scan): `Conv2dPlan.allowsPooledGradient`'s convolutions, behind
-/// a pool whose windows step at least 2×2 (2×2 or more of them per gradient, so at most a
-/// quarter of the output has a gradient; behind ReLU about half of that in training).
+/// a pool whose strides cover at least 4 pixels (a 2×2 step: at most a quarter of the
+/// output has a gradient; behind ReLU about half of that in training).
 public func conv2dPooledGradientIsSparse(_ s: Conv2dShape, pool: Pool2dShape) -> Bool {
     Conv2dPlan.allowsPooledGradient(s) && pool.strideH * pool.strideW >= 4
 }
-
 
 /// Floats of one weight-shaped buffer whose kernel rows are padded to 8 floats:
 /// `(outChannels, inChannels, kernelHeight, 8)`.
@@ -223,19 +222,8 @@ func conv2dBackwardSparse(
     let inputSample = s.inChannels * s.height * s.width
     let offsets = kernelRowOffsets(s), rows = offsets.count
     paddedGradWeight?.update(repeating: 0, count: s.outChannels * rows * 8)
-    if let gradBias {
-        switch gradient {
-        case .dense(let gradOutput):
-            for o in 0..<s.outChannels {
-                var sum: Float = 0
-                for n in samples { sum += planeSum(gradOutput + (n * s.outChannels + o) * plane, count: plane) }
-                gradBias[o] = sum
-            }
-        case .pooled:
-            // Summed below from each sample's nonzeros, in order: what the dense gradient holds.
-            gradBias.update(repeating: 0, count: s.outChannels)
-        }
-    }
+    // Summed below from each sample's nonzeros, in order.
+    gradBias?.update(repeating: 0, count: s.outChannels)
     withUnsafeTemporaryAllocation(of: Int32.self, capacity: s.outChannels + 2 + 2 * capacity + 3 * plane) { ints in
         withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * capacity + inputSample + 8) { floats in
             // One sample's nonzeros of channel o: value and output pixel at first[o] ..< first[o + 1];
@@ -260,7 +248,7 @@ func conv2dBackwardSparse(
                             gradInput: gradInput + n * inputSample)
                     }
                     if let paddedGradWeight, let input {
-                        if let gradBias, case .pooled = gradient {
+                        if let gradBias {
                             for o in 0..<s.outChannels {
                                 var sum = gradBias[o]
                                 for e in Int(first[o])..<Int(first[o + 1]) { sum += value[e] }

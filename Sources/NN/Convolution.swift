@@ -61,48 +61,40 @@ extension Functional {
     private static func convolutionBackward(
         _ s: Conv2dShape, input: Tensor, weight: Tensor, bias: Tensor?, gradOutput g: UnsafePointer<Float>
     ) -> [Tensor?] {
-        let scratch = Storage(uninitializedCount: conv2dWorkspaceCount(s))
-        defer { withExtendedLifetime(scratch) {} }
-        let workspace = UnsafeMutableBufferPointer(start: scratch.pointer, count: scratch.count)
-        var gradInput: Tensor?, gradWeight: Tensor?, gradBias: Tensor?
-        // One scan of the gradient decides the path of both kernels.
-        let sparse = conv2dGradientIsSparse(s, gradOutput: g)
-        if input.requiresGrad {
-            let gi = Tensor.empty(input.shape)
-            conv2dBackwardInput(s, gradOutput: g, weight: weight.storage.pointer,
-                                gradInput: gi.storage.pointer, workspace: workspace, sparseGradient: sparse)
-            gradInput = gi
+        convolutionGradients(s, input: input, weight: weight, bias: bias, workspaceCount: conv2dWorkspaceCount(s)) {
+            gradInput, gradWeight, gradBias, workspace in
+            // One scan of the gradient decides the path of both kernels.
+            let sparse = conv2dGradientIsSparse(s, gradOutput: g)
+            if let gradInput {
+                conv2dBackwardInput(s, gradOutput: g, weight: weight.storage.pointer, gradInput: gradInput,
+                                    workspace: workspace, sparseGradient: sparse)
+            }
+            if let gradWeight {
+                conv2dBackwardWeight(s, input: input.storage.pointer, gradOutput: g, gradWeight: gradWeight,
+                                     gradBias: gradBias, workspace: workspace, sparseGradient: sparse)
+            }
         }
-        let needBias = bias?.requiresGrad == true
-        if weight.requiresGrad || needBias {
-            let gw = Tensor.empty(weight.shape)
-            let gb = needBias ? Tensor.empty([s.outChannels]) : nil
-            conv2dBackwardWeight(s, input: input.storage.pointer, gradOutput: g,
-                                 gradWeight: gw.storage.pointer, gradBias: gb?.storage.pointer,
-                                 workspace: workspace, sparseGradient: sparse)
-            gradWeight = weight.requiresGrad ? gw : nil
-            gradBias = gb
-        }
-        return bias == nil ? [gradInput, gradWeight] : [gradInput, gradWeight, gradBias]
     }
 
-    /// `convolutionBackward` from the gradient a max-pool of the output passed back, read
-    /// through its argmax (`PooledGradient`): no dense gradient is written or scanned, and
-    /// the input and weight gradients come from one pass over the samples.
-    private static func convolutionBackward(
-        _ s: Conv2dShape, input: Tensor, weight: Tensor, bias: Tensor?, pooledGradient g: PooledGradient
+    /// New tensors for the gradients that require one, written by `kernels` with one
+    /// workspace of `workspaceCount` floats: the input's (nil when it needs none), the
+    /// weight's whenever the weight or the bias needs one (the kernels compute the bias
+    /// gradient with the weight's), the bias's.
+    private static func convolutionGradients(
+        _ s: Conv2dShape, input: Tensor, weight: Tensor, bias: Tensor?, workspaceCount: Int,
+        kernels: (_ gradInput: UnsafeMutablePointer<Float>?, _ gradWeight: UnsafeMutablePointer<Float>?,
+                  _ gradBias: UnsafeMutablePointer<Float>?, _ workspace: UnsafeMutableBufferPointer<Float>) -> Void
     ) -> [Tensor?] {
-        let scratch = Storage(uninitializedCount: conv2dWorkspaceCount(s))
+        let scratch = Storage(uninitializedCount: workspaceCount)
         defer { withExtendedLifetime(scratch) {} }
         let needBias = bias?.requiresGrad == true
         let gradInput = input.requiresGrad ? Tensor.empty(input.shape) : nil
-        let gradWeight = weight.requiresGrad ? Tensor.empty(weight.shape) : nil
+        let gradWeight = weight.requiresGrad || needBias ? Tensor.empty(weight.shape) : nil
         let gradBias = needBias ? Tensor.empty([s.outChannels]) : nil
-        conv2dBackward(s, pooledGradient: g, input: input.storage.pointer, weight: weight.storage.pointer,
-                       gradInput: gradInput?.storage.pointer, gradWeight: gradWeight?.storage.pointer,
-                       gradBias: gradBias?.storage.pointer,
-                       workspace: UnsafeMutableBufferPointer(start: scratch.pointer, count: scratch.count))
-        return bias == nil ? [gradInput, gradWeight] : [gradInput, gradWeight, gradBias]
+        kernels(gradInput?.storage.pointer, gradWeight?.storage.pointer, gradBias?.storage.pointer,
+                UnsafeMutableBufferPointer(start: scratch.pointer, count: scratch.count))
+        let weightGradient = weight.requiresGrad ? gradWeight : nil
+        return bias == nil ? [gradInput, weightGradient] : [gradInput, weightGradient, gradBias]
     }
 
     /// `max_pool2d(conv2d(input))`, with `relu` also ReLU (before or after the pool: the same
@@ -110,11 +102,10 @@ extension Functional {
     /// as the ops in sequence (up to the order of float additions), but the convolution's
     /// output is a temporary, computed one sample (a direct convolution) or a few samples at
     /// a time (`conv2dMaxPool2dForward`), not a tensor the graph keeps until backward: the
-    /// graph saves the pool's argmax. Backward reads the gradient through that argmax
-    /// straight into the convolution's sparse kernels when the pool steps 2×2 or more
-    /// (`conv2dPooledGradientIsSparse`); else it scatters the gradient into a block of the
-    /// convolution's output size and runs the convolution's backward on it. For the speedrun
-    /// net at batch 256 that is 14 MB less held per step.
+    /// graph saves the pool's argmax. Backward is `conv2dMaxPool2dBackward`: through that
+    /// argmax straight into the convolution's sparse kernels when the pool steps 2×2 or more,
+    /// else through a dense gradient of the convolution's output size. For the speedrun net
+    /// at batch 256 that is 14 MB less held per step.
     /// `Sequential` uses it for a Conv2d followed by a MaxPool2d, with or without a ReLU
     /// before or after the pool. The result's `grad_fn` is the last op's
     /// (`ReluBackward0` when the ReLU comes last, else `MaxPool2DWithIndicesBackward0`);
@@ -147,16 +138,14 @@ extension Functional {
         guard let indices else { return out }
         let name = relu && reluLast ? "ReluBackward0" : "MaxPool2DWithIndicesBackward0"
         return out.recording(name, inputs: inputs) { [unowned out] g in
-            if conv2dPooledGradientIsSparse(s, pool: p) {
-                let pooled = PooledGradient(pool: p, gradient: g.storage.pointer, argmax: indices.pointer,
-                                            reluOutput: relu ? UnsafePointer(out.storage.pointer) : nil)
-                return convolutionBackward(s, input: input, weight: weight, bias: bias, pooledGradient: pooled)
-            }
-            let gradConvolved = Storage(uninitializedCount: s.outputShape.reduce(1, *))
-            return withExtendedLifetime(gradConvolved) {
-                maxPool2dBackward(p, gradOutput: g.storage.pointer, argmax: indices.pointer, gradInput: gradConvolved.pointer,
-                                  reluOutput: relu ? UnsafePointer(out.storage.pointer) : nil)
-                return convolutionBackward(s, input: input, weight: weight, bias: bias, gradOutput: gradConvolved.pointer)
+            let pooled = PooledGradient(pool: p, gradient: g.storage.pointer, argmax: indices.pointer,
+                                        reluOutput: relu ? UnsafePointer(out.storage.pointer) : nil)
+            return convolutionGradients(s, input: input, weight: weight, bias: bias,
+                                        workspaceCount: conv2dMaxPool2dBackwardWorkspaceCount(s, pool: p)) {
+                gradInput, gradWeight, gradBias, workspace in
+                conv2dMaxPool2dBackward(s, pooledGradient: pooled, input: input.storage.pointer,
+                                        weight: weight.storage.pointer, gradInput: gradInput, gradWeight: gradWeight,
+                                        gradBias: gradBias, workspace: workspace)
             }
         }
     }

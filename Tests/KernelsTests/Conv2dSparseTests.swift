@@ -61,16 +61,18 @@ import Testing
     /// (input, weight, pool kernel, pool stride, ReLU, ceil mode): LeNet's conv2 and conv1
     /// (whose dense weight gradient is computed directly) behind ReLU + 2×2 pools; a
     /// kernel 8 wide behind a 3×3 pool; overlapping 3×3 windows at stride 2 with ceil mode,
-    /// where two windows can pick one pixel; no ReLU.
+    /// where two windows can pick one pixel; no ReLU; a 2×2 pool at stride 1, whose gradient
+    /// goes through a dense block (`conv2dPooledGradientIsSparse` is false).
     static let pooledCases: [([Int], [Int], Int, Int, Bool, Bool)] = [
         ([5, 20, 12, 12], [50, 20, 5, 5], 2, 2, true, false),
         ([3, 1, 28, 28], [20, 1, 5, 5], 2, 2, true, false),
         ([3, 3, 11, 15], [4, 3, 2, 8], 3, 3, true, false),
         ([4, 3, 12, 12], [5, 3, 3, 3], 3, 2, true, true),
         ([2, 6, 9, 10], [5, 6, 3, 3], 2, 2, false, true),
+        ([2, 3, 8, 8], [4, 3, 3, 3], 2, 1, true, false),
     ]
 
-    /// The backward passes from a max-pool's gradient and argmax (`PooledGradient`) against
+    /// `conv2dMaxPool2dBackward` from a max-pool's gradient and argmax (`PooledGradient`) against
     /// the Double-precision gradients of the dense gradient the pool's backward scatters
     /// (the fused conv + pool op's old path), at 1–3 threads, each thread count
     /// deterministic; and which pools take this path in training.
@@ -128,7 +130,7 @@ import Testing
         }
     }
 
-    /// `conv2dBackward` from `gradient`, twice, checking that the second run is
+    /// `conv2dMaxPool2dBackward` from `gradient`, twice, checking that the second run is
     /// bit-identical, and the input gradient alone.
     func pooledBackward(_ s: Conv2dShape, _ x: [Float], _ w: [Float], _ gradient: PooledGradient)
         -> (input: [Float], weight: [Float], bias: [Float])
@@ -137,12 +139,12 @@ import Testing
         for _ in 0..<2 {
             var gi = [Float](repeating: .nan, count: x.count), gw = [Float](repeating: .nan, count: w.count)
             var gb = [Float](repeating: .nan, count: s.outChannels)
-            var scratch = workspace(for: s)
+            var scratch = [Float](repeating: 0, count: conv2dMaxPool2dBackwardWorkspaceCount(s, pool: gradient.pool, threadCount: 8))
             scratch.withUnsafeMutableBufferPointer { ws in
                 gi.withUnsafeMutableBufferPointer { gi in
                     gw.withUnsafeMutableBufferPointer { gw in
                         gb.withUnsafeMutableBufferPointer { gb in
-                            conv2dBackward(s, pooledGradient: gradient, input: x, weight: w, gradInput: gi.baseAddress!,
+                            conv2dMaxPool2dBackward(s, pooledGradient: gradient, input: x, weight: w, gradInput: gi.baseAddress!,
                                            gradWeight: gw.baseAddress!, gradBias: gb.baseAddress!, workspace: ws)
                         }
                     }
@@ -152,7 +154,7 @@ import Testing
             var alone = [Float](repeating: .nan, count: x.count)
             scratch.withUnsafeMutableBufferPointer { ws in
                 alone.withUnsafeMutableBufferPointer {
-                    conv2dBackward(s, pooledGradient: gradient, input: x, weight: w, gradInput: $0.baseAddress!,
+                    conv2dMaxPool2dBackward(s, pooledGradient: gradient, input: x, weight: w, gradInput: $0.baseAddress!,
                                    gradWeight: nil, gradBias: nil, workspace: ws)
                 }
             }
