@@ -8,7 +8,7 @@ extension Functional {
     /// (PyTorch's `SliceBackward0`). A size larger than the input is an error (torchvision
     /// would pad).
     public static func centerCrop(_ input: Tensor, size: Pair) throws -> Tensor {
-        guard input.shape.count == 4, input.shape[0] >= 0, input.shape.dropFirst().allSatisfy({ $0 > 0 }) else {
+        guard input.shape.count == 4, input.shape.dropFirst().allSatisfy({ $0 > 0 }) else {
             throw NNError.shape(op: "center_crop", "expects an (N, C, H, W) input with C, H and W positive but gets \(input.shape)")
         }
         let (height, width) = (input.shape[2], input.shape[3])
