@@ -58,18 +58,28 @@ public enum ConvLayerOps {
         defer { [x, w, bias, y, gy, gx, gw, gb, workspace].forEach { $0.deallocate() } }
         let flops = 2.0 * Double(outCount) * Double(shape.groupPatchSize)
         let name = step.name
-        var rows = [OpBenchmark.time("\(name) forward", flops: flops, repeats: repeats) {
-            conv2dForward(shape, input: x.baseAddress!, weight: w.baseAddress!, bias: conv.bias ? bias.baseAddress! : nil,
-                          output: y.baseAddress!, workspace: workspace)
-        }]
+        var rows: [OpBenchmark.Row] = []
         if let pool {
             let p = try Pool2dShape(
                 input: shape.outputShape, kernel: (pool.window.kernelSize.height, pool.window.kernelSize.width),
                 stride: (pool.window.stride.height, pool.window.stride.width),
                 padding: (pool.window.padding.height, pool.window.padding.width), ceilMode: pool.window.ceilMode)
-            let upstream = filled(p.outputShape.reduce(1, *))
-            let poolWorkspace = filled(conv2dMaxPool2dBackwardWorkspaceCount(shape, pool: p))
-            defer { [upstream, poolWorkspace].forEach { $0.deallocate() } }
+            let pooledCount = p.outputShape.reduce(1, *)
+            let upstream = filled(pooledCount), pooled = filled(pooledCount)
+            let argmax = UnsafeMutableBufferPointer<Int32>.allocate(capacity: pooledCount)
+            let poolWorkspace = filled(max(conv2dMaxPool2dBackwardWorkspaceCount(shape, pool: p),
+                                           conv2dMaxPool2dWorkspaceCount(shape)))
+            defer { [upstream, pooled, poolWorkspace].forEach { $0.deallocate() }; argmax.deallocate() }
+            // Training's forward (with the argmax), then evaluation's (values only).
+            for (label, indices) in [("", Optional(argmax.baseAddress!)), (", eval", nil)] {
+                rows.append(OpBenchmark.time("\(name) forward + pool\(label)", flops: flops, repeats: repeats) {
+                    conv2dMaxPool2dForward(shape, pool: p, input: x.baseAddress!, weight: w.baseAddress!,
+                                           bias: conv.bias ? bias.baseAddress! : nil, output: pooled.baseAddress!,
+                                           argmax: indices, relu: pool.relu, workspace: poolWorkspace)
+                })
+            }
+            conv2dForward(shape, input: x.baseAddress!, weight: w.baseAddress!, bias: conv.bias ? bias.baseAddress! : nil,
+                          output: y.baseAddress!, workspace: workspace)
             let training = TrainingPool(p, convolved: y.baseAddress!, upstream: upstream.baseAddress!, relu: pool.relu)
             let passes = first ? "weight" : "input + weight"
             rows.append(OpBenchmark.time("\(name) backward \(passes) (from pool)", flops: first ? flops : 2 * flops,
@@ -81,6 +91,10 @@ public enum ConvLayerOps {
             })
             return rows
         }
+        rows.append(OpBenchmark.time("\(name) forward", flops: flops, repeats: repeats) {
+            conv2dForward(shape, input: x.baseAddress!, weight: w.baseAddress!, bias: conv.bias ? bias.baseAddress! : nil,
+                          output: y.baseAddress!, workspace: workspace)
+        })
         if !first {
             rows.append(OpBenchmark.time("\(name) backward input", flops: flops, repeats: repeats) {
                 conv2dBackwardInput(shape, gradOutput: gy.baseAddress!, weight: w.baseAddress!, gradInput: gx.baseAddress!,

@@ -58,8 +58,8 @@ public func conv2dForward(
     let inputSample = s.inChannels * s.height * s.width
     if Conv2dPlan.choose(s) == .direct {
         let packedWeight = plan.packedWeight
-        packBlockedWeight(outChannels: s.outChannels, taps: patch, into: packedWeight) { o, t in weight[o * patch + t] }
-        plan.forEachChunk { chunk, samples in
+        packDirectForwardWeight(s, weight: weight, into: packedWeight)
+        plan.forEachSampleBlock(grain: 4) { chunk, samples in
             conv2dForwardDirect(s, samples: samples, input: input, packedWeight: packedWeight, bias: bias,
                                 output: output, scratch: plan.forwardScratch(chunk))
         }
@@ -134,7 +134,9 @@ func maxPoolSlice(_ s: Conv2dShape) -> Conv2dShape {
 /// `max_pool2d(conv2d(input))`, with `relu` also ReLU, so that the batch's convolution
 /// output never exists (28 MB for the published speedrun net at batch 500). A direct
 /// convolution (`Conv2dPlan.choose(shape) == .direct`) has each thread convolve one sample
-/// into its own buffer and pool it while it is in cache, in one parallel region; any other
+/// into its own buffer and pool it while it is in cache, in one parallel region (the
+/// threads taking four samples at a time, `forEachSampleBlock`; a channel-lane convolution
+/// under a 2×2 pool pooled straight from its channels-last tile, `poolChannelLaneTile`); any other
 /// is convolved a slice of samples at a time (`maxPoolSlice`, about 2 MB of output) and the
 /// slice pooled while it is still in cache. The values and the argmax are those of
 /// `conv2dForward` followed by `maxPool2dForward`, bit for bit.
@@ -173,10 +175,22 @@ public func conv2dMaxPool2dForward(
         return
     }
     let plan = Conv2dPlan(s, workspace: workspace, extraPerChunk: sampleCount)
-    let patch = s.groupPatchSize
     let packedWeight = plan.packedWeight
-    packBlockedWeight(outChannels: s.outChannels, taps: patch, into: packedWeight) { o, t in weight[o * patch + t] }
-    plan.forEachChunk { chunk, range in
+    packDirectForwardWeight(s, weight: weight, into: packedWeight)
+    let lanes = isSimple2x2(pool) ? ChannelLaneBlock.of(s) : nil
+    let windows = lanes == nil ? [] : poolWindowOrigins(pool)
+    plan.forEachSampleBlock(grain: 4) { chunk, range in
+        if let lanes {
+            windows.withUnsafeBufferPointer { windows in
+                conv2dForwardChannelLanes(s, lanes, samples: range, input: input, packedWeight: packedWeight,
+                                          bias: bias, tile: plan.forwardScratch(chunk)) { n, tile in
+                    poolChannelLaneTile(pool, windows: windows, tile: tile, outChannels: s.outChannels,
+                                        output: output + n * pooledSample, argmax: argmax.map { $0 + n * pooledSample },
+                                        relu: relu)
+                }
+            }
+            return
+        }
         let convolved = plan.extra(chunk)
         conv2dForwardDirect(s, samples: range, input: input, packedWeight: packedWeight, bias: bias,
                             scratch: plan.forwardScratch(chunk), outputOf: { _ in convolved }) { n in

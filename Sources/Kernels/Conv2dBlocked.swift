@@ -7,7 +7,9 @@
 //
 // - forward: `output[o, p] = bias[o] + Σ_t input[p + offset(t)] · weight[o, t]`, five output
 //   channels × two chunks at a time (two input loads and five weight broadcasts per ten
-//   fused multiply-adds);
+//   fused multiply-adds); when the output channels are a multiple of 16 or 24 and there
+//   are at least 32 taps, the channel-lane kernel of Conv2dChannelLanes.swift instead, with
+//   the same sums;
 // - input gradient: the same kernel, run on the output gradient padded by `k − 1` on every
 //   side with the weight transposed (input ↔ output channels) and flipped;
 // - weight gradient: `gradWeight[o, t] = Σ_p gradOutput[o, p] · input[p + offset(t)]`, four
@@ -78,6 +80,19 @@ struct DirectLayout {
     /// input gradient), `kernelWidth + 6` when the plane is rounded up to a multiple of 8
     /// (`WeightGradientLayout`).
     @inlinable static func slack(kernelWidth: Int) -> Int { kernelWidth + 8 }
+}
+
+/// The weight of `s`'s direct forward pass packed for its kernel: `packChannelLaneWeight`'s
+/// layout for a channel-lane shape (`ChannelLaneBlock.of`), else `packBlockedWeight`'s.
+/// Both fit in `packedBlockedWeightCount(outChannels:taps:)` floats.
+@inlinable
+func packDirectForwardWeight(_ s: Conv2dShape, weight: UnsafePointer<Float>, into packed: UnsafeMutablePointer<Float>) {
+    let patch = s.groupPatchSize
+    if let block = ChannelLaneBlock.of(s) {
+        packChannelLaneWeight(block, outChannels: s.outChannels, taps: patch, into: packed) { o, t in weight[o * patch + t] }
+    } else {
+        packBlockedWeight(outChannels: s.outChannels, taps: patch, into: packed) { o, t in weight[o * patch + t] }
+    }
 }
 
 /// Floats of a weight packed by `packBlockedWeight`: output channels rounded up to 5, × taps.
@@ -216,6 +231,7 @@ func forwardLayout(_ s: Conv2dShape) -> DirectLayout {
 /// planes the kernel writes and one sample's input with slack.
 @inlinable
 func directForwardScratchCount(_ s: Conv2dShape) -> Int {
+    if let block = ChannelLaneBlock.of(s) { return channelLaneTileCount(s, block) }
     let layout = forwardLayout(s)
     guard layout.wide else { return 0 }
     return s.outChannels * layout.plane + s.inChannels * s.height * s.width + DirectLayout.slack(kernelWidth: s.kernelWidth)
@@ -248,6 +264,14 @@ func conv2dForwardDirect(
     bias: UnsafePointer<Float>?, scratch: UnsafeMutablePointer<Float>,
     outputOf: (Int) -> UnsafeMutablePointer<Float>, then: (Int) -> Void
 ) {
+    if let block = ChannelLaneBlock.of(s) {
+        conv2dForwardChannelLanes(s, block, samples: samples, input: input, packedWeight: packedWeight, bias: bias,
+                                  tile: scratch) { n, tile in
+            transposeChannelLaneTile(tile, outChannels: s.outChannels, outPlane: s.outPlane, into: outputOf(n))
+            then(n)
+        }
+        return
+    }
     let layout = forwardLayout(s)
     let offsets = tapOffsets(s, multiple: 1)
     let inputSample = s.inChannels * s.height * s.width

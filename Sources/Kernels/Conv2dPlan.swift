@@ -1,3 +1,5 @@
+import Synchronization
+
 // MARK: - Which kernel computes a conv2d pass
 
 /// The three ways the conv2d kernels compute a pass.
@@ -186,6 +188,28 @@ public struct Conv2dPlan {
             return
         }
         Parallelism.forEach(shape.batch, chunks: chunks, body)
+    }
+
+    /// Runs `body(chunk, samples)` on the plan's `chunks` threads, each taking the next
+    /// `grain` samples until none are left: for passes whose every output is computed the
+    /// same way whatever the split (the forward passes), so that a thread slowed by the
+    /// machine's other work does not hold the other back at the end of the region (the
+    /// split changes from run to run, the results do not). `chunk` is the thread's index,
+    /// for its scratch.
+    func forEachSampleBlock(grain: Int, _ body: (_ chunk: Int, _ samples: Range<Int>) -> Void) {
+        let batch = shape.batch
+        if chunks <= 1 {
+            body(0, 0..<batch)
+            return
+        }
+        let next = Atomic<Int>(0)
+        runInParallel(chunks) { chunk in
+            while true {
+                let start = next.add(grain, ordering: .relaxed).oldValue
+                if start >= batch { return }
+                body(chunk, start..<min(start + grain, batch))
+            }
+        }
     }
 
     // im2col + GEMM (all passes): each chunk's im2col matrix, then a weight- and

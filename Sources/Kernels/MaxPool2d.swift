@@ -33,9 +33,7 @@ func maxPool2dPlanes(
 ) {
     let inPlane = s.height * s.width
     let outH = s.outHeight, outW = s.outWidth, outPlane = outH * outW
-    let simple2x2 = s.kernelH == 2 && s.kernelW == 2 && s.strideH == 2 && s.strideW == 2
-        && s.padH == 0 && s.padW == 0 && s.dilationH == 1 && s.dilationW == 1
-        && outH == s.height / 2 && outW == s.width / 2  // no partial last window (ceil mode)
+    let simple2x2 = isSimple2x2(s)
     for plane in planes {
         let source = input + plane * inPlane
         let destination = output + plane * outPlane

@@ -23,6 +23,8 @@ import Testing
         ([2, 6, 26, 26], [5, 6, 3, 3]),  // mnist-best's conv2 in small: input gradient direct and wide
         ([2, 3, 18, 16], [4, 3, 2, 1]),  // input gradient direct by rows (16 wide)
         ([2, 8, 7, 7], [3, 8, 2, 2]),  // 32 taps on a 6-wide output: forward cut wide, weight gradient blocked
+        ([3, 24, 12, 12], [32, 24, 3, 3]),  // the published speedrun net's conv2: forward channels across lanes (16 × 6)
+        ([2, 4, 10, 10], [24, 4, 3, 3]),  // 36 taps, 24 channels: forward channels across lanes (24 × 4)
     ]
 
     @Test func theDirectPassesAreChosenWhereTheyWin() throws {
@@ -130,14 +132,60 @@ import Testing
         #expect(computed.bias == expectedBias)
     }
 
+    /// Every direct forward kernel computes each output as `bias` followed by one fused
+    /// multiply-add per tap in weight order, so the five-channel kernel (`directConvolveSample`,
+    /// rows or wide cut) and the channel-lane one (`channelLaneConvolveSample`, 16 × 6 and
+    /// 24 × 4) give the same bits: compared here with that chain in scalar code, with and
+    /// without a bias, at 1–3 threads.
+    @Test(arguments: [([3, 1, 28, 28], [20, 1, 5, 5]), ([3, 4, 11, 13], [6, 4, 3, 3]), ([3, 24, 12, 12], [32, 24, 3, 3]),
+                      ([2, 6, 12, 12], [16, 6, 5, 5]), ([2, 4, 10, 10], [24, 4, 3, 3]), ([1, 8, 10, 10], [48, 8, 3, 3])])
+    func forwardSumsEachOutputInTapOrder(_ input: [Int], _ weight: [Int]) throws {
+        let s = try Conv2dShape(input: input, weight: weight)
+        #expect(Conv2dPlan.choose(s) == .direct)
+        #expect((ChannelLaneBlock.of(s) != nil) == (s.outChannels % 16 == 0 || s.outChannels % 24 == 0))
+        var random = TestRandom(seed: 13)
+        let x = random.floats(input.reduce(1, *)), w = random.floats(weight.reduce(1, *)), b = random.floats(s.outChannels)
+        let taps = s.groupPatchSize
+        for bias in [b, nil] {
+            var expected: [Float] = []
+            for n in 0..<s.batch {
+                for o in 0..<s.outChannels {
+                    for r in 0..<s.outHeight {
+                        for column in 0..<s.outWidth {
+                            var sum: Float = bias?[o] ?? 0
+                            for t in 0..<taps {
+                                let (c, kh, kw) = (t / (s.kernelHeight * s.kernelWidth), t / s.kernelWidth % s.kernelHeight, t % s.kernelWidth)
+                                let value = x[((n * s.inChannels + c) * s.height + r + kh) * s.width + column + kw]
+                                sum = sum.addingProduct(value, w[o * taps + t])
+                            }
+                            expected.append(sum)
+                        }
+                    }
+                }
+            }
+            for threads in 1...3 {
+                let output = Parallelism.withThreadCount(threads) { convForward(s, x, w, bias) }
+                let differing = zip(output, expected).filter { $0.bitPattern != $1.bitPattern }.count
+                #expect(output.count == expected.count && differing == 0,
+                        "\(input) \(weight) bias \(bias != nil) at \(threads) threads: \(differing) outputs differ")
+            }
+        }
+    }
+
     /// The fused convolution → max-pool gives `conv2dForward` then `maxPool2dForward` bit for
     /// bit, values and argmax, with and without ReLU, at 1–3 threads. Direct convolutions
     /// (each sample pooled as soon as it is convolved): LeNet's conv1 (rows), a wide cut (36
-    /// taps, 11×13 output) under a 3×3 stride-2 ceil-mode pool, an odd batch. Padded ones
-    /// (im2col, in slices of about 2 MB of output): one slice, and 100 samples of 16×28×28
-    /// outputs in slices of 34, 34 and 32.
+    /// taps, 11×13 output) under a 3×3 stride-2 ceil-mode pool, an odd batch; channel-lane
+    /// convolutions pooled from their tile (`poolChannelLaneTile`): 25 windows (three groups
+    /// of eight and one overlapping), 16 (24 channels), 4 (fewer than eight, lane by lane), and
+    /// one through a 3×3 pool (the tile transposed, then `maxPool2dPlanes`); a NaN input in
+    /// the channel-lane cases, which must reach the same windows. Padded ones (im2col, in
+    /// slices of about 2 MB of output): one slice, and 100 samples of 16×28×28 outputs in
+    /// slices of 34, 34 and 32.
     @Test(arguments: [([3, 1, 28, 28], [20, 1, 5, 5], 0, 2, 2, false), ([3, 4, 11, 13], [6, 4, 3, 3], 0, 3, 2, true),
                       ([5, 2, 12, 13], [3, 2, 3, 3], 0, 2, 2, false), ([3, 4, 11, 13], [6, 4, 3, 3], 1, 3, 2, true),
+                      ([3, 24, 12, 12], [32, 24, 3, 3], 0, 2, 2, false), ([3, 4, 10, 10], [24, 4, 3, 3], 0, 2, 2, false),
+                      ([2, 8, 4, 10], [16, 8, 3, 3], 0, 2, 2, false), ([3, 4, 11, 13], [16, 4, 3, 3], 0, 3, 2, true),
                       ([100, 1, 28, 28], [16, 1, 5, 5], 2, 2, 2, false)])
     func fusedConvolutionPoolEqualsTheTwoKernels(_ c: ([Int], [Int], Int, Int, Int, Bool)) throws {
         let (input, weight, padding, kernel, stride, ceil) = c
@@ -148,7 +196,8 @@ import Testing
                             kernelH: kernel, kernelW: kernel, strideH: stride, strideW: stride, ceilMode: ceil)
         var random = TestRandom(seed: 5)
         // Rounded values make ties, which the first maximum must win in both.
-        let x = random.floats(input.reduce(1, *)).map { ($0 * 4).rounded() / 4 }
+        var x = random.floats(input.reduce(1, *)).map { ($0 * 4).rounded() / 4 }
+        if padding == 0 && ChannelLaneBlock.of(s) != nil { x[x.count / 2 + 3] = .nan }
         let w = random.floats(weight.reduce(1, *)).map { ($0 * 4).rounded() / 4 }, b = random.floats(s.outChannels)
         let pooledCount = p.outputShape.reduce(1, *)
         for threads in 1...3 {

@@ -1,0 +1,356 @@
+// MARK: - Direct forward convolution with the output channels across the lanes
+
+// `directConvolveSample` puts eight neighbouring output pixels in a vector and broadcasts
+// five output channels' weights: it wastes lanes where output rows are not a multiple of 8
+// wide (the published speedrun net's conv2: 10 wide, 100 of 120 lanes through the wide cut,
+// and a duplicated odd chunk) and channel slots where the channels are not a multiple of 5
+// (32 in 35 slots). This kernel puts eight output channels in a vector and broadcasts
+// input pixels instead: with 16 output channels × 6 pixels (24 × 4) at a time, two (three)
+// weight loads and six (four) broadcasts feed twelve fused multiply-adds, every lane
+// useful, whatever the plane's shape. Its output is channels-last, one `outChannels` row per
+// pixel (a tile in scratch), which the pool reads directly (`poolChannelLaneTile`) or
+// which is transposed into NCHW (`transposeChannelLaneTile`).
+//
+// Each output is `bias + Σ_t input · weight` in tap order, one fused multiply-add per tap,
+// as in `directConvolveSample`: the two kernels give the same bits.
+
+/// The register block of a channel-lane shape: `vectors` × 8 output channels × `pixels`.
+@usableFromInline
+struct ChannelLaneBlock: Equatable {
+    @usableFromInline var vectors: Int
+    @usableFromInline var pixels: Int
+
+    @inlinable init(vectors: Int, pixels: Int) {
+        self.vectors = vectors
+        self.pixels = pixels
+    }
+
+    /// 16 × 6 when the output channels are a multiple of 16, 24 × 4 when a multiple of 24,
+    /// with at least 32 taps; nil otherwise (the five-channel kernel takes them). With fewer
+    /// taps (a first convolution's 25) the five-channel kernel was faster: the published
+    /// speedrun net's conv1 (24 channels) forward and pool took 2.6 ms here against 1.9.
+    @inlinable
+    static func of(_ s: Conv2dShape) -> ChannelLaneBlock? {
+        guard s.groupPatchSize >= 32 else { return nil }
+        if s.outChannels % 16 == 0 { return ChannelLaneBlock(vectors: 2, pixels: 6) }
+        if s.outChannels % 24 == 0 { return ChannelLaneBlock(vectors: 3, pixels: 4) }
+        return nil
+    }
+
+    /// Pixels of the tile: the output plane rounded up to a whole number of blocks (the last
+    /// block repeats the last pixel).
+    @inlinable
+    func tilePixels(_ s: Conv2dShape) -> Int { (s.outPlane + pixels - 1) / pixels * pixels }
+}
+
+/// Floats of one sample's channel-lane tile, `(tilePixels, outChannels)`.
+@inlinable
+func channelLaneTileCount(_ s: Conv2dShape, _ block: ChannelLaneBlock) -> Int { block.tilePixels(s) * s.outChannels }
+
+/// `weight(o, t)` laid out `(group, tap, block.vectors · 8)`: each group's channel vectors
+/// for a tap lie together, and a group's taps one after another, read front to back.
+@inlinable
+func packChannelLaneWeight(
+    _ block: ChannelLaneBlock, outChannels: Int, taps: Int, into packed: UnsafeMutablePointer<Float>,
+    weight: (_ o: Int, _ t: Int) -> Float
+) {
+    let group = block.vectors * 8
+    for g in 0..<outChannels / group {
+        for t in 0..<taps {
+            for j in 0..<group { packed[(g * taps + t) * group + j] = weight(g * group + j, t) }
+        }
+    }
+}
+
+/// Each tile pixel's offset in the input sample: pixel `p` of the output plane at
+/// `(p / outWidth) · width + p % outWidth`, past the plane the last pixel again.
+@inlinable
+func channelLanePixelOffsets(_ s: Conv2dShape, _ block: ChannelLaneBlock) -> [Int] {
+    (0..<block.tilePixels(s)).map { p in
+        let q = min(p, s.outPlane - 1)
+        return q / s.outWidth * s.width + q % s.outWidth
+    }
+}
+
+/// One sample of a direct convolution, output channels across the lanes:
+/// `tile[p · outChannels + o] = bias[o] + Σ_t input[pixelOffsets[p] + offsets[t]] · w(o, t)`.
+///
+/// - Parameters:
+///   - offsets: `taps` offsets of the taps from a pixel's input position (`tapOffsets`).
+///   - packedWeight: `packChannelLaneWeight`'s layout of `w`.
+///   - pixelOffsets: `channelLanePixelOffsets`, `block.tilePixels` of them.
+///   - tile: `(block.tilePixels, outChannels)`, overwritten.
+@inlinable
+func channelLaneConvolveSample(
+    _ block: ChannelLaneBlock, taps: Int, offsets: UnsafePointer<Int>, outChannels: Int,
+    packedWeight: UnsafePointer<Float>, bias: UnsafePointer<Float>?, input: UnsafePointer<Float>,
+    pixelOffsets: UnsafeBufferPointer<Int>, tile: UnsafeMutablePointer<Float>
+) {
+    let group = block.vectors * 8
+    @inline(__always) func start(_ o: Int) -> SIMD8<Float> { bias.map { load8($0 + o) } ?? SIMD8() }
+    for o0 in stride(from: 0, to: outChannels, by: group) {
+        if block.vectors == 2 {
+            channelLane16x6(taps: taps, offsets: offsets, stride: outChannels, weight: packedWeight + o0 * taps,
+                            start: (start(o0), start(o0 + 8)), input: input, pixelOffsets: pixelOffsets,
+                            tile: tile + o0)
+        } else {
+            channelLane24x4(taps: taps, offsets: offsets, stride: outChannels, weight: packedWeight + o0 * taps,
+                            start: (start(o0), start(o0 + 8), start(o0 + 16)), input: input,
+                            pixelOffsets: pixelOffsets, tile: tile + o0)
+        }
+    }
+}
+
+/// 16 channels (two vectors) × 6 pixels at a time: twelve sums in registers over all taps.
+/// `weight` is the group's packed weight, 16 floats per tap; `tile` starts at the group's
+/// first channel, its rows `stride` floats apart.
+@inlinable
+func channelLane16x6(
+    taps: Int, offsets: UnsafePointer<Int>, stride rowStride: Int, weight: UnsafePointer<Float>,
+    start: (SIMD8<Float>, SIMD8<Float>), input: UnsafePointer<Float>,
+    pixelOffsets: UnsafeBufferPointer<Int>, tile: UnsafeMutablePointer<Float>
+) {
+    var p = 0
+    while p < pixelOffsets.count {
+        let x0 = input + pixelOffsets[p], x1 = input + pixelOffsets[p + 1], x2 = input + pixelOffsets[p + 2]
+        let x3 = input + pixelOffsets[p + 3], x4 = input + pixelOffsets[p + 4], x5 = input + pixelOffsets[p + 5]
+        var a0 = start.0, b0 = start.1, a1 = start.0, b1 = start.1, a2 = start.0, b2 = start.1
+        var a3 = start.0, b3 = start.1, a4 = start.0, b4 = start.1, a5 = start.0, b5 = start.1
+        var w = weight
+        for t in 0..<taps {
+            let d = offsets[t]
+            let u = load8(w), v = load8(w + 8)
+            var x = SIMD8<Float>(repeating: x0[d]); a0.addProduct(x, u); b0.addProduct(x, v)
+            x = SIMD8(repeating: x1[d]); a1.addProduct(x, u); b1.addProduct(x, v)
+            x = SIMD8(repeating: x2[d]); a2.addProduct(x, u); b2.addProduct(x, v)
+            x = SIMD8(repeating: x3[d]); a3.addProduct(x, u); b3.addProduct(x, v)
+            x = SIMD8(repeating: x4[d]); a4.addProduct(x, u); b4.addProduct(x, v)
+            x = SIMD8(repeating: x5[d]); a5.addProduct(x, u); b5.addProduct(x, v)
+            w += 16
+        }
+        let row = tile + p * rowStride
+        store8(a0, row); store8(b0, row + 8)
+        store8(a1, row + rowStride); store8(b1, row + rowStride + 8)
+        store8(a2, row + 2 * rowStride); store8(b2, row + 2 * rowStride + 8)
+        store8(a3, row + 3 * rowStride); store8(b3, row + 3 * rowStride + 8)
+        store8(a4, row + 4 * rowStride); store8(b4, row + 4 * rowStride + 8)
+        store8(a5, row + 5 * rowStride); store8(b5, row + 5 * rowStride + 8)
+        p += 6
+    }
+}
+
+/// 24 channels (three vectors) × 4 pixels at a time: twelve sums in registers over all taps.
+@inlinable
+func channelLane24x4(
+    taps: Int, offsets: UnsafePointer<Int>, stride rowStride: Int, weight: UnsafePointer<Float>,
+    start: (SIMD8<Float>, SIMD8<Float>, SIMD8<Float>), input: UnsafePointer<Float>,
+    pixelOffsets: UnsafeBufferPointer<Int>, tile: UnsafeMutablePointer<Float>
+) {
+    var p = 0
+    while p < pixelOffsets.count {
+        let x0 = input + pixelOffsets[p], x1 = input + pixelOffsets[p + 1]
+        let x2 = input + pixelOffsets[p + 2], x3 = input + pixelOffsets[p + 3]
+        var a0 = start.0, b0 = start.1, c0 = start.2, a1 = start.0, b1 = start.1, c1 = start.2
+        var a2 = start.0, b2 = start.1, c2 = start.2, a3 = start.0, b3 = start.1, c3 = start.2
+        var w = weight
+        for t in 0..<taps {
+            let d = offsets[t]
+            let u = load8(w), v = load8(w + 8), z = load8(w + 16)
+            var x = SIMD8<Float>(repeating: x0[d]); a0.addProduct(x, u); b0.addProduct(x, v); c0.addProduct(x, z)
+            x = SIMD8(repeating: x1[d]); a1.addProduct(x, u); b1.addProduct(x, v); c1.addProduct(x, z)
+            x = SIMD8(repeating: x2[d]); a2.addProduct(x, u); b2.addProduct(x, v); c2.addProduct(x, z)
+            x = SIMD8(repeating: x3[d]); a3.addProduct(x, u); b3.addProduct(x, v); c3.addProduct(x, z)
+            w += 24
+        }
+        let row = tile + p * rowStride
+        store8(a0, row); store8(b0, row + 8); store8(c0, row + 16)
+        store8(a1, row + rowStride); store8(b1, row + rowStride + 8); store8(c1, row + rowStride + 16)
+        store8(a2, row + 2 * rowStride); store8(b2, row + 2 * rowStride + 8); store8(c2, row + 2 * rowStride + 16)
+        store8(a3, row + 3 * rowStride); store8(b3, row + 3 * rowStride + 8); store8(c3, row + 3 * rowStride + 16)
+        p += 4
+    }
+}
+
+/// `output[o · outPlane + p] = tile[p · outChannels + o]` for the plane's pixels: the tile
+/// in NCHW.
+@inlinable
+func transposeChannelLaneTile(
+    _ tile: UnsafePointer<Float>, outChannels: Int, outPlane: Int, into output: UnsafeMutablePointer<Float>
+) {
+    for p in 0..<outPlane {
+        let row = tile + p * outChannels
+        for o in 0..<outChannels { output[o * outPlane + p] = row[o] }
+    }
+}
+
+/// Whether `pool` is the 2×2, stride-2 pool without padding, dilation or a partial last
+/// window (ceil mode): LeNet's, which `pool2x2Plane` and `poolChannelLaneTile` compute.
+@inlinable
+func isSimple2x2(_ s: Pool2dShape) -> Bool {
+    s.kernelH == 2 && s.kernelW == 2 && s.strideH == 2 && s.strideW == 2
+        && s.padH == 0 && s.padW == 0 && s.dilationH == 1 && s.dilationW == 1
+        && s.outHeight == s.height / 2 && s.outWidth == s.width / 2
+}
+
+/// The 2×2, stride-2 max-pool (`isSimple2x2`) of one sample's tile, with `maxPool2dPlanes`'
+/// rule (the first maximum in row-major order wins, NaN propagates), written in NCHW:
+/// `output[o · pooledPlane + q]`, `argmax` likewise (the index within the convolution's
+/// output plane), then ReLU when `relu` (NaN kept).
+///
+/// Eight windows × eight channels at a time are pooled into eight vectors (one per window)
+/// and transposed in registers (`transpose8x8`), so that each channel's eight windows are
+/// stored as one vector; a plane of fewer than 8 windows is stored lane by lane. When the
+/// windows are not a multiple of 8, the last eight overlap the ones before and store the
+/// same values again.
+///
+/// - Parameter windows: each window's top-left index in the convolution's output plane,
+///   `pooledPlane` of them (`poolWindowOrigins`).
+@inlinable
+func poolChannelLaneTile(
+    _ s: Pool2dShape, windows: UnsafeBufferPointer<Int32>, tile: UnsafePointer<Float>, outChannels: Int,
+    output: UnsafeMutablePointer<Float>, argmax: UnsafeMutablePointer<Int32>?, relu: Bool
+) {
+    let pooledPlane = windows.count
+    let pool = TileWindows(tile: tile, windows: windows, width: s.width, outChannels: outChannels,
+                           indexed: argmax != nil, relu: relu)
+    guard pooledPlane >= 8 else {
+        for q in 0..<pooledPlane {
+            for o in stride(from: 0, to: outChannels, by: 8) {
+                let (best, index) = pool[q, o]
+                for lane in 0..<8 {
+                    output[(o + lane) * pooledPlane + q] = best[lane]
+                    argmax?[(o + lane) * pooledPlane + q] = index[lane]
+                }
+            }
+        }
+        return
+    }
+    var q0 = 0
+    while q0 < pooledPlane {
+        q0 = min(q0, pooledPlane - 8)
+        for o in stride(from: 0, to: outChannels, by: 8) {
+            var (v0, i0) = pool[q0, o], (v1, i1) = pool[q0 + 1, o], (v2, i2) = pool[q0 + 2, o], (v3, i3) = pool[q0 + 3, o]
+            var (v4, i4) = pool[q0 + 4, o], (v5, i5) = pool[q0 + 5, o], (v6, i6) = pool[q0 + 6, o], (v7, i7) = pool[q0 + 7, o]
+            transpose8x8(&v0, &v1, &v2, &v3, &v4, &v5, &v6, &v7)
+            let destination = output + o * pooledPlane + q0
+            store8(v0, destination); store8(v1, destination + pooledPlane)
+            store8(v2, destination + 2 * pooledPlane); store8(v3, destination + 3 * pooledPlane)
+            store8(v4, destination + 4 * pooledPlane); store8(v5, destination + 5 * pooledPlane)
+            store8(v6, destination + 6 * pooledPlane); store8(v7, destination + 7 * pooledPlane)
+            if let argmax {
+                var f0 = floatBits(i0), f1 = floatBits(i1), f2 = floatBits(i2), f3 = floatBits(i3)
+                var f4 = floatBits(i4), f5 = floatBits(i5), f6 = floatBits(i6), f7 = floatBits(i7)
+                transpose8x8(&f0, &f1, &f2, &f3, &f4, &f5, &f6, &f7)
+                let indices = UnsafeMutableRawPointer(argmax + o * pooledPlane + q0)
+                    .assumingMemoryBound(to: Float.self)  // the bits of the Int32 indices
+                store8(f0, indices); store8(f1, indices + pooledPlane)
+                store8(f2, indices + 2 * pooledPlane); store8(f3, indices + 3 * pooledPlane)
+                store8(f4, indices + 4 * pooledPlane); store8(f5, indices + 5 * pooledPlane)
+                store8(f6, indices + 6 * pooledPlane); store8(f7, indices + 7 * pooledPlane)
+            }
+        }
+        q0 += 8
+    }
+}
+
+/// The 2×2 windows of a channel-lane tile, pooled by `maxPool2dPlanes`' rule:
+/// `self[q, o]` is window `q`'s maximum over channels `o ..< o + 8` and, when `indexed`, their
+/// indices in the convolution's output plane; ReLU after when `relu` (NaN kept).
+@usableFromInline
+struct TileWindows {
+    @usableFromInline let tile: UnsafePointer<Float>
+    @usableFromInline let windows: UnsafeBufferPointer<Int32>
+    @usableFromInline let width: Int, outChannels: Int
+    @usableFromInline let indexed: Bool, relu: Bool
+
+    @inlinable
+    init(tile: UnsafePointer<Float>, windows: UnsafeBufferPointer<Int32>, width: Int, outChannels: Int,
+         indexed: Bool, relu: Bool) {
+        (self.tile, self.windows, self.width, self.outChannels, self.indexed, self.relu) =
+            (tile, windows, width, outChannels, indexed, relu)
+    }
+
+    @inlinable
+    subscript(q: Int, o: Int) -> (SIMD8<Float>, SIMD8<Int32>) {
+        @inline(__always) get {
+            let origin = windows[q]
+            let top = tile + Int(origin) * outChannels + o, bottom = top + width * outChannels
+            var best = load8(top)
+            var index = SIMD8<Int32>(repeating: origin)
+            if indexed {
+                let down = Int32(truncatingIfNeeded: width)
+                takeIfGreaterOrNaN(load8(top + outChannels), origin &+ 1, best: &best, bestIndex: &index)
+                takeIfGreaterOrNaN(load8(bottom), origin &+ down, best: &best, bestIndex: &index)
+                takeIfGreaterOrNaN(load8(bottom + outChannels), origin &+ down &+ 1, best: &best, bestIndex: &index)
+            } else {
+                takeIfGreaterOrNaN(load8(top + outChannels), best: &best)
+                takeIfGreaterOrNaN(load8(bottom), best: &best)
+                takeIfGreaterOrNaN(load8(bottom + outChannels), best: &best)
+            }
+            // ReLU as "take 0 where it is greater" (NaN kept, -0 kept).
+            if relu { takeIfGreaterOrNaN(SIMD8(), best: &best) }
+            return (best, index)
+        }
+    }
+}
+
+/// The bits of eight Int32 lanes as floats (for `transpose8x8`).
+@inlinable @inline(__always)
+func floatBits(_ i: SIMD8<Int32>) -> SIMD8<Float> { unsafeBitCast(i, to: SIMD8<Float>.self) }
+
+/// Each window's top-left index in the input plane of a 2×2, stride-2 pool, in output order.
+@inlinable
+func poolWindowOrigins(_ s: Pool2dShape) -> [Int32] {
+    (0..<s.outHeight * s.outWidth).map { q in
+        Int32(truncatingIfNeeded: 2 * (q / s.outWidth) * s.width + 2 * (q % s.outWidth))
+    }
+}
+
+/// Transposes the 8 × 8 matrix whose rows are `v0 ... v7`: afterwards `vk[j]` is what
+/// `vj[k]` was. Three rounds of splitting each pair of rows into its even and odd lanes
+/// (each round moves the lowest bit of an element's row-major index to the top; three move
+/// the column bits above the row bits).
+@inlinable @inline(__always)
+func transpose8x8(
+    _ v0: inout SIMD8<Float>, _ v1: inout SIMD8<Float>, _ v2: inout SIMD8<Float>, _ v3: inout SIMD8<Float>,
+    _ v4: inout SIMD8<Float>, _ v5: inout SIMD8<Float>, _ v6: inout SIMD8<Float>, _ v7: inout SIMD8<Float>
+) {
+    for _ in 0..<3 {
+        let p0 = SIMD16(lowHalf: v0, highHalf: v1), p1 = SIMD16(lowHalf: v2, highHalf: v3)
+        let p2 = SIMD16(lowHalf: v4, highHalf: v5), p3 = SIMD16(lowHalf: v6, highHalf: v7)
+        v0 = p0.evenHalf; v1 = p1.evenHalf; v2 = p2.evenHalf; v3 = p3.evenHalf
+        v4 = p0.oddHalf; v5 = p1.oddHalf; v6 = p2.oddHalf; v7 = p3.oddHalf
+    }
+}
+
+/// PyTorch's update rule on eight channels of one window, with the tap's index.
+@inlinable @inline(__always)
+func takeIfGreaterOrNaN(_ value: SIMD8<Float>, _ index: Int32, best: inout SIMD8<Float>, bestIndex: inout SIMD8<Int32>) {
+    let take = (value .> best) .| (value .!= value)
+    best.replace(with: value, where: take)
+    let bits = unsafeBitCast(take, to: SIMD8<Int32>.self)
+    bestIndex = (bestIndex & ~bits) | (SIMD8(repeating: index) & bits)
+}
+
+/// `conv2dForwardDirect` for a channel-lane shape (`block`): each sample of `samples` is
+/// convolved into `tile` (`channelLaneTileCount` floats), then handed to `then(n, tile)`.
+@inlinable
+func conv2dForwardChannelLanes(
+    _ s: Conv2dShape, _ block: ChannelLaneBlock, samples: Range<Int>, input: UnsafePointer<Float>,
+    packedWeight: UnsafePointer<Float>, bias: UnsafePointer<Float>?, tile: UnsafeMutablePointer<Float>,
+    then: (_ n: Int, _ tile: UnsafePointer<Float>) -> Void
+) {
+    let offsets = tapOffsets(s, multiple: 1), pixelOffsets = channelLanePixelOffsets(s, block)
+    let inputSample = s.inChannels * s.height * s.width
+    offsets.withUnsafeBufferPointer { offsets in
+        pixelOffsets.withUnsafeBufferPointer { pixelOffsets in
+            for n in samples {
+                channelLaneConvolveSample(
+                    block, taps: offsets.count, offsets: offsets.baseAddress!, outChannels: s.outChannels,
+                    packedWeight: packedWeight, bias: bias, input: input + n * inputSample,
+                    pixelOffsets: pixelOffsets, tile: tile)
+                then(n, tile)
+            }
+        }
+    }
+}
