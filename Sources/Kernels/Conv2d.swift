@@ -183,10 +183,14 @@ public func conv2dMaxPool2dForward(
         if let lanes {
             windows.withUnsafeBufferPointer { windows in
                 conv2dForwardChannelLanes(s, lanes, samples: range, input: input, packedWeight: packedWeight,
-                                          bias: bias, tile: plan.forwardScratch(chunk)) { n, tile in
-                    poolChannelLaneTile(pool, windows: windows, tile: tile, outChannels: s.outChannels,
-                                        output: output + n * pooledSample, argmax: argmax.map { $0 + n * pooledSample },
-                                        relu: relu)
+                                          bias: bias, tile: plan.forwardScratch(chunk)) { n, rows, tile in
+                    // The pooled rows whose windows lie in the band (its first row is even).
+                    let pooledRows = rows.lowerBound / 2..<min(rows.upperBound / 2, pool.outHeight)
+                    poolChannelLaneTile(pool, windows: windows,
+                                        range: pooledRows.lowerBound * pool.outWidth..<pooledRows.upperBound * pool.outWidth,
+                                        tile: tile - rows.lowerBound * s.outWidth * s.outChannels,
+                                        outChannels: s.outChannels, output: output + n * pooledSample,
+                                        argmax: argmax.map { $0 + n * pooledSample }, relu: relu)
                 }
             }
             return

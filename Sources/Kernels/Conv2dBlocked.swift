@@ -266,9 +266,10 @@ func conv2dForwardDirect(
 ) {
     if let block = ChannelLaneBlock.of(s) {
         conv2dForwardChannelLanes(s, block, samples: samples, input: input, packedWeight: packedWeight, bias: bias,
-                                  tile: scratch) { n, tile in
-            transposeChannelLaneTile(tile, outChannels: s.outChannels, outPlane: s.outPlane, into: outputOf(n))
-            then(n)
+                                  tile: scratch) { n, rows, tile in
+            transposeChannelLaneTile(tile, outChannels: s.outChannels, pixels: rows.count * s.outWidth,
+                                     outPlane: s.outPlane, into: outputOf(n) + rows.lowerBound * s.outWidth)
+            if rows.upperBound == s.outHeight { then(n) }
         }
         return
     }

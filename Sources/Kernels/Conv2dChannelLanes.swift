@@ -14,38 +14,56 @@
 // Each output is `bias + Σ_t input · weight` in tap order, one fused multiply-add per tap,
 // as in `directConvolveSample`: the two kernels give the same bits.
 
-/// The register block of a channel-lane shape: `vectors` × 8 output channels × `pixels`.
+/// The register block of a channel-lane shape, `vectors` × 8 output channels × `pixels`,
+/// and the output rows a tile holds (`bandRows`).
 @usableFromInline
 struct ChannelLaneBlock: Equatable {
     @usableFromInline var vectors: Int
     @usableFromInline var pixels: Int
+    /// Output rows convolved into the tile at a time: the whole plane when its tile takes
+    /// at most 16 KB, else the most rows, an even number (whole 2×2 pool windows), whose
+    /// tile does (the published speedrun net's conv1: 6 of 24 rows, 13.5 KB instead of 54).
+    /// A tile that stays in the level-1 cache while it is pooled.
+    @usableFromInline var bandRows: Int
 
-    @inlinable init(vectors: Int, pixels: Int) {
+    @inlinable init(vectors: Int, pixels: Int, bandRows: Int) {
         self.vectors = vectors
         self.pixels = pixels
+        self.bandRows = bandRows
     }
 
     /// 16 × 6 when the output channels are a multiple of 16, 24 × 4 when a multiple of 24,
     /// with at least 32 taps; nil otherwise (the five-channel kernel takes them). With fewer
-    /// taps (a first convolution's 25) the five-channel kernel was faster: the published
-    /// speedrun net's conv1 (24 channels) forward and pool took 2.6 ms here against 1.9.
+    /// taps (a first convolution's 25) the five-channel kernel does as well: the published
+    /// speedrun net's conv1 (24 channels) forward and pool took 1.46–1.53 ms in banded
+    /// channel lanes against 1.52–1.60 (batch 256, 2 threads, Zen 3, `mnist-bench --ops`,
+    /// alternating builds), 2.6 against 1.9 with the whole plane in one tile. Where the lanes
+    /// win (same runs): speedrun.json's conv2 (8 → 32 channels, 8×8) 0.95–1.00 ms against
+    /// 1.20–1.27, the published net's conv2 (24 → 32, 10×10) 3.1–3.4 against 4.2–4.5,
+    /// mnist-best's conv3 (32 → 64, 10×10) 3.3–3.6 against 4.0–7.0; LeNet's conv2 (6 → 16,
+    /// 8×8, rows the five-channel kernel fills) the same.
     @inlinable
     static func of(_ s: Conv2dShape) -> ChannelLaneBlock? {
         guard s.groupPatchSize >= 32 else { return nil }
-        if s.outChannels % 16 == 0 { return ChannelLaneBlock(vectors: 2, pixels: 6) }
-        if s.outChannels % 24 == 0 { return ChannelLaneBlock(vectors: 3, pixels: 4) }
+        let rowBytes = s.outWidth * s.outChannels * MemoryLayout<Float>.size
+        var bandRows = max(2, (16 << 10) / rowBytes / 2 * 2)
+        if bandRows >= s.outHeight { bandRows = s.outHeight }
+        if s.outChannels % 16 == 0 { return ChannelLaneBlock(vectors: 2, pixels: 6, bandRows: bandRows) }
+        if s.outChannels % 24 == 0 { return ChannelLaneBlock(vectors: 3, pixels: 4, bandRows: bandRows) }
         return nil
     }
 
-    /// Pixels of the tile: the output plane rounded up to a whole number of blocks (the last
-    /// block repeats the last pixel).
+    /// Pixels of a tile of `rows` output rows `outWidth` wide: rounded up to a whole number
+    /// of blocks (the last block repeats the last pixel).
     @inlinable
-    func tilePixels(_ s: Conv2dShape) -> Int { (s.outPlane + pixels - 1) / pixels * pixels }
+    func tilePixels(rows: Int, outWidth: Int) -> Int { (rows * outWidth + pixels - 1) / pixels * pixels }
 }
 
-/// Floats of one sample's channel-lane tile, `(tilePixels, outChannels)`.
+/// Floats of one channel-lane tile, `(tilePixels, outChannels)` for `block.bandRows` rows.
 @inlinable
-func channelLaneTileCount(_ s: Conv2dShape, _ block: ChannelLaneBlock) -> Int { block.tilePixels(s) * s.outChannels }
+func channelLaneTileCount(_ s: Conv2dShape, _ block: ChannelLaneBlock) -> Int {
+    block.tilePixels(rows: block.bandRows, outWidth: s.outWidth) * s.outChannels
+}
 
 /// `weight(o, t)` laid out `(group, tap, block.vectors · 8)`: each group's channel vectors
 /// for a tap lie together, and a group's taps one after another, read front to back.
@@ -62,24 +80,27 @@ func packChannelLaneWeight(
     }
 }
 
-/// Each tile pixel's offset in the input sample: pixel `p` of the output plane at
-/// `(p / outWidth) · width + p % outWidth`, past the plane the last pixel again.
+/// Each tile pixel's offset from its band's first input row, for a band of `rows` output
+/// rows: pixel `p` at `(p / outWidth) · width + p % outWidth`, past the band the last pixel
+/// again.
 @inlinable
-func channelLanePixelOffsets(_ s: Conv2dShape, _ block: ChannelLaneBlock) -> [Int] {
-    (0..<block.tilePixels(s)).map { p in
-        let q = min(p, s.outPlane - 1)
+func channelLanePixelOffsets(_ s: Conv2dShape, _ block: ChannelLaneBlock, rows: Int) -> [Int] {
+    let count = rows * s.outWidth
+    return (0..<block.tilePixels(rows: rows, outWidth: s.outWidth)).map { p in
+        let q = min(p, count - 1)
         return q / s.outWidth * s.width + q % s.outWidth
     }
 }
 
-/// One sample of a direct convolution, output channels across the lanes:
-/// `tile[p · outChannels + o] = bias[o] + Σ_t input[pixelOffsets[p] + offsets[t]] · w(o, t)`.
+/// One band of a sample of a direct convolution, output channels across the lanes:
+/// `tile[p · outChannels + o] = bias[o] + Σ_t input[pixelOffsets[p] + offsets[t]] · w(o, t)`
+/// (`input` at the band's first input row).
 ///
 /// - Parameters:
 ///   - offsets: `taps` offsets of the taps from a pixel's input position (`tapOffsets`).
 ///   - packedWeight: `packChannelLaneWeight`'s layout of `w`.
-///   - pixelOffsets: `channelLanePixelOffsets`, `block.tilePixels` of them.
-///   - tile: `(block.tilePixels, outChannels)`, overwritten.
+///   - pixelOffsets: the band's `channelLanePixelOffsets`, a multiple of `block.pixels`.
+///   - tile: `(pixelOffsets.count, outChannels)`, overwritten.
 @inlinable
 func channelLaneConvolveSample(
     _ block: ChannelLaneBlock, taps: Int, offsets: UnsafePointer<Int>, outChannels: Int,
@@ -171,13 +192,13 @@ func channelLane24x4(
     }
 }
 
-/// `output[o · outPlane + p] = tile[p · outChannels + o]` for the plane's pixels: the tile
-/// in NCHW.
+/// `output[o · outPlane + p] = tile[p · outChannels + o]` for the tile's first `pixels`
+/// pixels: a band of the tile in NCHW (`output` at the band's first pixel of channel 0).
 @inlinable
 func transposeChannelLaneTile(
-    _ tile: UnsafePointer<Float>, outChannels: Int, outPlane: Int, into output: UnsafeMutablePointer<Float>
+    _ tile: UnsafePointer<Float>, outChannels: Int, pixels: Int, outPlane: Int, into output: UnsafeMutablePointer<Float>
 ) {
-    for p in 0..<outPlane {
+    for p in 0..<pixels {
         let row = tile + p * outChannels
         for o in 0..<outChannels { output[o * outPlane + p] = row[o] }
     }
@@ -192,29 +213,33 @@ func isSimple2x2(_ s: Pool2dShape) -> Bool {
         && s.outHeight == s.height / 2 && s.outWidth == s.width / 2
 }
 
-/// The 2×2, stride-2 max-pool (`isSimple2x2`) of one sample's tile, with `maxPool2dPlanes`'
-/// rule (the first maximum in row-major order wins, NaN propagates), written in NCHW:
-/// `output[o · pooledPlane + q]`, `argmax` likewise (the index within the convolution's
-/// output plane), then ReLU when `relu` (NaN kept).
+/// The 2×2, stride-2 max-pool (`isSimple2x2`) of the windows `range` of a sample whose
+/// rows lie in a channel-lane tile, with `maxPool2dPlanes`' rule (the first maximum in
+/// row-major order wins, NaN propagates), written in NCHW: `output[o · pooledPlane + q]`,
+/// `argmax` likewise (the index within the convolution's output plane), then ReLU when
+/// `relu` (NaN kept).
 ///
 /// Eight windows × eight channels at a time are pooled into eight vectors (one per window)
 /// and transposed in registers (`transpose8x8`), so that each channel's eight windows are
-/// stored as one vector; a plane of fewer than 8 windows is stored lane by lane. When the
-/// windows are not a multiple of 8, the last eight overlap the ones before and store the
-/// same values again.
+/// stored as one vector; fewer than 8 windows are stored lane by lane. When the windows are
+/// not a multiple of 8, the last eight overlap the ones before and store the same values
+/// again.
 ///
-/// - Parameter windows: each window's top-left index in the convolution's output plane,
-///   `pooledPlane` of them (`poolWindowOrigins`).
+/// - Parameters:
+///   - windows: each window's top-left index in the convolution's output plane,
+///     `pooledPlane` of them (`poolWindowOrigins`).
+///   - tile: where pixel 0 of the plane would lie in the tile (the tile minus its band's
+///     first pixel), so that `tile + windows[q] · outChannels` is window `q`'s first pixel.
 @inlinable
 func poolChannelLaneTile(
-    _ s: Pool2dShape, windows: UnsafeBufferPointer<Int32>, tile: UnsafePointer<Float>, outChannels: Int,
-    output: UnsafeMutablePointer<Float>, argmax: UnsafeMutablePointer<Int32>?, relu: Bool
+    _ s: Pool2dShape, windows: UnsafeBufferPointer<Int32>, range: Range<Int>, tile: UnsafePointer<Float>,
+    outChannels: Int, output: UnsafeMutablePointer<Float>, argmax: UnsafeMutablePointer<Int32>?, relu: Bool
 ) {
     let pooledPlane = windows.count
     let pool = TileWindows(tile: tile, windows: windows, width: s.width, outChannels: outChannels,
                            indexed: argmax != nil, relu: relu)
-    guard pooledPlane >= 8 else {
-        for q in 0..<pooledPlane {
+    guard range.count >= 8 else {
+        for q in range {
             for o in stride(from: 0, to: outChannels, by: 8) {
                 let (best, index) = pool[q, o]
                 for lane in 0..<8 {
@@ -225,9 +250,9 @@ func poolChannelLaneTile(
         }
         return
     }
-    var q0 = 0
-    while q0 < pooledPlane {
-        q0 = min(q0, pooledPlane - 8)
+    var q0 = range.lowerBound
+    while q0 < range.upperBound {
+        q0 = min(q0, range.upperBound - 8)
         for o in stride(from: 0, to: outChannels, by: 8) {
             var (v0, i0) = pool[q0, o], (v1, i1) = pool[q0 + 1, o], (v2, i2) = pool[q0 + 2, o], (v3, i3) = pool[q0 + 3, o]
             var (v4, i4) = pool[q0 + 4, o], (v5, i5) = pool[q0 + 5, o], (v6, i6) = pool[q0 + 6, o], (v7, i7) = pool[q0 + 7, o]
@@ -333,23 +358,32 @@ func takeIfGreaterOrNaN(_ value: SIMD8<Float>, _ index: Int32, best: inout SIMD8
 }
 
 /// `conv2dForwardDirect` for a channel-lane shape (`block`): each sample of `samples` is
-/// convolved into `tile` (`channelLaneTileCount` floats), then handed to `then(n, tile)`.
+/// convolved `block.bandRows` output rows at a time into `tile` (`channelLaneTileCount`
+/// floats), each band then handed to `then(n, rows, tile)`.
 @inlinable
 func conv2dForwardChannelLanes(
     _ s: Conv2dShape, _ block: ChannelLaneBlock, samples: Range<Int>, input: UnsafePointer<Float>,
     packedWeight: UnsafePointer<Float>, bias: UnsafePointer<Float>?, tile: UnsafeMutablePointer<Float>,
-    then: (_ n: Int, _ tile: UnsafePointer<Float>) -> Void
+    then: (_ n: Int, _ rows: Range<Int>, _ tile: UnsafePointer<Float>) -> Void
 ) {
-    let offsets = tapOffsets(s, multiple: 1), pixelOffsets = channelLanePixelOffsets(s, block)
+    let offsets = tapOffsets(s, multiple: 1)
+    let lastRows = s.outHeight - (s.outHeight - 1) / block.bandRows * block.bandRows
+    let band = channelLanePixelOffsets(s, block, rows: block.bandRows)
+    let lastBand = channelLanePixelOffsets(s, block, rows: lastRows)
     let inputSample = s.inChannels * s.height * s.width
     offsets.withUnsafeBufferPointer { offsets in
-        pixelOffsets.withUnsafeBufferPointer { pixelOffsets in
-            for n in samples {
-                channelLaneConvolveSample(
-                    block, taps: offsets.count, offsets: offsets.baseAddress!, outChannels: s.outChannels,
-                    packedWeight: packedWeight, bias: bias, input: input + n * inputSample,
-                    pixelOffsets: pixelOffsets, tile: tile)
-                then(n, tile)
+        band.withUnsafeBufferPointer { band in
+            lastBand.withUnsafeBufferPointer { lastBand in
+                for n in samples {
+                    for r0 in stride(from: 0, to: s.outHeight, by: block.bandRows) {
+                        let r1 = min(r0 + block.bandRows, s.outHeight)
+                        channelLaneConvolveSample(
+                            block, taps: offsets.count, offsets: offsets.baseAddress!, outChannels: s.outChannels,
+                            packedWeight: packedWeight, bias: bias, input: input + n * inputSample + r0 * s.width,
+                            pixelOffsets: r1 == s.outHeight ? lastBand : band, tile: tile)
+                        then(n, r0..<r1, tile)
+                    }
+                }
             }
         }
     }

@@ -135,14 +135,16 @@ import Testing
     /// Every direct forward kernel computes each output as `bias` followed by one fused
     /// multiply-add per tap in weight order, so the five-channel kernel (`directConvolveSample`,
     /// rows or wide cut) and the channel-lane one (`channelLaneConvolveSample`, 16 × 6 and
-    /// 24 × 4) give the same bits: compared here with that chain in scalar code, with and
-    /// without a bias, at 1–3 threads.
+    /// 24 × 4; the last in bands of 4 rows, the last band 1 row) give the same bits: compared
+    /// here with that chain in scalar code, with and without a bias, at 1–3 threads.
     @Test(arguments: [([3, 1, 28, 28], [20, 1, 5, 5]), ([3, 4, 11, 13], [6, 4, 3, 3]), ([3, 24, 12, 12], [32, 24, 3, 3]),
-                      ([2, 6, 12, 12], [16, 6, 5, 5]), ([2, 4, 10, 10], [24, 4, 3, 3]), ([1, 8, 10, 10], [48, 8, 3, 3])])
+                      ([2, 6, 12, 12], [16, 6, 5, 5]), ([2, 4, 10, 10], [24, 4, 3, 3]), ([1, 8, 10, 10], [48, 8, 3, 3]),
+                      ([1, 4, 27, 27], [32, 4, 3, 3])])
     func forwardSumsEachOutputInTapOrder(_ input: [Int], _ weight: [Int]) throws {
         let s = try Conv2dShape(input: input, weight: weight)
         #expect(Conv2dPlan.choose(s) == .direct)
         #expect((ChannelLaneBlock.of(s) != nil) == (s.outChannels % 16 == 0 || s.outChannels % 24 == 0))
+        if input[2] == 27 { #expect(ChannelLaneBlock.of(s)?.bandRows == 4) }
         var random = TestRandom(seed: 13)
         let x = random.floats(input.reduce(1, *)), w = random.floats(weight.reduce(1, *)), b = random.floats(s.outChannels)
         let taps = s.groupPatchSize
@@ -178,7 +180,9 @@ import Testing
     /// taps, 11×13 output) under a 3×3 stride-2 ceil-mode pool, an odd batch; channel-lane
     /// convolutions pooled from their tile (`poolChannelLaneTile`): 25 windows (three groups
     /// of eight and one overlapping), 16 (24 channels), 4 (fewer than eight, lane by lane), and
-    /// one through a 3×3 pool (the tile transposed, then `maxPool2dPlanes`); a NaN input in
+    /// one through a 3×3 pool (the tile transposed, then `maxPool2dPlanes`), and two in bands
+    /// of rows (25×25 in 4-row bands, the last row no window's; 24×24, 24 channels, in 6-row
+    /// bands), each band's windows pooled from it; a NaN input in
     /// the channel-lane cases, which must reach the same windows. Padded ones (im2col, in
     /// slices of about 2 MB of output): one slice, and 100 samples of 16×28×28 outputs in
     /// slices of 34, 34 and 32.
@@ -186,6 +190,7 @@ import Testing
                       ([5, 2, 12, 13], [3, 2, 3, 3], 0, 2, 2, false), ([3, 4, 11, 13], [6, 4, 3, 3], 1, 3, 2, true),
                       ([3, 24, 12, 12], [32, 24, 3, 3], 0, 2, 2, false), ([3, 4, 10, 10], [24, 4, 3, 3], 0, 2, 2, false),
                       ([2, 8, 4, 10], [16, 8, 3, 3], 0, 2, 2, false), ([3, 4, 11, 13], [16, 4, 3, 3], 0, 3, 2, true),
+                      ([2, 4, 27, 27], [32, 4, 3, 3], 0, 2, 2, false), ([2, 4, 26, 26], [24, 4, 3, 3], 0, 2, 2, false),
                       ([100, 1, 28, 28], [16, 1, 5, 5], 2, 2, 2, false)])
     func fusedConvolutionPoolEqualsTheTwoKernels(_ c: ([Int], [Int], Int, Int, Int, Bool)) throws {
         let (input, weight, padding, kernel, stride, ceil) = c
