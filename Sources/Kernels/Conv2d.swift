@@ -135,8 +135,10 @@ func maxPoolSlice(_ s: Conv2dShape) -> Conv2dShape {
 /// output never exists (28 MB for the published speedrun net at batch 500). A direct
 /// convolution (`Conv2dPlan.choose(shape) == .direct`) has each thread convolve one sample
 /// into its own buffer and pool it while it is in cache, in one parallel region (the
-/// threads taking four samples at a time, `forEachSampleBlock`; a channel-lane convolution
-/// under a 2×2 pool pooled straight from its channels-last tile, `poolChannelLaneTile`); any other
+/// threads taking four samples at a time, `forEachSampleBlock`). Under a 2×2, stride-2 pool
+/// the convolution's output is not even stored: the five-channel kernel pools its sums in
+/// registers (`directConvolvePoolSample`), a channel-lane convolution pools its
+/// channels-last tile (`poolChannelLaneTile`). Any other
 /// is convolved a slice of samples at a time (`maxPoolSlice`, about 2 MB of output) and the
 /// slice pooled while it is still in cache. The values and the argmax are those of
 /// `conv2dForward` followed by `maxPool2dForward`, bit for bit.
@@ -177,6 +179,25 @@ public func conv2dMaxPool2dForward(
     let plan = Conv2dPlan(s, workspace: workspace, extraPerChunk: sampleCount)
     let packedWeight = plan.packedWeight
     packDirectForwardWeight(s, weight: weight, into: packedWeight)
+    if poolsInRegisters(s, pool: pool) {
+        let offsets = tapOffsets(s, multiple: 1), pairs = pooledChunkPairs(s, pool: pool)
+        let inputSample = s.inChannels * s.height * s.width
+        offsets.withUnsafeBufferPointer { offsets in
+            pairs.withUnsafeBufferPointer { pairs in
+                plan.forEachSampleBlock(grain: 4) { _, range in
+                    for n in range {
+                        directConvolvePoolSample(
+                            taps: offsets.count, offsets: offsets.baseAddress!, outChannels: s.outChannels,
+                            packedWeight: packedWeight, bias: bias, input: input + n * inputSample, width: s.width,
+                            outWidth: s.outWidth, pairs: pairs, output: output + n * pooledSample,
+                            argmax: argmax.map { $0 + n * pooledSample }, pooledPlane: pool.outHeight * pool.outWidth,
+                            relu: relu)
+                    }
+                }
+            }
+        }
+        return
+    }
     let lanes = isSimple2x2(pool) ? ChannelLaneBlock.of(s) : nil
     let windows = lanes == nil ? [] : poolWindowOrigins(pool)
     plan.forEachSampleBlock(grain: 4) { chunk, range in

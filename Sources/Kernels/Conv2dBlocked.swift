@@ -148,41 +148,139 @@ func directConvolveSample(
 ) {
     let last = chunks.count - 1
     for b in 0..<(outChannels + 4) / 5 {
-        let wb = packedWeight + b * taps * 5
         let valid = min(5, outChannels - b * 5)
-        var start = SIMD8<Float>()
-        if let bias { for j in 0..<valid { start[j] = bias[b * 5 + j] } }
-        let b0 = SIMD8(repeating: start[0]), b1 = SIMD8(repeating: start[1])
-        let b2 = SIMD8(repeating: start[2]), b3 = SIMD8(repeating: start[3])
-        let b4 = SIMD8(repeating: start[4])
+        let start = fiveChannelStart(bias, block: b, valid: valid)
         let destination = output + b * 5 * plane
         var i = 0
         while i <= last {
             // An odd last chunk is computed twice.
             let c0 = chunks[i], c1 = chunks[min(i + 1, last)]
-            let x0 = input + c0.input, x1 = input + c1.input
-            var a0 = b0, a1 = b1, a2 = b2, a3 = b3, a4 = b4
-            var e0 = b0, e1 = b1, e2 = b2, e3 = b3, e4 = b4
-            for t in 0..<taps {
-                let d = offsets[t]
-                let u = load8(x0 + d), v = load8(x1 + d)
-                let wt = wb + t * 5
-                let w0 = SIMD8(repeating: wt[0]), w1 = SIMD8(repeating: wt[1])
-                let w2 = SIMD8(repeating: wt[2]), w3 = SIMD8(repeating: wt[3])
-                let w4 = SIMD8(repeating: wt[4])
-                a0.addProduct(u, w0); e0.addProduct(v, w0)
-                a1.addProduct(u, w1); e1.addProduct(v, w1)
-                a2.addProduct(u, w2); e2.addProduct(v, w2)
-                a3.addProduct(u, w3); e3.addProduct(v, w3)
-                a4.addProduct(u, w4); e4.addProduct(v, w4)
-            }
+            let (a, e) = fiveChannelSums(taps: taps, offsets: offsets, weight: packedWeight + b * taps * 5, start: start,
+                                         input0: input + c0.input, input1: input + c1.input)
             let out0 = destination + c0.output, out1 = destination + c1.output
-            store8(a0, out0); store8(e0, out1)
-            if valid > 1 { store8(a1, out0 + plane); store8(e1, out1 + plane) }
-            if valid > 2 { store8(a2, out0 + 2 * plane); store8(e2, out1 + 2 * plane) }
-            if valid > 3 { store8(a3, out0 + 3 * plane); store8(e3, out1 + 3 * plane) }
-            if valid > 4 { store8(a4, out0 + 4 * plane); store8(e4, out1 + 4 * plane) }
+            store8(a.0, out0); store8(e.0, out1)
+            if valid > 1 { store8(a.1, out0 + plane); store8(e.1, out1 + plane) }
+            if valid > 2 { store8(a.2, out0 + 2 * plane); store8(e.2, out1 + 2 * plane) }
+            if valid > 3 { store8(a.3, out0 + 3 * plane); store8(e.3, out1 + 3 * plane) }
+            if valid > 4 { store8(a.4, out0 + 4 * plane); store8(e.4, out1 + 4 * plane) }
             i += 2
+        }
+    }
+}
+
+/// Five channels' eight-lane sums of `directConvolveSample`.
+@usableFromInline typealias FiveSums = (SIMD8<Float>, SIMD8<Float>, SIMD8<Float>, SIMD8<Float>, SIMD8<Float>)
+
+/// The biases of channel block `b` (`valid` of its five channels; 0 past them or without a
+/// bias), each broadcast.
+@inlinable @inline(__always)
+func fiveChannelStart(_ bias: UnsafePointer<Float>?, block b: Int, valid: Int) -> FiveSums {
+    var start = SIMD8<Float>()
+    if let bias { for j in 0..<valid { start[j] = bias[b * 5 + j] } }
+    return (SIMD8(repeating: start[0]), SIMD8(repeating: start[1]), SIMD8(repeating: start[2]),
+            SIMD8(repeating: start[3]), SIMD8(repeating: start[4]))
+}
+
+/// The sums of two 8-pixel chunks (at `input0` and `input1`) for the five channels whose
+/// weights `weight` holds (`packBlockedWeight`'s block, five per tap): from `start`, one
+/// fused multiply-add per tap in order; two input loads and five broadcasts per ten.
+@inlinable @inline(__always)
+func fiveChannelSums(
+    taps: Int, offsets: UnsafePointer<Int>, weight: UnsafePointer<Float>, start: FiveSums,
+    input0: UnsafePointer<Float>, input1: UnsafePointer<Float>
+) -> (FiveSums, FiveSums) {
+    var a0 = start.0, a1 = start.1, a2 = start.2, a3 = start.3, a4 = start.4
+    var e0 = start.0, e1 = start.1, e2 = start.2, e3 = start.3, e4 = start.4
+    for t in 0..<taps {
+        let d = offsets[t]
+        let u = load8(input0 + d), v = load8(input1 + d)
+        let wt = weight + t * 5
+        let w0 = SIMD8(repeating: wt[0]), w1 = SIMD8(repeating: wt[1])
+        let w2 = SIMD8(repeating: wt[2]), w3 = SIMD8(repeating: wt[3])
+        let w4 = SIMD8(repeating: wt[4])
+        a0.addProduct(u, w0); e0.addProduct(v, w0)
+        a1.addProduct(u, w1); e1.addProduct(v, w1)
+        a2.addProduct(u, w2); e2.addProduct(v, w2)
+        a3.addProduct(u, w3); e3.addProduct(v, w3)
+        a4.addProduct(u, w4); e4.addProduct(v, w4)
+    }
+    return ((a0, a1, a2, a3, a4), (e0, e1, e2, e3, e4))
+}
+
+/// Whether `conv2dMaxPool2dForward` pools the five-channel kernel's sums in registers
+/// (`directConvolvePoolSample`): a direct convolution without channel lanes, under a 2×2,
+/// stride-2 pool (`isSimple2x2`), on output rows cut in 8-wide chunks (`forwardLayout` not
+/// wide) of an even width, so that every chunk starts at a window's left column.
+@inlinable
+func poolsInRegisters(_ s: Conv2dShape, pool: Pool2dShape) -> Bool {
+    Conv2dPlan.choose(s) == .direct && ChannelLaneBlock.of(s) == nil && isSimple2x2(pool)
+        && !forwardLayout(s).wide && s.outWidth % 2 == 0
+}
+
+/// The chunk pairs of `directConvolvePoolSample`: for each pooled row `k` and column chunk
+/// `c` of the convolution's rows (`columnChunks`), the chunk's offset in the input sample
+/// (row `2k`; the pair's other chunk is the row below), its first window's index in the
+/// pooled plane, and its top-left pixel's index in the convolution's output plane.
+@inlinable
+func pooledChunkPairs(_ s: Conv2dShape, pool: Pool2dShape) -> [(input: Int, output: Int, origin: Int32)] {
+    var pairs: [(input: Int, output: Int, origin: Int32)] = []
+    for k in 0..<pool.outHeight {
+        for column in columnChunks(s.outWidth) {
+            pairs.append((2 * k * s.width + column, k * pool.outWidth + column / 2,
+                          Int32(truncatingIfNeeded: 2 * k * s.outWidth + column)))
+        }
+    }
+    return pairs
+}
+
+/// One sample of a direct convolution followed by a 2×2, stride-2 max-pool
+/// (`poolsInRegisters`), the pool taken on the sums in registers: each pair is a chunk and
+/// the one below it, whose eight columns hold four windows; `pool2x2Plane`'s rule (the
+/// first maximum in row-major order wins, NaN propagates) on those, then ReLU when `relu`
+/// (NaN kept). The convolution's output is never stored. Overlapping last chunks store the
+/// same windows twice.
+///
+/// - Parameters:
+///   - pairs: `pooledChunkPairs`.
+///   - output, argmax: `(outChannels, pooledPlane)`; `argmax` the index within the
+///     convolution's output plane (`outWidth` wide), nil for the values only.
+@inlinable
+func directConvolvePoolSample(
+    taps: Int, offsets: UnsafePointer<Int>, outChannels: Int, packedWeight: UnsafePointer<Float>,
+    bias: UnsafePointer<Float>?, input: UnsafePointer<Float>, width: Int, outWidth: Int,
+    pairs: UnsafeBufferPointer<(input: Int, output: Int, origin: Int32)>,
+    output: UnsafeMutablePointer<Float>, argmax: UnsafeMutablePointer<Int32>?, pooledPlane: Int, relu: Bool
+) {
+    let evenOffsets = SIMD4<Int32>(0, 2, 4, 6), down = Int32(truncatingIfNeeded: outWidth)
+    for b in 0..<(outChannels + 4) / 5 {
+        let valid = min(5, outChannels - b * 5)
+        let start = fiveChannelStart(bias, block: b, valid: valid)
+        for pair in pairs {
+            let (a, e) = fiveChannelSums(taps: taps, offsets: offsets, weight: packedWeight + b * taps * 5, start: start,
+                                         input0: input + pair.input, input1: input + pair.input + width)
+            let index0 = SIMD4<Int32>(repeating: pair.origin) &+ evenOffsets, index2 = index0 &+ down
+            @inline(__always) func emit(_ j: Int, _ upper: SIMD8<Float>, _ lower: SIMD8<Float>) {
+                var best = upper.evenHalf
+                let destination = (b * 5 + j) * pooledPlane + pair.output
+                if let argmax {
+                    var bestIndex = index0
+                    takeIfGreaterOrNaN(upper.oddHalf, index0 &+ 1, best: &best, bestIndex: &bestIndex)
+                    takeIfGreaterOrNaN(lower.evenHalf, index2, best: &best, bestIndex: &bestIndex)
+                    takeIfGreaterOrNaN(lower.oddHalf, index2 &+ 1, best: &best, bestIndex: &bestIndex)
+                    UnsafeMutableRawPointer(argmax + destination).storeBytes(of: bestIndex, as: SIMD4<Int32>.self)
+                } else {
+                    takeIfGreaterOrNaN(upper.oddHalf, best: &best)
+                    takeIfGreaterOrNaN(lower.evenHalf, best: &best)
+                    takeIfGreaterOrNaN(lower.oddHalf, best: &best)
+                }
+                if relu { takeIfGreaterOrNaN(SIMD4<Float>(), best: &best) }  // 0 where greater: NaN and -0 kept
+                UnsafeMutableRawPointer(output + destination).storeBytes(of: best, as: SIMD4<Float>.self)
+            }
+            emit(0, a.0, e.0)
+            if valid > 1 { emit(1, a.1, e.1) }
+            if valid > 2 { emit(2, a.2, e.2) }
+            if valid > 3 { emit(3, a.3, e.3) }
+            if valid > 4 { emit(4, a.4, e.4) }
         }
     }
 }

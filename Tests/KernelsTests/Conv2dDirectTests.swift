@@ -182,15 +182,18 @@ import Testing
     /// of eight and one overlapping), 16 (24 channels), 4 (fewer than eight, lane by lane), and
     /// one through a 3×3 pool (the tile transposed, then `maxPool2dPlanes`), and two in bands
     /// of rows (25×25 in 4-row bands, the last row no window's; 24×24, 24 channels, in 6-row
-    /// bands), each band's windows pooled from it; a NaN input in
-    /// the channel-lane cases, which must reach the same windows. Padded ones (im2col, in
-    /// slices of about 2 MB of output): one slice, and 100 samples of 16×28×28 outputs in
-    /// slices of 34, 34 and 32.
+    /// bands), each band's windows pooled from it; five-channel convolutions under a 2×2 pool
+    /// pooled in registers (`directConvolvePoolSample`): LeNet's conv1 (20 channels here),
+    /// a 12-wide output (an overlapping last chunk) of 7 channels, and 13 rows (the last no
+    /// window's); a NaN input in every direct case, which must reach the same windows. Padded
+    /// ones (im2col, in slices of about 2 MB of output): one slice, and 100 samples of
+    /// 16×28×28 outputs in slices of 34, 34 and 32.
     @Test(arguments: [([3, 1, 28, 28], [20, 1, 5, 5], 0, 2, 2, false), ([3, 4, 11, 13], [6, 4, 3, 3], 0, 3, 2, true),
                       ([5, 2, 12, 13], [3, 2, 3, 3], 0, 2, 2, false), ([3, 4, 11, 13], [6, 4, 3, 3], 1, 3, 2, true),
                       ([3, 24, 12, 12], [32, 24, 3, 3], 0, 2, 2, false), ([3, 4, 10, 10], [24, 4, 3, 3], 0, 2, 2, false),
                       ([2, 8, 4, 10], [16, 8, 3, 3], 0, 2, 2, false), ([3, 4, 11, 13], [16, 4, 3, 3], 0, 3, 2, true),
                       ([2, 4, 27, 27], [32, 4, 3, 3], 0, 2, 2, false), ([2, 4, 26, 26], [24, 4, 3, 3], 0, 2, 2, false),
+                      ([3, 2, 14, 14], [7, 2, 3, 3], 0, 2, 2, false), ([2, 1, 14, 12], [6, 1, 2, 3], 0, 2, 2, false),
                       ([100, 1, 28, 28], [16, 1, 5, 5], 2, 2, 2, false)])
     func fusedConvolutionPoolEqualsTheTwoKernels(_ c: ([Int], [Int], Int, Int, Int, Bool)) throws {
         let (input, weight, padding, kernel, stride, ceil) = c
@@ -202,7 +205,9 @@ import Testing
         var random = TestRandom(seed: 5)
         // Rounded values make ties, which the first maximum must win in both.
         var x = random.floats(input.reduce(1, *)).map { ($0 * 4).rounded() / 4 }
-        if padding == 0 && ChannelLaneBlock.of(s) != nil { x[x.count / 2 + 3] = .nan }
+        if padding == 0 { x[x.count / 2 + 3] = .nan }
+        #expect(poolsInRegisters(s, pool: p) == (padding == 0 && kernel == 2 && ChannelLaneBlock.of(s) == nil
+                                                 && s.outWidth % 2 == 0 && !forwardLayout(s).wide))
         let w = random.floats(weight.reduce(1, *)).map { ($0 * 4).rounded() / 4 }, b = random.floats(s.outChannels)
         let pooledCount = p.outputShape.reduce(1, *)
         for threads in 1...3 {
