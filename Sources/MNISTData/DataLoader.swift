@@ -101,8 +101,10 @@ public struct DataLoader: Sendable {
         BatchSequence(loader: self, epoch: epoch, startIndex: max(0, batchIndex))
     }
 
-    /// Builds batch `batchIndex` of an epoch whose order is `order`.
-    func makeBatch(order: [Int], epoch: Int, batchIndex: Int) -> Batch {
+    /// Builds batch `batchIndex` of an epoch whose order is `order` (`order(epoch:)`), on the
+    /// calling thread: the batches' sequence does this one after the other; a caller with
+    /// threads of its own may build different batches on each (`Evaluator`).
+    public func makeBatch(order: [Int], epoch: Int, batchIndex: Int) -> Batch {
         let batchStart = batchIndex * batchSize
         let globalCount = max(0, min(batchStart + batchSize, order.count) - batchStart)
         let part = shard.range(of: globalCount)

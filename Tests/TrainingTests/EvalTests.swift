@@ -1,4 +1,6 @@
 import Foundation
+import Kernels
+import MNISTData
 import NN
 import Testing
 import TestSupport
@@ -48,6 +50,31 @@ struct EvalTests {
         #expect(report.evaluation.correct == expectedCorrect)
         #expect(report.evaluation.accuracy == Double(expectedCorrect) / 10_000)
         #expect(report.evaluation.loss.isFinite && report.evaluation.loss > 0)
+    }
+
+    /// With several threads each evaluates whole batches of its own, counted in batch order
+    /// afterwards; with one, the batches come one after the other from the prefetching
+    /// sequence. Both give the same outputs, bit for bit: the same log-probabilities,
+    /// predictions, confusion and loss at 1, 2 and 3 threads, on batches of 700 (15 batches,
+    /// the last one of 200: the threads get different numbers of batches).
+    @Test func evaluationIsTheSameAtEveryThreadCount() throws {
+        let loaded = try Fixtures.loadedModel("lenet_adam_final.safetensors")
+        let dataset = try Dataset.load(directory: Shared.mnistDirectory, split: .test)
+        let evaluations = try (1...3).map { threads in
+            try Parallelism.withThreadCount(threads) {
+                try Evaluator.evaluate(loaded.model, dataset: dataset, batchSize: 700, normalization: loaded.config.normalization,
+                                       logProbabilities: ModelBuilder.endsWithLogSoftmax(loaded.model))
+            }
+        }
+        #expect(evaluations[0].correct == 7517 && evaluations[0].count == 10_000)
+        #expect(evaluations[0].labels == (0..<10_000).map { Int(dataset.labels[$0]) })
+        for (threads, evaluation) in zip(2..., evaluations.dropFirst()) {
+            #expect(evaluation.logProbabilities.map(\.bitPattern) == evaluations[0].logProbabilities.map(\.bitPattern),
+                    "log-probabilities at \(threads) threads")
+            #expect(evaluation.predictions == evaluations[0].predictions, "predictions at \(threads) threads")
+            #expect(evaluation.labels == evaluations[0].labels && evaluation.confusion == evaluations[0].confusion)
+            #expect(evaluation.loss.bitPattern == evaluations[0].loss.bitPattern, "loss at \(threads) threads")
+        }
     }
 
     @Test func initialWeightsLoadAndGuessAtChance() throws {
