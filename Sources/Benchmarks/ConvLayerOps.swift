@@ -6,7 +6,9 @@ import Training
 /// behind a max-pool (with a ReLU before or after it, as `Sequential` fuses them), both
 /// backward passes at once from the pool's gradient (`conv2dMaxPool2dBackward`, with about
 /// half the windows passing a gradient, as in training); else the output gradient dense, as
-/// behind batch norm.
+/// behind batch norm. A forward pass not computed by the five-channel kernel storing its
+/// output (`Conv2dPlan.directForwardKernel`) is also timed that way, the row marked
+/// "5-ch stored" (`Conv2dPlan.fiveChannelForwardOnly`): the kernel choice's evidence.
 public enum ConvLayerOps {
     public static func run(config: TrainingConfig, threads: Int, batch: Int, repeats: Int = 20) throws -> [OpBenchmark.Row] {
         let plan = try ModelBuilder.plan(config)
@@ -54,7 +56,9 @@ public enum ConvLayerOps {
         let weightCount = o * shape.groupPatchSize
         let x = filled(inCount), w = filled(weightCount), bias = filled(o), y = filled(outCount)
         let gy = filled(outCount), gx = filled(inCount), gw = filled(weightCount), gb = filled(o)
-        let workspace = filled(conv2dWorkspaceCount(shape))
+        // Sized for both forward kernels (their scratch differs).
+        let workspace = filled(max(conv2dWorkspaceCount(shape),
+                                   Conv2dPlan.$fiveChannelForwardOnly.withValue(true) { conv2dWorkspaceCount(shape) }))
         defer { [x, w, bias, y, gy, gx, gw, gb, workspace].forEach { $0.deallocate() } }
         let flops = 2.0 * Double(outCount) * Double(shape.groupPatchSize)
         let name = step.name
@@ -67,16 +71,24 @@ public enum ConvLayerOps {
             let pooledCount = p.outputShape.reduce(1, *)
             let upstream = filled(pooledCount), pooled = filled(pooledCount)
             let argmax = UnsafeMutableBufferPointer<Int32>.allocate(capacity: pooledCount)
-            let poolWorkspace = filled(max(conv2dMaxPool2dBackwardWorkspaceCount(shape, pool: p),
-                                           conv2dMaxPool2dWorkspaceCount(shape)))
+            let poolWorkspace = filled(max(
+                conv2dMaxPool2dBackwardWorkspaceCount(shape, pool: p), conv2dMaxPool2dWorkspaceCount(shape),
+                Conv2dPlan.$fiveChannelForwardOnly.withValue(true) { conv2dMaxPool2dWorkspaceCount(shape) }))
             defer { [upstream, pooled, poolWorkspace].forEach { $0.deallocate() }; argmax.deallocate() }
-            // Training's forward (with the argmax), then evaluation's (values only).
+            // Training's forward (with the argmax), then evaluation's (values only); each also
+            // by the five-channel kernel storing its output when that is not the kernel.
+            let baseline = Conv2dPlan.directForwardKernel(shape, pool: p).map { $0 != .fiveChannels } ?? false
             for (label, indices) in [("", Optional(argmax.baseAddress!)), (", eval", nil)] {
-                rows.append(OpBenchmark.time("\(name) forward + pool\(label)", flops: flops, repeats: repeats) {
-                    conv2dMaxPool2dForward(shape, pool: p, input: x.baseAddress!, weight: w.baseAddress!,
-                                           bias: conv.bias ? bias.baseAddress! : nil, output: pooled.baseAddress!,
-                                           argmax: indices, relu: pool.relu, workspace: poolWorkspace)
-                })
+                for fiveChannelOnly in baseline ? [false, true] : [false] {
+                    let kernel = fiveChannelOnly ? " (5-ch stored)" : ""
+                    rows.append(OpBenchmark.time("\(name) forward + pool\(label)\(kernel)", flops: flops, repeats: repeats) {
+                        Conv2dPlan.$fiveChannelForwardOnly.withValue(fiveChannelOnly) {
+                            conv2dMaxPool2dForward(shape, pool: p, input: x.baseAddress!, weight: w.baseAddress!,
+                                                   bias: conv.bias ? bias.baseAddress! : nil, output: pooled.baseAddress!,
+                                                   argmax: indices, relu: pool.relu, workspace: poolWorkspace)
+                        }
+                    })
+                }
             }
             conv2dForward(shape, input: x.baseAddress!, weight: w.baseAddress!, bias: conv.bias ? bias.baseAddress! : nil,
                           output: y.baseAddress!, workspace: workspace)
@@ -91,10 +103,16 @@ public enum ConvLayerOps {
             })
             return rows
         }
-        rows.append(OpBenchmark.time("\(name) forward", flops: flops, repeats: repeats) {
-            conv2dForward(shape, input: x.baseAddress!, weight: w.baseAddress!, bias: conv.bias ? bias.baseAddress! : nil,
-                          output: y.baseAddress!, workspace: workspace)
-        })
+        let baseline = Conv2dPlan.directForwardKernel(shape).map { $0 != .fiveChannels } ?? false
+        for fiveChannelOnly in baseline ? [false, true] : [false] {
+            rows.append(OpBenchmark.time("\(name) forward\(fiveChannelOnly ? " (5-ch stored)" : "")", flops: flops,
+                                         repeats: repeats) {
+                Conv2dPlan.$fiveChannelForwardOnly.withValue(fiveChannelOnly) {
+                    conv2dForward(shape, input: x.baseAddress!, weight: w.baseAddress!,
+                                  bias: conv.bias ? bias.baseAddress! : nil, output: y.baseAddress!, workspace: workspace)
+                }
+            })
+        }
         if !first {
             rows.append(OpBenchmark.time("\(name) backward input", flops: flops, repeats: repeats) {
                 conv2dBackwardInput(shape, gradOutput: gy.baseAddress!, weight: w.baseAddress!, gradInput: gx.baseAddress!,

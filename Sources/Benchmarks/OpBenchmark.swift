@@ -53,10 +53,9 @@ public enum OpBenchmark {
         let wf1 = buffer(500 * 800), f1 = buffer(batch * 500)
         let gp1 = buffer(batch * 20 * 144), gp2 = buffer(batch * 800), gf1 = buffer(batch * 500)
         let gw1 = buffer(20 * 25), gb1 = buffer(20), gw2 = buffer(50 * 500), gb2 = buffer(50), gwf1 = buffer(500 * 800)
-        reluMaxPool2dForward(pool1, input: y1, output: p1, argmax: argmax1)
-        reluMaxPool2dForward(pool2, input: y2, output: p2, argmax: argmax2)
-        // The backward rows' pools, of their own (the forward rows rewrite the ones above),
-        // and upstream gradients in [-1, 1) (rewritten by the rows that compute them: dense).
+        // The backward rows' pools, of their own (the forward rows write p1, p2 and the
+        // argmax, each before the next row reads it), and upstream gradients in [-1, 1)
+        // (rewritten by the rows that compute them: dense).
         let training1 = TrainingPool(pool1, convolved: y1, upstream: gp1, relu: true)
         let training2 = TrainingPool(pool2, convolved: y2, upstream: gp2, relu: true)
         let pooled1 = training1.gradient, pooled2 = training2.gradient

@@ -57,10 +57,10 @@ public func conv2dForward(
     let plane = s.outPlane, patch = s.groupPatchSize, groupOut = s.groupOutChannels
     let inputSample = s.inChannels * s.height * s.width
     if Conv2dPlan.choose(s) == .direct {
-        let packedWeight = plan.packedWeight
-        packDirectForwardWeight(s, weight: weight, into: packedWeight)
+        let forward = DirectForward(s), packedWeight = plan.packedWeight
+        forward.packWeight(weight, into: packedWeight)
         plan.forEachSampleBlock(grain: 4) { chunk, samples in
-            conv2dForwardDirect(s, samples: samples, input: input, packedWeight: packedWeight, bias: bias,
+            conv2dForwardDirect(forward, samples: samples, input: input, packedWeight: packedWeight, bias: bias,
                                 output: output, scratch: plan.forwardScratch(chunk))
         }
         return
@@ -177,12 +177,13 @@ public func conv2dMaxPool2dForward(
         return
     }
     let plan = Conv2dPlan(s, workspace: workspace, extraPerChunk: sampleCount)
-    let packedWeight = plan.packedWeight
-    packDirectForwardWeight(s, weight: weight, into: packedWeight)
+    let forward = DirectForward(s), packedWeight = plan.packedWeight
+    forward.packWeight(weight, into: packedWeight)
+    let pooledPlane = pool.outHeight * pool.outWidth
     if poolsInRegisters(s, pool: pool) {
-        let offsets = tapOffsets(s, multiple: 1), pairs = pooledChunkPairs(s, pool: pool)
+        let pairs = pooledChunkPairs(s, pool: pool)
         let inputSample = s.inChannels * s.height * s.width
-        offsets.withUnsafeBufferPointer { offsets in
+        forward.offsets.withUnsafeBufferPointer { offsets in
             pairs.withUnsafeBufferPointer { pairs in
                 plan.forEachSampleBlock(grain: 4) { _, range in
                     for n in range {
@@ -190,20 +191,17 @@ public func conv2dMaxPool2dForward(
                             taps: offsets.count, offsets: offsets.baseAddress!, outChannels: s.outChannels,
                             packedWeight: packedWeight, bias: bias, input: input + n * inputSample, width: s.width,
                             outWidth: s.outWidth, pairs: pairs, output: output + n * pooledSample,
-                            argmax: argmax.map { $0 + n * pooledSample }, pooledPlane: pool.outHeight * pool.outWidth,
-                            relu: relu)
+                            argmax: argmax.map { $0 + n * pooledSample }, pooledPlane: pooledPlane, relu: relu)
                     }
                 }
             }
         }
         return
     }
-    let lanes = isSimple2x2(pool) ? ChannelLaneBlock.of(s) : nil
-    let windows = lanes == nil ? [] : poolWindowOrigins(pool)
-    plan.forEachSampleBlock(grain: 4) { chunk, range in
-        if let lanes {
-            windows.withUnsafeBufferPointer { windows in
-                conv2dForwardChannelLanes(s, lanes, samples: range, input: input, packedWeight: packedWeight,
+    if forward.lanes != nil && isSimple2x2(pool) {
+        poolWindowOrigins(pool).withUnsafeBufferPointer { windows in
+            plan.forEachSampleBlock(grain: 4) { chunk, range in
+                conv2dForwardChannelLanes(forward, samples: range, input: input, packedWeight: packedWeight,
                                           bias: bias, tile: plan.forwardScratch(chunk)) { n, rows, tile in
                     // The pooled rows whose windows lie in the band (its first row is even).
                     let pooledRows = rows.lowerBound / 2..<min(rows.upperBound / 2, pool.outHeight)
@@ -214,10 +212,12 @@ public func conv2dMaxPool2dForward(
                                         argmax: argmax.map { $0 + n * pooledSample }, relu: relu)
                 }
             }
-            return
         }
+        return
+    }
+    plan.forEachSampleBlock(grain: 4) { chunk, range in
         let convolved = plan.extra(chunk)
-        conv2dForwardDirect(s, samples: range, input: input, packedWeight: packedWeight, bias: bias,
+        conv2dForwardDirect(forward, samples: range, input: input, packedWeight: packedWeight, bias: bias,
                             scratch: plan.forwardScratch(chunk), outputOf: { _ in convolved }) { n in
             maxPool2dPlanes(pool, planes: 0..<pool.channels, input: convolved, output: output + n * pooledSample,
                             argmax: argmax.map { $0 + n * pooledSample }, relu: relu)

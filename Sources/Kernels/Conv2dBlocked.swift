@@ -82,19 +82,6 @@ struct DirectLayout {
     @inlinable static func slack(kernelWidth: Int) -> Int { kernelWidth + 8 }
 }
 
-/// The weight of `s`'s direct forward pass packed for its kernel: `packChannelLaneWeight`'s
-/// layout for a channel-lane shape (`ChannelLaneBlock.of`), else `packBlockedWeight`'s.
-/// Both fit in `packedBlockedWeightCount(outChannels:taps:)` floats.
-@inlinable
-func packDirectForwardWeight(_ s: Conv2dShape, weight: UnsafePointer<Float>, into packed: UnsafeMutablePointer<Float>) {
-    let patch = s.groupPatchSize
-    if let block = ChannelLaneBlock.of(s) {
-        packChannelLaneWeight(block, outChannels: s.outChannels, taps: patch, into: packed) { o, t in weight[o * patch + t] }
-    } else {
-        packBlockedWeight(outChannels: s.outChannels, taps: patch, into: packed) { o, t in weight[o * patch + t] }
-    }
-}
-
 /// Floats of a weight packed by `packBlockedWeight`: output channels rounded up to 5, × taps.
 @inlinable
 func packedBlockedWeightCount(outChannels: Int, taps: Int) -> Int { (outChannels + 4) / 5 * 5 * taps }
@@ -213,7 +200,8 @@ func fiveChannelSums(
 /// wide) of an even width, so that every chunk starts at a window's left column.
 @inlinable
 func poolsInRegisters(_ s: Conv2dShape, pool: Pool2dShape) -> Bool {
-    Conv2dPlan.choose(s) == .direct && ChannelLaneBlock.of(s) == nil && isSimple2x2(pool)
+    !Conv2dPlan.fiveChannelForwardOnly && Conv2dPlan.choose(s) == .direct && ChannelLaneBlock.of(s) == nil
+        && isSimple2x2(pool)
         && !forwardLayout(s).wide && s.outWidth % 2 == 0
 }
 
@@ -235,8 +223,8 @@ func pooledChunkPairs(_ s: Conv2dShape, pool: Pool2dShape) -> [(input: Int, outp
 
 /// One sample of a direct convolution followed by a 2×2, stride-2 max-pool
 /// (`poolsInRegisters`), the pool taken on the sums in registers: each pair is a chunk and
-/// the one below it, whose eight columns hold four windows; `pool2x2Plane`'s rule (the
-/// first maximum in row-major order wins, NaN propagates) on those, then ReLU when `relu`
+/// the one below it, whose eight columns hold four windows (`poolFourWindows`, the rule of
+/// `pool2x2Plane`), then ReLU when `relu`
 /// (NaN kept). The convolution's output is never stored. Overlapping last chunks store the
 /// same windows twice.
 ///
@@ -251,27 +239,22 @@ func directConvolvePoolSample(
     pairs: UnsafeBufferPointer<(input: Int, output: Int, origin: Int32)>,
     output: UnsafeMutablePointer<Float>, argmax: UnsafeMutablePointer<Int32>?, pooledPlane: Int, relu: Bool
 ) {
-    let evenOffsets = SIMD4<Int32>(0, 2, 4, 6), down = Int32(truncatingIfNeeded: outWidth)
+    let down = Int32(truncatingIfNeeded: outWidth)
     for b in 0..<(outChannels + 4) / 5 {
         let valid = min(5, outChannels - b * 5)
         let start = fiveChannelStart(bias, block: b, valid: valid)
         for pair in pairs {
             let (a, e) = fiveChannelSums(taps: taps, offsets: offsets, weight: packedWeight + b * taps * 5, start: start,
                                          input0: input + pair.input, input1: input + pair.input + width)
-            let index0 = SIMD4<Int32>(repeating: pair.origin) &+ evenOffsets, index2 = index0 &+ down
             @inline(__always) func emit(_ j: Int, _ upper: SIMD8<Float>, _ lower: SIMD8<Float>) {
-                var best = upper.evenHalf
+                var best: SIMD4<Float>
                 let destination = (b * 5 + j) * pooledPlane + pair.output
                 if let argmax {
-                    var bestIndex = index0
-                    takeIfGreaterOrNaN(upper.oddHalf, index0 &+ 1, best: &best, bestIndex: &bestIndex)
-                    takeIfGreaterOrNaN(lower.evenHalf, index2, best: &best, bestIndex: &bestIndex)
-                    takeIfGreaterOrNaN(lower.oddHalf, index2 &+ 1, best: &best, bestIndex: &bestIndex)
+                    let bestIndex: SIMD4<Int32>
+                    (best, bestIndex) = poolFourWindows(upper: upper, lower: lower, topLeft: pair.origin, rowStride: down)
                     UnsafeMutableRawPointer(argmax + destination).storeBytes(of: bestIndex, as: SIMD4<Int32>.self)
                 } else {
-                    takeIfGreaterOrNaN(upper.oddHalf, best: &best)
-                    takeIfGreaterOrNaN(lower.evenHalf, best: &best)
-                    takeIfGreaterOrNaN(lower.oddHalf, best: &best)
+                    best = poolFourWindows(upper: upper, lower: lower)
                 }
                 if relu { takeIfGreaterOrNaN(SIMD4<Float>(), best: &best) }  // 0 where greater: NaN and -0 kept
                 UnsafeMutableRawPointer(output + destination).storeBytes(of: best, as: SIMD4<Float>.self)
@@ -335,22 +318,70 @@ func directForwardScratchCount(_ s: Conv2dShape) -> Int {
     return s.outChannels * layout.plane + s.inChannels * s.height * s.width + DirectLayout.slack(kernelWidth: s.kernelWidth)
 }
 
+/// What a direct forward pass of a shape reads by, worked out once per call, before its
+/// threads start (they then take a few samples at a time, `forEachSampleBlock`): the taps'
+/// offsets, and the five-channel kernel's cut of the output plane or the channel-lane
+/// block with its bands' pixel offsets.
+@usableFromInline
+struct DirectForward {
+    @usableFromInline let shape: Conv2dShape
+    /// The channel-lane block (`ChannelLaneBlock.of`), nil for the five-channel kernel.
+    @usableFromInline let lanes: ChannelLaneBlock?
+    /// The five-channel kernel's cut (`forwardLayout`); nil with lanes.
+    @usableFromInline let layout: DirectLayout?
+    /// Each tap's offset from a pixel's (or chunk's) input position (`tapOffsets`).
+    @usableFromInline let offsets: [Int]
+    /// With lanes, the pixel offsets of a band of `lanes.bandRows` rows and of the last band
+    /// (`channelLanePixelOffsets`); empty otherwise.
+    @usableFromInline let band: [Int], lastBand: [Int]
+
+    @inlinable
+    init(_ s: Conv2dShape) {
+        shape = s
+        lanes = ChannelLaneBlock.of(s)
+        offsets = tapOffsets(s, multiple: 1)
+        if let lanes {
+            layout = nil
+            band = channelLanePixelOffsets(s, lanes, rows: lanes.bandRows)
+            lastBand = channelLanePixelOffsets(
+                s, lanes, rows: s.outHeight - (s.outHeight - 1) / lanes.bandRows * lanes.bandRows)
+        } else {
+            layout = forwardLayout(s)
+            band = []
+            lastBand = []
+        }
+    }
+
+    /// `weight (outChannels, taps)` packed for the kernel into `packed`: `packChannelLaneWeight`'s
+    /// layout with lanes, else `packBlockedWeight`'s; both fit in
+    /// `packedBlockedWeightCount(outChannels:taps:)` floats.
+    @inlinable
+    func packWeight(_ weight: UnsafePointer<Float>, into packed: UnsafeMutablePointer<Float>) {
+        let taps = shape.groupPatchSize
+        if let lanes {
+            packChannelLaneWeight(lanes, outChannels: shape.outChannels, taps: taps, into: packed) { o, t in weight[o * taps + t] }
+        } else {
+            packBlockedWeight(outChannels: shape.outChannels, taps: taps, into: packed) { o, t in weight[o * taps + t] }
+        }
+    }
+}
+
 /// `output = conv2d(input, weight) + bias` for `samples` (unstrided shapes), with the weight
-/// packed by `packBlockedWeight` (weight order). In the wide layout each sample's output goes
+/// packed by `DirectForward.packWeight`. In the wide layout each sample's output goes
 /// through `scratch`, and the batch's last sample is first copied there with zero slack, so
 /// that the chunks' reach past it stays in memory this call owns.
 ///
 /// - Parameters:
 ///   - input: `(batch, inChannels, height, width)`.
 ///   - output: `(batch, outChannels, outHeight, outWidth)`; the samples' part overwritten.
-///   - scratch: `directForwardScratchCount(s)` floats of this chunk.
+///   - scratch: `directForwardScratchCount(s)` floats of this thread.
 @inlinable
 func conv2dForwardDirect(
-    _ s: Conv2dShape, samples: Range<Int>, input: UnsafePointer<Float>, packedWeight: UnsafePointer<Float>,
+    _ forward: DirectForward, samples: Range<Int>, input: UnsafePointer<Float>, packedWeight: UnsafePointer<Float>,
     bias: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>
 ) {
-    let outputSample = s.outChannels * s.outPlane
-    conv2dForwardDirect(s, samples: samples, input: input, packedWeight: packedWeight, bias: bias,
+    let outputSample = forward.shape.outChannels * forward.shape.outPlane
+    conv2dForwardDirect(forward, samples: samples, input: input, packedWeight: packedWeight, bias: bias,
                         scratch: scratch, outputOf: { output + $0 * outputSample }, then: { _ in })
 }
 
@@ -358,12 +389,13 @@ func conv2dForwardDirect(
 /// once it is there (`conv2dMaxPool2dForward` pools it while it is in cache).
 @inlinable
 func conv2dForwardDirect(
-    _ s: Conv2dShape, samples: Range<Int>, input: UnsafePointer<Float>, packedWeight: UnsafePointer<Float>,
+    _ forward: DirectForward, samples: Range<Int>, input: UnsafePointer<Float>, packedWeight: UnsafePointer<Float>,
     bias: UnsafePointer<Float>?, scratch: UnsafeMutablePointer<Float>,
     outputOf: (Int) -> UnsafeMutablePointer<Float>, then: (Int) -> Void
 ) {
-    if let block = ChannelLaneBlock.of(s) {
-        conv2dForwardChannelLanes(s, block, samples: samples, input: input, packedWeight: packedWeight, bias: bias,
+    let s = forward.shape
+    guard let layout = forward.layout else {
+        conv2dForwardChannelLanes(forward, samples: samples, input: input, packedWeight: packedWeight, bias: bias,
                                   tile: scratch) { n, rows, tile in
             transposeChannelLaneTile(tile, outChannels: s.outChannels, pixels: rows.count * s.outWidth,
                                      outPlane: s.outPlane, into: outputOf(n) + rows.lowerBound * s.outWidth)
@@ -371,11 +403,9 @@ func conv2dForwardDirect(
         }
         return
     }
-    let layout = forwardLayout(s)
-    let offsets = tapOffsets(s, multiple: 1)
     let inputSample = s.inChannels * s.height * s.width
     let planes = scratch, lastInput = scratch + s.outChannels * layout.plane
-    offsets.withUnsafeBufferPointer { offsets in
+    forward.offsets.withUnsafeBufferPointer { offsets in
         layout.chunks.withUnsafeBufferPointer { chunks in
             for n in samples {
                 var x = input + n * inputSample

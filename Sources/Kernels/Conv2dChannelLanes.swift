@@ -44,7 +44,7 @@ struct ChannelLaneBlock: Equatable {
     /// 8×8, rows the five-channel kernel fills) the same.
     @inlinable
     static func of(_ s: Conv2dShape) -> ChannelLaneBlock? {
-        guard s.groupPatchSize >= 32 else { return nil }
+        guard s.groupPatchSize >= 32 && !Conv2dPlan.fiveChannelForwardOnly else { return nil }
         let rowBytes = s.outWidth * s.outChannels * MemoryLayout<Float>.size
         var bandRows = max(2, (16 << 10) / rowBytes / 2 * 2)
         if bandRows >= s.outHeight { bandRows = s.outHeight }
@@ -348,32 +348,20 @@ func transpose8x8(
     }
 }
 
-/// PyTorch's update rule on eight channels of one window, with the tap's index.
-@inlinable @inline(__always)
-func takeIfGreaterOrNaN(_ value: SIMD8<Float>, _ index: Int32, best: inout SIMD8<Float>, bestIndex: inout SIMD8<Int32>) {
-    let take = (value .> best) .| (value .!= value)
-    best.replace(with: value, where: take)
-    let bits = unsafeBitCast(take, to: SIMD8<Int32>.self)
-    bestIndex = (bestIndex & ~bits) | (SIMD8(repeating: index) & bits)
-}
-
-/// `conv2dForwardDirect` for a channel-lane shape (`block`): each sample of `samples` is
-/// convolved `block.bandRows` output rows at a time into `tile` (`channelLaneTileCount`
-/// floats), each band then handed to `then(n, rows, tile)`.
+/// `conv2dForwardDirect` for a channel-lane shape (`forward.lanes`): each sample of
+/// `samples` is convolved `bandRows` output rows at a time into `tile`
+/// (`channelLaneTileCount` floats), each band then handed to `then(n, rows, tile)`.
 @inlinable
 func conv2dForwardChannelLanes(
-    _ s: Conv2dShape, _ block: ChannelLaneBlock, samples: Range<Int>, input: UnsafePointer<Float>,
+    _ forward: DirectForward, samples: Range<Int>, input: UnsafePointer<Float>,
     packedWeight: UnsafePointer<Float>, bias: UnsafePointer<Float>?, tile: UnsafeMutablePointer<Float>,
     then: (_ n: Int, _ rows: Range<Int>, _ tile: UnsafePointer<Float>) -> Void
 ) {
-    let offsets = tapOffsets(s, multiple: 1)
-    let lastRows = s.outHeight - (s.outHeight - 1) / block.bandRows * block.bandRows
-    let band = channelLanePixelOffsets(s, block, rows: block.bandRows)
-    let lastBand = channelLanePixelOffsets(s, block, rows: lastRows)
+    let s = forward.shape, block = forward.lanes!
     let inputSample = s.inChannels * s.height * s.width
-    offsets.withUnsafeBufferPointer { offsets in
-        band.withUnsafeBufferPointer { band in
-            lastBand.withUnsafeBufferPointer { lastBand in
+    forward.offsets.withUnsafeBufferPointer { offsets in
+        forward.band.withUnsafeBufferPointer { band in
+            forward.lastBand.withUnsafeBufferPointer { lastBand in
                 for n in samples {
                     for r0 in stride(from: 0, to: s.outHeight, by: block.bandRows) {
                         let r1 = min(r0 + block.bandRows, s.outHeight)

@@ -56,6 +56,33 @@ public struct Conv2dPlan {
         }
     }
 
+    /// How a direct forward pass is computed (`directForwardKernel`).
+    public enum ForwardKernel: Sendable, Hashable {
+        /// Five output channels × two 8-pixel chunks in registers, the output stored
+        /// (`directConvolveSample`), then pooled if a pool follows.
+        case fiveChannels
+        /// The same with each chunk paired with the one below it, a 2×2 pool taken on the
+        /// sums in registers, the output never stored (`directConvolvePoolSample`).
+        case fiveChannelsPooledInRegisters
+        /// Output channels across the lanes, a channels-last tile (`Conv2dChannelLanes.swift`).
+        case channelLanes
+    }
+
+    /// The kernel of the direct forward pass of `shape`, followed by `pool` when given
+    /// (`conv2dMaxPool2dForward`); nil when the pass is not direct.
+    public static func directForwardKernel(_ shape: Conv2dShape, pool: Pool2dShape? = nil) -> ForwardKernel? {
+        guard choose(shape) == .direct else { return nil }
+        if let pool, poolsInRegisters(shape, pool: pool) { return .fiveChannelsPooledInRegisters }
+        return ChannelLaneBlock.of(shape) == nil ? .fiveChannels : .channelLanes
+    }
+
+    /// Set (task-local) to compute every direct forward pass by `.fiveChannels`, its output
+    /// stored and then pooled, as before the channel-lane and in-register-pool kernels
+    /// (d788162, 5df8420): `mnist-bench --ops --config FILE` times a convolution both ways
+    /// with it, side by side in one process (the evidence for `ChannelLaneBlock.of` and
+    /// `poolsInRegisters`). A workspace must be sized under the same setting.
+    @TaskLocal public static var fiveChannelForwardOnly = false
+
     /// Unstrided, and an output plane `forwardLayout` can cut: rows at least 8 wide, or a
     /// wide plane (at least 32 taps).
     static func usesDirectForward(_ s: Conv2dShape) -> Bool {
@@ -119,6 +146,12 @@ public struct Conv2dPlan {
     let workspace: UnsafeMutablePointer<Float>
     /// Floats each chunk has for its caller after the passes' workspace (`extra(_:)`).
     let extraPerChunk: Int
+    /// Floats of each chunk's `forwardScratch` (`directForwardScratchCount`), and of the
+    /// passes' workspace before the callers' extras (`workspaceCount(_:chunks:)`): read at
+    /// `init`, on the calling thread, because both depend on the task-local
+    /// `fiveChannelForwardOnly`, which the worker threads calling `forwardScratch` and
+    /// `extra` do not see.
+    let forwardScratchCount: Int, passesCount: Int
 
     /// Reads `Parallelism.threadCount` once and checks `workspace` against it. A workspace
     /// sized for fewer threads (the count changed since it was allocated) runs with as many
@@ -136,11 +169,13 @@ public struct Conv2dPlan {
         self.chunks = chunks
         self.workspace = workspace.baseAddress!
         self.extraPerChunk = extraPerChunk
+        forwardScratchCount = directForwardScratchCount(shape)
+        passesCount = Self.workspaceCount(shape, chunks: chunks)
     }
 
     /// Chunk `chunk`'s `extraPerChunk` floats, after every pass's workspace.
     func extra(_ chunk: Int) -> UnsafeMutablePointer<Float> {
-        workspace + Self.workspaceCount(shape, chunks: chunks) + chunk * extraPerChunk
+        workspace + passesCount + chunk * extraPerChunk
     }
 
     /// Floats of workspace a plan at `threadCount` threads needs with `extraPerChunk` floats
@@ -246,7 +281,7 @@ public struct Conv2dPlan {
     /// Chunk `chunk`'s scratch for `conv2dForwardDirect`.
     func forwardScratch(_ chunk: Int) -> UnsafeMutablePointer<Float> {
         workspace + packedBlockedWeightCount(outChannels: shape.outChannels, taps: shape.groupPatchSize)
-            + chunk * directForwardScratchCount(shape)
+            + chunk * forwardScratchCount
     }
 
     /// Chunk `chunk`'s scratch for `conv2dBackwardInputDirect`.

@@ -95,7 +95,6 @@ func pool2x2Plane(
     argmax: UnsafeMutablePointer<Int32>
 ) {
     let outH = s.outHeight, outW = s.outWidth, width = s.width
-    let evenOffsets = SIMD4<Int32>(0, 2, 4, 6)
     for oh in 0..<outH {
         let top = 2 * oh * width
         let rowOutput = output + oh * outW
@@ -103,16 +102,9 @@ func pool2x2Plane(
         var ow = 0
         while ow + 4 <= outW {
             let i0 = top + 2 * ow
-            let upper = UnsafeRawPointer(source + i0).loadUnaligned(as: SIMD8<Float>.self)
-            let lower = UnsafeRawPointer(source + i0 + width).loadUnaligned(as: SIMD8<Float>.self)
-            let index0 = SIMD4<Int32>(repeating: Int32(truncatingIfNeeded: i0)) &+ evenOffsets
-            let index2 = index0 &+ Int32(truncatingIfNeeded: width)
-            // Taps in row-major order: top-left, top-right, bottom-left, bottom-right.
-            var best = upper.evenHalf
-            var bestIndex = index0
-            takeIfGreaterOrNaN(upper.oddHalf, index0 &+ 1, best: &best, bestIndex: &bestIndex)
-            takeIfGreaterOrNaN(lower.evenHalf, index2, best: &best, bestIndex: &bestIndex)
-            takeIfGreaterOrNaN(lower.oddHalf, index2 &+ 1, best: &best, bestIndex: &bestIndex)
+            let (best, bestIndex) = poolFourWindows(
+                upper: load8(source + i0), lower: load8(source + i0 + width), topLeft: Int32(truncatingIfNeeded: i0),
+                rowStride: Int32(truncatingIfNeeded: width))
             UnsafeMutableRawPointer(rowOutput + ow).storeBytes(of: best, as: SIMD4<Float>.self)
             UnsafeMutableRawPointer(rowArgmax + ow).storeBytes(of: bestIndex, as: SIMD4<Int32>.self)
             ow += 4
@@ -159,12 +151,7 @@ func pool2x2PlaneValues(_ s: Pool2dShape, source: UnsafePointer<Float>, output: 
             ow += 8
         }
         while ow + 4 <= outW {
-            let upper = UnsafeRawPointer(top + 2 * ow).loadUnaligned(as: SIMD8<Float>.self)
-            let lower = UnsafeRawPointer(top + 2 * ow + width).loadUnaligned(as: SIMD8<Float>.self)
-            var best = upper.evenHalf
-            takeIfGreaterOrNaN(upper.oddHalf, best: &best)
-            takeIfGreaterOrNaN(lower.evenHalf, best: &best)
-            takeIfGreaterOrNaN(lower.oddHalf, best: &best)
+            let best = poolFourWindows(upper: load8(top + 2 * ow), lower: load8(top + 2 * ow + width))
             UnsafeMutableRawPointer(rowOutput + ow).storeBytes(of: best, as: SIMD4<Float>.self)
             ow += 4
         }
@@ -187,10 +174,48 @@ func takeIfGreaterOrNaN(_ value: SIMD8<Float>, best: inout SIMD8<Float>) {
     best.replace(with: value, where: (value .> best) .| (value .!= value))
 }
 
+/// Four neighbouring 2×2 windows by PyTorch's rule, taps in row-major order (top-left,
+/// top-right, bottom-left, bottom-right; a tap strictly greater or NaN replaces the
+/// maximum): `upper` and `lower` are the windows' eight columns in their top and bottom
+/// rows; `topLeft` the first window's top-left index (the others' are 2, 4 and 6 after
+/// it), `rowStride` the index step to the row below. Used by `pool2x2Plane` and by
+/// `directConvolvePoolSample` on its sums.
+@inlinable @inline(__always)
+func poolFourWindows(
+    upper: SIMD8<Float>, lower: SIMD8<Float>, topLeft: Int32, rowStride: Int32
+) -> (SIMD4<Float>, SIMD4<Int32>) {
+    let index0 = SIMD4<Int32>(repeating: topLeft) &+ SIMD4(0, 2, 4, 6), index2 = index0 &+ rowStride
+    var best = upper.evenHalf
+    var bestIndex = index0
+    takeIfGreaterOrNaN(upper.oddHalf, index0 &+ 1, best: &best, bestIndex: &bestIndex)
+    takeIfGreaterOrNaN(lower.evenHalf, index2, best: &best, bestIndex: &bestIndex)
+    takeIfGreaterOrNaN(lower.oddHalf, index2 &+ 1, best: &best, bestIndex: &bestIndex)
+    return (best, bestIndex)
+}
+
+/// `poolFourWindows` without the indices (evaluation).
+@inlinable @inline(__always)
+func poolFourWindows(upper: SIMD8<Float>, lower: SIMD8<Float>) -> SIMD4<Float> {
+    var best = upper.evenHalf
+    takeIfGreaterOrNaN(upper.oddHalf, best: &best)
+    takeIfGreaterOrNaN(lower.evenHalf, best: &best)
+    takeIfGreaterOrNaN(lower.oddHalf, best: &best)
+    return best
+}
+
 /// PyTorch's update rule on four windows at once, values only.
 @inlinable @inline(__always)
 func takeIfGreaterOrNaN(_ value: SIMD4<Float>, best: inout SIMD4<Float>) {
     best.replace(with: value, where: (value .> best) .| (value .!= value))
+}
+
+/// PyTorch's update rule on eight channels of one window, with the tap's index.
+@inlinable @inline(__always)
+func takeIfGreaterOrNaN(_ value: SIMD8<Float>, _ index: Int32, best: inout SIMD8<Float>, bestIndex: inout SIMD8<Int32>) {
+    let take = (value .> best) .| (value .!= value)
+    best.replace(with: value, where: take)
+    let bits = unsafeBitCast(take, to: SIMD8<Int32>.self)
+    bestIndex = (bestIndex & ~bits) | (SIMD8(repeating: index) & bits)
 }
 
 /// PyTorch's update rule on four windows at once: replace where strictly greater or NaN.

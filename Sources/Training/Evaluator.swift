@@ -50,10 +50,11 @@ public enum Evaluator {
     /// With `Parallelism.threadCount` threads, each thread evaluates whole batches of its own
     /// (batch `i` by thread `i % threads`), its kernels on one thread, and the batches'
     /// outputs are counted in batch order afterwards: no parallel region per layer, no thread
-    /// waiting at the end of each for the other (a third of the published speedrun net's
-    /// evaluation time at 2 threads went to such waits and to the serial steps between
-    /// them). Every sample's outputs are those of a one-thread evaluation, whatever the
-    /// thread count, and the sums are taken in the same order.
+    /// waiting at the end of each for the other (`perf record` of `mnist-eval --split train`
+    /// on a published-speedrun-net checkpoint at 2 threads, at e56ee2b: the second thread
+    /// spent 5% of its samples waiting for the next region). Every sample's outputs
+    /// are those of a one-thread evaluation, whatever the thread count, and the sums are
+    /// taken in the same order.
     ///
     /// - Parameter logProbabilities: the model ends with log-softmax; otherwise its outputs
     ///   are logits and log-softmax is applied here.
@@ -65,12 +66,11 @@ public enum Evaluator {
         model.eval()
         defer { model.train(wasTraining) }
         let transform = try Transform.normalized(normalization)
-        // One thread builds the next batch on a background thread while it evaluates this one
-        // (the sequence's prefetch); several build their own.
-        let lanes = max(1, min(Parallelism.threadCount, (dataset.count + batchSize - 1) / max(1, batchSize)))
-        let loader = try DataLoader(dataset: dataset, batchSize: batchSize, shuffle: false, seed: 0, transform: transform,
-                                    prefetch: lanes == 1)
+        let loader = try DataLoader(dataset: dataset, batchSize: batchSize, shuffle: false, seed: 0, transform: transform)
         let order = loader.order(epoch: 0), batchCount = loader.batchCount
+        // One thread takes the batches from the sequence, which builds the next one on a
+        // background thread meanwhile (prefetch); several build their own (`makeBatch`).
+        let lanes = max(1, min(Parallelism.threadCount, batchCount))
         let classCount = dataset.classCount
         // Each batch's outputs, written by the thread that evaluated it (disjoint slots).
         let outputs = UnsafeMutableBufferPointer<BatchOutput?>.allocate(capacity: batchCount)

@@ -243,6 +243,48 @@ import Testing
         }
     }
 
+    /// `Conv2dPlan.fiveChannelForwardOnly` (what `mnist-bench --ops --config` times the
+    /// previous kernel by) computes the same bits as the kernel chosen, values and argmax,
+    /// with the workspace sized under it and its scratch found by the worker threads (which
+    /// do not see the task-local) at the offsets the calling thread sized: at 1–3 threads,
+    /// for a channel-lane convolution (the published net's conv2), a banded one and one
+    /// pooled in registers (LeNet's conv1).
+    @Test(arguments: [([5, 24, 12, 12], [32, 24, 3, 3], Conv2dPlan.ForwardKernel.channelLanes),
+                      ([3, 4, 27, 27], [32, 4, 3, 3], .channelLanes),
+                      ([5, 1, 28, 28], [6, 1, 5, 5], .fiveChannelsPooledInRegisters)])
+    func fiveChannelBaselineGivesTheSameBits(_ input: [Int], _ weight: [Int], _ kernel: Conv2dPlan.ForwardKernel) throws {
+        let s = try Conv2dShape(input: input, weight: weight)
+        let p = try Pool2dShape(input: s.outputShape, kernel: (2, 2))
+        #expect(Conv2dPlan.directForwardKernel(s, pool: p) == kernel)
+        #expect(Conv2dPlan.$fiveChannelForwardOnly.withValue(true) { Conv2dPlan.directForwardKernel(s, pool: p) } == .fiveChannels)
+        var random = TestRandom(seed: 17)
+        let x = random.floats(input.reduce(1, *)), w = random.floats(weight.reduce(1, *)), b = random.floats(s.outChannels)
+        let count = p.outputShape.reduce(1, *)
+        for threads in 1...3 {
+            let runs = [false, true].map { fiveChannelOnly in
+                Conv2dPlan.$fiveChannelForwardOnly.withValue(fiveChannelOnly) {
+                    Parallelism.withThreadCount(threads) {
+                        var output = [Float](repeating: .nan, count: count), indices = [Int32](repeating: -1, count: count)
+                        var scratch = [Float](repeating: .nan, count: conv2dMaxPool2dWorkspaceCount(s))
+                        scratch.withUnsafeMutableBufferPointer { ws in
+                            output.withUnsafeMutableBufferPointer { out in
+                                indices.withUnsafeMutableBufferPointer { ix in
+                                    conv2dMaxPool2dForward(s, pool: p, input: x, weight: w, bias: b, output: out.baseAddress!,
+                                                           argmax: ix.baseAddress!, relu: true, workspace: ws)
+                                }
+                            }
+                        }
+                        return (output, indices)
+                    }
+                }
+            }
+            let values = zip(runs[0].0, runs[1].0).filter { $0.bitPattern != $1.bitPattern }.count
+            let indices = zip(runs[0].1, runs[1].1).filter { $0 != $1 }.count
+            #expect(values == 0 && indices == 0,
+                    "\(input) \(weight) at \(threads) threads: \(values) values and \(indices) indices differ")
+        }
+    }
+
     @Test func paddedStridedOrNarrowConvolutionsUseIm2col() throws {
         #expect(Conv2dPlan.choose(try Conv2dShape(input: [1, 1, 28, 28], weight: [6, 1, 5, 5], padding: (2, 2))) == .im2colGEMM)
         // conv2 runs forward directly; its dense input gradient (2.25× the multiply-adds
