@@ -33,15 +33,19 @@ struct ChannelLaneBlock: Equatable {
     }
 
     /// 16 × 6 when the output channels are a multiple of 16, 24 × 4 when a multiple of 24,
-    /// with at least 32 taps; nil otherwise (the five-channel kernel takes them). With fewer
-    /// taps (a first convolution's 25) the five-channel kernel does as well: the published
-    /// speedrun net's conv1 (24 channels) forward and pool took 1.46–1.53 ms in banded
-    /// channel lanes against 1.52–1.60 (batch 256, 2 threads, Zen 3, `mnist-bench --ops`,
-    /// alternating builds), 2.6 against 1.9 with the whole plane in one tile. Where the lanes
-    /// win (same runs): speedrun.json's conv2 (8 → 32 channels, 8×8) 0.95–1.00 ms against
-    /// 1.20–1.27, the published net's conv2 (24 → 32, 10×10) 3.1–3.4 against 4.2–4.5,
-    /// mnist-best's conv3 (32 → 64, 10×10) 3.3–3.6 against 4.0–7.0; LeNet's conv2 (6 → 16,
-    /// 8×8, rows the five-channel kernel fills) the same.
+    /// with at least 32 taps; nil otherwise (the five-channel kernel takes them), and under
+    /// `Conv2dPlan.fiveChannelForwardOnly`. `mnist-bench --ops --config FILE` times each
+    /// convolution both ways ("5-ch stored" rows). At f1aabb6 (batch 256, 2 threads, Zen 3,
+    /// one run of each config): the published speedrun net's conv2 (24 → 32 channels, 10×10)
+    /// forward and pool 2.72 ms against 3.93 (4.69 against 6.54 at 1 thread),
+    /// `configs/speedrun.json`'s conv2 (8 → 32, 8×8) 0.60 against 0.74, mnist-best's conv3
+    /// (32 → 64, 10×10) 3.5 against 3.8; where 8-wide rows already fill the five-channel
+    /// kernel's lanes, about the same: LeNet's conv2 (6 → 16, 8×8) 2.28 against 2.32,
+    /// mnist-best's conv2 (26 → 24 wide) 9.4–13.8 against 9.7–12.3 and conv4 (8×8)
+    /// 3.9–5.0 against 4.1–4.6 over three runs. The 32-tap floor keeps first layers (25
+    /// taps) on the five-channel kernel, which pools them in registers: with the floor
+    /// lowered to 25, the published net's conv1 ran about as fast in lanes (to re-check:
+    /// lower it and run the command above on configs/trials/speedrun-published.json).
     @inlinable
     static func of(_ s: Conv2dShape) -> ChannelLaneBlock? {
         guard s.groupPatchSize >= 32 && !Conv2dPlan.fiveChannelForwardOnly else { return nil }
