@@ -42,12 +42,14 @@ let package = Package(
         // MARK: - System libraries
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
         .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS"),
+        // Not a library: one inline C function (a prefetch) the kernels call.
+        .systemLibrary(name: "CPrefetch", path: "Sources/CPrefetch"),
         // Open MPI (libopenmpi-dev): mpi.h lives under its own include directory.
         .systemLibrary(name: "CMPI", path: "Sources/CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev"])]),
 
         // MARK: - Libraries
         .target(name: "Seeded"),
-        .target(name: "Kernels", dependencies: ["COpenBLAS"], swiftSettings: tuned),
+        .target(name: "Kernels", dependencies: ["COpenBLAS", "CPrefetch"], swiftSettings: tuned),
         .target(name: "Autograd", dependencies: ["Kernels", "Seeded"], exclude: ["README.md"], swiftSettings: tuned),
         .target(name: "NN", dependencies: ["Autograd", "Kernels", "Seeded"], swiftSettings: tuned),
         .target(name: "Optim", dependencies: ["Autograd", "NN", "Kernels"], swiftSettings: tuned),

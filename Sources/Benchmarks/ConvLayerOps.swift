@@ -8,7 +8,9 @@ import Training
 /// half the windows passing a gradient, as in training); else the output gradient dense, as
 /// behind batch norm. A forward pass not computed by the five-channel kernel storing its
 /// output (`Conv2dPlan.directForwardKernel`) is also timed that way, the row marked
-/// "5-ch stored" (`Conv2dPlan.fiveChannelForwardOnly`): the kernel choice's evidence.
+/// "5-ch stored" (`Conv2dPlan.fiveChannelForwardOnly`), and an evaluation pass computed by
+/// Winograd F(2×2, 3×3) also by the direct kernel, the row marked "direct"
+/// (`Conv2dPlan.winogradEvaluation`): the kernel choice's evidence.
 public enum ConvLayerOps {
     public static func run(config: TrainingConfig, threads: Int, batch: Int, repeats: Int = 20) throws -> [OpBenchmark.Row] {
         let plan = try ModelBuilder.plan(config)
@@ -72,20 +74,26 @@ public enum ConvLayerOps {
             let upstream = filled(pooledCount), pooled = filled(pooledCount)
             let argmax = UnsafeMutableBufferPointer<Int32>.allocate(capacity: pooledCount)
             let poolWorkspace = filled(max(
-                conv2dMaxPool2dBackwardWorkspaceCount(shape, pool: p), conv2dMaxPool2dWorkspaceCount(shape),
-                Conv2dPlan.$fiveChannelForwardOnly.withValue(true) { conv2dMaxPool2dWorkspaceCount(shape) }))
+                conv2dMaxPool2dBackwardWorkspaceCount(shape, pool: p), conv2dMaxPool2dWorkspaceCount(shape, pool: p),
+                Conv2dPlan.$fiveChannelForwardOnly.withValue(true) { conv2dMaxPool2dWorkspaceCount(shape, pool: p) }))
             defer { [upstream, pooled, poolWorkspace].forEach { $0.deallocate() }; argmax.deallocate() }
             // Training's forward (with the argmax), then evaluation's (values only); each also
             // by the five-channel kernel storing its output when that is not the kernel.
             let baseline = Conv2dPlan.directForwardKernel(shape, pool: p).map { $0 != .fiveChannels } ?? false
+            let winograd = Conv2dPlan.evaluatesByWinograd(shape, pool: p)
             for (label, indices) in [("", Optional(argmax.baseAddress!)), (", eval", nil)] {
-                for fiveChannelOnly in baseline ? [false, true] : [false] {
-                    let kernel = fiveChannelOnly ? " (5-ch stored)" : ""
+                // (row suffix, fiveChannelForwardOnly, winogradEvaluation)
+                var kernels = [("", false, true)]
+                if baseline { kernels.append((" (5-ch stored)", true, true)) }
+                if winograd && indices == nil { kernels.append((" (direct)", false, false)) }
+                for (kernel, fiveChannelOnly, byWinograd) in kernels {
                     rows.append(OpBenchmark.time("\(name) forward + pool\(label)\(kernel)", flops: flops, repeats: repeats) {
                         Conv2dPlan.$fiveChannelForwardOnly.withValue(fiveChannelOnly) {
-                            conv2dMaxPool2dForward(shape, pool: p, input: x.baseAddress!, weight: w.baseAddress!,
-                                                   bias: conv.bias ? bias.baseAddress! : nil, output: pooled.baseAddress!,
-                                                   argmax: indices, relu: pool.relu, workspace: poolWorkspace)
+                            Conv2dPlan.$winogradEvaluation.withValue(byWinograd) {
+                                conv2dMaxPool2dForward(shape, pool: p, input: x.baseAddress!, weight: w.baseAddress!,
+                                                       bias: conv.bias ? bias.baseAddress! : nil, output: pooled.baseAddress!,
+                                                       argmax: indices, relu: pool.relu, workspace: poolWorkspace)
+                            }
                         }
                     })
                 }

@@ -39,7 +39,7 @@ public enum OpBenchmark {
         }
         let workspaceCount = max(conv2dMaxPool2dBackwardWorkspaceCount(conv1, pool: pool1),
                                  conv2dMaxPool2dBackwardWorkspaceCount(conv2, pool: pool2),
-                                 conv2dMaxPool2dWorkspaceCount(conv1), conv2dMaxPool2dWorkspaceCount(conv2))
+                                 conv2dMaxPool2dWorkspaceCount(conv1, pool: pool1), conv2dMaxPool2dWorkspaceCount(conv2, pool: pool2))
         let workspace = UnsafeMutableBufferPointer<Float>.allocate(capacity: workspaceCount)
         workspace.initialize(repeating: 0)
         defer { workspace.deallocate() }

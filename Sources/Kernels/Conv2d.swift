@@ -112,13 +112,19 @@ func planeSum(_ values: UnsafePointer<Float>, count: Int) -> Float {
 
 /// Floats of workspace `conv2dMaxPool2dForward` needs: for a direct convolution, the
 /// convolution's and one sample's output per thread; else a slice's output
-/// (`maxPoolSlice`) and the slice's convolution workspace.
-public func conv2dMaxPool2dWorkspaceCount(_ shape: Conv2dShape, threadCount: Int = Parallelism.threadCount) -> Int {
+/// (`maxPoolSlice`) and the slice's convolution workspace; at least what an evaluation pass
+/// by Winograd F(2×2, 3×3) needs where it applies (`WinogradPool`).
+public func conv2dMaxPool2dWorkspaceCount(
+    _ shape: Conv2dShape, pool: Pool2dShape, threadCount: Int = Parallelism.threadCount
+) -> Int {
+    let evaluation = WinogradPool.applies(shape, pool: pool)
+        ? WinogradPool(shape, pool: pool).workspaceCount(threadCount: threadCount) : 0
     if Conv2dPlan.choose(shape) == .direct {
-        return Conv2dPlan.workspaceCount(shape, threadCount: threadCount, extraPerChunk: shape.outChannels * shape.outPlane)
+        return max(evaluation, Conv2dPlan.workspaceCount(shape, threadCount: threadCount,
+                                                         extraPerChunk: shape.outChannels * shape.outPlane))
     }
     let slice = maxPoolSlice(shape)
-    return slice.batch * slice.outChannels * slice.outPlane + conv2dWorkspaceCount(slice, threadCount: threadCount)
+    return max(evaluation, slice.batch * slice.outChannels * slice.outPlane + conv2dWorkspaceCount(slice, threadCount: threadCount))
 }
 
 /// The slice of samples a convolution that is not direct is computed in before its pool:
@@ -141,13 +147,15 @@ func maxPoolSlice(_ s: Conv2dShape) -> Conv2dShape {
 /// channels-last tile (`poolChannelLaneTile`). Any other
 /// is convolved a slice of samples at a time (`maxPoolSlice`, about 2 MB of output) and the
 /// slice pooled while it is still in cache. The values and the argmax are those of
-/// `conv2dForward` followed by `maxPool2dForward`, bit for bit.
+/// `conv2dForward` followed by `maxPool2dForward`, bit for bit, except in an evaluation
+/// pass (no argmax) of a 3×3 convolution that `WinogradPool.applies` to: Winograd
+/// F(2×2, 3×3) computes it, to within rounding (`Conv2dWinograd.swift`).
 ///
 /// - Parameters:
 ///   - shape: the convolution; `pool`: the pool on its output (the same batch).
 ///   - output, argmax: `pool`'s output shape; `argmax` (indices within a plane) nil
 ///     without a backward pass.
-///   - workspace: at least `conv2dMaxPool2dWorkspaceCount(shape)` floats.
+///   - workspace: at least `conv2dMaxPool2dWorkspaceCount(shape, pool: pool)` floats.
 public func conv2dMaxPool2dForward(
     _ shape: Conv2dShape, pool: Pool2dShape,
     input: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
@@ -159,6 +167,11 @@ public func conv2dMaxPool2dForward(
         [pool.batch, pool.channels, pool.height, pool.width] == s.outputShape,
         "conv2dMaxPool2dForward: the pool takes \([pool.batch, pool.channels, pool.height, pool.width]), the convolution gives \(s.outputShape)")
     guard s.batch > 0 else { return }
+    if argmax == nil && WinogradPool.applies(s, pool: pool) {
+        conv2dMaxPool2dForwardWinograd(WinogradPool(s, pool: pool), input: input, weight: weight, bias: bias,
+                                       output: output, relu: relu, workspace: workspace)
+        return
+    }
     let sampleCount = s.outChannels * s.outPlane
     let pooledSample = pool.channels * pool.outHeight * pool.outWidth
     guard Conv2dPlan.choose(s) == .direct else {

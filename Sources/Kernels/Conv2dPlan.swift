@@ -83,6 +83,18 @@ public struct Conv2dPlan {
     /// `poolsInRegisters`). A workspace must be sized under the same setting.
     @TaskLocal public static var fiveChannelForwardOnly = false
 
+    /// Set (task-local) to false to compute evaluation passes under a 2×2 pool (no argmax)
+    /// by the direct kernels, bit for bit as training's forward pass, instead of by Winograd
+    /// F(2×2, 3×3) where it applies (`WinogradPool.applies`). A workspace must be sized
+    /// under the same setting; `mnist-bench --ops --config FILE` times both ("direct" rows).
+    @TaskLocal public static var winogradEvaluation = true
+
+    /// Whether `conv2dMaxPool2dForward` computes an evaluation pass (no argmax) of `shape`
+    /// under `pool` by Winograd F(2×2, 3×3) (`WinogradPool.applies`).
+    public static func evaluatesByWinograd(_ shape: Conv2dShape, pool: Pool2dShape) -> Bool {
+        WinogradPool.applies(shape, pool: pool)
+    }
+
     /// Unstrided, and an output plane `forwardLayout` can cut: rows at least 8 wide, or a
     /// wide plane (at least 32 taps).
     static func usesDirectForward(_ s: Conv2dShape) -> Bool {
@@ -232,19 +244,7 @@ public struct Conv2dPlan {
     /// split changes from run to run, the results do not). `chunk` is the thread's index,
     /// for its scratch.
     func forEachSampleBlock(grain: Int, _ body: (_ chunk: Int, _ samples: Range<Int>) -> Void) {
-        let batch = shape.batch
-        if chunks <= 1 {
-            body(0, 0..<batch)
-            return
-        }
-        let next = Atomic<Int>(0)
-        runInParallel(chunks) { chunk in
-            while true {
-                let start = next.add(grain, ordering: .relaxed).oldValue
-                if start >= batch { return }
-                body(chunk, start..<min(start + grain, batch))
-            }
-        }
+        Kernels.forEachSampleBlock(batch: shape.batch, chunks: chunks, grain: grain, body)
     }
 
     // im2col + GEMM (all passes): each chunk's im2col matrix, then a weight- and

@@ -129,7 +129,7 @@ extension Functional {
         let inputs = bias.map { [input, weight, $0] } ?? [input, weight]
         let recording = GradMode.isEnabled && inputs.contains(where: \.requiresGrad)
         let indices = recording ? IndexBuffer(count: out.count) : nil
-        let workspace = Storage(uninitializedCount: conv2dMaxPool2dWorkspaceCount(s))
+        let workspace = Storage(uninitializedCount: conv2dMaxPool2dWorkspaceCount(s, pool: p))
         withExtendedLifetime(workspace) {
             conv2dMaxPool2dForward(s, pool: p, input: input.storage.pointer, weight: weight.storage.pointer,
                                    bias: bias?.storage.pointer, output: out.storage.pointer, argmax: indices?.pointer,

@@ -213,7 +213,7 @@ import Testing
         for threads in 1...3 {
             for relu in [false, true] {
                 for withArgmax in [true, false] {
-                    Parallelism.withThreadCount(threads) {
+                    Conv2dPlan.$winogradEvaluation.withValue(false) { Parallelism.withThreadCount(threads) {
                         let convolved = convForward(s, x, w, b)
                         var expected = [Float](repeating: .nan, count: pooledCount)
                         var expectedIndices = [Int32](repeating: -1, count: pooledCount)
@@ -225,7 +225,7 @@ import Testing
                         }
                         var output = [Float](repeating: .nan, count: pooledCount)
                         var indices = [Int32](repeating: -1, count: pooledCount)
-                        var scratch = [Float](repeating: .nan, count: conv2dMaxPool2dWorkspaceCount(s))
+                        var scratch = [Float](repeating: .nan, count: conv2dMaxPool2dWorkspaceCount(s, pool: p))
                         scratch.withUnsafeMutableBufferPointer { ws in
                             output.withUnsafeMutableBufferPointer { out in
                                 indices.withUnsafeMutableBufferPointer { ix in
@@ -237,7 +237,7 @@ import Testing
                         let label = "\(input) \(weight) padding \(padding) pool \(kernel)/\(stride) relu \(relu) argmax \(withArgmax) at \(threads) threads"
                         #expect(output.elementsEqual(expected) { $0.bitPattern == $1.bitPattern }, "\(label): values")
                         #expect(indices == expectedIndices, "\(label): argmax")
-                    }
+                    } }
                 }
             }
         }
@@ -265,7 +265,7 @@ import Testing
                 Conv2dPlan.$fiveChannelForwardOnly.withValue(fiveChannelOnly) {
                     Parallelism.withThreadCount(threads) {
                         var output = [Float](repeating: .nan, count: count), indices = [Int32](repeating: -1, count: count)
-                        var scratch = [Float](repeating: .nan, count: conv2dMaxPool2dWorkspaceCount(s))
+                        var scratch = [Float](repeating: .nan, count: conv2dMaxPool2dWorkspaceCount(s, pool: p))
                         scratch.withUnsafeMutableBufferPointer { ws in
                             output.withUnsafeMutableBufferPointer { out in
                                 indices.withUnsafeMutableBufferPointer { ix in

@@ -1,0 +1,117 @@
+import Foundation
+import Testing
+@testable import Kernels
+
+/// Evaluation passes by Winograd F(2×2, 3×3) (`Conv2dWinograd.swift`).
+@Suite struct Conv2dWinogradTests {
+    /// `conv2dMaxPool2dForward` without an argmax, by Winograd, against the direct kernels
+    /// (`Conv2dPlan.winogradEvaluation` false), with and without ReLU and a bias, at 1–3
+    /// threads: every output within 5e-7 · (1 + Σ|input · weight| of its window's largest
+    /// sum) (at most 1.9e-7 measured; a 1e-5 error in one transform coefficient gives
+    /// 5e-6), and bit for bit the same at every thread count. Shapes: the published speedrun
+    /// net's conv2 (24 → 32, 10×10: 25 tiles, four blocks of six and one tile), `configs/
+    /// speedrun.json`'s (8 → 32), an odd 9×11 output (the last row and column no window's),
+    /// 4 input channels (padded to 8 channels-last) on 25×25, 16 → 16 on 24×24, and a single
+    /// row of windows; a NaN input, which must reach the windows that read it.
+    @Test(arguments: [([5, 24, 12, 12], [32, 24, 3, 3]), ([3, 8, 12, 12], [32, 8, 3, 3]),
+                      ([3, 4, 11, 13], [16, 4, 3, 3]), ([2, 4, 27, 27], [32, 4, 3, 3]),
+                      ([2, 16, 26, 26], [16, 16, 3, 3]), ([2, 8, 4, 10], [16, 8, 3, 3])])
+    func winogradPoolMatchesTheDirectKernel(_ input: [Int], _ weight: [Int]) throws {
+        let s = try Conv2dShape(input: input, weight: weight)
+        let p = try Pool2dShape(input: s.outputShape, kernel: (2, 2))
+        #expect(Conv2dPlan.evaluatesByWinograd(s, pool: p))
+        #expect(!Conv2dPlan.$winogradEvaluation.withValue(false) { Conv2dPlan.evaluatesByWinograd(s, pool: p) })
+        var random = TestRandom(seed: 23)
+        var x = random.floats(input.reduce(1, *))
+        let nanAt = x.count - s.height * s.width / 2 - 3
+        x[nanAt] = .nan
+        let w = random.floats(weight.reduce(1, *)), b = random.floats(s.outChannels)
+        let count = p.outputShape.reduce(1, *)
+        // The scale of each window's sums: Σ|x·w| over its four outputs' terms, the largest.
+        let magnitude = convForward(s, x.map { abs($0.isNaN ? 0 : $0) }, w.map(abs), b.map(abs))
+        var scale = [Float](repeating: 0, count: count)
+        magnitude.withUnsafeBufferPointer { m in
+            scale.withUnsafeMutableBufferPointer { out in
+                maxPool2dForward(p, input: m.baseAddress!, output: out.baseAddress!, argmax: nil, relu: false)
+            }
+        }
+        for relu in [false, true] {
+            for bias in [Optional(b), nil] {
+                var firstRun: [Float]?
+                for threads in 1...3 {
+                    let (direct, winograd) = Parallelism.withThreadCount(threads) {
+                        (Conv2dPlan.$winogradEvaluation.withValue(false) { pooledForward(s, p, x, w, bias, relu: relu) },
+                         pooledForward(s, p, x, w, bias, relu: relu))
+                    }
+                    let label = "\(input) \(weight) relu \(relu) bias \(bias != nil) at \(threads) threads"
+                    var worst: (index: Int, error: Float) = (0, 0)
+                    for i in 0..<count where !direct[i].isNaN {
+                        let error = abs(winograd[i] - direct[i]) / (1 + scale[i])
+                        if !(error <= worst.error) { worst = (i, error) }
+                    }
+                    #expect(worst.error <= 5e-7, "\(label): output \(worst.index) \(winograd[worst.index]) against \(direct[worst.index])")
+                    let nans = zip(direct, winograd).filter { $0.isNaN != $1.isNaN }.count
+                    #expect(nans == 0 && direct.contains(where: \.isNaN), "\(label): \(nans) outputs NaN in one only")
+                    if let firstRun {
+                        #expect(winograd.elementsEqual(firstRun) { $0.bitPattern == $1.bitPattern }, "\(label): not as at 1 thread")
+                    } else {
+                        firstRun = winograd
+                    }
+                }
+            }
+        }
+    }
+
+    /// Where Winograd does not apply, an evaluation pass stays the direct kernels' (the
+    /// training forward's bits): 5×5 kernels, output channels not a multiple of 16, a
+    /// stride, padding, a 3×3 pool, and a training pass (an argmax) of a shape it takes.
+    @Test func winogradAppliesOnlyToUnstrided3x3ConvolutionsUnderA2x2Pool() throws {
+        func applies(_ input: [Int], _ weight: [Int], stride: Int = 1, padding: Int = 0, pool: Int = 2) throws -> Bool {
+            let s = try Conv2dShape(input: input, weight: weight, stride: (stride, stride), padding: (padding, padding))
+            return Conv2dPlan.evaluatesByWinograd(s, pool: try Pool2dShape(input: s.outputShape, kernel: (pool, pool)))
+        }
+        #expect(try applies([1, 24, 12, 12], [32, 24, 3, 3]))
+        #expect(try !applies([1, 1, 28, 28], [32, 1, 5, 5]))
+        #expect(try !applies([1, 24, 12, 12], [24, 24, 3, 3]))
+        #expect(try !applies([1, 24, 12, 12], [32, 24, 3, 3], stride: 2))
+        #expect(try !applies([1, 24, 12, 12], [32, 24, 3, 3], padding: 1))
+        #expect(try !applies([1, 24, 12, 12], [32, 24, 3, 3], pool: 3))
+        #expect(!Conv2dPlan.$fiveChannelForwardOnly.withValue(true) {
+            Conv2dPlan.evaluatesByWinograd(try! Conv2dShape(input: [1, 24, 12, 12], weight: [32, 24, 3, 3]),
+                                           pool: try! Pool2dShape(input: [1, 32, 10, 10], kernel: (2, 2)))
+        })
+        // With an argmax (training), the output is the direct kernels', bit for bit.
+        let s = try Conv2dShape(input: [2, 24, 12, 12], weight: [32, 24, 3, 3])
+        let p = try Pool2dShape(input: s.outputShape, kernel: (2, 2))
+        var random = TestRandom(seed: 29)
+        let x = random.floats(s.inputShape.reduce(1, *)), w = random.floats(s.weightShape.reduce(1, *))
+        let direct = Conv2dPlan.$winogradEvaluation.withValue(false) { pooledForward(s, p, x, w, nil, relu: true) }
+        #expect(pooledForward(s, p, x, w, nil, relu: true, argmax: true).elementsEqual(direct) { $0.bitPattern == $1.bitPattern })
+        #expect(!pooledForward(s, p, x, w, nil, relu: true).elementsEqual(direct) { $0.bitPattern == $1.bitPattern })
+    }
+}
+
+/// `conv2dMaxPool2dForward` on arrays, values only unless `argmax`.
+func pooledForward(
+    _ s: Conv2dShape, _ p: Pool2dShape, _ x: [Float], _ w: [Float], _ b: [Float]?, relu: Bool, argmax: Bool = false
+) -> [Float] {
+    let count = p.outputShape.reduce(1, *)
+    var output = [Float](repeating: .nan, count: count), indices = [Int32](repeating: -1, count: count)
+    var scratch = [Float](repeating: .nan, count: conv2dMaxPool2dWorkspaceCount(s, pool: p))
+    scratch.withUnsafeMutableBufferPointer { ws in
+        output.withUnsafeMutableBufferPointer { out in
+            indices.withUnsafeMutableBufferPointer { ix in
+                if let b {
+                    b.withUnsafeBufferPointer { bias in
+                        conv2dMaxPool2dForward(s, pool: p, input: x, weight: w, bias: bias.baseAddress!, output: out.baseAddress!,
+                                               argmax: argmax ? ix.baseAddress! : nil, relu: relu, workspace: ws)
+                    }
+                } else {
+                    conv2dMaxPool2dForward(s, pool: p, input: x, weight: w, bias: nil, output: out.baseAddress!,
+                                           argmax: argmax ? ix.baseAddress! : nil, relu: relu, workspace: ws)
+                }
+            }
+        }
+    }
+    return output
+}
