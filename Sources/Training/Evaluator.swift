@@ -2,6 +2,7 @@ import Autograd
 import Kernels
 import MNISTData
 import NN
+import Synchronization
 
 /// The result of evaluating a model on a dataset.
 public struct Evaluation: Sendable {
@@ -48,8 +49,8 @@ public enum Evaluator {
     /// Evaluates `model` (in eval mode, without grad) on every sample of `dataset`, in order.
     ///
     /// With `Parallelism.threadCount` threads, each thread evaluates whole batches of its own
-    /// (batch `i` by thread `i % threads`), its kernels on one thread, and the batches'
-    /// outputs are counted in batch order afterwards: no parallel region per layer, no thread
+    /// (the next batch not yet taken, whenever it is free), its kernels on one thread, and the
+    /// batches' outputs are counted in batch order afterwards: no parallel region per layer, no thread
     /// waiting at the end of each for the other (`perf record` of `mnist-eval --split train`
     /// on a published-speedrun-net checkpoint at 2 threads, at e56ee2b: the second thread
     /// spent 5% of its samples waiting for the next region). Every sample's outputs
@@ -89,6 +90,9 @@ public enum Evaluator {
                 labels: batch.labels, predictions: try predictedClasses(out),
                 logProbabilities: Array(UnsafeBufferPointer(start: out.storage.pointer, count: batch.count * classCount)))
         }
+        // Each lane takes the next batch when it is free, so that a lane slowed by the
+        // machine's other work does not leave the other waiting at the end.
+        let next = Atomic<Int>(0)
         runInParallel(lanes) { lane in
             do {
                 try Parallelism.withThreadCount(1) {
@@ -97,7 +101,9 @@ public enum Evaluator {
                             for (b, batch) in loader.batches(epoch: 0).enumerated() { outputs[b] = try evaluate(batch) }
                             return
                         }
-                        for b in stride(from: lane, to: batchCount, by: lanes) {
+                        while true {
+                            let b = next.add(1, ordering: .relaxed).oldValue
+                            if b >= batchCount { return }
                             outputs[b] = try evaluate(loader.makeBatch(order: order, epoch: 0, batchIndex: b))
                         }
                     }
