@@ -18,17 +18,20 @@ import Synchronization
 //          | 0  1  0 -1 |         | 0    0    1  |
 //
 // The sum over input channels is then 16 small matrix products, one per element ξ of the
-// 4×4 transformed block ("tile"): M_ξ[tile][o] = Σ_c V_ξ[c][tile] · U_ξ[c][o], with
+// 4×4 transformed block ("tile"): M_ξ[tile][o] = Σ_c V_ξ[tile][c] · U_ξ[c][o], with
 // V = Bᵀ d B for every tile and U = G g Gᵀ for every kernel. Under a 2×2, stride-2 max-pool,
 // the output blocks at even rows and columns are exactly the pool's windows: each tile's
 // maximum is taken as it is transformed back, and the convolution's output never exists.
 //
 // The products are of transformed values, summed in another order than the direct
 // kernels' `bias + Σ_t input · weight`: the outputs differ from theirs by rounding (at
-// most 1.9e-7 of the sum of the terms' magnitudes in `winogradPoolMatchesTheDirectKernel`,
-// which allows 5e-7). So this kernel
-// computes only evaluation passes, which record no argmax and have no backward pass; every
-// pass training computes stays the direct kernels', exact to PyTorch's formula.
+// most 2.7e-7 of 1 + the sum of the terms' magnitudes in
+// `winogradPoolMatchesTheDirectKernel`, which allows 5e-7), and, where an input is
+// infinite, may be NaN where the direct sum is infinite (the transforms subtract inputs).
+// So only passes that record no argmax take it: every training pass (which records one
+// for its backward pass) stays the direct kernels', exact to PyTorch's formula, while
+// evaluation, and any call without gradients (`mnist-predict`, a frozen layer), computes
+// here.
 //
 // The products take 2.25× fewer multiply-adds than the direct kernel; the transforms and
 // the channels-last copy give part of that back. `mnist-bench --ops --config FILE
@@ -41,7 +44,7 @@ import Synchronization
 /// tiles (one per pool window) and the scratch's layout.
 ///
 /// Each sample is first copied channels-last (`channelsLast`), so that the input transform
-/// takes eight channels per vector with aligned loads; then six tiles at a time are
+/// takes eight channels per vector with unit-stride loads; then six tiles at a time are
 /// transformed (`transformTiles`, into 9 KB for the published speedrun net's conv2, which
 /// stay in the level-1 cache), multiplied (`winogradProduct16x6`) and transformed back.
 struct WinogradPool {
@@ -55,12 +58,15 @@ struct WinogradPool {
     static let tileBlock = 6, channelBlock = 16
 
     /// Whether an evaluation pass (no argmax) of `shape` under `pool` is computed here: an
-    /// unstrided 3×3 convolution (no padding, stride, dilation or groups) with output
-    /// channels a multiple of 16, under a 2×2, stride-2 pool (`isSimple2x2`), unless
-    /// `Conv2dPlan.winogradEvaluation` or `Conv2dPlan.fiveChannelForwardOnly` say otherwise.
+    /// unstrided 3×3 convolution (no padding, stride, dilation or groups) with at least 8
+    /// input channels and output channels a multiple of 16, under a 2×2, stride-2 pool
+    /// (`isSimple2x2`), unless `Conv2dPlan.winogradEvaluation` or
+    /// `Conv2dPlan.fiveChannelForwardOnly` say otherwise. With fewer input channels, padded
+    /// to 8, a window's 16 products per output channel take more multiply-adds (16 · 8) than
+    /// its 36 · inChannels direct ones.
     static func applies(_ s: Conv2dShape, pool: Pool2dShape) -> Bool {
         Conv2dPlan.winogradEvaluation && !Conv2dPlan.fiveChannelForwardOnly
-            && Conv2dPlan.isUnstrided(s) && s.kernelHeight == 3 && s.kernelWidth == 3
+            && Conv2dPlan.isUnstrided(s) && s.kernelHeight == 3 && s.kernelWidth == 3 && s.inChannels >= 8
             && s.outChannels % channelBlock == 0 && isSimple2x2(pool) && pool.outHeight > 0 && pool.outWidth > 0
     }
 
@@ -181,22 +187,24 @@ struct WinogradPool {
     /// `relu`, NaN and -0 kept), as `poolFourWindows` does, and written to
     /// `output (outChannels, tiles)`.
     func convolvePoolSample(
-        input: UnsafePointer<Float>, packedWeight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
-        output: UnsafeMutablePointer<Float>, relu: Bool, scratch: UnsafeMutablePointer<Float>
+        input: UnsafePointer<Float>, next: UnsafePointer<Float>?, packedWeight: UnsafePointer<Float>,
+        bias: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>, relu: Bool, scratch: UnsafeMutablePointer<Float>
     ) {
         let outChannels = shape.outChannels, tiles = tileRows * tileColumns, channels = channels
         let copy = scratch, block = copy + shape.height * shape.width * channels
         let products = block + 16 * Self.tileBlock * channels
         channelsLast(input, into: copy)
-        // The next sample's input, a share before each block of tiles: read from memory as
-        // it is copied, it cost a fifth of this kernel's time (perf, published net's conv2).
+        // The next sample's input (`next`, nil for the batch's last), a share
+        // before each block of tiles: read from memory as it is copied, it cost a fifth of
+        // this kernel's time (perf, the published net's conv2).
         let inputBytes = shape.inChannels * shape.height * shape.width * MemoryLayout<Float>.size
-        let lines = (inputBytes + 63) / 64, blocks = (tiles + Self.tileBlock - 1) / Self.tileBlock
+        let lines = next == nil ? 0 : (inputBytes + 63) / 64, blocks = (tiles + Self.tileBlock - 1) / Self.tileBlock
         let linesPerBlock = (lines + blocks - 1) / blocks
-        let next = UnsafeRawPointer(input) + inputBytes
         for t0 in stride(from: 0, to: tiles, by: Self.tileBlock) {
             let first = t0 / Self.tileBlock * linesPerBlock
-            for line in stride(from: first, to: min(first + linesPerBlock, lines), by: 1) { prefetch_to_l2(next + 64 * line) }
+            for line in stride(from: first, to: min(first + linesPerBlock, lines), by: 1) {
+                prefetch_to_l2(UnsafeRawPointer(next!) + 64 * line)
+            }
             transformTiles(from: t0, copy: copy, into: block)
             for o0 in stride(from: 0, to: outChannels, by: Self.channelBlock) {
                 for xi in 0..<16 {
@@ -300,7 +308,9 @@ func conv2dMaxPool2dForwardWinograd(
     forEachSampleBlock(batch: s.batch, chunks: chunks, grain: 4) { chunk, samples in
         let scratch = packed + winograd.weightCount + chunk * scratchCount
         for n in samples {
-            winograd.convolvePoolSample(input: input + n * inputSample, packedWeight: packed, bias: bias,
+            winograd.convolvePoolSample(input: input + n * inputSample,
+                                        next: n + 1 < s.batch ? input + (n + 1) * inputSample : nil,
+                                        packedWeight: packed, bias: bias,
                                         output: output + n * pooledSample, relu: relu, scratch: scratch)
         }
     }

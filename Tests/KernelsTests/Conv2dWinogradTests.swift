@@ -7,14 +7,17 @@ import Testing
     /// `conv2dMaxPool2dForward` without an argmax, by Winograd, against the direct kernels
     /// (`Conv2dPlan.winogradEvaluation` false), with and without ReLU and a bias, at 1–3
     /// threads: every output within 5e-7 · (1 + Σ|input · weight| of its window's largest
-    /// sum) (at most 1.9e-7 measured; a 1e-5 error in one transform coefficient gives
-    /// 5e-6), and bit for bit the same at every thread count. Shapes: the published speedrun
-    /// net's conv2 (24 → 32, 10×10: 25 tiles, four blocks of six and one tile), `configs/
-    /// speedrun.json`'s (8 → 32), an odd 9×11 output (the last row and column no window's),
-    /// 4 input channels (padded to 8 channels-last) on 25×25, 16 → 16 on 24×24, and a single
-    /// row of windows; a NaN input, which must reach the windows that read it.
-    @Test(arguments: [([5, 24, 12, 12], [32, 24, 3, 3]), ([3, 8, 12, 12], [32, 8, 3, 3]),
-                      ([3, 4, 11, 13], [16, 4, 3, 3]), ([2, 4, 27, 27], [32, 4, 3, 3]),
+    /// sum) (at most 2.7e-7 measured; a 1e-5 error in one transform coefficient gives
+    /// 5e-6), bit for bit the same at every thread count and with a workspace sized for one
+    /// thread (which runs on fewer), and nothing written past the output. Shapes: the
+    /// published speedrun net's conv2 (24 → 32, 10×10: 25 tiles, four blocks of six and one
+    /// tile) on 26 samples (blocks of four over three threads), `configs/speedrun.json`'s
+    /// (8 → 32), 12 input channels (8 channels-last by transposes, 4 one by one) on an odd
+    /// 9×11 output (the last row and column no window's), 20 on an odd 13×13, 16 → 16 on
+    /// 24×24, and a single row of windows; a NaN input, which must reach the windows that
+    /// read it.
+    @Test(arguments: [([26, 24, 12, 12], [32, 24, 3, 3]), ([3, 8, 12, 12], [32, 8, 3, 3]),
+                      ([3, 12, 11, 13], [16, 12, 3, 3]), ([2, 20, 15, 15], [32, 20, 3, 3]),
                       ([2, 16, 26, 26], [16, 16, 3, 3]), ([2, 8, 4, 10], [16, 8, 3, 3])])
     func winogradPoolMatchesTheDirectKernel(_ input: [Int], _ weight: [Int]) throws {
         let s = try Conv2dShape(input: input, weight: weight)
@@ -57,14 +60,20 @@ import Testing
                     } else {
                         firstRun = winograd
                     }
+                    let oneThreadWorkspace = Parallelism.withThreadCount(threads) {
+                        pooledForward(s, p, x, w, bias, relu: relu, workspaceThreads: 1)
+                    }
+                    #expect(oneThreadWorkspace.elementsEqual(winograd) { $0.bitPattern == $1.bitPattern },
+                            "\(label): not the same with a workspace for one thread")
                 }
             }
         }
     }
 
     /// Where Winograd does not apply, an evaluation pass stays the direct kernels' (the
-    /// training forward's bits): 5×5 kernels, output channels not a multiple of 16, a
-    /// stride, padding, a 3×3 pool, and a training pass (an argmax) of a shape it takes.
+    /// training forward's bits): 5×5 kernels, fewer than 8 input channels, output channels
+    /// not a multiple of 16, a stride, padding, a 3×3 pool, and a training pass (an argmax)
+    /// of a shape it takes.
     @Test func winogradAppliesOnlyToUnstrided3x3ConvolutionsUnderA2x2Pool() throws {
         func applies(_ input: [Int], _ weight: [Int], stride: Int = 1, padding: Int = 0, pool: Int = 2) throws -> Bool {
             let s = try Conv2dShape(input: input, weight: weight, stride: (stride, stride), padding: (padding, padding))
@@ -72,6 +81,8 @@ import Testing
         }
         #expect(try applies([1, 24, 12, 12], [32, 24, 3, 3]))
         #expect(try !applies([1, 1, 28, 28], [32, 1, 5, 5]))
+        #expect(try !applies([1, 1, 28, 28], [32, 1, 3, 3]))  // fewer than 8 input channels
+        #expect(try !applies([1, 4, 12, 12], [32, 4, 3, 3]))
         #expect(try !applies([1, 24, 12, 12], [24, 24, 3, 3]))
         #expect(try !applies([1, 24, 12, 12], [32, 24, 3, 3], stride: 2))
         #expect(try !applies([1, 24, 12, 12], [32, 24, 3, 3], padding: 1))
@@ -91,13 +102,18 @@ import Testing
     }
 }
 
-/// `conv2dMaxPool2dForward` on arrays, values only unless `argmax`.
+/// `conv2dMaxPool2dForward` on arrays, values only unless `argmax`, with a workspace for
+/// `workspaceThreads` threads (the current count by default); expects nothing written past
+/// the output.
 func pooledForward(
-    _ s: Conv2dShape, _ p: Pool2dShape, _ x: [Float], _ w: [Float], _ b: [Float]?, relu: Bool, argmax: Bool = false
+    _ s: Conv2dShape, _ p: Pool2dShape, _ x: [Float], _ w: [Float], _ b: [Float]?, relu: Bool, argmax: Bool = false,
+    workspaceThreads: Int? = nil
 ) -> [Float] {
-    let count = p.outputShape.reduce(1, *)
-    var output = [Float](repeating: .nan, count: count), indices = [Int32](repeating: -1, count: count)
-    var scratch = [Float](repeating: .nan, count: conv2dMaxPool2dWorkspaceCount(s, pool: p))
+    let count = p.outputShape.reduce(1, *), past = 64
+    let sentinel = Float(bitPattern: 0x7fc0_1234)
+    var output = [Float](repeating: sentinel, count: count + past), indices = [Int32](repeating: -1, count: count)
+    let workspaceCount = conv2dMaxPool2dWorkspaceCount(s, pool: p, threadCount: workspaceThreads ?? Parallelism.threadCount)
+    var scratch = [Float](repeating: .nan, count: workspaceCount)
     scratch.withUnsafeMutableBufferPointer { ws in
         output.withUnsafeMutableBufferPointer { out in
             indices.withUnsafeMutableBufferPointer { ix in
@@ -113,5 +129,6 @@ func pooledForward(
             }
         }
     }
-    return output
+    #expect(output[count...].allSatisfy { $0.bitPattern == sentinel.bitPattern }, "\(s): written past the output")
+    return Array(output[..<count])
 }
