@@ -119,12 +119,11 @@ public func conv2dMaxPool2dWorkspaceCount(
 ) -> Int {
     let evaluation = WinogradPool.applies(shape, pool: pool)
         ? WinogradPool(shape, pool: pool).workspaceCount(threadCount: threadCount) : 0
-    if Conv2dPlan.choose(shape) == .direct {
-        return max(evaluation, Conv2dPlan.workspaceCount(shape, threadCount: threadCount,
-                                                         extraPerChunk: shape.outChannels * shape.outPlane))
-    }
     let slice = maxPoolSlice(shape)
-    return max(evaluation, slice.batch * slice.outChannels * slice.outPlane + conv2dWorkspaceCount(slice, threadCount: threadCount))
+    let training = Conv2dPlan.choose(shape) == .direct
+        ? Conv2dPlan.workspaceCount(shape, threadCount: threadCount, extraPerChunk: shape.outChannels * shape.outPlane)
+        : slice.batch * slice.outChannels * slice.outPlane + conv2dWorkspaceCount(slice, threadCount: threadCount)
+    return max(evaluation, training)
 }
 
 /// The slice of samples a convolution that is not direct is computed in before its pool:

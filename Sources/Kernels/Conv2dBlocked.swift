@@ -397,8 +397,8 @@ func conv2dForwardDirect(
     guard let layout = forward.layout else {
         conv2dForwardChannelLanes(forward, samples: samples, input: input, packedWeight: packedWeight, bias: bias,
                                   tile: scratch) { n, rows, tile in
-            transposeChannelLaneTile(tile, outChannels: s.outChannels, pixels: rows.count * s.outWidth,
-                                     outPlane: s.outPlane, into: outputOf(n) + rows.lowerBound * s.outWidth)
+            transposeRows(tile, rows: rows.count * s.outWidth, columns: s.outChannels, sourceStride: s.outChannels,
+                          into: outputOf(n) + rows.lowerBound * s.outWidth, destinationStride: s.outPlane)
             if rows.upperBound == s.outHeight { then(n) }
         }
         return

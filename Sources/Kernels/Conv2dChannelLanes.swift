@@ -9,7 +9,7 @@
 // weight loads and six (four) broadcasts feed twelve fused multiply-adds, every lane
 // useful, whatever the plane's shape. Its output is channels-last, one `outChannels` row per
 // pixel (a tile in scratch), which the pool reads directly (`poolChannelLaneTile`) or
-// which is transposed into NCHW (`transposeChannelLaneTile`).
+// which is transposed into NCHW (`transposeRows`).
 //
 // Each output is `bias + Σ_t input · weight` in tap order, one fused multiply-add per tap,
 // as in `directConvolveSample`: the two kernels give the same bits.
@@ -196,16 +196,48 @@ func channelLane24x4(
     }
 }
 
-/// `output[o · outPlane + p] = tile[p · outChannels + o]` for the tile's first `pixels`
-/// pixels: a band of the tile in NCHW (`output` at the band's first pixel of channel 0).
+/// `destination[c · destinationStride + r] = source[r · sourceStride + c]` for `r < rows`
+/// and `c < columns`: eight rows × eight columns at a time through `transpose8x8`, the rest
+/// one float at a time. A channel-lane tile's band into NCHW (rows the band's pixels,
+/// columns the channels), and a sample into channels-last for Winograd (rows the
+/// channels, columns the pixels).
 @inlinable
-func transposeChannelLaneTile(
-    _ tile: UnsafePointer<Float>, outChannels: Int, pixels: Int, outPlane: Int, into output: UnsafeMutablePointer<Float>
+func transposeRows(
+    _ source: UnsafePointer<Float>, rows: Int, columns: Int, sourceStride: Int,
+    into destination: UnsafeMutablePointer<Float>, destinationStride: Int
 ) {
-    for p in 0..<pixels {
-        let row = tile + p * outChannels
-        for o in 0..<outChannels { output[o * outPlane + p] = row[o] }
+    let fullRows = rows / 8 * 8, fullColumns = columns / 8 * 8
+    for r0 in stride(from: 0, to: fullRows, by: 8) {
+        let top = source + r0 * sourceStride
+        for c0 in stride(from: 0, to: fullColumns, by: 8) {
+            var v0 = load8(top + c0), v1 = load8(top + sourceStride + c0)
+            var v2 = load8(top + 2 * sourceStride + c0), v3 = load8(top + 3 * sourceStride + c0)
+            var v4 = load8(top + 4 * sourceStride + c0), v5 = load8(top + 5 * sourceStride + c0)
+            var v6 = load8(top + 6 * sourceStride + c0), v7 = load8(top + 7 * sourceStride + c0)
+            transpose8x8(&v0, &v1, &v2, &v3, &v4, &v5, &v6, &v7)
+            storeRows(v0, v1, v2, v3, v4, v5, v6, v7, to: destination + c0 * destinationStride + r0,
+                      stride: destinationStride)
+        }
+        for c in fullColumns..<columns {
+            for r in r0..<(r0 + 8) { destination[c * destinationStride + r] = source[r * sourceStride + c] }
+        }
     }
+    for r in fullRows..<rows {
+        for c in 0..<columns { destination[c * destinationStride + r] = source[r * sourceStride + c] }
+    }
+}
+
+/// `v0 ... v7` stored as eight rows `stride` floats apart from `destination`.
+@inlinable @inline(__always)
+func storeRows(
+    _ v0: SIMD8<Float>, _ v1: SIMD8<Float>, _ v2: SIMD8<Float>, _ v3: SIMD8<Float>,
+    _ v4: SIMD8<Float>, _ v5: SIMD8<Float>, _ v6: SIMD8<Float>, _ v7: SIMD8<Float>,
+    to destination: UnsafeMutablePointer<Float>, stride: Int
+) {
+    store8(v0, destination); store8(v1, destination + stride)
+    store8(v2, destination + 2 * stride); store8(v3, destination + 3 * stride)
+    store8(v4, destination + 4 * stride); store8(v5, destination + 5 * stride)
+    store8(v6, destination + 6 * stride); store8(v7, destination + 7 * stride)
 }
 
 /// Whether `pool` is the 2×2, stride-2 pool without padding, dilation or a partial last
@@ -261,21 +293,14 @@ func poolChannelLaneTile(
             var (v0, i0) = pool[q0, o], (v1, i1) = pool[q0 + 1, o], (v2, i2) = pool[q0 + 2, o], (v3, i3) = pool[q0 + 3, o]
             var (v4, i4) = pool[q0 + 4, o], (v5, i5) = pool[q0 + 5, o], (v6, i6) = pool[q0 + 6, o], (v7, i7) = pool[q0 + 7, o]
             transpose8x8(&v0, &v1, &v2, &v3, &v4, &v5, &v6, &v7)
-            let destination = output + o * pooledPlane + q0
-            store8(v0, destination); store8(v1, destination + pooledPlane)
-            store8(v2, destination + 2 * pooledPlane); store8(v3, destination + 3 * pooledPlane)
-            store8(v4, destination + 4 * pooledPlane); store8(v5, destination + 5 * pooledPlane)
-            store8(v6, destination + 6 * pooledPlane); store8(v7, destination + 7 * pooledPlane)
+            storeRows(v0, v1, v2, v3, v4, v5, v6, v7, to: output + o * pooledPlane + q0, stride: pooledPlane)
             if let argmax {
                 var f0 = floatBits(i0), f1 = floatBits(i1), f2 = floatBits(i2), f3 = floatBits(i3)
                 var f4 = floatBits(i4), f5 = floatBits(i5), f6 = floatBits(i6), f7 = floatBits(i7)
                 transpose8x8(&f0, &f1, &f2, &f3, &f4, &f5, &f6, &f7)
                 let indices = UnsafeMutableRawPointer(argmax + o * pooledPlane + q0)
                     .assumingMemoryBound(to: Float.self)  // the bits of the Int32 indices
-                store8(f0, indices); store8(f1, indices + pooledPlane)
-                store8(f2, indices + 2 * pooledPlane); store8(f3, indices + 3 * pooledPlane)
-                store8(f4, indices + 4 * pooledPlane); store8(f5, indices + 5 * pooledPlane)
-                store8(f6, indices + 6 * pooledPlane); store8(f7, indices + 7 * pooledPlane)
+                storeRows(f0, f1, f2, f3, f4, f5, f6, f7, to: indices, stride: pooledPlane)
             }
         }
         q0 += 8
@@ -304,18 +329,16 @@ struct TileWindows {
         @inline(__always) get {
             let origin = windows[q]
             let top = tile + Int(origin) * outChannels + o, bottom = top + width * outChannels
-            var best = load8(top)
             var index = SIMD8<Int32>(repeating: origin)
-            if indexed {
-                let down = Int32(truncatingIfNeeded: width)
-                takeIfGreaterOrNaN(load8(top + outChannels), origin &+ 1, best: &best, bestIndex: &index)
-                takeIfGreaterOrNaN(load8(bottom), origin &+ down, best: &best, bestIndex: &index)
-                takeIfGreaterOrNaN(load8(bottom + outChannels), origin &+ down &+ 1, best: &best, bestIndex: &index)
-            } else {
-                takeIfGreaterOrNaN(load8(top + outChannels), best: &best)
-                takeIfGreaterOrNaN(load8(bottom), best: &best)
-                takeIfGreaterOrNaN(load8(bottom + outChannels), best: &best)
+            guard indexed else {
+                return (poolWindow(load8(top), load8(top + outChannels), load8(bottom), load8(bottom + outChannels),
+                                   relu: relu), index)
             }
+            var best = load8(top)
+            let down = Int32(truncatingIfNeeded: width)
+            takeIfGreaterOrNaN(load8(top + outChannels), origin &+ 1, best: &best, bestIndex: &index)
+            takeIfGreaterOrNaN(load8(bottom), origin &+ down, best: &best, bestIndex: &index)
+            takeIfGreaterOrNaN(load8(bottom + outChannels), origin &+ down &+ 1, best: &best, bestIndex: &index)
             // ReLU as "take 0 where it is greater" (NaN kept, -0 kept).
             if relu { takeIfGreaterOrNaN(SIMD8(), best: &best) }
             return (best, index)

@@ -1,5 +1,3 @@
-import Synchronization
-
 // MARK: - Which kernel computes a conv2d pass
 
 /// The three ways the conv2d kernels compute a pass.
@@ -171,18 +169,28 @@ public struct Conv2dPlan {
     /// failure naming both sizes. `extraPerChunk` floats per chunk follow the passes'
     /// workspace, for a caller's own per-thread buffer (`conv2dMaxPool2dForward`'s sample).
     init(_ shape: Conv2dShape, workspace: UnsafeMutableBufferPointer<Float>, extraPerChunk: Int = 0) {
-        func needed(_ chunks: Int) -> Int { Self.workspaceCount(shape, chunks: chunks, extraPerChunk: extraPerChunk) }
-        var chunks = Self.chunkCount(shape.batch, threadCount: Parallelism.threadCount)
-        while chunks > 1 && workspace.count < needed(chunks) { chunks -= 1 }
-        precondition(
-            workspace.count >= needed(chunks),
-            "conv2d: workspace holds \(workspace.count) floats; \(needed(chunks)) needed for \(shape) at \(chunks) chunks")
+        let chunks = Self.chunks(shape, workspace: workspace.count) {
+            Self.workspaceCount(shape, chunks: $0, extraPerChunk: extraPerChunk)
+        }
         self.shape = shape
         self.chunks = chunks
         self.workspace = workspace.baseAddress!
         self.extraPerChunk = extraPerChunk
         forwardScratchCount = directForwardScratchCount(shape)
         passesCount = Self.workspaceCount(shape, chunks: chunks)
+    }
+
+    /// The chunks a call on `shape` runs in: one per thread (`Parallelism.threadCount`,
+    /// read once), fewer when `workspace` floats hold only `needed(chunks)` for fewer (the
+    /// count changed since it was allocated); a precondition failure naming both sizes when
+    /// it holds too little for one. Also the Winograd evaluation's (`WinogradPool`).
+    static func chunks(_ shape: Conv2dShape, workspace: Int, needed: (_ chunks: Int) -> Int) -> Int {
+        var chunks = chunkCount(shape.batch, threadCount: Parallelism.threadCount)
+        while chunks > 1 && workspace < needed(chunks) { chunks -= 1 }
+        precondition(
+            workspace >= needed(chunks),
+            "conv2d: workspace holds \(workspace) floats; \(needed(chunks)) needed for \(shape) at \(chunks) chunks")
+        return chunks
     }
 
     /// Chunk `chunk`'s `extraPerChunk` floats, after every pass's workspace.
@@ -238,13 +246,9 @@ public struct Conv2dPlan {
     }
 
     /// Runs `body(chunk, samples)` on the plan's `chunks` threads, each taking the next
-    /// `grain` samples until none are left: for passes whose every output is computed the
-    /// same way whatever the split (the forward passes), so that a thread slowed by the
-    /// machine's other work does not hold the other back at the end of the region (the
-    /// split changes from run to run, the results do not). `chunk` is the thread's index,
-    /// for its scratch.
+    /// `grain` samples until none are left (`Parallelism.forEachBlock`; the forward passes).
     func forEachSampleBlock(grain: Int, _ body: (_ chunk: Int, _ samples: Range<Int>) -> Void) {
-        Kernels.forEachSampleBlock(batch: shape.batch, chunks: chunks, grain: grain, body)
+        Parallelism.forEachBlock(shape.batch, chunks: chunks, grain: grain, body)
     }
 
     // im2col + GEMM (all passes): each chunk's im2col matrix, then a weight- and

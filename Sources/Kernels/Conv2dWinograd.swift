@@ -1,5 +1,4 @@
 import CPrefetch
-import Synchronization
 
 // MARK: - Winograd F(2×2, 3×3) forward convolution under a 2×2 max-pool, for evaluation
 
@@ -89,8 +88,10 @@ struct WinogradPool {
 
     /// Floats of workspace a pass at `threadCount` threads needs.
     func workspaceCount(threadCount: Int) -> Int {
-        weightCount + max(1, min(threadCount, shape.batch)) * scratchCount
+        workspaceCount(chunks: Conv2dPlan.chunkCount(shape.batch, threadCount: threadCount))
     }
+
+    func workspaceCount(chunks: Int) -> Int { weightCount + chunks * scratchCount }
 
     /// `U_ξ[c][o] = (G g_oc Gᵀ)_ξ` for every kernel of `weight (outChannels, inChannels, 3, 3)`,
     /// into `packed (16, channels, outChannels)`, zero past the input channels.
@@ -115,33 +116,12 @@ struct WinogradPool {
         }
     }
 
-    /// `sample (inChannels, height, width)` channels-last into `copy (height · width, channels)`:
-    /// eight channels × eight pixels at a time through `transpose8x8`, the rest one by one.
-    /// The channels past `inChannels` are left as they are (zero).
+    /// `sample (inChannels, height, width)` channels-last into `copy (height · width, channels)`
+    /// (`transposeRows`); the channels past `inChannels` are left as they are (zero).
     func channelsLast(_ sample: UnsafePointer<Float>, into copy: UnsafeMutablePointer<Float>) {
-        let plane = shape.height * shape.width, inChannels = shape.inChannels, channels = channels
-        let fullChannels = inChannels / 8 * 8, fullPixels = plane / 8 * 8
-        for c0 in stride(from: 0, to: fullChannels, by: 8) {
-            let source = sample + c0 * plane
-            for p0 in stride(from: 0, to: fullPixels, by: 8) {
-                var v0 = load8(source + p0), v1 = load8(source + plane + p0)
-                var v2 = load8(source + 2 * plane + p0), v3 = load8(source + 3 * plane + p0)
-                var v4 = load8(source + 4 * plane + p0), v5 = load8(source + 5 * plane + p0)
-                var v6 = load8(source + 6 * plane + p0), v7 = load8(source + 7 * plane + p0)
-                transpose8x8(&v0, &v1, &v2, &v3, &v4, &v5, &v6, &v7)
-                let destination = copy + p0 * channels + c0
-                store8(v0, destination); store8(v1, destination + channels)
-                store8(v2, destination + 2 * channels); store8(v3, destination + 3 * channels)
-                store8(v4, destination + 4 * channels); store8(v5, destination + 5 * channels)
-                store8(v6, destination + 6 * channels); store8(v7, destination + 7 * channels)
-            }
-            for p in fullPixels..<plane {
-                for c in c0..<(c0 + 8) { copy[p * channels + c] = sample[c * plane + p] }
-            }
-        }
-        for c in fullChannels..<inChannels {
-            for p in 0..<plane { copy[p * channels + c] = sample[c * plane + p] }
-        }
+        let plane = shape.height * shape.width
+        transposeRows(sample, rows: shape.inChannels, columns: plane, sourceStride: plane, into: copy,
+                      destinationStride: channels)
     }
 
     /// `V_ξ[t][c] = (Bᵀ d B)_ξ` of tiles `first ..< first + tileBlock` (the last tile again
@@ -183,8 +163,8 @@ struct WinogradPool {
     /// transformed (`transformTiles`), and for each 16 output channels the 16 products
     /// `M_ξ = Σ_c V_ξ[c] · U_ξ[c]` (`winogradProduct16x6`: one fused multiply-add per
     /// input channel, in channel order), each tile transformed back (`Aᵀ M A + bias`), its
-    /// four outputs pooled in row-major order by `takeIfGreaterOrNaN` (then ReLU when
-    /// `relu`, NaN and -0 kept), as `poolFourWindows` does, and written to
+    /// four outputs pooled in row-major order (`poolWindow`, then ReLU when `relu`), and
+    /// written to
     /// `output (outChannels, tiles)`.
     func convolvePoolSample(
         input: UnsafePointer<Float>, next: UnsafePointer<Float>?, packedWeight: UnsafePointer<Float>,
@@ -207,6 +187,7 @@ struct WinogradPool {
             }
             transformTiles(from: t0, copy: copy, into: block)
             for o0 in stride(from: 0, to: outChannels, by: Self.channelBlock) {
+                let bias0 = bias.map { load8($0 + o0) } ?? SIMD8(), bias1 = bias.map { load8($0 + o0 + 8) } ?? SIMD8()
                 for xi in 0..<16 {
                     winogradProduct16x6(channels: channels, weight: packedWeight + xi * channels * outChannels + o0,
                                         weightStride: outChannels, tiles: block + xi * Self.tileBlock * channels,
@@ -222,13 +203,10 @@ struct WinogradPool {
                         let p1 = m(1) + m(5) + m(9), q1 = m(5) - m(9) - m(13)
                         let p2 = m(2) + m(6) + m(10), q2 = m(6) - m(10) - m(14)
                         let p3 = m(3) + m(7) + m(11), q3 = m(7) - m(11) - m(15)
-                        // (Aᵀ M) A: the window's four outputs, top-left first.
-                        let b = bias.map { load8($0 + o0 + half * 8) } ?? SIMD8()
-                        var best = p0 + p1 + p2 + b
-                        takeIfGreaterOrNaN(p1 - p2 - p3 + b, best: &best)
-                        takeIfGreaterOrNaN(q0 + q1 + q2 + b, best: &best)
-                        takeIfGreaterOrNaN(q1 - q2 - q3 + b, best: &best)
-                        if relu { takeIfGreaterOrNaN(SIMD8<Float>(), best: &best) }  // 0 where greater: NaN and -0 kept
+                        // (Aᵀ M) A: the window's four outputs, top-left first, pooled.
+                        let b = half == 0 ? bias0 : bias1
+                        let best = poolWindow(p0 + p1 + p2 + b, p1 - p2 - p3 + b, q0 + q1 + q2 + b, q1 - q2 - q3 + b,
+                                              relu: relu)
                         let destination = output + (o0 + half * 8) * tiles + t0 + t
                         for lane in 0..<8 { destination[lane * tiles] = best[lane] }
                     }
@@ -293,10 +271,7 @@ func conv2dMaxPool2dForwardWinograd(
     output: UnsafeMutablePointer<Float>, relu: Bool, workspace: UnsafeMutableBufferPointer<Float>
 ) {
     let s = winograd.shape
-    var chunks = max(1, min(Parallelism.threadCount, s.batch))
-    while chunks > 1 && workspace.count < winograd.weightCount + chunks * winograd.scratchCount { chunks -= 1 }
-    precondition(workspace.count >= winograd.workspaceCount(threadCount: 1),
-                 "conv2d: workspace holds \(workspace.count) floats; \(winograd.workspaceCount(threadCount: 1)) needed for \(s)")
+    let chunks = Conv2dPlan.chunks(s, workspace: workspace.count, needed: winograd.workspaceCount(chunks:))
     let packed = workspace.baseAddress!
     winograd.transformWeight(weight, into: packed)
     let inputSample = s.inChannels * s.height * s.width
@@ -305,31 +280,13 @@ func conv2dMaxPool2dForwardWinograd(
     // Zeroed once: the channels past the input's in the channels-last copies, which no
     // sample writes.
     (packed + winograd.weightCount).initialize(repeating: 0, count: chunks * scratchCount)
-    forEachSampleBlock(batch: s.batch, chunks: chunks, grain: 4) { chunk, samples in
+    Parallelism.forEachBlock(s.batch, chunks: chunks, grain: 4) { chunk, samples in
         let scratch = packed + winograd.weightCount + chunk * scratchCount
         for n in samples {
             winograd.convolvePoolSample(input: input + n * inputSample,
                                         next: n + 1 < s.batch ? input + (n + 1) * inputSample : nil,
                                         packedWeight: packed, bias: bias,
                                         output: output + n * pooledSample, relu: relu, scratch: scratch)
-        }
-    }
-}
-
-/// Runs `body(chunk, samples)` on `chunks` threads, each taking the next `grain` samples of
-/// `0..<batch` until none are left (`Conv2dPlan.forEachSampleBlock`): for passes whose
-/// every output is computed the same way whatever the split.
-func forEachSampleBlock(batch: Int, chunks: Int, grain: Int, _ body: (_ chunk: Int, _ samples: Range<Int>) -> Void) {
-    if chunks <= 1 {
-        body(0, 0..<batch)
-        return
-    }
-    let next = Atomic<Int>(0)
-    runInParallel(chunks) { chunk in
-        while true {
-            let start = next.add(grain, ordering: .relaxed).oldValue
-            if start >= batch { return }
-            body(chunk, start..<min(start + grain, batch))
         }
     }
 }

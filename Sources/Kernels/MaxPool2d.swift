@@ -193,6 +193,23 @@ func poolFourWindows(
     return (best, bestIndex)
 }
 
+/// One 2×2 window of eight channels by PyTorch's rule, its taps in row-major order (a tap
+/// strictly greater or NaN replaces the maximum), then ReLU when `relu` (0 where greater:
+/// NaN and -0 kept). A channel-lane tile's windows (`TileWindows`) and Winograd's output
+/// tiles (`WinogradPool`).
+@inlinable @inline(__always)
+func poolWindow(
+    _ topLeft: SIMD8<Float>, _ topRight: SIMD8<Float>, _ bottomLeft: SIMD8<Float>, _ bottomRight: SIMD8<Float>,
+    relu: Bool
+) -> SIMD8<Float> {
+    var best = topLeft
+    takeIfGreaterOrNaN(topRight, best: &best)
+    takeIfGreaterOrNaN(bottomLeft, best: &best)
+    takeIfGreaterOrNaN(bottomRight, best: &best)
+    if relu { takeIfGreaterOrNaN(SIMD8(), best: &best) }
+    return best
+}
+
 /// `poolFourWindows` without the indices (evaluation).
 @inlinable @inline(__always)
 func poolFourWindows(upper: SIMD8<Float>, lower: SIMD8<Float>) -> SIMD4<Float> {

@@ -1,4 +1,5 @@
 import COpenBLAS
+import Synchronization
 
 /// How many threads the kernels use.
 ///
@@ -38,6 +39,27 @@ public enum Parallelism {
             return
         }
         forEach(count, chunks: chunks, body)
+    }
+
+    /// Runs `body(chunk, range)` on `chunks` threads, each taking the next `grain` items of
+    /// `0..<count` until none are left: for work whose every item is computed the same way
+    /// whatever the split (the forward convolutions), so that a thread slowed by the
+    /// machine's other work does not hold the others back at the end of the region (the
+    /// split changes from run to run, the results do not). `chunk` is the thread's index,
+    /// for its scratch.
+    static func forEachBlock(_ count: Int, chunks: Int, grain: Int, _ body: (_ chunk: Int, _ range: Range<Int>) -> Void) {
+        if chunks <= 1 {
+            body(0, 0..<count)
+            return
+        }
+        let next = Atomic<Int>(0)
+        runInParallel(chunks) { chunk in
+            while true {
+                let start = next.add(grain, ordering: .relaxed).oldValue
+                if start >= count { return }
+                body(chunk, start..<min(start + grain, count))
+            }
+        }
     }
 
     /// Runs `body(chunk, range)` over `0..<count` split into exactly `chunks` contiguous
