@@ -174,9 +174,10 @@ struct WinogradPool {
         let copy = scratch, block = copy + shape.height * shape.width * channels
         let products = block + 16 * Self.tileBlock * channels
         channelsLast(input, into: copy)
-        // The next sample's input (`next`, nil for the batch's last), a share
-        // before each block of tiles: read from memory as it is copied, it cost a fifth of
-        // this kernel's time (perf, the published net's conv2).
+        // The next sample's input (`next`, nil for the batch's last), a share before each
+        // block of tiles: without it, the copy's loads from memory were this kernel's largest
+        // stall (`perf` of the published net's evaluation, in a build without the prefetch
+        // that was not committed; no command here reproduces that number).
         let inputBytes = shape.inChannels * shape.height * shape.width * MemoryLayout<Float>.size
         let lines = next == nil ? 0 : (inputBytes + 63) / 64, blocks = (tiles + Self.tileBlock - 1) / Self.tileBlock
         let linesPerBlock = (lines + blocks - 1) / blocks
