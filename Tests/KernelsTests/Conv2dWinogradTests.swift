@@ -7,8 +7,9 @@ import Testing
     /// `conv2dMaxPool2dForward` without an argmax, by Winograd, against the direct kernels
     /// (`Conv2dPlan.winogradEvaluation` false), with and without ReLU and a bias, at 1–3
     /// threads: every output within 5e-7 · (1 + Σ|input · weight| of its window's largest
-    /// sum) (at most 2.7e-7 measured; a 1e-5 error in one transform coefficient gives
-    /// 5e-6), bit for bit the same at every thread count and with a workspace sized for one
+    /// sum) (at most 2.7e-7 measured; a 1e-5 error planted by hand in one transform
+    /// coefficient gave 5e-6), bit for bit the same at every thread count and with a
+    /// workspace sized for one
     /// thread (which runs on fewer), and nothing written past the output. Shapes: the
     /// published speedrun net's conv2 (24 → 32, 10×10: 25 tiles, four blocks of six and one
     /// tile) on 26 samples (blocks of four over three threads), `configs/speedrun.json`'s
