@@ -15,7 +15,9 @@ let tuned: [SwiftSetting] = targetCPU == "generic" ? [] : [.unsafeFlags(["-targe
 /// building machine's /proc/cpuinfo; nothing is defined for other targets.
 let cpuFlags = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?
     .split(separator: "\n").first { $0.hasPrefix("flags") }.map { Set($0.split(separator: " ").map(String.init)) } ?? []
-let isa: [SwiftSetting] = targetCPU != "native" ? []
+let avx512CPUs: Set<String> = ["x86-64-v4", "skylake-avx512", "cascadelake", "cooperlake", "icelake-server",
+                                "sapphirerapids", "emeraldrapids", "graniterapids", "znver4", "znver5"]
+let isa: [SwiftSetting] = targetCPU != "native" ? (avx512CPUs.contains(targetCPU) ? [.define("MNIST_ISA_AVX512")] : [])
     : cpuFlags.contains("avx512f") ? [.define("MNIST_ISA_AVX512")]
     : cpuFlags.contains("avx2") && cpuFlags.contains("fma") ? [.define("MNIST_ISA_AVX2")] : []
 
@@ -49,7 +51,7 @@ let package = Package(
 
         // MARK: - Libraries
         .target(name: "Seeded"),
-        .target(name: "Kernels", dependencies: ["COpenBLAS", "CPrefetch"], swiftSettings: tuned),
+        .target(name: "Kernels", dependencies: ["COpenBLAS", "CPrefetch"], swiftSettings: tuned + isa),
         .target(name: "Autograd", dependencies: ["Kernels", "Seeded"], exclude: ["README.md"], swiftSettings: tuned),
         .target(name: "NN", dependencies: ["Autograd", "Kernels", "Seeded"], swiftSettings: tuned),
         .target(name: "Optim", dependencies: ["Autograd", "NN", "Kernels"], swiftSettings: tuned),

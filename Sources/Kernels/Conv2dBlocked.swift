@@ -243,30 +243,91 @@ func directConvolvePoolSample(
     for b in 0..<(outChannels + 4) / 5 {
         let valid = min(5, outChannels - b * 5)
         let start = fiveChannelStart(bias, block: b, valid: valid)
+        /// Channel `j`'s four windows of `pair` from the chunk's sums (`upper`) and the ones
+        /// below (`lower`), stored.
+        @inline(__always) func emit(
+            _ pair: (input: Int, output: Int, origin: Int32), _ j: Int, _ upper: SIMD8<Float>, _ lower: SIMD8<Float>
+        ) {
+            var best: SIMD4<Float>
+            let destination = (b * 5 + j) * pooledPlane + pair.output
+            if let argmax {
+                let bestIndex: SIMD4<Int32>
+                (best, bestIndex) = poolFourWindows(upper: upper, lower: lower, topLeft: pair.origin, rowStride: down)
+                UnsafeMutableRawPointer(argmax + destination).storeBytes(of: bestIndex, as: SIMD4<Int32>.self)
+            } else {
+                best = poolFourWindows(upper: upper, lower: lower)
+            }
+            if relu { takeIfGreaterOrNaN(SIMD4<Float>(), best: &best) }  // 0 where greater: NaN and -0 kept
+            UnsafeMutableRawPointer(output + destination).storeBytes(of: best, as: SIMD4<Float>.self)
+        }
+        #if MNIST_ISA_AVX512
+        // Two pairs at a time, each pair's chunk and the one below in one 16-lane vector
+        // (an odd last pair is computed twice and stored once).
+        let last = pairs.count - 1
+        var i = 0
+        while i <= last {
+            let p0 = pairs[i], p1 = pairs[min(i + 1, last)]
+            let (a, e) = fiveChannelPairSums(taps: taps, offsets: offsets, weight: packedWeight + b * taps * 5,
+                                             start: start, input0: input + p0.input, input1: input + p1.input,
+                                             below: width)
+            @inline(__always) func emitBoth(_ j: Int, _ a: SIMD16<Float>, _ e: SIMD16<Float>) {
+                emit(p0, j, a.lowHalf, a.highHalf)
+                if i < last { emit(p1, j, e.lowHalf, e.highHalf) }
+            }
+            emitBoth(0, a.0, e.0)
+            if valid > 1 { emitBoth(1, a.1, e.1) }
+            if valid > 2 { emitBoth(2, a.2, e.2) }
+            if valid > 3 { emitBoth(3, a.3, e.3) }
+            if valid > 4 { emitBoth(4, a.4, e.4) }
+            i += 2
+        }
+        #else
         for pair in pairs {
             let (a, e) = fiveChannelSums(taps: taps, offsets: offsets, weight: packedWeight + b * taps * 5, start: start,
                                          input0: input + pair.input, input1: input + pair.input + width)
-            @inline(__always) func emit(_ j: Int, _ upper: SIMD8<Float>, _ lower: SIMD8<Float>) {
-                var best: SIMD4<Float>
-                let destination = (b * 5 + j) * pooledPlane + pair.output
-                if let argmax {
-                    let bestIndex: SIMD4<Int32>
-                    (best, bestIndex) = poolFourWindows(upper: upper, lower: lower, topLeft: pair.origin, rowStride: down)
-                    UnsafeMutableRawPointer(argmax + destination).storeBytes(of: bestIndex, as: SIMD4<Int32>.self)
-                } else {
-                    best = poolFourWindows(upper: upper, lower: lower)
-                }
-                if relu { takeIfGreaterOrNaN(SIMD4<Float>(), best: &best) }  // 0 where greater: NaN and -0 kept
-                UnsafeMutableRawPointer(output + destination).storeBytes(of: best, as: SIMD4<Float>.self)
-            }
-            emit(0, a.0, e.0)
-            if valid > 1 { emit(1, a.1, e.1) }
-            if valid > 2 { emit(2, a.2, e.2) }
-            if valid > 3 { emit(3, a.3, e.3) }
-            if valid > 4 { emit(4, a.4, e.4) }
+            emit(pair, 0, a.0, e.0)
+            if valid > 1 { emit(pair, 1, a.1, e.1) }
+            if valid > 2 { emit(pair, 2, a.2, e.2) }
+            if valid > 3 { emit(pair, 3, a.3, e.3) }
+            if valid > 4 { emit(pair, 4, a.4, e.4) }
         }
+        #endif
     }
 }
+
+#if MNIST_ISA_AVX512
+/// Five channels' sums of `fiveChannelPairSums`, 16 lanes: a chunk's eight in the low half,
+/// the eight of the chunk below in the high half.
+@usableFromInline typealias FiveSums16 = (SIMD16<Float>, SIMD16<Float>, SIMD16<Float>, SIMD16<Float>, SIMD16<Float>)
+
+/// `fiveChannelSums` for two pairs of chunks (AVX-512): the chunk at `input0` and the one
+/// `below` floats under it in one 16-lane vector, likewise at `input1`; each lane's sum is
+/// the one `fiveChannelSums` computes, the same fused multiply-adds in the same order.
+@inlinable @inline(__always)
+func fiveChannelPairSums(
+    taps: Int, offsets: UnsafePointer<Int>, weight: UnsafePointer<Float>, start: FiveSums,
+    input0: UnsafePointer<Float>, input1: UnsafePointer<Float>, below: Int
+) -> (FiveSums16, FiveSums16) {
+    @inline(__always) func both(_ v: SIMD8<Float>) -> SIMD16<Float> { SIMD16(lowHalf: v, highHalf: v) }
+    var a0 = both(start.0), a1 = both(start.1), a2 = both(start.2), a3 = both(start.3), a4 = both(start.4)
+    var e0 = a0, e1 = a1, e2 = a2, e3 = a3, e4 = a4
+    for t in 0..<taps {
+        let d = offsets[t]
+        let u = SIMD16(lowHalf: load8(input0 + d), highHalf: load8(input0 + d + below))
+        let v = SIMD16(lowHalf: load8(input1 + d), highHalf: load8(input1 + d + below))
+        let wt = weight + t * 5
+        let w0 = SIMD16(repeating: wt[0]), w1 = SIMD16(repeating: wt[1])
+        let w2 = SIMD16(repeating: wt[2]), w3 = SIMD16(repeating: wt[3])
+        let w4 = SIMD16(repeating: wt[4])
+        a0.addProduct(u, w0); e0.addProduct(v, w0)
+        a1.addProduct(u, w1); e1.addProduct(v, w1)
+        a2.addProduct(u, w2); e2.addProduct(v, w2)
+        a3.addProduct(u, w3); e3.addProduct(v, w3)
+        a4.addProduct(u, w4); e4.addProduct(v, w4)
+    }
+    return ((a0, a1, a2, a3, a4), (e0, e1, e2, e3, e4))
+}
+#endif
 
 /// Copies `planes` planes of `height` rows `rowStride` floats apart (`planeStride` floats
 /// between planes) into planes `height × width`, dropping what lies past `width` in a row.

@@ -52,7 +52,12 @@ struct ChannelLaneBlock: Equatable {
         let rowBytes = s.outWidth * s.outChannels * MemoryLayout<Float>.size
         var bandRows = max(2, (16 << 10) / rowBytes / 2 * 2)
         if bandRows >= s.outHeight { bandRows = s.outHeight }
+        #if MNIST_ISA_AVX512
+        if s.outChannels % 32 == 0 { return ChannelLaneBlock(vectors: 4, pixels: 6, bandRows: bandRows) }
+        if s.outChannels % 16 == 0 { return ChannelLaneBlock(vectors: 2, pixels: 8, bandRows: bandRows) }
+        #else
         if s.outChannels % 16 == 0 { return ChannelLaneBlock(vectors: 2, pixels: 6, bandRows: bandRows) }
+        #endif
         if s.outChannels % 24 == 0 { return ChannelLaneBlock(vectors: 3, pixels: 4, bandRows: bandRows) }
         return nil
     }
@@ -113,8 +118,16 @@ func channelLaneConvolveSample(
 ) {
     let group = block.vectors * 8
     @inline(__always) func start(_ o: Int) -> SIMD8<Float> { bias.map { load8($0 + o) } ?? SIMD8() }
+    @inline(__always) func start16(_ o: Int) -> SIMD16<Float> { bias.map { load16($0 + o) } ?? SIMD16() }
     for o0 in stride(from: 0, to: outChannels, by: group) {
-        if block.vectors == 2 {
+        if block.vectors == 4 {
+            channelLane32x6(taps: taps, offsets: offsets, stride: outChannels, weight: packedWeight + o0 * taps,
+                            start: (start16(o0), start16(o0 + 16)), input: input, pixelOffsets: pixelOffsets,
+                            tile: tile + o0)
+        } else if block.pixels == 8 {
+            channelLane16x8(taps: taps, offsets: offsets, stride: outChannels, weight: packedWeight + o0 * taps,
+                            start: start16(o0), input: input, pixelOffsets: pixelOffsets, tile: tile + o0)
+        } else if block.vectors == 2 {
             channelLane16x6(taps: taps, offsets: offsets, stride: outChannels, weight: packedWeight + o0 * taps,
                             start: (start(o0), start(o0 + 8)), input: input, pixelOffsets: pixelOffsets,
                             tile: tile + o0)
@@ -160,6 +173,75 @@ func channelLane16x6(
         store8(a3, row + 3 * rowStride); store8(b3, row + 3 * rowStride + 8)
         store8(a4, row + 4 * rowStride); store8(b4, row + 4 * rowStride + 8)
         store8(a5, row + 5 * rowStride); store8(b5, row + 5 * rowStride + 8)
+        p += 6
+    }
+}
+
+/// 16 channels (one 16-lane vector, AVX-512) × 8 pixels at a time: eight sums in registers
+/// over all taps, each input pixel broadcast from memory into its fused multiply-add.
+@inlinable
+func channelLane16x8(
+    taps: Int, offsets: UnsafePointer<Int>, stride rowStride: Int, weight: UnsafePointer<Float>,
+    start: SIMD16<Float>, input: UnsafePointer<Float>,
+    pixelOffsets: UnsafeBufferPointer<Int>, tile: UnsafeMutablePointer<Float>
+) {
+    var p = 0
+    while p < pixelOffsets.count {
+        let x0 = input + pixelOffsets[p], x1 = input + pixelOffsets[p + 1], x2 = input + pixelOffsets[p + 2]
+        let x3 = input + pixelOffsets[p + 3], x4 = input + pixelOffsets[p + 4], x5 = input + pixelOffsets[p + 5]
+        let x6 = input + pixelOffsets[p + 6], x7 = input + pixelOffsets[p + 7]
+        var a0 = start, a1 = start, a2 = start, a3 = start, a4 = start, a5 = start, a6 = start, a7 = start
+        var w = weight
+        for t in 0..<taps {
+            let d = offsets[t]
+            let u = load16(w)
+            a0.addProduct(SIMD16(repeating: x0[d]), u); a1.addProduct(SIMD16(repeating: x1[d]), u)
+            a2.addProduct(SIMD16(repeating: x2[d]), u); a3.addProduct(SIMD16(repeating: x3[d]), u)
+            a4.addProduct(SIMD16(repeating: x4[d]), u); a5.addProduct(SIMD16(repeating: x5[d]), u)
+            a6.addProduct(SIMD16(repeating: x6[d]), u); a7.addProduct(SIMD16(repeating: x7[d]), u)
+            w += 16
+        }
+        let row = tile + p * rowStride
+        store16(a0, row); store16(a1, row + rowStride); store16(a2, row + 2 * rowStride)
+        store16(a3, row + 3 * rowStride); store16(a4, row + 4 * rowStride); store16(a5, row + 5 * rowStride)
+        store16(a6, row + 6 * rowStride); store16(a7, row + 7 * rowStride)
+        p += 8
+    }
+}
+
+/// 32 channels (two 16-lane vectors, AVX-512) × 6 pixels at a time: twelve sums in
+/// registers over all taps.
+@inlinable
+func channelLane32x6(
+    taps: Int, offsets: UnsafePointer<Int>, stride rowStride: Int, weight: UnsafePointer<Float>,
+    start: (SIMD16<Float>, SIMD16<Float>), input: UnsafePointer<Float>,
+    pixelOffsets: UnsafeBufferPointer<Int>, tile: UnsafeMutablePointer<Float>
+) {
+    var p = 0
+    while p < pixelOffsets.count {
+        let x0 = input + pixelOffsets[p], x1 = input + pixelOffsets[p + 1], x2 = input + pixelOffsets[p + 2]
+        let x3 = input + pixelOffsets[p + 3], x4 = input + pixelOffsets[p + 4], x5 = input + pixelOffsets[p + 5]
+        var a0 = start.0, b0 = start.1, a1 = start.0, b1 = start.1, a2 = start.0, b2 = start.1
+        var a3 = start.0, b3 = start.1, a4 = start.0, b4 = start.1, a5 = start.0, b5 = start.1
+        var w = weight
+        for t in 0..<taps {
+            let d = offsets[t]
+            let u = load16(w), v = load16(w + 16)
+            var x = SIMD16<Float>(repeating: x0[d]); a0.addProduct(x, u); b0.addProduct(x, v)
+            x = SIMD16(repeating: x1[d]); a1.addProduct(x, u); b1.addProduct(x, v)
+            x = SIMD16(repeating: x2[d]); a2.addProduct(x, u); b2.addProduct(x, v)
+            x = SIMD16(repeating: x3[d]); a3.addProduct(x, u); b3.addProduct(x, v)
+            x = SIMD16(repeating: x4[d]); a4.addProduct(x, u); b4.addProduct(x, v)
+            x = SIMD16(repeating: x5[d]); a5.addProduct(x, u); b5.addProduct(x, v)
+            w += 32
+        }
+        let row = tile + p * rowStride
+        store16(a0, row); store16(b0, row + 16)
+        store16(a1, row + rowStride); store16(b1, row + rowStride + 16)
+        store16(a2, row + 2 * rowStride); store16(b2, row + 2 * rowStride + 16)
+        store16(a3, row + 3 * rowStride); store16(b3, row + 3 * rowStride + 16)
+        store16(a4, row + 4 * rowStride); store16(b4, row + 4 * rowStride + 16)
+        store16(a5, row + 5 * rowStride); store16(b5, row + 5 * rowStride + 16)
         p += 6
     }
 }
