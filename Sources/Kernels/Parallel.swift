@@ -1,4 +1,7 @@
 import COpenBLAS
+#if canImport(Glibc)
+import Glibc
+#endif
 import Synchronization
 
 /// How many threads the kernels use.
@@ -20,9 +23,18 @@ public enum Parallelism {
         return try $threadCount.withValue(max(1, count)) { try body() }
     }
 
-    /// Puts OpenBLAS in single-threaded mode once per process, before its first use.
+    /// Puts OpenBLAS in single-threaded mode once per process, before its first use, and
+    /// stops the threads its pthread build started when it loaded: idle, they spin on
+    /// `sched_yield` for about 2²⁸ cycles (a tenth of a second) before they sleep, on the
+    /// cores the kernels' own threads need (on a 2-core machine, `perf record` of
+    /// `mnist-bench --ops --threads 2` found such a thread in 15% of the samples).
+    /// `blas_thread_shutdown_` is looked up at run time: OpenBLAS's serial and OpenMP builds
+    /// have none, and need none.
     static let blasIsSingleThreaded: Bool = {
         openblas_set_num_threads(1)
+        if let shutdown = dlsym(nil, "blas_thread_shutdown_") {  // nil: RTLD_DEFAULT
+            _ = unsafeBitCast(shutdown, to: (@convention(c) () -> Int32).self)()
+        }
         return true
     }()
 
