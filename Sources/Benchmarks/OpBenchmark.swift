@@ -29,13 +29,15 @@ public enum OpBenchmark {
         let pool1 = try Pool2dShape(input: [batch, 20, 24, 24], kernel: (2, 2))
         let conv2 = try Conv2dShape(input: [batch, 20, 12, 12], weight: [50, 20, 5, 5])
         let pool2 = try Pool2dShape(input: [batch, 50, 8, 8], kernel: (2, 2))
-        var buffers: [UnsafeMutableBufferPointer<Float>] = []
+        var buffers: [UnsafeMutableRawPointer] = []
         defer { buffers.forEach { $0.deallocate() } }
+        // 64-byte aligned, as tensors' storage is (16-lane loads then stay within a cache line).
         func buffer(_ count: Int) -> UnsafeMutablePointer<Float> {
-            let b = UnsafeMutableBufferPointer<Float>.allocate(capacity: count)
+            let raw = UnsafeMutableRawPointer.allocate(byteCount: max(1, count) * 4, alignment: 64)
+            let b = raw.bindMemory(to: Float.self, capacity: count)
             for i in 0..<count { b[i] = Float((i &* 7919) % 201) / 100 - 1 }
-            buffers.append(b)
-            return b.baseAddress!
+            buffers.append(raw)
+            return b
         }
         let workspaceCount = max(conv2dMaxPool2dBackwardWorkspaceCount(conv1, pool: pool1),
                                  conv2dMaxPool2dBackwardWorkspaceCount(conv2, pool: pool2),
@@ -72,11 +74,11 @@ public enum OpBenchmark {
                 conv2dMaxPool2dForward(conv2, pool: pool2, input: p1, weight: w2, bias: b2, output: p2, argmax: argmax2,
                                        relu: true, workspace: workspace) }),
             ("fc1 forward", 2 * b * fc1MACs, {
-                parallelSgemm(transposeB: true, m: batch, n: 500, k: 800, a: p2, b: wf1, c: f1) }),
+                linearForward(n: batch, k: 800, m: 500, input: p2, weight: wf1, bias: nil, output: f1) }),
             ("fc1 backward input", 2 * b * fc1MACs, {
-                parallelSgemm(m: batch, n: 800, k: 500, a: gf1, b: wf1, c: gp2) }),
+                linearBackwardInput(n: batch, k: 800, m: 500, gradOutput: gf1, weight: wf1, gradInput: gp2) }),
             ("fc1 backward weight", 2 * b * fc1MACs, {
-                parallelSgemm(transposeA: true, m: 500, n: 800, k: batch, a: gf1, b: p2, c: gwf1) }),
+                linearBackwardWeight(n: batch, k: 800, m: 500, gradOutput: gf1, input: p2, gradWeight: gwf1) }),
             // The convolutions' gradients read through each ReLU + max-pool's argmax
             // (`PooledGradient`), as training runs them: no scatter into a dense gradient.
             ("conv2 backward input + weight", 4 * b * conv2MACs, {

@@ -51,24 +51,22 @@ extension Functional {
         }
         let n = input.shape[0], k = input.shape[1], m = weight.shape[0]
         let out = Tensor.empty([n, m])
-        let o = out.storage.pointer
-        if let bias {
-            for row in 0..<n { (o + row * m).update(from: bias.storage.pointer, count: m) }
-        }
-        parallelSgemm(transposeB: true, m: n, n: m, k: k, a: input.storage.pointer, b: weight.storage.pointer,
-              beta: bias == nil ? 0 : 1, c: o)
+        linearForward(n: n, k: k, m: m, input: input.storage.pointer, weight: weight.storage.pointer,
+                      bias: bias?.storage.pointer, output: out.storage.pointer)
         let inputs = bias.map { [input, weight, $0] } ?? [input, weight]
         return out.recording(bias == nil ? "MmBackward0" : "AddmmBackward0", inputs: inputs) { g in
             let gp = g.storage.pointer
             var grads: [Tensor?] = []
             if input.requiresGrad {  // g (N, out) · W (out, in)
                 let gi = Tensor.empty([n, k])
-                parallelSgemm(m: n, n: k, k: m, a: gp, b: weight.storage.pointer, c: gi.storage.pointer)
+                linearBackwardInput(n: n, k: k, m: m, gradOutput: gp, weight: weight.storage.pointer,
+                                    gradInput: gi.storage.pointer)
                 grads.append(gi)
             } else { grads.append(nil) }
             if weight.requiresGrad {  // gᵀ (out, N) · x (N, in)
                 let gw = Tensor.empty([m, k])
-                parallelSgemm(transposeA: true, m: m, n: k, k: n, a: gp, b: input.storage.pointer, c: gw.storage.pointer)
+                linearBackwardWeight(n: n, k: k, m: m, gradOutput: gp, input: input.storage.pointer,
+                                     gradWeight: gw.storage.pointer)
                 grads.append(gw)
             } else { grads.append(nil) }
             if let bias {

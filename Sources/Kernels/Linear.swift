@@ -1,0 +1,238 @@
+// MARK: - Matrix products of the fully connected layers (AVX-512)
+
+// `linear`'s three products, for builds with 16-lane vectors (`MNIST_ISA_AVX512`; other
+// builds call OpenBLAS). OpenBLAS packs both operands of every call into its own panels; at a
+// LeNet's sizes (64 × 800 by 800 × 500) the copies took about a third of its time (`perf`:
+// sgemm_incopy and sgemm_itcopy beside sgemm_kernel). Here every product is one kernel over
+// operands as they lie:
+//
+//     C[i, j] = start[i] + Σ_p a(i, p) · B[p, j],   a(i, p) = a[i · aRow + p · aDepth]
+//
+// six rows × 64 columns at a time, 24 sums in registers, each row's `a` broadcast from
+// memory into its fused multiply-adds and four 16-lane loads of `B`'s row `p` shared by the
+// six. `B`'s rows must be contiguous in `j`: the forward product (`x · Wᵀ`, neither operand
+// contiguous along an output index) runs on `xᵀ`, written once per call, and stores its
+// tile transposed.
+//
+// Each output is one chain of fused multiply-adds in `p` order from its start (the bias or
+// 0), computed by one thread: the results do not depend on the thread count. They differ
+// from OpenBLAS's, whose kernels split and order the sums their own way (and differ between
+// its Haswell and Skylake-X kernels).
+
+#if MNIST_ISA_AVX512
+
+/// The operand `a(i, p) = a[i · aRow + p · aDepth]` and the depth of a product.
+@usableFromInline
+struct ProductOperand {
+    @usableFromInline let a: UnsafePointer<Float>
+    @usableFromInline let aRow: Int, aDepth: Int, depth: Int
+
+    @inlinable init(_ a: UnsafePointer<Float>, aRow: Int, aDepth: Int, depth: Int) {
+        (self.a, self.aRow, self.aDepth, self.depth) = (a, aRow, aDepth, depth)
+    }
+}
+
+/// `tile[r · 64 + c] = start[r] + Σ_p a(rows[r], p) · B[p, c]` for six rows (a block of
+/// fewer repeats its last row) and 64 columns of `b` (`ldb` floats between rows).
+@inlinable
+func productTile6x64(
+    _ op: ProductOperand, rows: (Int, Int, Int, Int, Int, Int), starts: (Float, Float, Float, Float, Float, Float),
+    b: UnsafePointer<Float>, ldb: Int, tile: UnsafeMutablePointer<Float>
+) {
+    let depth = op.depth, aDepth = op.aDepth
+    let a0 = op.a + rows.0 * op.aRow, a1 = op.a + rows.1 * op.aRow, a2 = op.a + rows.2 * op.aRow
+    let a3 = op.a + rows.3 * op.aRow, a4 = op.a + rows.4 * op.aRow, a5 = op.a + rows.5 * op.aRow
+    let s0 = SIMD16<Float>(repeating: starts.0), s1 = SIMD16<Float>(repeating: starts.1)
+    let s2 = SIMD16<Float>(repeating: starts.2), s3 = SIMD16<Float>(repeating: starts.3)
+    let s4 = SIMD16<Float>(repeating: starts.4), s5 = SIMD16<Float>(repeating: starts.5)
+    var c00 = s0, c01 = s0, c02 = s0, c03 = s0
+    var c10 = s1, c11 = s1, c12 = s1, c13 = s1
+    var c20 = s2, c21 = s2, c22 = s2, c23 = s2
+    var c30 = s3, c31 = s3, c32 = s3, c33 = s3
+    var c40 = s4, c41 = s4, c42 = s4, c43 = s4
+    var c50 = s5, c51 = s5, c52 = s5, c53 = s5
+    var p = 0, d = 0
+    while p < depth {
+        let row = b + p * ldb
+        let b0 = load16(row), b1 = load16(row + 16), b2 = load16(row + 32), b3 = load16(row + 48)
+        var x: SIMD16<Float>
+        x = SIMD16(repeating: a0[d]); c00.addProduct(x, b0); c01.addProduct(x, b1); c02.addProduct(x, b2); c03.addProduct(x, b3)
+        x = SIMD16(repeating: a1[d]); c10.addProduct(x, b0); c11.addProduct(x, b1); c12.addProduct(x, b2); c13.addProduct(x, b3)
+        x = SIMD16(repeating: a2[d]); c20.addProduct(x, b0); c21.addProduct(x, b1); c22.addProduct(x, b2); c23.addProduct(x, b3)
+        x = SIMD16(repeating: a3[d]); c30.addProduct(x, b0); c31.addProduct(x, b1); c32.addProduct(x, b2); c33.addProduct(x, b3)
+        x = SIMD16(repeating: a4[d]); c40.addProduct(x, b0); c41.addProduct(x, b1); c42.addProduct(x, b2); c43.addProduct(x, b3)
+        x = SIMD16(repeating: a5[d]); c50.addProduct(x, b0); c51.addProduct(x, b1); c52.addProduct(x, b2); c53.addProduct(x, b3)
+        p += 1
+        d += aDepth
+    }
+    store16(c00, tile + 0 * 64); store16(c01, tile + 0 * 64 + 16); store16(c02, tile + 0 * 64 + 32); store16(c03, tile + 0 * 64 + 48)
+    store16(c10, tile + 1 * 64); store16(c11, tile + 1 * 64 + 16); store16(c12, tile + 1 * 64 + 32); store16(c13, tile + 1 * 64 + 48)
+    store16(c20, tile + 2 * 64); store16(c21, tile + 2 * 64 + 16); store16(c22, tile + 2 * 64 + 32); store16(c23, tile + 2 * 64 + 48)
+    store16(c30, tile + 3 * 64); store16(c31, tile + 3 * 64 + 16); store16(c32, tile + 3 * 64 + 32); store16(c33, tile + 3 * 64 + 48)
+    store16(c40, tile + 4 * 64); store16(c41, tile + 4 * 64 + 16); store16(c42, tile + 4 * 64 + 32); store16(c43, tile + 4 * 64 + 48)
+    store16(c50, tile + 5 * 64); store16(c51, tile + 5 * 64 + 16); store16(c52, tile + 5 * 64 + 32); store16(c53, tile + 5 * 64 + 48)
+}
+
+/// `productTile6x64` for 16 columns.
+@inlinable
+func productTile6x16(
+    _ op: ProductOperand, rows: (Int, Int, Int, Int, Int, Int), starts: (Float, Float, Float, Float, Float, Float),
+    b: UnsafePointer<Float>, ldb: Int, tile: UnsafeMutablePointer<Float>
+) {
+    let depth = op.depth, aDepth = op.aDepth
+    let a0 = op.a + rows.0 * op.aRow, a1 = op.a + rows.1 * op.aRow, a2 = op.a + rows.2 * op.aRow
+    let a3 = op.a + rows.3 * op.aRow, a4 = op.a + rows.4 * op.aRow, a5 = op.a + rows.5 * op.aRow
+    let s0 = SIMD16<Float>(repeating: starts.0), s1 = SIMD16<Float>(repeating: starts.1)
+    let s2 = SIMD16<Float>(repeating: starts.2), s3 = SIMD16<Float>(repeating: starts.3)
+    let s4 = SIMD16<Float>(repeating: starts.4), s5 = SIMD16<Float>(repeating: starts.5)
+    var c0 = s0, c1 = s1, c2 = s2, c3 = s3, c4 = s4, c5 = s5
+    var p = 0, d = 0
+    while p < depth {
+        let b0 = load16(b + p * ldb)
+        c0.addProduct(SIMD16(repeating: a0[d]), b0); c1.addProduct(SIMD16(repeating: a1[d]), b0); c2.addProduct(SIMD16(repeating: a2[d]), b0); c3.addProduct(SIMD16(repeating: a3[d]), b0); c4.addProduct(SIMD16(repeating: a4[d]), b0); c5.addProduct(SIMD16(repeating: a5[d]), b0)
+        p += 1
+        d += aDepth
+    }
+    store16(c0, tile + 0 * 64); store16(c1, tile + 1 * 64); store16(c2, tile + 2 * 64); store16(c3, tile + 3 * 64); store16(c4, tile + 4 * 64); store16(c5, tile + 5 * 64)
+}
+
+/// `C[i, j] = start(i) + Σ_p a(i, p) · B[p, j]` for `i < m`, `j < n`, split over the
+/// threads by tiles of 6 rows × 64 columns (then 16, then one column at a time), each
+/// tile's result handed to `store(rows, columns, tile)` (`tile[r · 64 + c]` for row
+/// `rows.lowerBound + r` and column `columns.lowerBound + c`).
+///
+/// - Parameters:
+///   - b: `(depth, n)`, `ldb` floats between rows.
+///   - start: each row's first term (a bias), or nil for 0.
+@inlinable
+func rowProduct(
+    _ op: ProductOperand, m: Int, n: Int, b: UnsafePointer<Float>, ldb: Int, start: UnsafePointer<Float>?,
+    store: (_ rows: Range<Int>, _ columns: Range<Int>, _ tile: UnsafePointer<Float>) -> Void
+) {
+    guard m > 0, n > 0 else { return }
+    let rowBlocks = (m + 5) / 6
+    // Column blocks: 64 wide, then 16 wide, then the last columns (fewer than 16) one by one.
+    var columnBlocks: [Range<Int>] = []
+    var j = 0
+    while j + 64 <= n { columnBlocks.append(j..<(j + 64)); j += 64 }
+    while j + 16 <= n { columnBlocks.append(j..<(j + 16)); j += 16 }
+    let narrow = j..<n
+    let tiles = columnBlocks.count * rowBlocks
+    let minimum = max(1, 200_000 / max(1, 6 * 64 * op.depth))  // about 0.2 MFLOP per chunk at least
+    columnBlocks.withUnsafeBufferPointer { columnBlocks in
+        Parallelism.forEachChunk(tiles + (narrow.isEmpty ? 0 : 1), minimumPerChunk: minimum) { _, range in
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: 6 * 64) { tile in
+                let tile = tile.baseAddress!
+                for t in range {
+                    if t == tiles {
+                        // The last columns, each output one chain in p order.
+                        for i in 0..<m {
+                            for jj in narrow {
+                                var sum = start?[i] ?? 0
+                                for p in 0..<op.depth { sum = sum.addingProduct(op.a[i * op.aRow + p * op.aDepth], b[p * ldb + jj]) }
+                                tile[0] = sum
+                                store(i..<(i + 1), jj..<(jj + 1), tile)
+                            }
+                        }
+                        continue
+                    }
+                    let columns = columnBlocks[t / rowBlocks], r0 = t % rowBlocks * 6
+                    let rows = r0..<min(r0 + 6, m)
+                    @inline(__always) func row(_ k: Int) -> Int { min(r0 + k, m - 1) }
+                    @inline(__always) func first(_ k: Int) -> Float { start?[row(k)] ?? 0 }
+                    let rowTuple = (row(0), row(1), row(2), row(3), row(4), row(5))
+                    let starts = (first(0), first(1), first(2), first(3), first(4), first(5))
+                    if columns.count == 64 {
+                        productTile6x64(op, rows: rowTuple, starts: starts, b: b + columns.lowerBound, ldb: ldb, tile: tile)
+                    } else {
+                        productTile6x16(op, rows: rowTuple, starts: starts, b: b + columns.lowerBound, ldb: ldb, tile: tile)
+                    }
+                    store(rows, columns, tile)
+                }
+            }
+        }
+    }
+}
+
+#endif
+
+// MARK: - The products of `linear`
+
+/// Whether `linearForward` and its gradients run on `rowProduct` (16-lane builds) rather
+/// than OpenBLAS: each output then is one chain of fused multiply-adds in order from its
+/// start, the same at any thread count.
+public let linearUsesRowProduct: Bool = {
+    #if MNIST_ISA_AVX512
+    return true
+    #else
+    return false
+    #endif
+}()
+
+/// `output (n, m) = input (n, k) · weight (m, k)ᵀ + bias (m)` (PyTorch's `addmm`; no bias
+/// without one). With 16-lane vectors by `rowProduct` on `inputᵀ` (written here), else
+/// through OpenBLAS (the bias copied into `output` first); split over the threads.
+public func linearForward(
+    n: Int, k: Int, m: Int, input: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+    output: UnsafeMutablePointer<Float>
+) {
+    guard n > 0, m > 0 else { return }
+    #if MNIST_ISA_AVX512
+    let padded = (n + 15) / 16 * 16
+    // 64-byte aligned: the kernel's 16-lane loads of its rows then stay within a cache line.
+    let raw = UnsafeMutableRawPointer.allocate(byteCount: max(1, k * padded) * 4, alignment: 64)
+    defer { raw.deallocate() }
+    let transposed = raw.bindMemory(to: Float.self, capacity: max(1, k * padded))
+    transposeRows(input, rows: n, columns: k, sourceStride: k, into: transposed, destinationStride: padded)
+    if padded > n { for p in 0..<k { (transposed + p * padded + n).update(repeating: 0, count: padded - n) } }
+    // Rows are the output features, columns the samples: the tile is stored transposed.
+    rowProduct(ProductOperand(weight, aRow: k, aDepth: 1, depth: k), m: m, n: padded, b: transposed, ldb: padded,
+               start: bias) { rows, columns, tile in
+        for c in columns.lowerBound..<min(columns.upperBound, n) {
+            let destination = output + c * m, column = tile + (c - columns.lowerBound)
+            for r in rows { destination[r] = column[(r - rows.lowerBound) * 64] }
+        }
+    }
+    #else
+    if let bias {
+        for row in 0..<n { (output + row * m).update(from: bias, count: m) }
+    }
+    parallelSgemm(transposeB: true, m: n, n: m, k: k, a: input, b: weight, beta: bias == nil ? 0 : 1, c: output)
+    #endif
+}
+
+/// `gradInput (n, k) = gradOutput (n, m) · weight (m, k)`: the input gradient of
+/// `linearForward`.
+public func linearBackwardInput(
+    n: Int, k: Int, m: Int, gradOutput: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+    gradInput: UnsafeMutablePointer<Float>
+) {
+    #if MNIST_ISA_AVX512
+    rowProduct(ProductOperand(gradOutput, aRow: m, aDepth: 1, depth: m), m: n, n: k, b: weight, ldb: k, start: nil) {
+        rows, columns, tile in
+        for r in rows {
+            copyFloats(tile + (r - rows.lowerBound) * 64, gradInput + r * k + columns.lowerBound, columns.count)
+        }
+    }
+    #else
+    parallelSgemm(m: n, n: k, k: m, a: gradOutput, b: weight, c: gradInput)
+    #endif
+}
+
+/// `gradWeight (m, k) = gradOutput (n, m)ᵀ · input (n, k)`: the weight gradient of
+/// `linearForward`.
+public func linearBackwardWeight(
+    n: Int, k: Int, m: Int, gradOutput: UnsafePointer<Float>, input: UnsafePointer<Float>,
+    gradWeight: UnsafeMutablePointer<Float>
+) {
+    #if MNIST_ISA_AVX512
+    rowProduct(ProductOperand(gradOutput, aRow: 1, aDepth: m, depth: n), m: m, n: k, b: input, ldb: k, start: nil) {
+        rows, columns, tile in
+        for r in rows {
+            copyFloats(tile + (r - rows.lowerBound) * 64, gradWeight + r * k + columns.lowerBound, columns.count)
+        }
+    }
+    #else
+    parallelSgemm(transposeA: true, m: m, n: k, k: n, a: gradOutput, b: input, c: gradWeight)
+    #endif
+}

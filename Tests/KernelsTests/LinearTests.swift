@@ -1,0 +1,77 @@
+import Kernels
+import Testing
+
+/// `linearForward`, `linearBackwardInput` and `linearBackwardWeight` against sums in Double,
+/// on shapes that leave partial tiles (rows not a multiple of 6, columns not of 64 or 16);
+/// and, where the kernels are our own (`linearUsesRowProduct`), against the exact chain of
+/// fused multiply-adds each output is, at 1 and 2 threads.
+@Suite(.serialized) struct LinearTests {
+    /// (n samples, k inputs, m outputs)
+    static let shapes: [(Int, Int, Int)] = [(1, 1, 1), (5, 7, 3), (13, 33, 17), (64, 800, 500), (100, 500, 10), (7, 130, 70)]
+
+    struct Products: Equatable { var output: [Float], gradInput: [Float], gradWeight: [Float] }
+
+    static func run(_ n: Int, _ k: Int, _ m: Int, bias: Bool, x: [Float], w: [Float], b: [Float], g: [Float]) -> Products {
+        var output = [Float](repeating: .nan, count: n * m)
+        var gradInput = [Float](repeating: .nan, count: n * k), gradWeight = [Float](repeating: .nan, count: m * k)
+        b.withUnsafeBufferPointer { b in
+            linearForward(n: n, k: k, m: m, input: x, weight: w, bias: bias ? b.baseAddress! : nil, output: &output)
+        }
+        linearBackwardInput(n: n, k: k, m: m, gradOutput: g, weight: w, gradInput: &gradInput)
+        linearBackwardWeight(n: n, k: k, m: m, gradOutput: g, input: x, gradWeight: &gradWeight)
+        return Products(output: output, gradInput: gradInput, gradWeight: gradWeight)
+    }
+
+    @Test("linear's three products match sums in Double within 1e-6 relative to the sum of magnitudes", arguments: [false, true])
+    func matchesDouble(bias: Bool) {
+        var random = TestRandom(seed: 41)
+        for (n, k, m) in Self.shapes {
+            let x = random.floats(n * k), w = random.floats(m * k), b = random.floats(m), g = random.floats(n * m)
+            let p = Parallelism.withThreadCount(2) { Self.run(n, k, m, bias: bias, x: x, w: w, b: b, g: g) }
+            func check(_ got: Float, _ terms: [(Float, Float)], start: Float, _ what: String) {
+                let exact = terms.reduce(Double(start)) { $0 + Double($1.0) * Double($1.1) }
+                let magnitude = terms.reduce(abs(Double(start))) { $0 + abs(Double($1.0) * Double($1.1)) }
+                #expect(abs(Double(got) - exact) <= 1e-6 * (1 + magnitude), "\(what) \((n, k, m)): \(got) vs \(exact)")
+            }
+            for i in 0..<n {
+                for j in 0..<m {
+                    check(p.output[i * m + j], (0..<k).map { (x[i * k + $0], w[j * k + $0]) }, start: bias ? b[j] : 0, "output")
+                }
+                for j in 0..<k { check(p.gradInput[i * k + j], (0..<m).map { (g[i * m + $0], w[$0 * k + j]) }, start: 0, "gradInput") }
+            }
+            for i in 0..<m {
+                for j in 0..<k { check(p.gradWeight[i * k + j], (0..<n).map { (g[$0 * m + i], x[$0 * k + j]) }, start: 0, "gradWeight") }
+            }
+        }
+    }
+
+    @Test("With our own kernels each output is its chain of fused multiply-adds in order, at 1 and 2 threads alike")
+    func exactChainsAtEveryThreadCount() throws {
+        try #require(linearUsesRowProduct, "OpenBLAS computes linear in this build; nothing of ours to pin")
+        var random = TestRandom(seed: 43)
+        for (n, k, m) in Self.shapes {
+            let x = random.floats(n * k), w = random.floats(m * k), b = random.floats(m), g = random.floats(n * m)
+            let one = Parallelism.withThreadCount(1) { Self.run(n, k, m, bias: true, x: x, w: w, b: b, g: g) }
+            let two = Parallelism.withThreadCount(2) { Self.run(n, k, m, bias: true, x: x, w: w, b: b, g: g) }
+            #expect(one == two, "\((n, k, m)): the thread count changed the bits")
+            func chain(_ start: Float, _ terms: [(Float, Float)]) -> Float {
+                terms.reduce(start) { $0.addingProduct($1.0, $1.1) }
+            }
+            var mismatches = 0
+            for i in 0..<n {
+                for j in 0..<m where one.output[i * m + j] != chain(b[j], (0..<k).map { (x[i * k + $0], w[j * k + $0]) }) {
+                    mismatches += 1
+                }
+                for j in 0..<k where one.gradInput[i * k + j] != chain(0, (0..<m).map { (g[i * m + $0], w[$0 * k + j]) }) {
+                    mismatches += 1
+                }
+            }
+            for i in 0..<m {
+                for j in 0..<k where one.gradWeight[i * k + j] != chain(0, (0..<n).map { (g[$0 * m + i], x[$0 * k + j]) }) {
+                    mismatches += 1
+                }
+            }
+            #expect(mismatches == 0, "\((n, k, m)): \(mismatches) outputs differ from their chains")
+        }
+    }
+}
