@@ -64,6 +64,7 @@ public enum OpBenchmark {
 
         let b = Double(batch)
         let conv1MACs = 20.0 * 576 * 25, conv2MACs = 50.0 * 64 * 500, fc1MACs = 500.0 * 800
+        let fcWorkspace = buffer(linearForwardWorkspaceCount(n: batch, k: 800))
         let cases: [(String, Double, () -> Void)] = [
             // Each convolution with its ReLU and max-pool, one fused op as training runs it
             // (`Sequential`: the convolution's output never stored).
@@ -74,7 +75,7 @@ public enum OpBenchmark {
                 conv2dMaxPool2dForward(conv2, pool: pool2, input: p1, weight: w2, bias: b2, output: p2, argmax: argmax2,
                                        relu: true, workspace: workspace) }),
             ("fc1 forward", 2 * b * fc1MACs, {
-                linearForward(n: batch, k: 800, m: 500, input: p2, weight: wf1, bias: nil, output: f1) }),
+                linearForward(n: batch, k: 800, m: 500, input: p2, weight: wf1, bias: nil, output: f1, workspace: fcWorkspace) }),
             ("fc1 backward input", 2 * b * fc1MACs, {
                 linearBackwardInput(n: batch, k: 800, m: 500, gradOutput: gf1, weight: wf1, gradInput: gp2) }),
             ("fc1 backward weight", 2 * b * fc1MACs, {

@@ -169,20 +169,29 @@ public let linearUsesRowProduct: Bool = {
     #endif
 }()
 
+/// Floats of workspace `linearForward` needs for `n` samples of `k` inputs: `inputᵀ` with
+/// the samples rounded up to 16 (16-lane builds), else none.
+public func linearForwardWorkspaceCount(n: Int, k: Int) -> Int {
+    #if MNIST_ISA_AVX512
+    return k * ((n + 15) / 16 * 16)
+    #else
+    return 0
+    #endif
+}
+
 /// `output (n, m) = input (n, k) · weight (m, k)ᵀ + bias (m)` (PyTorch's `addmm`; no bias
-/// without one). With 16-lane vectors by `rowProduct` on `inputᵀ` (written here), else
-/// through OpenBLAS (the bias copied into `output` first); split over the threads.
+/// without one). With 16-lane vectors by `rowProduct` on `inputᵀ` (written into
+/// `workspace`, `linearForwardWorkspaceCount(n:k:)` floats, best 64-byte aligned: the
+/// kernel's 16-lane loads of its rows then stay within a cache line), else through OpenBLAS
+/// (the bias copied into `output` first); split over the threads.
 public func linearForward(
     n: Int, k: Int, m: Int, input: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
-    output: UnsafeMutablePointer<Float>
+    output: UnsafeMutablePointer<Float>, workspace: UnsafeMutablePointer<Float>
 ) {
     guard n > 0, m > 0 else { return }
     #if MNIST_ISA_AVX512
     let padded = (n + 15) / 16 * 16
-    // 64-byte aligned: the kernel's 16-lane loads of its rows then stay within a cache line.
-    let raw = UnsafeMutableRawPointer.allocate(byteCount: max(1, k * padded) * 4, alignment: 64)
-    defer { raw.deallocate() }
-    let transposed = raw.bindMemory(to: Float.self, capacity: max(1, k * padded))
+    let transposed = workspace
     transposeRows(input, rows: n, columns: k, sourceStride: k, into: transposed, destinationStride: padded)
     if padded > n { for p in 0..<k { (transposed + p * padded + n).update(repeating: 0, count: padded - n) } }
     // Rows are the output features, columns the samples: the tile is stored transposed.

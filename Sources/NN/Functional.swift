@@ -51,8 +51,10 @@ extension Functional {
         }
         let n = input.shape[0], k = input.shape[1], m = weight.shape[0]
         let out = Tensor.empty([n, m])
+        // From the tensors' block cache: the same sizes every step, no allocation.
+        let workspace = Tensor.empty([linearForwardWorkspaceCount(n: n, k: k)])
         linearForward(n: n, k: k, m: m, input: input.storage.pointer, weight: weight.storage.pointer,
-                      bias: bias?.storage.pointer, output: out.storage.pointer)
+                      bias: bias?.storage.pointer, output: out.storage.pointer, workspace: workspace.storage.pointer)
         let inputs = bias.map { [input, weight, $0] } ?? [input, weight]
         return out.recording(bias == nil ? "MmBackward0" : "AddmmBackward0", inputs: inputs) { g in
             let gp = g.storage.pointer

@@ -14,8 +14,10 @@ import Testing
     static func run(_ n: Int, _ k: Int, _ m: Int, bias: Bool, x: [Float], w: [Float], b: [Float], g: [Float]) -> Products {
         var output = [Float](repeating: .nan, count: n * m)
         var gradInput = [Float](repeating: .nan, count: n * k), gradWeight = [Float](repeating: .nan, count: m * k)
+        var workspace = [Float](repeating: .nan, count: linearForwardWorkspaceCount(n: n, k: k))
         b.withUnsafeBufferPointer { b in
-            linearForward(n: n, k: k, m: m, input: x, weight: w, bias: bias ? b.baseAddress! : nil, output: &output)
+            linearForward(n: n, k: k, m: m, input: x, weight: w, bias: bias ? b.baseAddress! : nil, output: &output,
+                          workspace: &workspace)
         }
         linearBackwardInput(n: n, k: k, m: m, gradOutput: g, weight: w, gradInput: &gradInput)
         linearBackwardWeight(n: n, k: k, m: m, gradOutput: g, input: x, gradWeight: &gradWeight)
