@@ -71,12 +71,17 @@ func fmaChains16(iterations: Int) -> Float {
 
 /// The vector instructions this build of the numeric code may use, as mnist-bench prints it.
 public var vectorISA: String {
-    #if MNIST_ISA_AVX512
-    return "AVX-512 (16 float lanes), built natively"
-    #elseif MNIST_ISA_AVX2
-    return "AVX2 + FMA (8 float lanes), built natively"
+    #if MNIST_TARGET_NAMED
+    let built = "built for the CPU MNIST_TARGET_CPU names"
     #else
-    return "the target named by MNIST_TARGET_CPU (not native)"
+    let built = "built natively"
+    #endif
+    #if MNIST_ISA_AVX512
+    return "AVX-512 (16 float lanes), \(built)"
+    #elseif MNIST_ISA_AVX2
+    return "AVX2 + FMA (8 float lanes), \(built)"
+    #else
+    return "the baseline or another target (\(built))"
     #endif
 }
 
