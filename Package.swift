@@ -12,15 +12,16 @@ let tuned: [SwiftSetting] = targetCPU == "generic" ? [] : [.unsafeFlags(["-targe
 
 /// The widest vectors a native build may use, for mnist-bench to report and to probe its
 /// FMA peak with (`MNIST_ISA_AVX512`: 16 float lanes; `MNIST_ISA_AVX2`: 8), read from the
-/// building machine's /proc/cpuinfo; nothing is defined for other targets.
+/// building machine's /proc/cpuinfo (for a named target CPU, from its name: below). The
+/// kernels take their 16-lane paths under `MNIST_ISA_AVX512`.
 let cpuFlags = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?
     .split(separator: "\n").first { $0.hasPrefix("flags") }.map { Set($0.split(separator: " ").map(String.init)) } ?? []
 /// For a named target CPU (`MNIST_TARGET_CPU`) the same defines follow from its name, with
-/// `MNIST_TARGET_NAMED` beside them: `x86-64-v3` on an AVX-512 machine builds the 8-lane
+/// `MNIST_TARGET_NAMED` beside them: `haswell` on an AVX-512 machine builds the 8-lane
 /// kernels, as an AVX2-only machine would run them.
-let avx512CPUs: Set<String> = ["x86-64-v4", "skylake-avx512", "cascadelake", "cooperlake", "icelake-server",
+let avx512CPUs: Set<String> = ["skylake-avx512", "cascadelake", "cooperlake", "icelake-server",
                                 "sapphirerapids", "emeraldrapids", "graniterapids", "znver4", "znver5"]
-let avx2CPUs: Set<String> = ["x86-64-v3", "haswell", "broadwell", "skylake", "alderlake", "znver1", "znver2", "znver3"]
+let avx2CPUs: Set<String> = ["haswell", "core-avx2", "broadwell", "skylake", "alderlake", "znver1", "znver2", "znver3"]
 let isa: [SwiftSetting] = targetCPU != "native"
     ? (avx512CPUs.contains(targetCPU) ? [.define("MNIST_ISA_AVX512")]
         : avx2CPUs.contains(targetCPU) ? [.define("MNIST_ISA_AVX2")] : []) + [.define("MNIST_TARGET_NAMED")]
