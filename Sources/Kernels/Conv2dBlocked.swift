@@ -240,59 +240,89 @@ func directConvolvePoolSample(
     output: UnsafeMutablePointer<Float>, argmax: UnsafeMutablePointer<Int32>?, pooledPlane: Int, relu: Bool
 ) {
     let down = Int32(truncatingIfNeeded: outWidth)
-    for b in 0..<(outChannels + 4) / 5 {
+    let blocks = (outChannels + 4) / 5
+    /// Channel `j` of block `b`: its four windows of `pair` from the chunk's sums (`upper`)
+    /// and the ones below (`lower`), stored.
+    @inline(__always) func emit(
+        _ b: Int, _ pair: (input: Int, output: Int, origin: Int32), _ j: Int, _ upper: SIMD8<Float>, _ lower: SIMD8<Float>
+    ) {
+        var best: SIMD4<Float>
+        let destination = (b * 5 + j) * pooledPlane + pair.output
+        if let argmax {
+            let bestIndex: SIMD4<Int32>
+            (best, bestIndex) = poolFourWindows(upper: upper, lower: lower, topLeft: pair.origin, rowStride: down)
+            UnsafeMutableRawPointer(argmax + destination).storeBytes(of: bestIndex, as: SIMD4<Int32>.self)
+        } else {
+            best = poolFourWindows(upper: upper, lower: lower)
+        }
+        if relu { takeIfGreaterOrNaN(SIMD4<Float>(), best: &best) }  // 0 where greater: NaN and -0 kept
+        UnsafeMutableRawPointer(output + destination).storeBytes(of: best, as: SIMD4<Float>.self)
+    }
+    #if MNIST_ISA_AVX512
+    // Two pairs at a time, each pair's chunk and the one below in one 16-lane vector (an
+    // odd last pair is computed twice and stored once); ten channels (two blocks) at a time
+    // while ten remain, so that each input vector's lane-crossing insert serves ten
+    // multiply-adds instead of five.
+    let last = pairs.count - 1
+    /// Block `b`'s `valid` channels of the pairs `p0` (sums `a`) and `p1` (`e`, when `both`).
+    @inline(__always) func emitBlock(
+        _ b: Int, valid: Int, _ p0: (input: Int, output: Int, origin: Int32), _ p1: (input: Int, output: Int, origin: Int32),
+        both: Bool, _ a: FiveSums16, _ e: FiveSums16
+    ) {
+        @inline(__always) func channel(_ j: Int, _ a: SIMD16<Float>, _ e: SIMD16<Float>) {
+            emit(b, p0, j, a.lowHalf, a.highHalf)
+            if both { emit(b, p1, j, e.lowHalf, e.highHalf) }
+        }
+        channel(0, a.0, e.0)
+        if valid > 1 { channel(1, a.1, e.1) }
+        if valid > 2 { channel(2, a.2, e.2) }
+        if valid > 3 { channel(3, a.3, e.3) }
+        if valid > 4 { channel(4, a.4, e.4) }
+    }
+    var b = 0
+    while b < blocks {
         let valid = min(5, outChannels - b * 5)
         let start = fiveChannelStart(bias, block: b, valid: valid)
-        /// Channel `j`'s four windows of `pair` from the chunk's sums (`upper`) and the ones
-        /// below (`lower`), stored.
-        @inline(__always) func emit(
-            _ pair: (input: Int, output: Int, origin: Int32), _ j: Int, _ upper: SIMD8<Float>, _ lower: SIMD8<Float>
-        ) {
-            var best: SIMD4<Float>
-            let destination = (b * 5 + j) * pooledPlane + pair.output
-            if let argmax {
-                let bestIndex: SIMD4<Int32>
-                (best, bestIndex) = poolFourWindows(upper: upper, lower: lower, topLeft: pair.origin, rowStride: down)
-                UnsafeMutableRawPointer(argmax + destination).storeBytes(of: bestIndex, as: SIMD4<Int32>.self)
-            } else {
-                best = poolFourWindows(upper: upper, lower: lower)
-            }
-            if relu { takeIfGreaterOrNaN(SIMD4<Float>(), best: &best) }  // 0 where greater: NaN and -0 kept
-            UnsafeMutableRawPointer(output + destination).storeBytes(of: best, as: SIMD4<Float>.self)
-        }
-        #if MNIST_ISA_AVX512
-        // Two pairs at a time, each pair's chunk and the one below in one 16-lane vector
-        // (an odd last pair is computed twice and stored once).
-        let last = pairs.count - 1
+        let weight = packedWeight + b * taps * 5
         var i = 0
+        if outChannels - b * 5 >= 10 {
+            let start1 = fiveChannelStart(bias, block: b + 1, valid: 5)
+            while i <= last {
+                let p0 = pairs[i], p1 = pairs[min(i + 1, last)]
+                let (a, e, a1, e1) = tenChannelPairSums(
+                    taps: taps, offsets: offsets, weight: weight, weight1: weight + taps * 5, start: start, start1: start1,
+                    input0: input + p0.input, input1: input + p1.input, below: width)
+                emitBlock(b, valid: 5, p0, p1, both: i < last, a, e)
+                emitBlock(b + 1, valid: 5, p0, p1, both: i < last, a1, e1)
+                i += 2
+            }
+            b += 2
+            continue
+        }
         while i <= last {
             let p0 = pairs[i], p1 = pairs[min(i + 1, last)]
-            let (a, e) = fiveChannelPairSums(taps: taps, offsets: offsets, weight: packedWeight + b * taps * 5,
-                                             start: start, input0: input + p0.input, input1: input + p1.input,
-                                             below: width)
-            @inline(__always) func emitBoth(_ j: Int, _ a: SIMD16<Float>, _ e: SIMD16<Float>) {
-                emit(p0, j, a.lowHalf, a.highHalf)
-                if i < last { emit(p1, j, e.lowHalf, e.highHalf) }
-            }
-            emitBoth(0, a.0, e.0)
-            if valid > 1 { emitBoth(1, a.1, e.1) }
-            if valid > 2 { emitBoth(2, a.2, e.2) }
-            if valid > 3 { emitBoth(3, a.3, e.3) }
-            if valid > 4 { emitBoth(4, a.4, e.4) }
+            let (a, e) = fiveChannelPairSums(taps: taps, offsets: offsets, weight: weight, start: start,
+                                             input0: input + p0.input, input1: input + p1.input, below: width)
+            emitBlock(b, valid: valid, p0, p1, both: i < last, a, e)
             i += 2
         }
-        #else
+        b += 1
+    }
+    #else
+    for b in 0..<blocks {
+        let valid = min(5, outChannels - b * 5)
+        let start = fiveChannelStart(bias, block: b, valid: valid)
         for pair in pairs {
             let (a, e) = fiveChannelSums(taps: taps, offsets: offsets, weight: packedWeight + b * taps * 5, start: start,
                                          input0: input + pair.input, input1: input + pair.input + width)
-            emit(pair, 0, a.0, e.0)
-            if valid > 1 { emit(pair, 1, a.1, e.1) }
-            if valid > 2 { emit(pair, 2, a.2, e.2) }
-            if valid > 3 { emit(pair, 3, a.3, e.3) }
-            if valid > 4 { emit(pair, 4, a.4, e.4) }
+            emit(b, pair, 0, a.0, e.0)
+            if valid > 1 { emit(b, pair, 1, a.1, e.1) }
+            if valid > 2 { emit(b, pair, 2, a.2, e.2) }
+            if valid > 3 { emit(b, pair, 3, a.3, e.3) }
+            if valid > 4 { emit(b, pair, 4, a.4, e.4) }
         }
-        #endif
     }
+    #endif
 }
 
 #if MNIST_ISA_AVX512
@@ -326,6 +356,39 @@ func fiveChannelPairSums(
         a4.addProduct(u, w4); e4.addProduct(v, w4)
     }
     return ((a0, a1, a2, a3, a4), (e0, e1, e2, e3, e4))
+}
+
+/// `fiveChannelPairSums` for two blocks of five channels at once (`weight` and `weight1`,
+/// starting from `start` and `start1`): twenty sums, each input vector loaded and its
+/// halves joined once for ten channels. Each lane's sum is the one `fiveChannelSums`
+/// computes.
+@inlinable @inline(__always)
+func tenChannelPairSums(
+    taps: Int, offsets: UnsafePointer<Int>, weight: UnsafePointer<Float>, weight1: UnsafePointer<Float>,
+    start: FiveSums, start1: FiveSums, input0: UnsafePointer<Float>, input1: UnsafePointer<Float>, below: Int
+) -> (FiveSums16, FiveSums16, FiveSums16, FiveSums16) {
+    @inline(__always) func both(_ v: SIMD8<Float>) -> SIMD16<Float> { SIMD16(lowHalf: v, highHalf: v) }
+    var a0 = both(start.0), a1 = both(start.1), a2 = both(start.2), a3 = both(start.3), a4 = both(start.4)
+    var e0 = a0, e1 = a1, e2 = a2, e3 = a3, e4 = a4
+    var f0 = both(start1.0), f1 = both(start1.1), f2 = both(start1.2), f3 = both(start1.3), f4 = both(start1.4)
+    var g0 = f0, g1 = f1, g2 = f2, g3 = f3, g4 = f4
+    for t in 0..<taps {
+        let d = offsets[t]
+        let u = SIMD16(lowHalf: load8(input0 + d), highHalf: load8(input0 + d + below))
+        let v = SIMD16(lowHalf: load8(input1 + d), highHalf: load8(input1 + d + below))
+        let wt = weight + t * 5, vt = weight1 + t * 5
+        var w = SIMD16<Float>(repeating: wt[0]); a0.addProduct(u, w); e0.addProduct(v, w)
+        w = SIMD16(repeating: wt[1]); a1.addProduct(u, w); e1.addProduct(v, w)
+        w = SIMD16(repeating: wt[2]); a2.addProduct(u, w); e2.addProduct(v, w)
+        w = SIMD16(repeating: wt[3]); a3.addProduct(u, w); e3.addProduct(v, w)
+        w = SIMD16(repeating: wt[4]); a4.addProduct(u, w); e4.addProduct(v, w)
+        w = SIMD16(repeating: vt[0]); f0.addProduct(u, w); g0.addProduct(v, w)
+        w = SIMD16(repeating: vt[1]); f1.addProduct(u, w); g1.addProduct(v, w)
+        w = SIMD16(repeating: vt[2]); f2.addProduct(u, w); g2.addProduct(v, w)
+        w = SIMD16(repeating: vt[3]); f3.addProduct(u, w); g3.addProduct(v, w)
+        w = SIMD16(repeating: vt[4]); f4.addProduct(u, w); g4.addProduct(v, w)
+    }
+    return ((a0, a1, a2, a3, a4), (e0, e1, e2, e3, e4), (f0, f1, f2, f3, f4), (g0, g1, g2, g3, g4))
 }
 #endif
 

@@ -65,12 +65,19 @@ func productTile6x64(
         p += 1
         d += aDepth
     }
-    store16(c00, tile + 0 * 64); store16(c01, tile + 0 * 64 + 16); store16(c02, tile + 0 * 64 + 32); store16(c03, tile + 0 * 64 + 48)
-    store16(c10, tile + 1 * 64); store16(c11, tile + 1 * 64 + 16); store16(c12, tile + 1 * 64 + 32); store16(c13, tile + 1 * 64 + 48)
-    store16(c20, tile + 2 * 64); store16(c21, tile + 2 * 64 + 16); store16(c22, tile + 2 * 64 + 32); store16(c23, tile + 2 * 64 + 48)
-    store16(c30, tile + 3 * 64); store16(c31, tile + 3 * 64 + 16); store16(c32, tile + 3 * 64 + 32); store16(c33, tile + 3 * 64 + 48)
-    store16(c40, tile + 4 * 64); store16(c41, tile + 4 * 64 + 16); store16(c42, tile + 4 * 64 + 32); store16(c43, tile + 4 * 64 + 48)
-    store16(c50, tile + 5 * 64); store16(c51, tile + 5 * 64 + 16); store16(c52, tile + 5 * 64 + 32); store16(c53, tile + 5 * 64 + 48)
+    storeRow(c00, c01, c02, c03, tile)
+    storeRow(c10, c11, c12, c13, tile + 64)
+    storeRow(c20, c21, c22, c23, tile + 128)
+    storeRow(c30, c31, c32, c33, tile + 192)
+    storeRow(c40, c41, c42, c43, tile + 256)
+    storeRow(c50, c51, c52, c53, tile + 320)
+}
+
+/// Four 16-lane vectors, one tile row of 64 floats.
+@inlinable @inline(__always)
+func storeRow(_ v0: SIMD16<Float>, _ v1: SIMD16<Float>, _ v2: SIMD16<Float>, _ v3: SIMD16<Float>,
+              _ row: UnsafeMutablePointer<Float>) {
+    store16(v0, row); store16(v1, row + 16); store16(v2, row + 32); store16(v3, row + 48)
 }
 
 /// `productTile6x64` for 16 columns.
@@ -89,11 +96,14 @@ func productTile6x16(
     var p = 0, d = 0
     while p < depth {
         let b0 = load16(b + p * ldb)
-        c0.addProduct(SIMD16(repeating: a0[d]), b0); c1.addProduct(SIMD16(repeating: a1[d]), b0); c2.addProduct(SIMD16(repeating: a2[d]), b0); c3.addProduct(SIMD16(repeating: a3[d]), b0); c4.addProduct(SIMD16(repeating: a4[d]), b0); c5.addProduct(SIMD16(repeating: a5[d]), b0)
+        c0.addProduct(SIMD16(repeating: a0[d]), b0); c1.addProduct(SIMD16(repeating: a1[d]), b0)
+        c2.addProduct(SIMD16(repeating: a2[d]), b0); c3.addProduct(SIMD16(repeating: a3[d]), b0)
+        c4.addProduct(SIMD16(repeating: a4[d]), b0); c5.addProduct(SIMD16(repeating: a5[d]), b0)
         p += 1
         d += aDepth
     }
-    store16(c0, tile + 0 * 64); store16(c1, tile + 1 * 64); store16(c2, tile + 2 * 64); store16(c3, tile + 3 * 64); store16(c4, tile + 4 * 64); store16(c5, tile + 5 * 64)
+    store16(c0, tile); store16(c1, tile + 64); store16(c2, tile + 128)
+    store16(c3, tile + 192); store16(c4, tile + 256); store16(c5, tile + 320)
 }
 
 /// `C[i, j] = start(i) + Σ_p a(i, p) · B[p, j]` for `i < m`, `j < n`, split over the
@@ -129,7 +139,9 @@ func rowProduct(
                         for i in 0..<m {
                             for jj in narrow {
                                 var sum = start?[i] ?? 0
-                                for p in 0..<op.depth { sum = sum.addingProduct(op.a[i * op.aRow + p * op.aDepth], b[p * ldb + jj]) }
+                                for p in 0..<op.depth {
+                                    sum = sum.addingProduct(op.a[i * op.aRow + p * op.aDepth], b[p * ldb + jj])
+                                }
                                 tile[0] = sum
                                 store(i..<(i + 1), jj..<(jj + 1), tile)
                             }
