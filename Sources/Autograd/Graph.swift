@@ -1,3 +1,5 @@
+import Kernels
+
 /// A node of the backward graph: the function that made a tensor, PyTorch's `grad_fn`.
 ///
 /// It holds the op's inputs and a closure from the output's gradient to the inputs'
@@ -114,15 +116,25 @@ extension Tensor {
         return order
     }
 
-    /// `grad += g`, creating `grad` as a private copy the first time.
+    /// `grad += g`, creating `grad` as a private copy the first time. Both split over the
+    /// threads (element by element: the thread count cannot change a result): a step copies
+    /// every parameter's gradient (1.7 MB for LeNet), which on the calling thread alone left
+    /// the others waiting (`perf`: memmove in 1.7% of a 2-thread LeNet run's samples).
     func accumulateGrad(_ g: Tensor) {
         let g = g.shape == shape ? g : g.reshaped(shape)
+        let src = UncheckedSendable(UnsafePointer(g.storage.pointer))
         if let existing = grad, existing.shape == shape {
-            let n = count
-            let dst = existing.storage.pointer, src = g.storage.pointer
-            for i in 0..<n { dst[i] += src[i] }
+            let dst = UncheckedSendable(existing.storage.pointer)
+            Parallelism.forEachChunk(count, minimumPerChunk: 1 << 16) { _, range in
+                for i in range { dst.value[i] += src.value[i] }
+            }
         } else {
-            grad = g.copy()
+            let copy = Tensor.empty(shape, kind: g.kind)
+            let dst = UncheckedSendable(copy.storage.pointer)
+            Parallelism.forEachChunk(count, minimumPerChunk: 1 << 16) { _, range in
+                (dst.value + range.lowerBound).update(from: src.value + range.lowerBound, count: range.count)
+            }
+            grad = copy
         }
     }
 }

@@ -204,8 +204,16 @@ public func linearForward(
     #if MNIST_ISA_AVX512
     let padded = (n + 15) / 16 * 16
     let transposed = workspace
-    transposeRows(input, rows: n, columns: k, sourceStride: k, into: transposed, destinationStride: padded)
-    if padded > n { for p in 0..<k { (transposed + p * padded + n).update(repeating: 0, count: padded - n) } }
+    // Split over the threads by blocks of 8 samples (rows), the padding by the last.
+    let rowBlocks = (n + 7) / 8
+    Parallelism.forEachChunk(rowBlocks, minimumPerChunk: max(1, 8192 / max(1, 8 * k))) { _, blocks in
+        let rows = blocks.lowerBound * 8..<min(blocks.upperBound * 8, n)
+        transposeRows(input + rows.lowerBound * k, rows: rows.count, columns: k, sourceStride: k,
+                      into: transposed + rows.lowerBound, destinationStride: padded)
+        if rows.upperBound == n && padded > n {
+            for p in 0..<k { (transposed + p * padded + n).update(repeating: 0, count: padded - n) }
+        }
+    }
     // Rows are the output features, columns the samples: the tile is stored transposed.
     rowProduct(ProductOperand(weight, aRow: k, aDepth: 1, depth: k), m: m, n: padded, b: transposed, ldb: padded,
                start: bias) { rows, columns, tile in
