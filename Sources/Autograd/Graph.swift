@@ -116,25 +116,17 @@ extension Tensor {
         return order
     }
 
-    /// `grad += g`, creating `grad` as a private copy the first time. Both split over the
-    /// threads (element by element: the thread count cannot change a result): a step copies
-    /// every parameter's gradient (1.7 MB for LeNet), which on the calling thread alone left
-    /// the others waiting (`perf`: memmove in 1.7% of a 2-thread LeNet run's samples).
+    /// `grad += g` (split over the threads, element by element: the thread count cannot
+    /// change a result), creating `grad` as a private copy the first time.
     func accumulateGrad(_ g: Tensor) {
         let g = g.shape == shape ? g : g.reshaped(shape)
-        let src = UncheckedSendable(UnsafePointer(g.storage.pointer))
         if let existing = grad, existing.shape == shape {
-            let dst = UncheckedSendable(existing.storage.pointer)
+            let dst = UncheckedSendable(existing.storage.pointer), src = UncheckedSendable(UnsafePointer(g.storage.pointer))
             Parallelism.forEachChunk(count, minimumPerChunk: 1 << 16) { _, range in
                 for i in range { dst.value[i] += src.value[i] }
             }
         } else {
-            let copy = Tensor.empty(shape, kind: g.kind)
-            let dst = UncheckedSendable(copy.storage.pointer)
-            Parallelism.forEachChunk(count, minimumPerChunk: 1 << 16) { _, range in
-                (dst.value + range.lowerBound).update(from: src.value + range.lowerBound, count: range.count)
-            }
-            grad = copy
+            grad = g.copy()
         }
     }
 }

@@ -32,19 +32,32 @@ struct ProductOperand {
     }
 }
 
-/// `tile[r · 64 + c] = start[r] + Σ_p a(rows[r], p) · B[p, c]` for six rows (a block of
-/// fewer repeats its last row) and 64 columns of `b` (`ldb` floats between rows).
+/// Six rows of a product tile: each row's operand `a(i, ·)` and its first term, broadcast.
+/// A block of fewer than six rows repeats its last (its sums are computed, not stored).
+@usableFromInline
+struct SixRows {
+    @usableFromInline typealias Six<T> = (T, T, T, T, T, T)
+    @usableFromInline let pointers: Six<UnsafePointer<Float>>
+    @usableFromInline let starts: Six<SIMD16<Float>>
+
+    /// Rows `first ..< min(first + 6, m)` of `op`, starting from `start` (nil: 0).
+    @inlinable @inline(__always)
+    init(_ op: ProductOperand, first: Int, m: Int, start: UnsafePointer<Float>?) {
+        @inline(__always) func a(_ k: Int) -> UnsafePointer<Float> { op.a + min(first + k, m - 1) * op.aRow }
+        @inline(__always) func s(_ k: Int) -> SIMD16<Float> { SIMD16(repeating: start?[min(first + k, m - 1)] ?? 0) }
+        pointers = (a(0), a(1), a(2), a(3), a(4), a(5))
+        starts = (s(0), s(1), s(2), s(3), s(4), s(5))
+    }
+}
+
+/// `tile[r · 64 + c] = start[r] + Σ_p a(r, p) · B[p, c]` for the six `rows` and 64 columns
+/// of `b` (`ldb` floats between rows).
 @inlinable
 func productTile6x64(
-    _ op: ProductOperand, rows: (Int, Int, Int, Int, Int, Int), starts: (Float, Float, Float, Float, Float, Float),
-    b: UnsafePointer<Float>, ldb: Int, tile: UnsafeMutablePointer<Float>
+    _ op: ProductOperand, rows: SixRows, b: UnsafePointer<Float>, ldb: Int, tile: UnsafeMutablePointer<Float>
 ) {
     let depth = op.depth, aDepth = op.aDepth
-    let a0 = op.a + rows.0 * op.aRow, a1 = op.a + rows.1 * op.aRow, a2 = op.a + rows.2 * op.aRow
-    let a3 = op.a + rows.3 * op.aRow, a4 = op.a + rows.4 * op.aRow, a5 = op.a + rows.5 * op.aRow
-    let s0 = SIMD16<Float>(repeating: starts.0), s1 = SIMD16<Float>(repeating: starts.1)
-    let s2 = SIMD16<Float>(repeating: starts.2), s3 = SIMD16<Float>(repeating: starts.3)
-    let s4 = SIMD16<Float>(repeating: starts.4), s5 = SIMD16<Float>(repeating: starts.5)
+    let (a0, a1, a2, a3, a4, a5) = rows.pointers, (s0, s1, s2, s3, s4, s5) = rows.starts
     var c00 = s0, c01 = s0, c02 = s0, c03 = s0
     var c10 = s1, c11 = s1, c12 = s1, c13 = s1
     var c20 = s2, c21 = s2, c22 = s2, c23 = s2
@@ -83,15 +96,10 @@ func storeRow(_ v0: SIMD16<Float>, _ v1: SIMD16<Float>, _ v2: SIMD16<Float>, _ v
 /// `productTile6x64` for 16 columns.
 @inlinable
 func productTile6x16(
-    _ op: ProductOperand, rows: (Int, Int, Int, Int, Int, Int), starts: (Float, Float, Float, Float, Float, Float),
-    b: UnsafePointer<Float>, ldb: Int, tile: UnsafeMutablePointer<Float>
+    _ op: ProductOperand, rows: SixRows, b: UnsafePointer<Float>, ldb: Int, tile: UnsafeMutablePointer<Float>
 ) {
     let depth = op.depth, aDepth = op.aDepth
-    let a0 = op.a + rows.0 * op.aRow, a1 = op.a + rows.1 * op.aRow, a2 = op.a + rows.2 * op.aRow
-    let a3 = op.a + rows.3 * op.aRow, a4 = op.a + rows.4 * op.aRow, a5 = op.a + rows.5 * op.aRow
-    let s0 = SIMD16<Float>(repeating: starts.0), s1 = SIMD16<Float>(repeating: starts.1)
-    let s2 = SIMD16<Float>(repeating: starts.2), s3 = SIMD16<Float>(repeating: starts.3)
-    let s4 = SIMD16<Float>(repeating: starts.4), s5 = SIMD16<Float>(repeating: starts.5)
+    let (a0, a1, a2, a3, a4, a5) = rows.pointers, (s0, s1, s2, s3, s4, s5) = rows.starts
     var c0 = s0, c1 = s1, c2 = s2, c3 = s3, c4 = s4, c5 = s5
     var p = 0, d = 0
     while p < depth {
@@ -150,14 +158,11 @@ func rowProduct(
                     }
                     let columns = columnBlocks[t / rowBlocks], r0 = t % rowBlocks * 6
                     let rows = r0..<min(r0 + 6, m)
-                    @inline(__always) func row(_ k: Int) -> Int { min(r0 + k, m - 1) }
-                    @inline(__always) func first(_ k: Int) -> Float { start?[row(k)] ?? 0 }
-                    let rowTuple = (row(0), row(1), row(2), row(3), row(4), row(5))
-                    let starts = (first(0), first(1), first(2), first(3), first(4), first(5))
+                    let six = SixRows(op, first: r0, m: m, start: start)
                     if columns.count == 64 {
-                        productTile6x64(op, rows: rowTuple, starts: starts, b: b + columns.lowerBound, ldb: ldb, tile: tile)
+                        productTile6x64(op, rows: six, b: b + columns.lowerBound, ldb: ldb, tile: tile)
                     } else {
-                        productTile6x16(op, rows: rowTuple, starts: starts, b: b + columns.lowerBound, ldb: ldb, tile: tile)
+                        productTile6x16(op, rows: six, b: b + columns.lowerBound, ldb: ldb, tile: tile)
                     }
                     store(rows, columns, tile)
                 }

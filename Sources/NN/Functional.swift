@@ -51,8 +51,10 @@ extension Functional {
         }
         let n = input.shape[0], k = input.shape[1], m = weight.shape[0]
         let out = Tensor.empty([n, m])
-        // From the tensors' block cache: the same sizes every step, no allocation.
-        let workspace = Tensor.empty([linearForwardWorkspaceCount(n: n, k: k)])
+        // From the tensors' block cache: the same sizes every step, no allocation (none at
+        // all where OpenBLAS computes the product and needs no workspace).
+        let workspaceCount = linearForwardWorkspaceCount(n: n, k: k)
+        let workspace = workspaceCount > 0 ? Tensor.empty([workspaceCount]) : out
         linearForward(n: n, k: k, m: m, input: input.storage.pointer, weight: weight.storage.pointer,
                       bias: bias?.storage.pointer, output: out.storage.pointer, workspace: workspace.storage.pointer)
         let inputs = bias.map { [input, weight, $0] } ?? [input, weight]
