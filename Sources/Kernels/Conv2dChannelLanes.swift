@@ -121,16 +121,16 @@ func channelLaneConvolveSample(
     @inline(__always) func start16(_ o: Int) -> SIMD16<Float> { bias.map { load16($0 + o) } ?? SIMD16() }
     for o0 in stride(from: 0, to: outChannels, by: group) {
         if block.vectors == 4 {
-            channelLane32x6(taps: taps, offsets: offsets, stride: outChannels, weight: packedWeight + o0 * taps,
-                            start: (start16(o0), start16(o0 + 16)), input: input, pixelOffsets: pixelOffsets,
-                            tile: tile + o0)
+            channelLaneTwoVectors(taps: taps, offsets: offsets, stride: outChannels, weight: packedWeight + o0 * taps,
+                                  start: (start16(o0), start16(o0 + 16)), input: input, pixelOffsets: pixelOffsets,
+                                  tile: tile + o0)
         } else if block.pixels == 8 {
             channelLane16x8(taps: taps, offsets: offsets, stride: outChannels, weight: packedWeight + o0 * taps,
                             start: start16(o0), input: input, pixelOffsets: pixelOffsets, tile: tile + o0)
         } else if block.vectors == 2 {
-            channelLane16x6(taps: taps, offsets: offsets, stride: outChannels, weight: packedWeight + o0 * taps,
-                            start: (start(o0), start(o0 + 8)), input: input, pixelOffsets: pixelOffsets,
-                            tile: tile + o0)
+            channelLaneTwoVectors(taps: taps, offsets: offsets, stride: outChannels, weight: packedWeight + o0 * taps,
+                                  start: (start(o0), start(o0 + 8)), input: input, pixelOffsets: pixelOffsets,
+                                  tile: tile + o0)
         } else {
             channelLane24x4(taps: taps, offsets: offsets, stride: outChannels, weight: packedWeight + o0 * taps,
                             start: (start(o0), start(o0 + 8), start(o0 + 16)), input: input,
@@ -139,15 +139,21 @@ func channelLaneConvolveSample(
     }
 }
 
-/// 16 channels (two vectors) × 6 pixels at a time: twelve sums in registers over all taps.
-/// `weight` is the group's packed weight, 16 floats per tap; `tile` starts at the group's
+/// Two vectors of channels × 6 pixels at a time, twelve sums in registers over all taps:
+/// 16 channels with 8-lane vectors (`SIMD8`), 32 with 16-lane ones (`SIMD16`, AVX-512).
+/// `weight` is the group's packed weight, two vectors per tap; `tile` starts at the group's
 /// first channel, its rows `stride` floats apart.
 @inlinable
-func channelLane16x6(
+func channelLaneTwoVectors<V: SIMD>(
     taps: Int, offsets: UnsafePointer<Int>, stride rowStride: Int, weight: UnsafePointer<Float>,
-    start: (SIMD8<Float>, SIMD8<Float>), input: UnsafePointer<Float>,
+    start: (V, V), input: UnsafePointer<Float>,
     pixelOffsets: UnsafeBufferPointer<Int>, tile: UnsafeMutablePointer<Float>
-) {
+) where V.Scalar == Float {
+    let lanes = V.scalarCount
+    @inline(__always) func load(_ p: UnsafePointer<Float>) -> V { UnsafeRawPointer(p).loadUnaligned(as: V.self) }
+    @inline(__always) func store(_ v: V, _ p: UnsafeMutablePointer<Float>) {
+        UnsafeMutableRawPointer(p).storeBytes(of: v, as: V.self)
+    }
     var p = 0
     while p < pixelOffsets.count {
         let x0 = input + pixelOffsets[p], x1 = input + pixelOffsets[p + 1], x2 = input + pixelOffsets[p + 2]
@@ -157,22 +163,22 @@ func channelLane16x6(
         var w = weight
         for t in 0..<taps {
             let d = offsets[t]
-            let u = load8(w), v = load8(w + 8)
-            var x = SIMD8<Float>(repeating: x0[d]); a0.addProduct(x, u); b0.addProduct(x, v)
-            x = SIMD8(repeating: x1[d]); a1.addProduct(x, u); b1.addProduct(x, v)
-            x = SIMD8(repeating: x2[d]); a2.addProduct(x, u); b2.addProduct(x, v)
-            x = SIMD8(repeating: x3[d]); a3.addProduct(x, u); b3.addProduct(x, v)
-            x = SIMD8(repeating: x4[d]); a4.addProduct(x, u); b4.addProduct(x, v)
-            x = SIMD8(repeating: x5[d]); a5.addProduct(x, u); b5.addProduct(x, v)
-            w += 16
+            let u = load(w), v = load(w + lanes)
+            var x = V(repeating: x0[d]); a0.addProduct(x, u); b0.addProduct(x, v)
+            x = V(repeating: x1[d]); a1.addProduct(x, u); b1.addProduct(x, v)
+            x = V(repeating: x2[d]); a2.addProduct(x, u); b2.addProduct(x, v)
+            x = V(repeating: x3[d]); a3.addProduct(x, u); b3.addProduct(x, v)
+            x = V(repeating: x4[d]); a4.addProduct(x, u); b4.addProduct(x, v)
+            x = V(repeating: x5[d]); a5.addProduct(x, u); b5.addProduct(x, v)
+            w += 2 * lanes
         }
         let row = tile + p * rowStride
-        store8(a0, row); store8(b0, row + 8)
-        store8(a1, row + rowStride); store8(b1, row + rowStride + 8)
-        store8(a2, row + 2 * rowStride); store8(b2, row + 2 * rowStride + 8)
-        store8(a3, row + 3 * rowStride); store8(b3, row + 3 * rowStride + 8)
-        store8(a4, row + 4 * rowStride); store8(b4, row + 4 * rowStride + 8)
-        store8(a5, row + 5 * rowStride); store8(b5, row + 5 * rowStride + 8)
+        store(a0, row); store(b0, row + lanes)
+        store(a1, row + rowStride); store(b1, row + rowStride + lanes)
+        store(a2, row + 2 * rowStride); store(b2, row + 2 * rowStride + lanes)
+        store(a3, row + 3 * rowStride); store(b3, row + 3 * rowStride + lanes)
+        store(a4, row + 4 * rowStride); store(b4, row + 4 * rowStride + lanes)
+        store(a5, row + 5 * rowStride); store(b5, row + 5 * rowStride + lanes)
         p += 6
     }
 }
@@ -206,43 +212,6 @@ func channelLane16x8(
         store16(a3, row + 3 * rowStride); store16(a4, row + 4 * rowStride); store16(a5, row + 5 * rowStride)
         store16(a6, row + 6 * rowStride); store16(a7, row + 7 * rowStride)
         p += 8
-    }
-}
-
-/// 32 channels (two 16-lane vectors, AVX-512) × 6 pixels at a time: twelve sums in
-/// registers over all taps.
-@inlinable
-func channelLane32x6(
-    taps: Int, offsets: UnsafePointer<Int>, stride rowStride: Int, weight: UnsafePointer<Float>,
-    start: (SIMD16<Float>, SIMD16<Float>), input: UnsafePointer<Float>,
-    pixelOffsets: UnsafeBufferPointer<Int>, tile: UnsafeMutablePointer<Float>
-) {
-    var p = 0
-    while p < pixelOffsets.count {
-        let x0 = input + pixelOffsets[p], x1 = input + pixelOffsets[p + 1], x2 = input + pixelOffsets[p + 2]
-        let x3 = input + pixelOffsets[p + 3], x4 = input + pixelOffsets[p + 4], x5 = input + pixelOffsets[p + 5]
-        var a0 = start.0, b0 = start.1, a1 = start.0, b1 = start.1, a2 = start.0, b2 = start.1
-        var a3 = start.0, b3 = start.1, a4 = start.0, b4 = start.1, a5 = start.0, b5 = start.1
-        var w = weight
-        for t in 0..<taps {
-            let d = offsets[t]
-            let u = load16(w), v = load16(w + 16)
-            var x = SIMD16<Float>(repeating: x0[d]); a0.addProduct(x, u); b0.addProduct(x, v)
-            x = SIMD16(repeating: x1[d]); a1.addProduct(x, u); b1.addProduct(x, v)
-            x = SIMD16(repeating: x2[d]); a2.addProduct(x, u); b2.addProduct(x, v)
-            x = SIMD16(repeating: x3[d]); a3.addProduct(x, u); b3.addProduct(x, v)
-            x = SIMD16(repeating: x4[d]); a4.addProduct(x, u); b4.addProduct(x, v)
-            x = SIMD16(repeating: x5[d]); a5.addProduct(x, u); b5.addProduct(x, v)
-            w += 32
-        }
-        let row = tile + p * rowStride
-        store16(a0, row); store16(b0, row + 16)
-        store16(a1, row + rowStride); store16(b1, row + rowStride + 16)
-        store16(a2, row + 2 * rowStride); store16(b2, row + 2 * rowStride + 16)
-        store16(a3, row + 3 * rowStride); store16(b3, row + 3 * rowStride + 16)
-        store16(a4, row + 4 * rowStride); store16(b4, row + 4 * rowStride + 16)
-        store16(a5, row + 5 * rowStride); store16(b5, row + 5 * rowStride + 16)
-        p += 6
     }
 }
 
