@@ -109,6 +109,18 @@ public enum ConvLayerOps {
                                         gradWeight: gw.baseAddress!, gradBias: conv.bias ? gb.baseAddress! : nil,
                                         workspace: poolWorkspace)
             })
+            // The two passes apart, where both run.
+            if !first {
+                for (passName, input) in [("input", true), ("weight", false)] {
+                    rows.append(OpBenchmark.time("\(name) backward \(passName) (from pool)", flops: flops, repeats: repeats) {
+                        conv2dMaxPool2dBackward(shape, pooledGradient: training.gradient, input: x.baseAddress!,
+                                                weight: w.baseAddress!, gradInput: input ? gx.baseAddress! : nil,
+                                                gradWeight: input ? nil : gw.baseAddress!,
+                                                gradBias: input || !conv.bias ? nil : gb.baseAddress!,
+                                                workspace: poolWorkspace)
+                    })
+                }
+            }
             return rows
         }
         let baseline = Conv2dPlan.directForwardKernel(shape).map { $0 != .fiveChannels } ?? false

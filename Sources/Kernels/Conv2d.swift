@@ -455,33 +455,32 @@ func sparseBackward(
     gradInput: UnsafeMutablePointer<Float>?, gradWeight: UnsafeMutablePointer<Float>?, gradBias: UnsafeMutablePointer<Float>?
 ) {
     let s = plan.shape, chunks = plan.chunks
-    let padded = paddedWeightCount(s)
-    let partial = plan.sparsePartial
     let weights = gradWeight != nil || gradBias != nil
     precondition((gradInput == nil || weight != nil) && (!weights || input != nil), "conv2d: sparse backward without its operand")
-    if gradInput != nil, let weight { padKernelRows(s, weight: weight, padded: plan.paddedWeight) }
-    let paddedWeight = UnsafePointer(plan.paddedWeight)
+    if gradInput != nil, let weight { packPatchWeight(s, weight: weight, packed: plan.packedPatchWeight) }
+    let packedWeight = UnsafePointer(plan.packedPatchWeight)
     plan.forEachChunk { chunk, samples in
         conv2dBackwardSparse(s, samples: samples, gradient: gradient,
-                             paddedWeight: gradInput == nil ? nil : paddedWeight, gradInput: gradInput,
-                             input: input, paddedGradWeight: weights ? partial(chunk) : nil,
-                             gradBias: gradBias == nil ? nil : partial(chunk) + padded)
+                             packedWeight: gradInput == nil ? nil : packedWeight, gradInput: gradInput,
+                             input: input, gradWeight: weights ? plan.sparsePartial(chunk) : nil,
+                             gradBias: gradBias == nil ? nil : plan.sparseBiasPartial(chunk),
+                             patches: plan.sparsePatches(chunk))
     }
-    // Fixed-order reduction of the partials, dropping the padding lanes.
+    // Fixed-order reduction of the partials, dropping the lanes past the taps.
     if let gradWeight {
-        let kW = s.kernelWidth
-        for row in 0..<(padded / 8) {
-            for kw in 0..<kW {
-                var sum = partial(0)[row * 8 + kw]
-                for chunk in 1..<max(chunks, 1) { sum += partial(chunk)[row * 8 + kw] }
-                gradWeight[row * kW + kw] = sum
+        let taps = s.inChannels * s.kernelHeight * s.kernelWidth, stride = patchStride(s)
+        for o in 0..<s.outChannels {
+            for t in 0..<taps {
+                var sum = plan.sparsePartial(0)[o * stride + t]
+                for chunk in 1..<max(chunks, 1) { sum += plan.sparsePartial(chunk)[o * stride + t] }
+                gradWeight[o * taps + t] = sum
             }
         }
     }
     if let gradBias {
         for o in 0..<s.outChannels {
-            var sum = partial(0)[padded + o]
-            for chunk in 1..<max(chunks, 1) { sum += partial(chunk)[padded + o] }
+            var sum = plan.sparseBiasPartial(0)[o]
+            for chunk in 1..<max(chunks, 1) { sum += plan.sparseBiasPartial(chunk)[o] }
             gradBias[o] = sum
         }
     }

@@ -218,7 +218,8 @@ public struct Conv2dPlan {
         let partials = s.outChannels * s.groupPatchSize + s.outChannels
         // im2col matrices (every GEMM pass); the weight gradient's scratch and partial sums.
         let gemm = max(chunks * columns, chunks * weightScratchCount(s) + (chunks - 1) * partials)
-        let sparse = allowsPooledGradient(s) ? paddedWeightCount(s) + chunks * (paddedWeightCount(s) + s.outChannels) : 0
+        let sparse = allowsPooledGradient(s)
+            ? patchWeightCount(s) + chunks * (patchWeightCount(s) + sparseScratchCount(s) + s.outChannels) : 0
         var direct = 0
         if usesDirectForward(s) {
             direct = packedBlockedWeightCount(outChannels: s.outChannels, taps: s.groupPatchSize)
@@ -305,15 +306,25 @@ public struct Conv2dPlan {
         workspace + chunk * blockedBackwardWeightScratchCount(shape)
     }
 
-    // Sparse (backward): the weight with kernel rows padded to 8 floats (`padKernelRows`),
-    // then per chunk a padded weight-gradient partial and a bias-gradient partial.
+    // Sparse (backward): the weight as patch rows (`packPatchWeight`), then each chunk's
+    // weight-gradient partial in the same layout, each chunk's patches (`buildPatches`), and
+    // each chunk's bias-gradient partial: the vectors' rows start on whole vectors.
 
-    var paddedWeight: UnsafeMutablePointer<Float> { workspace }
+    var packedPatchWeight: UnsafeMutablePointer<Float> { workspace }
 
-    /// Chunk `chunk`'s padded weight-gradient partial, followed by its bias-gradient partial.
+    /// Chunk `chunk`'s weight-gradient partial, `(outChannels, patchStride)`.
     func sparsePartial(_ chunk: Int) -> UnsafeMutablePointer<Float> {
-        let padded = paddedWeightCount(shape)
-        return workspace + padded + chunk * (padded + shape.outChannels)
+        workspace + (1 + chunk) * patchWeightCount(shape)
+    }
+
+    /// Chunk `chunk`'s scratch: patches `(outPlane, patchStride)` and more (`sparseScratchCount`).
+    func sparsePatches(_ chunk: Int) -> UnsafeMutablePointer<Float> {
+        workspace + (1 + chunks) * patchWeightCount(shape) + chunk * sparseScratchCount(shape)
+    }
+
+    /// Chunk `chunk`'s bias-gradient partial, `(outChannels)`.
+    func sparseBiasPartial(_ chunk: Int) -> UnsafeMutablePointer<Float> {
+        workspace + (1 + chunks) * patchWeightCount(shape) + chunks * sparseScratchCount(shape) + chunk * shape.outChannels
     }
 }
 

@@ -3,19 +3,24 @@
 // The shapes computed here are those `Conv2dPlan.allowsSparseGradient` accepts when a dense
 // gradient is sparse (`conv2dGradientIsSparse`), and those `allowsPooledGradient` accepts
 // behind a max-pool (`conv2dPooledGradientIsSparse`). The sparse path visits only the
-// nonzero gradients `g` at `(o, oh, ow)`: each adds `g · input[c, oh + kh, ow ..< ow + kW]`
-// to the weight gradient and `g · weight[o, c, kh, :]` to the input gradient, for every
-// `(c, kh)`, as one 8-lane fused multiply-add per row.
+// nonzero gradients `g` at `(o, q)`, `q = (oh, ow)` an output pixel, and multiplies whole
+// vectors (16 lanes with AVX-512, else 8) along a patch row: the `inChannels · kH · kW`
+// taps of one pixel's window, or of one output channel's weights.
+// - Weight gradient: `dW[o, :] += g · patch(q)`, from the sample's patches (im2col with a
+//   pixel's taps contiguous, `buildPatches`), written once per sample.
+// - Input gradient: each pixel's column `Σ_o g · weight[o, :]`, then its kernel rows added
+//   into the input gradient under the pixel's window.
 //
 // The nonzeros come from a dense gradient (`SparseGradient.dense`, scanned) or straight from
 // the max-pool that follows the convolution (`.pooled`: the pool's gradient and argmax,
 // `conv2dMaxPool2dBackward`), which skips writing the dense gradient and
 // scanning it again.
 //
-// Measured on LeNet at batch 64 (Zen 3, 2 threads, `mnist-bench`, alternating binaries):
-// reading through the argmax, with the kernels below (one pass per sample listing its
-// nonzeros once, the weight gradient's sums waiting in memory between samples so that each
-// sample's input is read from the cache), took training from about 5,800 to 7,000 samples/s.
+// Measured on LeNet's conv2 at batch 64 (AVX-512 Xeon, 1 thread, `mnist-bench --ops`, best
+// of six runs alternating with the previous build): both passes took 2.34 ms, against 4.13
+// for the previous kernels, which read the input and weight where they lie, one 8-lane
+// fused multiply-add per kernel row (5 of its 8 lanes used) for every nonzero; the input
+// gradient 1.20 ms against 1.79, the weight gradient 1.19 against 2.07.
 
 /// The output gradient of a convolution that a max-pool of the output passed back: the
 /// pool's gradient `(batch, outChannels, pool.outHeight, pool.outWidth)`, the argmax of its
@@ -140,28 +145,6 @@ public func conv2dPooledGradientIsSparse(_ s: Conv2dShape, pool: Pool2dShape) ->
     Conv2dPlan.allowsPooledGradient(s) && pool.strideH * pool.strideW >= 4
 }
 
-/// Floats of one weight-shaped buffer whose kernel rows are padded to 8 floats:
-/// `(outChannels, inChannels, kernelHeight, 8)`.
-@inlinable
-func paddedWeightCount(_ s: Conv2dShape) -> Int { s.outChannels * s.inChannels * s.kernelHeight * 8 }
-
-/// Copies `weight` `(outChannels, inChannels, kH, kW)` into `padded`
-/// `(outChannels, inChannels, kH, 8)`, zero past `kW`.
-@inlinable
-func padKernelRows(_ s: Conv2dShape, weight: UnsafePointer<Float>, padded: UnsafeMutablePointer<Float>) {
-    let kW = s.kernelWidth
-    for row in 0..<(paddedWeightCount(s) / 8) {
-        for lane in 0..<8 { padded[row * 8 + lane] = lane < kW ? weight[row * kW + lane] : 0 }
-    }
-}
-
-/// Offsets of the kernel rows `(c, kh)`, in order, from a pixel of a sample's input:
-/// `c · height · width + kh · width`.
-@inlinable
-func kernelRowOffsets(_ s: Conv2dShape) -> [Int] {
-    (0..<s.inChannels).flatMap { c in (0..<s.kernelHeight).map { kh in (c * s.height + kh) * s.width } }
-}
-
 /// `p[0..<8] += v`, or only the part of it before `end`.
 @inlinable @inline(__always)
 func add8(_ v: SIMD8<Float>, to p: UnsafeMutablePointer<Float>, before end: UnsafeMutablePointer<Float>) {
@@ -198,56 +181,245 @@ func nonzerosByPixel(
     start[0] = 0
 }
 
+/// The vector the sparse kernels multiply in: one register of the widest kind the build has
+/// (16 lanes with AVX-512, else 8).
+#if MNIST_ISA_AVX512
+@usableFromInline typealias PatchVector = SIMD16<Float>
+#else
+@usableFromInline typealias PatchVector = SIMD8<Float>
+#endif
+
+@inlinable @inline(__always)
+func loadPatchVector(_ p: UnsafePointer<Float>) -> PatchVector {
+    UnsafeRawPointer(p).loadUnaligned(as: PatchVector.self)
+}
+
+@inlinable @inline(__always)
+func storePatchVector(_ v: PatchVector, _ p: UnsafeMutablePointer<Float>) {
+    UnsafeMutableRawPointer(p).storeBytes(of: v, as: PatchVector.self)
+}
+
+/// Floats of one patch row: a sample's `inChannels · kH · kW` taps under one output pixel
+/// (or one output channel's weights), rounded up to whole vectors (the lanes past the taps:
+/// zeros in the packed weight, whatever `buildPatches` left in a patch). Long rows take an odd number of vectors: at a power-of-two stride (LeNet's conv2:
+/// 512 floats) every row's block fell into the same few sets of the L1 cache.
+@inlinable
+func patchStride(_ s: Conv2dShape) -> Int {
+    let lanes = PatchVector.scalarCount
+    let vectors = (s.inChannels * s.kernelHeight * s.kernelWidth + lanes - 1) / lanes
+    return (vectors >= 8 && vectors % 2 == 0 ? vectors + 1 : vectors) * lanes
+}
+
+/// Floats of the weight as patch rows, `(outChannels, patchStride)`: the sparse input
+/// gradient's operand (`packPatchWeight`), and the shape of each chunk's weight-gradient partial.
+@inlinable
+func patchWeightCount(_ s: Conv2dShape) -> Int { s.outChannels * patchStride(s) }
+
+/// Floats of one chunk's scratch in the sparse passes: one sample's patches, `(outPlane,
+/// patchStride)` (`buildPatches`), or its columns (`addSparseInputGradient`); 16 more that
+/// 8-lane loads of the last row may reach; then the input gradient with padded rows
+/// (`paddedInputWidth`).
+@inlinable
+func sparseScratchCount(_ s: Conv2dShape) -> Int {
+    s.outPlane * patchStride(s) + 16 + s.inChannels * s.height * paddedInputWidth(s)
+}
+
+/// The row width of the sparse input gradient's scratch, `(inChannels, height,
+/// paddedInputWidth)`: room for an 8-lane add at every window's column (no bound to check),
+/// rounded up to 16 floats so that rows start on cache lines (LeNet's conv2: 16, and no add
+/// crosses a line).
+@inlinable
+func paddedInputWidth(_ s: Conv2dShape) -> Int { (s.width - s.kernelWidth + 8 + 15) / 16 * 16 }
+
+/// Copies `weight` `(outChannels, taps)` into patch rows `(outChannels, patchStride)`, zero
+/// past the taps.
+@inlinable
+func packPatchWeight(_ s: Conv2dShape, weight: UnsafePointer<Float>, packed: UnsafeMutablePointer<Float>) {
+    let taps = s.inChannels * s.kernelHeight * s.kernelWidth, stride = patchStride(s)
+    for o in 0..<s.outChannels {
+        (packed + o * stride).update(from: weight + o * taps, count: taps)
+        (packed + o * stride + taps).update(repeating: 0, count: stride - taps)
+    }
+}
+
+/// Offsets of the kernel rows `(c, kh)`, in order, from a pixel of a sample's input:
+/// `c · height · width + kh · width`.
+@inlinable
+func kernelRowOffsets(_ s: Conv2dShape) -> [Int] {
+    (0..<s.inChannels).flatMap { c in (0..<s.kernelHeight).map { kh in (c * s.height + kh) * s.width } }
+}
+
+/// One sample's patches (im2col with a pixel's taps contiguous): row `q` holds
+/// `x[c, oh + kh, ow + kw]` at `(c · kH + kh) · kW + kw` for the output pixel `q = (oh, ow)`.
+/// Kernel rows are copied 8 floats at a time, each overwriting the extra floats of the one
+/// before; the last row's extra floats land past the taps where the row has room for them
+/// (they multiply into weight-gradient lanes that are never read), else it is copied alone.
+///
+/// - Parameters:
+///   - offsets: `kernelRowOffsets(s)`.
+///   - x: the sample's `(inChannels, height, width)`; nothing at or past `end` is read.
+///   - patches: `(outPlane, patchStride)`.
+@inlinable
+func buildPatches(
+    _ s: Conv2dShape, offsets: UnsafePointer<Int>, x: UnsafePointer<Float>, end: UnsafePointer<Float>,
+    patches: UnsafeMutablePointer<Float>
+) {
+    let kW = s.kernelWidth, rows = s.inChannels * s.kernelHeight, stride = patchStride(s)
+    let vectorRows = rows * kW - kW + 8 <= stride ? rows : rows - 1, last = offsets[rows - 1]
+    for q in 0..<s.outPlane {
+        let source = x + (q / s.outWidth * s.width + q % s.outWidth), row = patches + q &* stride
+        var r = 0
+        if source + last + 8 <= end {  // every 8-float load before `end` (all but a batch's last pixels)
+            while r < vectorRows {
+                store8(load8(source + offsets[r]), row + r &* kW)
+                r &+= 1
+            }
+        }
+        while r < rows {
+            let from = source + offsets[r], to = row + r &* kW
+            if r < vectorRows && from + 8 <= end {
+                store8(load8(from), to)
+            } else {
+                for kw in 0..<kW { to[kw] = from[kw] }
+            }
+            r &+= 1
+        }
+    }
+}
+
+/// Block widths of the sparse kernels' sums, in vectors: each block holds its sums in
+/// registers while it runs over its nonzeros.
+@usableFromInline protocol PatchBlock { static var vectors: Int { get } }
+@usableFromInline enum OneVector: PatchBlock { @inlinable static var vectors: Int { 1 } }
+@usableFromInline enum TwoVectors: PatchBlock { @inlinable static var vectors: Int { 2 } }
+@usableFromInline enum FourVectors: PatchBlock { @inlinable static var vectors: Int { 4 } }
+@usableFromInline enum EightVectors: PatchBlock { @inlinable static var vectors: Int { 8 } }
+
+/// `sums[0 ..< B.vectors · L] (+)= Σ_e scale[e] · rows[row[e] · rowStride ..< + B.vectors · L]`
+/// over `entries`, L lanes per vector: the sums start at zero (`fromZero`) or at what `sums`
+/// holds, and each lane is one chain of fused multiply-adds in entry order.
+@inlinable @inline(__always)
+func addScaledRows<B: PatchBlock>(
+    _: B.Type, sums: UnsafeMutablePointer<Float>, fromZero: Bool, entries: Range<Int>,
+    scale: UnsafePointer<Float>, row: UnsafePointer<Int32>, rows: UnsafePointer<Float>, rowStride: Int
+) {
+    let l = PatchVector.scalarCount
+    @inline(__always) func start(_ k: Int) -> PatchVector {
+        B.vectors > k && !fromZero ? loadPatchVector(sums + k * l) : PatchVector()
+    }
+    var a0 = start(0), a1 = start(1), a2 = start(2), a3 = start(3)
+    var a4 = start(4), a5 = start(5), a6 = start(6), a7 = start(7)
+    for e in entries {
+        let g = PatchVector(repeating: scale[e]), r = rows + Int(row[e]) &* rowStride
+        a0.addProduct(g, loadPatchVector(r))
+        if B.vectors > 1 { a1.addProduct(g, loadPatchVector(r + l)) }
+        if B.vectors > 2 { a2.addProduct(g, loadPatchVector(r + 2 * l)); a3.addProduct(g, loadPatchVector(r + 3 * l)) }
+        if B.vectors > 4 {
+            a4.addProduct(g, loadPatchVector(r + 4 * l)); a5.addProduct(g, loadPatchVector(r + 5 * l))
+            a6.addProduct(g, loadPatchVector(r + 6 * l)); a7.addProduct(g, loadPatchVector(r + 7 * l))
+        }
+    }
+    storePatchVector(a0, sums)
+    if B.vectors > 1 { storePatchVector(a1, sums + l) }
+    if B.vectors > 2 { storePatchVector(a2, sums + 2 * l); storePatchVector(a3, sums + 3 * l) }
+    if B.vectors > 4 {
+        storePatchVector(a4, sums + 4 * l); storePatchVector(a5, sums + 5 * l)
+        storePatchVector(a6, sums + 6 * l); storePatchVector(a7, sums + 7 * l)
+    }
+}
+
+/// Runs `body(blockVectors, firstVector)` over the vectors that hold a patch row's taps, in
+/// blocks of eight, then one of four, two and one as needed (14 vectors: 8 + 4 + 2).
+@inlinable @inline(__always)
+func forEachPatchBlock(_ s: Conv2dShape, _ body: (_ blockVectors: Int, _ firstVector: Int) -> Void) {
+    let lanes = PatchVector.scalarCount
+    let vectors = (s.inChannels * s.kernelHeight * s.kernelWidth + lanes - 1) / lanes
+    var v = 0
+    while v + 8 <= vectors {
+        body(8, v)
+        v += 8
+    }
+    for width in [4, 2, 1] where v + width <= vectors {
+        body(width, v)
+        v += width
+    }
+}
+
+/// `addScaledRows` with the block width `forEachPatchBlock` chose.
+@inlinable @inline(__always)
+func addScaledRows(
+    blockVectors: Int, sums: UnsafeMutablePointer<Float>, fromZero: Bool, entries: Range<Int>,
+    scale: UnsafePointer<Float>, row: UnsafePointer<Int32>, rows: UnsafePointer<Float>, rowStride: Int
+) {
+    switch blockVectors {
+    case 8:
+        addScaledRows(EightVectors.self, sums: sums, fromZero: fromZero, entries: entries,
+                      scale: scale, row: row, rows: rows, rowStride: rowStride)
+    case 4:
+        addScaledRows(FourVectors.self, sums: sums, fromZero: fromZero, entries: entries,
+                      scale: scale, row: row, rows: rows, rowStride: rowStride)
+    case 2:
+        addScaledRows(TwoVectors.self, sums: sums, fromZero: fromZero, entries: entries,
+                      scale: scale, row: row, rows: rows, rowStride: rowStride)
+    default:
+        addScaledRows(OneVector.self, sums: sums, fromZero: fromZero, entries: entries,
+                      scale: scale, row: row, rows: rows, rowStride: rowStride)
+    }
+}
+
 /// The input gradient and/or the weight and bias gradients of `samples` from the nonzeros
 /// of `gradient` (see `Conv2dPlan.allowsSparseGradient` and `allowsPooledGradient`), sample
 /// by sample: each sample's nonzeros are listed once for both (`addSparseInputGradient`,
 /// `addSparseWeightGradient`).
 ///
 /// - Parameters:
-///   - paddedWeight: `(outChannels, inChannels, kernelHeight, 8)`, the weight with each
-///     kernel row padded with zeros to 8 floats (`padKernelRows`); with `gradInput`.
+///   - packedWeight: `(outChannels, patchStride)`, the weight as patch rows
+///     (`packPatchWeight`); with `gradInput`.
 ///   - gradInput: `(batch, inChannels, height, width)`; the samples' part is overwritten;
 ///     nil to skip the input gradient.
-///   - input: `(batch, inChannels, height, width)`; with `paddedGradWeight`.
-///   - paddedGradWeight: `(outChannels, inChannels, kernelHeight, 8)`, written (not added);
-///     lanes past `kernelWidth` hold junk; nil to skip the weight gradient.
+///   - input: `(batch, inChannels, height, width)`; with `gradWeight`.
+///   - gradWeight: `(outChannels, patchStride)`, written (not added); the lanes past the
+///     taps hold junk; nil to skip the weight gradient.
 ///   - gradBias: `(outChannels)`, written; nil to skip it.
+///   - patches: `sparseScratchCount(s)` floats of scratch: the input gradient's columns and
+///     padded rows, then the weight gradient's patches (`buildPatches`); zeroed once per
+///     call, so that the lanes no pass writes hold no stray NaNs or subnormals.
 @inlinable
 func conv2dBackwardSparse(
     _ s: Conv2dShape, samples: Range<Int>, gradient: SparseGradient,
-    paddedWeight: UnsafePointer<Float>?, gradInput: UnsafeMutablePointer<Float>?,
-    input: UnsafePointer<Float>?, paddedGradWeight: UnsafeMutablePointer<Float>?, gradBias: UnsafeMutablePointer<Float>?
+    packedWeight: UnsafePointer<Float>?, gradInput: UnsafeMutablePointer<Float>?,
+    input: UnsafePointer<Float>?, gradWeight: UnsafeMutablePointer<Float>?, gradBias: UnsafeMutablePointer<Float>?,
+    patches: UnsafeMutablePointer<Float>
 ) {
-    let plane = s.outPlane, outW = s.outWidth, capacity = gradient.sampleCapacity(s)
+    let plane = s.outPlane, capacity = gradient.sampleCapacity(s), stride = patchStride(s)
     let inputSample = s.inChannels * s.height * s.width
-    let offsets = kernelRowOffsets(s), rows = offsets.count
-    paddedGradWeight?.update(repeating: 0, count: s.outChannels * rows * 8)
+    // The kernel rows' offsets in a sample's input (`kernelRowOffsets`), then in the input
+    // gradient's padded rows (`paddedInputWidth`).
+    let rowOffsets = kernelRowOffsets(s), offsets = rowOffsets + rowOffsets.map { $0 / s.width * paddedInputWidth(s) }
+    gradWeight?.update(repeating: 0, count: patchWeightCount(s))
+    patches.update(repeating: 0, count: sparseScratchCount(s))
     // Summed below from each sample's nonzeros, in order.
     gradBias?.update(repeating: 0, count: s.outChannels)
-    withUnsafeTemporaryAllocation(of: Int32.self, capacity: s.outChannels + 2 + 2 * capacity + 3 * plane) { ints in
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * capacity + inputSample + 8) { floats in
+    withUnsafeTemporaryAllocation(of: Int32.self, capacity: s.outChannels + 2 + 2 * capacity + plane) { ints in
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * capacity) { floats in
             // One sample's nonzeros of channel o: value and output pixel at first[o] ..< first[o + 1];
             // grouped by pixel for the input gradient (`start`, `channel`, `byPixel`).
             let first = ints.baseAddress!, pixel = first + s.outChannels + 1, channel = pixel + capacity
-            let start = channel + capacity, columnMajor = start + plane + 1, inputOffset = columnMajor + plane
-            let value = floats.baseAddress!, byPixel = value + capacity, lastInput = byPixel + capacity
-            for q in 0..<plane {
-                columnMajor[q] = Int32(truncatingIfNeeded: q % s.outHeight * outW + q / s.outHeight)
-                inputOffset[q] = Int32(truncatingIfNeeded: q / outW * s.width + q % outW)
-            }
+            let start = channel + capacity
+            let value = floats.baseAddress!, byPixel = value + capacity
             offsets.withUnsafeBufferPointer { offsets in
-                let offsets = offsets.baseAddress!
+                let offsets = offsets.baseAddress!, paddedOffsets = offsets + rowOffsets.count
                 for n in samples {
                     gradient.channelNonzeros(s, sample: n, first: first, pixel: pixel, value: value)
-                    if let gradInput, let paddedWeight {
+                    if let gradInput, let packedWeight {
                         nonzerosByPixel(channels: s.outChannels, plane: plane, first: first, pixel: pixel, value: value,
                                         start: start, channel: channel, byPixel: byPixel)
                         addSparseInputGradient(
-                            s, offsets: offsets, paddedWeight: paddedWeight, start: start, channel: channel,
-                            value: byPixel, columnMajor: columnMajor, inputOffset: inputOffset,
+                            s, offsets: offsets, packedWeight: packedWeight, start: start, channel: channel,
+                            value: byPixel, paddedOffsets: paddedOffsets, columns: patches,
                             gradInput: gradInput + n * inputSample)
                     }
-                    if let paddedGradWeight, let input {
+                    if let gradWeight, let input {
                         if let gradBias {
                             for o in 0..<s.outChannels {
                                 var sum = gradBias[o]
@@ -255,17 +427,10 @@ func conv2dBackwardSparse(
                                 gradBias[o] = sum
                             }
                         }
-                        for e in 0..<Int(first[s.outChannels]) { pixel[e] = inputOffset[Int(pixel[e])] }
-                        // 8-lane loads reach up to 8 - kW floats past the sample's last row: the
-                        // batch's last sample is read from a copy followed by zeros.
-                        var x = input + n * inputSample
-                        if n == s.batch - 1 {
-                            copyFloats(x, lastInput, inputSample)
-                            (lastInput + inputSample).update(repeating: 0, count: 8)
-                            x = UnsafePointer(lastInput)
-                        }
-                        addSparseWeightGradient(s, offsets: offsets, first: first, inputOffset: pixel, value: value,
-                                                input: x, paddedGradWeight: paddedGradWeight)
+                        buildPatches(s, offsets: offsets, x: input + n * inputSample,
+                                     end: input + s.batch * inputSample, patches: patches)
+                        addSparseWeightGradient(s, first: first, pixel: pixel, value: value,
+                                                patches: patches, gradWeight: gradWeight)
                     }
                 }
             }
@@ -276,122 +441,73 @@ func conv2dBackwardSparse(
 /// One sample's input gradient, overwritten, from its nonzeros grouped by output pixel
 /// (`nonzerosByPixel`: pixel `q`'s are `channel[start[q] ..< start[q + 1]]` and `value`).
 ///
-/// For each pixel with nonzeros, the column `Σ_o g[o] · weight[o, :]` is summed in registers,
-/// eight (then four) kernel rows at a time for every pixel, so that those rows of the weight
-/// (every channel's) stay in L1 while the sample's pixels use them; then it is added to the
-/// input gradient under the pixel's window. Pixels are visited column by column
-/// (`columnMajor`), so that consecutive pixels' 8-lane adds do not partly overlap (the adds
-/// of two pixels in a row share all but one float, and a load that partly overlaps an
-/// earlier store waits for it); `mnist-bench --ops` measured it no different from row by
-/// row on LeNet's conv2.
+/// For each block of vectors of the weight's patch rows (which then stays in the cache),
+/// each pixel's column `Σ_o g[o] · weight[o, :]` is summed in registers (`addScaledRows`)
+/// and stored into `columns`; then each column's kernel rows are added to the input gradient
+/// under the pixel's window, one 8-lane add each (lanes past the kernel width add zero).
 ///
 /// - Parameters:
 ///   - offsets: `kernelRowOffsets(s)`.
 ///   - inputOffset: each output pixel's window's offset in the sample's input.
+///   - columns: `sparseScratchCount(s)` floats of scratch, `(outPlane, patchStride)`: the rows
+///     of pixels with nonzeros are overwritten (the lanes past the taps with zeros).
 ///   - gradInput: `(inChannels, height, width)`, one sample's.
 @inlinable
 func addSparseInputGradient(
-    _ s: Conv2dShape, offsets: UnsafePointer<Int>, paddedWeight: UnsafePointer<Float>,
+    _ s: Conv2dShape, offsets: UnsafePointer<Int>, packedWeight: UnsafePointer<Float>,
     start: UnsafePointer<Int32>, channel: UnsafePointer<Int32>, value: UnsafePointer<Float>,
-    columnMajor: UnsafePointer<Int32>, inputOffset: UnsafePointer<Int32>, gradInput: UnsafeMutablePointer<Float>
+    paddedOffsets: UnsafePointer<Int>, columns: UnsafeMutablePointer<Float>, gradInput: UnsafeMutablePointer<Float>
 ) {
-    let plane = s.outPlane, rows = s.inChannels * s.kernelHeight, weightStride = rows * 8
-    let inputSample = s.inChannels * s.height * s.width
-    gradInput.update(repeating: 0, count: inputSample)
-    // 8-lane adds reach up to 8 - kW floats past a row: into the next row of the same sample
-    // (adding 0), but never past the sample's end.
-    let sampleEnd = gradInput + inputSample
-    var j = 0
-    while j + 8 <= rows {
-        let w = paddedWeight + j * 8
-        for i in 0..<plane {
-            let p = Int(columnMajor[i])
-            guard start[p] < start[p + 1] else { continue }
-            let origin = gradInput + Int(inputOffset[p])
-            var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>(), a3 = SIMD8<Float>()
-            var a4 = SIMD8<Float>(), a5 = SIMD8<Float>(), a6 = SIMD8<Float>(), a7 = SIMD8<Float>()
-            for e in Int(start[p])..<Int(start[p + 1]) {
-                let g = SIMD8<Float>(repeating: value[e])
-                let wc = w + Int(channel[e]) * weightStride  // eight consecutive padded rows
-                a0.addProduct(g, load8(wc)); a1.addProduct(g, load8(wc + 8))
-                a2.addProduct(g, load8(wc + 16)); a3.addProduct(g, load8(wc + 24))
-                a4.addProduct(g, load8(wc + 32)); a5.addProduct(g, load8(wc + 40))
-                a6.addProduct(g, load8(wc + 48)); a7.addProduct(g, load8(wc + 56))
-            }
-            add8(a0, to: origin + offsets[j], before: sampleEnd)
-            add8(a1, to: origin + offsets[j + 1], before: sampleEnd)
-            add8(a2, to: origin + offsets[j + 2], before: sampleEnd)
-            add8(a3, to: origin + offsets[j + 3], before: sampleEnd)
-            add8(a4, to: origin + offsets[j + 4], before: sampleEnd)
-            add8(a5, to: origin + offsets[j + 5], before: sampleEnd)
-            add8(a6, to: origin + offsets[j + 6], before: sampleEnd)
-            add8(a7, to: origin + offsets[j + 7], before: sampleEnd)
+    let kW = s.kernelWidth, rows = s.inChannels * s.kernelHeight, stride = patchStride(s)
+    forEachPatchBlock(s) { block, v in
+        let weights = packedWeight + v * PatchVector.scalarCount
+        for p in 0..<s.outPlane where start[p] < start[p + 1] {
+            addScaledRows(blockVectors: block, sums: columns + p * stride + v * PatchVector.scalarCount,
+                          fromZero: true, entries: Int(start[p])..<Int(start[p + 1]), scale: value, row: channel,
+                          rows: weights, rowStride: stride)
         }
-        j += 8
     }
-    while j < rows {
-        let width = min(4, rows - j)  // rows in this block; a short block repeats its last
-        let d0 = offsets[j], d1 = offsets[j + min(1, width - 1)]
-        let d2 = offsets[j + min(2, width - 1)], d3 = offsets[j + min(3, width - 1)]
-        let w0 = paddedWeight + j * 8, w1 = w0 + 8 * min(1, width - 1)
-        let w2 = w0 + 8 * min(2, width - 1), w3 = w0 + 8 * min(3, width - 1)
-        for i in 0..<plane {
-            let p = Int(columnMajor[i])
-            guard start[p] < start[p + 1] else { continue }
-            let origin = gradInput + Int(inputOffset[p])
-            var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>(), a3 = SIMD8<Float>()
-            for e in Int(start[p])..<Int(start[p + 1]) {
-                let g = SIMD8<Float>(repeating: value[e])
-                let c = Int(channel[e]) * weightStride
-                a0.addProduct(g, load8(w0 + c)); a1.addProduct(g, load8(w1 + c))
-                a2.addProduct(g, load8(w2 + c)); a3.addProduct(g, load8(w3 + c))
-            }
-            add8(a0, to: origin + d0, before: sampleEnd)
-            if width > 1 { add8(a1, to: origin + d1, before: sampleEnd) }
-            if width > 2 { add8(a2, to: origin + d2, before: sampleEnd) }
-            if width > 3 { add8(a3, to: origin + d3, before: sampleEnd) }
+    // Added into rows `paddedInputWidth` wide, then copied out.
+    let width = paddedInputWidth(s), padded = columns + s.outPlane * stride + 16
+    padded.update(repeating: 0, count: s.inChannels * s.height * width)
+    let kernelRow = SIMD8<Int32>(0, 1, 2, 3, 4, 5, 6, 7) .< Int32(kW)
+    // Column by column: the adds of two pixels side by side share all but one float, and a
+    // load that partly overlaps an earlier store still in flight waits for it; one pixel
+    // below, a kernel row's add lands exactly where the row below it landed, which forwards.
+    for i in 0..<s.outPlane {
+        let oh = i % s.outHeight, ow = i / s.outHeight, p = oh * s.outWidth + ow
+        guard start[p] < start[p + 1] else { continue }
+        let origin = padded + (oh * width + ow), column = columns + p * stride
+        for r in 0..<rows {
+            let to = origin + paddedOffsets[r]
+            store8(load8(to) + load8(column + r &* kW).replacing(with: 0, where: .!kernelRow), to)
         }
-        j += width
+    }
+    for row in 0..<(s.inChannels * s.height) {
+        copyFloats(padded + row * width, gradInput + row * s.width, s.width)
     }
 }
 
-/// Adds one sample's part of the weight gradient to `paddedGradWeight`
-/// `(outChannels, inChannels, kernelHeight, 8)`: for each output channel, eight kernel rows
-/// of its gradient at a time are loaded into registers, summed over the channel's nonzeros
-/// (`value[first[o] ..< first[o + 1]]` · the input under the window at `inputOffset[...]`)
-/// and stored back, so the sample's input is read from the cache for every channel. A short
-/// block repeats its last row, whose extra sums are not stored.
+/// Adds one sample's part of the weight gradient to `gradWeight` `(outChannels,
+/// patchStride)`: for each block of vectors of the patch rows, and each output channel, the
+/// block's sums are loaded into registers, summed over the channel's nonzeros
+/// (`value[first[o] ..< first[o + 1]]` · the patch of the pixel `pixel[...]`) and stored
+/// back, so that the block of every pixel's patch stays in the cache for all channels.
 ///
-/// - Parameter input: the sample's `(inChannels, height, width)`, readable 8 floats past its end.
+/// - Parameter patches: the sample's, `(outPlane, patchStride)` (`buildPatches`).
 @inlinable
 func addSparseWeightGradient(
-    _ s: Conv2dShape, offsets: UnsafePointer<Int>, first: UnsafePointer<Int32>, inputOffset: UnsafePointer<Int32>,
-    value: UnsafePointer<Float>, input x: UnsafePointer<Float>, paddedGradWeight: UnsafeMutablePointer<Float>
+    _ s: Conv2dShape, first: UnsafePointer<Int32>, pixel: UnsafePointer<Int32>,
+    value: UnsafePointer<Float>, patches: UnsafePointer<Float>, gradWeight: UnsafeMutablePointer<Float>
 ) {
-    let rows = s.inChannels * s.kernelHeight
-    for o in 0..<s.outChannels where first[o] < first[o + 1] {
-        let sums = paddedGradWeight + o * rows * 8
-        let entries = Int(first[o])..<Int(first[o + 1])
-        var j = 0
-        while j < rows {
-            let width = min(8, rows - j)
-            @inline(__always) func d(_ k: Int) -> Int { offsets[j + min(k, width - 1)] }
-            @inline(__always) func r(_ k: Int) -> UnsafeMutablePointer<Float> { sums + (j + min(k, width - 1)) * 8 }
-            let d0 = d(0), d1 = d(1), d2 = d(2), d3 = d(3), d4 = d(4), d5 = d(5), d6 = d(6), d7 = d(7)
-            var a0 = load8(r(0)), a1 = load8(r(1)), a2 = load8(r(2)), a3 = load8(r(3))
-            var a4 = load8(r(4)), a5 = load8(r(5)), a6 = load8(r(6)), a7 = load8(r(7))
-            for e in entries {
-                let g = SIMD8<Float>(repeating: value[e])
-                let xe = x + Int(inputOffset[e])
-                a0.addProduct(g, load8(xe + d0)); a1.addProduct(g, load8(xe + d1))
-                a2.addProduct(g, load8(xe + d2)); a3.addProduct(g, load8(xe + d3))
-                a4.addProduct(g, load8(xe + d4)); a5.addProduct(g, load8(xe + d5))
-                a6.addProduct(g, load8(xe + d6)); a7.addProduct(g, load8(xe + d7))
-            }
-            // Stored last to first: a repeated row's sums are stored by its first.
-            store8(a7, r(7)); store8(a6, r(6)); store8(a5, r(5)); store8(a4, r(4))
-            store8(a3, r(3)); store8(a2, r(2)); store8(a1, r(1)); store8(a0, r(0))
-            j += width
+    let stride = patchStride(s)
+    forEachPatchBlock(s) { block, v in
+        let rows = patches + v * PatchVector.scalarCount
+        for o in 0..<s.outChannels where first[o] < first[o + 1] {
+            addScaledRows(blockVectors: block, sums: gradWeight + o * stride + v * PatchVector.scalarCount,
+                          fromZero: false, entries: Int(first[o])..<Int(first[o + 1]), scale: value, row: pixel,
+                          rows: rows, rowStride: stride)
         }
     }
 }
+
