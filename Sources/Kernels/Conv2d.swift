@@ -466,14 +466,19 @@ func sparseBackward(
                              gradBias: gradBias == nil ? nil : plan.sparseBiasPartial(chunk),
                              patches: plan.sparsePatches(chunk))
     }
-    // Fixed-order reduction of the partials, dropping the lanes past the taps.
+    // Fixed-order reduction of the partials, dropping the lanes past the taps; output
+    // channels split over the threads (at 2 threads on LeNet's conv2, 48 µs in one thread).
     if let gradWeight {
         let taps = s.inChannels * s.kernelHeight * s.kernelWidth, stride = patchStride(s)
-        for o in 0..<s.outChannels {
-            for t in 0..<taps {
-                var sum = plan.sparsePartial(0)[o * stride + t]
-                for chunk in 1..<max(chunks, 1) { sum += plan.sparsePartial(chunk)[o * stride + t] }
-                gradWeight[o * taps + t] = sum
+        let partials = plan.sparsePartial(0), partialCount = patchWeightCount(s)
+        Parallelism.forEach(s.outChannels, chunks: chunks) { _, channels in
+            for o in channels {
+                let sum = gradWeight + o * taps
+                sum.update(from: partials + o * stride, count: taps)
+                for chunk in 1..<max(chunks, 1) {
+                    let partial = partials + chunk * partialCount + o * stride
+                    for t in 0..<taps { sum[t] += partial[t] }
+                }
             }
         }
     }
