@@ -104,13 +104,19 @@ func packBlockedWeight(
 }
 
 /// `count` floats from `source` to `destination` (non-overlapping), eight at a time: rows
-/// here are 8 to 30 floats, where a memmove call per row costs more than the copy.
+/// here are 8 to 30 floats, where a memmove call per row costs more than the copy. Past the
+/// last whole eight, the last eight floats are copied again (one vector, not a scalar loop;
+/// a row of 12: 8 + 8 overlapping) when there are at least eight.
 @inlinable @inline(__always)
 func copyFloats(_ source: UnsafePointer<Float>, _ destination: UnsafeMutablePointer<Float>, _ count: Int) {
     var i = 0
     while i + 8 <= count {
         store8(load8(source + i), destination + i)
         i += 8
+    }
+    if i < count && count >= 8 {
+        store8(load8(source + count - 8), destination + count - 8)
+        return
     }
     while i < count {
         destination[i] = source[i]
