@@ -457,27 +457,33 @@ func sparseBackward(
     let s = plan.shape, chunks = plan.chunks
     let weights = gradWeight != nil || gradBias != nil
     precondition((gradInput == nil || weight != nil) && (!weights || input != nil), "conv2d: sparse backward without its operand")
-    if gradInput != nil, let weight { packPatchWeight(s, weight: weight, packed: plan.packedPatchWeight) }
-    let packedWeight = UnsafePointer(plan.packedPatchWeight)
+    if gradInput != nil, let weight { packSparseWeight(s, weight: weight, packed: plan.packedSparseWeight) }
+    let packedWeight = UnsafePointer(plan.packedSparseWeight)
     plan.forEachChunk { chunk, samples in
         conv2dBackwardSparse(s, samples: samples, gradient: gradient,
                              packedWeight: gradInput == nil ? nil : packedWeight, gradInput: gradInput,
                              input: input, gradWeight: weights ? plan.sparsePartial(chunk) : nil,
                              gradBias: gradBias == nil ? nil : plan.sparseBiasPartial(chunk),
-                             patches: plan.sparsePatches(chunk))
+                             scratch: plan.sparseScratch(chunk))
     }
     // Fixed-order reduction of the partials, dropping the lanes past the taps; output
     // channels split over the threads (at 2 threads on LeNet's conv2, 48 µs in one thread).
     if let gradWeight {
-        let taps = s.inChannels * s.kernelHeight * s.kernelWidth, stride = patchStride(s)
-        let partials = plan.sparsePartial(0), partialCount = patchWeightCount(s)
+        let kW = s.kernelWidth, rows = s.inChannels * s.kernelHeight, taps = rows * kW
+        // Kernel row r's taps start at r · step in a partial's row.
+        let rowLength = sparseRowLength(s), step = sparseUsesPatches(s) ? kW : 8
+        let partials = plan.sparsePartial(0), partialCount = Conv2dPlan.sparsePartialCount(s)
         Parallelism.forEach(s.outChannels, chunks: chunks) { _, channels in
             for o in channels {
                 let sum = gradWeight + o * taps
-                sum.update(from: partials + o * stride, count: taps)
+                for r in 0..<rows {
+                    for kw in 0..<kW { sum[r * kW + kw] = partials[o * rowLength + r * step + kw] }
+                }
                 for chunk in 1..<max(chunks, 1) {
-                    let partial = partials + chunk * partialCount + o * stride
-                    for t in 0..<taps { sum[t] += partial[t] }
+                    let partial = partials + chunk * partialCount + o * rowLength
+                    for r in 0..<rows {
+                        for kw in 0..<kW { sum[r * kW + kw] += partial[r * step + kw] }
+                    }
                 }
             }
         }

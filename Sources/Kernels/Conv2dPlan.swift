@@ -219,7 +219,7 @@ public struct Conv2dPlan {
         // im2col matrices (every GEMM pass); the weight gradient's scratch and partial sums.
         let gemm = max(chunks * columns, chunks * weightScratchCount(s) + (chunks - 1) * partials)
         let sparse = allowsPooledGradient(s)
-            ? patchWeightCount(s) + chunks * (patchWeightCount(s) + sparseScratchCount(s) + s.outChannels) : 0
+            ? sparseWeightCount(s) + chunks * (sparsePartialCount(s) + sparseScratchCount(s)) : 0
         var direct = 0
         if usesDirectForward(s) {
             direct = packedBlockedWeightCount(outChannels: s.outChannels, taps: s.groupPatchSize)
@@ -306,25 +306,29 @@ public struct Conv2dPlan {
         workspace + chunk * blockedBackwardWeightScratchCount(shape)
     }
 
-    // Sparse (backward): the weight as patch rows (`packPatchWeight`), then each chunk's
-    // weight-gradient partial in the same layout, each chunk's patches (`buildPatches`), and
-    // each chunk's bias-gradient partial: the vectors' rows start on whole vectors.
+    // Sparse (backward): the weight as the passes lay it out (`packSparseWeight`), then each chunk's
+    // weight-gradient partial in the same layout followed by its bias-gradient partial, then
+    // each chunk's scratch (`sparseScratchCount`). Every part starts on a whole vector and a
+    // cache line, so that no two threads write one line (each writes its bias partial for
+    // every sample).
 
-    var packedPatchWeight: UnsafeMutablePointer<Float> { workspace }
+    /// Floats of one chunk's partials: the weight gradient's `(outChannels, sparseRowLength)`,
+    /// then the bias gradient's `outChannels`, rounded up to 16.
+    static func sparsePartialCount(_ s: Conv2dShape) -> Int { sparseWeightCount(s) + (s.outChannels + 15) / 16 * 16 }
 
-    /// Chunk `chunk`'s weight-gradient partial, `(outChannels, patchStride)`.
+    var packedSparseWeight: UnsafeMutablePointer<Float> { workspace }
+
+    /// Chunk `chunk`'s weight-gradient partial, `(outChannels, sparseRowLength)`.
     func sparsePartial(_ chunk: Int) -> UnsafeMutablePointer<Float> {
-        workspace + (1 + chunk) * patchWeightCount(shape)
-    }
-
-    /// Chunk `chunk`'s scratch: patches `(outPlane, patchStride)` and more (`sparseScratchCount`).
-    func sparsePatches(_ chunk: Int) -> UnsafeMutablePointer<Float> {
-        workspace + (1 + chunks) * patchWeightCount(shape) + chunk * sparseScratchCount(shape)
+        workspace + sparseWeightCount(shape) + chunk * Self.sparsePartialCount(shape)
     }
 
     /// Chunk `chunk`'s bias-gradient partial, `(outChannels)`.
-    func sparseBiasPartial(_ chunk: Int) -> UnsafeMutablePointer<Float> {
-        workspace + (1 + chunks) * patchWeightCount(shape) + chunks * sparseScratchCount(shape) + chunk * shape.outChannels
+    func sparseBiasPartial(_ chunk: Int) -> UnsafeMutablePointer<Float> { sparsePartial(chunk) + sparseWeightCount(shape) }
+
+    /// Chunk `chunk`'s scratch (`sparseScratchCount`).
+    func sparseScratch(_ chunk: Int) -> UnsafeMutablePointer<Float> {
+        workspace + sparseWeightCount(shape) + chunks * Self.sparsePartialCount(shape) + chunk * sparseScratchCount(shape)
     }
 }
 

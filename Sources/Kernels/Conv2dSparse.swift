@@ -210,18 +210,49 @@ func patchStride(_ s: Conv2dShape) -> Int {
     return (vectors >= 8 && vectors % 2 == 0 ? vectors + 1 : vectors) * lanes
 }
 
-/// Floats of the weight as patch rows, `(outChannels, patchStride)`: the sparse input
-/// gradient's operand (`packPatchWeight`), and the shape of each chunk's weight-gradient partial.
+/// Whether the sparse passes of `s` multiply along patch rows (`buildPatches`,
+/// `addSparseInputGradient`, `addSparseWeightGradient`), or by kernel rows, one 8-lane
+/// vector each read where it lies (`...ByRows`): patches for kernels of at least 256 taps.
+/// Building a sample's patches costs a copy per kernel row and output pixel, which many taps
+/// per nonzero repay: LeNet's conv2 (500 taps) took 2.34 ms against 4.13 by rows
+/// (`mnist-bench --ops`, 1 thread), but the published net's conv2 (216 taps, 3 wide) and
+/// every first layer (25 taps) trained slower on patches (the published net: 12,600 samples/s
+/// against 14,200 at 1 thread, most of the difference in `buildPatches`).
 @inlinable
-func patchWeightCount(_ s: Conv2dShape) -> Int { s.outChannels * patchStride(s) }
+func sparseUsesPatches(_ s: Conv2dShape) -> Bool { s.inChannels * s.kernelHeight * s.kernelWidth >= 256 }
 
-/// Floats of one chunk's scratch in the sparse passes: one sample's patches, `(outPlane,
-/// patchStride)` (`buildPatches`), or its columns (`addSparseInputGradient`); 16 more that
-/// 8-lane loads of the last row may reach; then the input gradient with padded rows
-/// (`paddedInputWidth`).
+/// Floats of one weight-shaped row of the sparse passes: a patch row (`patchStride`), or
+/// the kernel rows padded to 8 floats (`inChannels · kH · 8`).
+@inlinable
+func sparseRowLength(_ s: Conv2dShape) -> Int {
+    sparseUsesPatches(s) ? patchStride(s) : s.inChannels * s.kernelHeight * 8
+}
+
+/// Floats of the weight as the sparse passes lay it out, `(outChannels, sparseRowLength)`:
+/// the input gradient's operand (`packSparseWeight`), and the shape of each chunk's
+/// weight-gradient partial.
+@inlinable
+func sparseWeightCount(_ s: Conv2dShape) -> Int { s.outChannels * sparseRowLength(s) }
+
+/// `weight` laid out for the sparse passes: `packPatchWeight` or `padKernelRows`.
+@inlinable
+func packSparseWeight(_ s: Conv2dShape, weight: UnsafePointer<Float>, packed: UnsafeMutablePointer<Float>) {
+    if sparseUsesPatches(s) {
+        packPatchWeight(s, weight: weight, packed: packed)
+    } else {
+        padKernelRows(s, weight: weight, padded: packed)
+    }
+}
+
+/// Floats of one chunk's scratch in the sparse passes. On patches: one sample's patches,
+/// `(outPlane, patchStride)` (`buildPatches`), or its columns (`addSparseInputGradient`); 16
+/// more that 8-lane loads of the last row may reach; then the input gradient with padded rows
+/// (`paddedInputWidth`). By kernel rows: a copy of the batch's last sample followed by the
+/// zeros its 8-lane loads may reach.
 @inlinable
 func sparseScratchCount(_ s: Conv2dShape) -> Int {
-    s.outPlane * patchStride(s) + 16 + s.inChannels * s.height * paddedInputWidth(s)
+    guard sparseUsesPatches(s) else { return (s.inChannels * s.height * s.width + 8 + 15) / 16 * 16 }
+    return s.outPlane * patchStride(s) + 16 + s.inChannels * s.height * paddedInputWidth(s)
 }
 
 /// The row width of the sparse input gradient's scratch, `(inChannels, height,
@@ -369,44 +400,48 @@ func addScaledRows(
 
 /// The input gradient and/or the weight and bias gradients of `samples` from the nonzeros
 /// of `gradient` (see `Conv2dPlan.allowsSparseGradient` and `allowsPooledGradient`), sample
-/// by sample: each sample's nonzeros are listed once for both (`addSparseInputGradient`,
-/// `addSparseWeightGradient`).
+/// by sample: each sample's nonzeros are listed once for both, then multiplied along patch
+/// rows or by kernel rows (`sparseUsesPatches`).
 ///
 /// - Parameters:
-///   - packedWeight: `(outChannels, patchStride)`, the weight as patch rows
-///     (`packPatchWeight`); with `gradInput`.
+///   - packedWeight: `(outChannels, sparseRowLength)`, the weight laid out by
+///     `packSparseWeight`; with `gradInput`.
 ///   - gradInput: `(batch, inChannels, height, width)`; the samples' part is overwritten;
 ///     nil to skip the input gradient.
 ///   - input: `(batch, inChannels, height, width)`; with `gradWeight`.
-///   - gradWeight: `(outChannels, patchStride)`, written (not added); the lanes past the
-///     taps hold junk; nil to skip the weight gradient.
+///   - gradWeight: `(outChannels, sparseRowLength)`, written (not added) in `packedWeight`'s
+///     layout; the lanes past the taps hold junk; nil to skip the weight gradient.
 ///   - gradBias: `(outChannels)`, written; nil to skip it.
-///   - patches: `sparseScratchCount(s)` floats of scratch: the input gradient's columns and
-///     padded rows, then the weight gradient's patches (`buildPatches`); zeroed once per
-///     call, so that the lanes no pass writes hold no stray NaNs or subnormals.
+///   - scratch: `sparseScratchCount(s)` floats; zeroed once per call, so that the lanes no
+///     pass writes hold no stray NaNs or subnormals.
 @inlinable
 func conv2dBackwardSparse(
     _ s: Conv2dShape, samples: Range<Int>, gradient: SparseGradient,
     packedWeight: UnsafePointer<Float>?, gradInput: UnsafeMutablePointer<Float>?,
     input: UnsafePointer<Float>?, gradWeight: UnsafeMutablePointer<Float>?, gradBias: UnsafeMutablePointer<Float>?,
-    patches: UnsafeMutablePointer<Float>
+    scratch: UnsafeMutablePointer<Float>
 ) {
-    let plane = s.outPlane, capacity = gradient.sampleCapacity(s), stride = patchStride(s)
+    let plane = s.outPlane, outW = s.outWidth, capacity = gradient.sampleCapacity(s), patches = sparseUsesPatches(s)
     let inputSample = s.inChannels * s.height * s.width
     // The kernel rows' offsets in a sample's input (`kernelRowOffsets`), then in the input
-    // gradient's padded rows (`paddedInputWidth`).
+    // gradient's padded rows (`paddedInputWidth`, patches only).
     let rowOffsets = kernelRowOffsets(s), offsets = rowOffsets + rowOffsets.map { $0 / s.width * paddedInputWidth(s) }
-    gradWeight?.update(repeating: 0, count: patchWeightCount(s))
-    patches.update(repeating: 0, count: sparseScratchCount(s))
+    gradWeight?.update(repeating: 0, count: sparseWeightCount(s))
+    scratch.update(repeating: 0, count: sparseScratchCount(s))
     // Summed below from each sample's nonzeros, in order.
     gradBias?.update(repeating: 0, count: s.outChannels)
-    withUnsafeTemporaryAllocation(of: Int32.self, capacity: s.outChannels + 2 + 2 * capacity + plane) { ints in
+    withUnsafeTemporaryAllocation(of: Int32.self, capacity: s.outChannels + 2 + 2 * capacity + 3 * plane) { ints in
         withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * capacity) { floats in
             // One sample's nonzeros of channel o: value and output pixel at first[o] ..< first[o + 1];
-            // grouped by pixel for the input gradient (`start`, `channel`, `byPixel`).
+            // grouped by pixel for the input gradient (`start`, `channel`, `byPixel`). By
+            // kernel rows: the pixels column by column and each pixel's window in the input.
             let first = ints.baseAddress!, pixel = first + s.outChannels + 1, channel = pixel + capacity
-            let start = channel + capacity
+            let start = channel + capacity, columnMajor = start + plane + 1, inputOffset = columnMajor + plane
             let value = floats.baseAddress!, byPixel = value + capacity
+            for q in 0..<plane {
+                columnMajor[q] = Int32(truncatingIfNeeded: q % s.outHeight * outW + q / s.outHeight)
+                inputOffset[q] = Int32(truncatingIfNeeded: q / outW * s.width + q % outW)
+            }
             offsets.withUnsafeBufferPointer { offsets in
                 let offsets = offsets.baseAddress!, paddedOffsets = offsets + rowOffsets.count
                 for n in samples {
@@ -414,10 +449,17 @@ func conv2dBackwardSparse(
                     if let gradInput, let packedWeight {
                         nonzerosByPixel(channels: s.outChannels, plane: plane, first: first, pixel: pixel, value: value,
                                         start: start, channel: channel, byPixel: byPixel)
-                        addSparseInputGradient(
-                            s, offsets: offsets, packedWeight: packedWeight, start: start, channel: channel,
-                            value: byPixel, paddedOffsets: paddedOffsets, columns: patches,
-                            gradInput: gradInput + n * inputSample)
+                        if patches {
+                            addSparseInputGradient(
+                                s, offsets: offsets, packedWeight: packedWeight, start: start, channel: channel,
+                                value: byPixel, paddedOffsets: paddedOffsets, columns: scratch,
+                                gradInput: gradInput + n * inputSample)
+                        } else {
+                            addSparseInputGradientByRows(
+                                s, offsets: offsets, paddedWeight: packedWeight, start: start, channel: channel,
+                                value: byPixel, columnMajor: columnMajor, inputOffset: inputOffset,
+                                gradInput: gradInput + n * inputSample)
+                        }
                     }
                     if let gradWeight, let input {
                         if let gradBias {
@@ -427,10 +469,23 @@ func conv2dBackwardSparse(
                                 gradBias[o] = sum
                             }
                         }
-                        buildPatches(s, offsets: offsets, x: input + n * inputSample,
-                                     end: input + s.batch * inputSample, patches: patches)
-                        addSparseWeightGradient(s, first: first, pixel: pixel, value: value,
-                                                patches: patches, gradWeight: gradWeight)
+                        if patches {
+                            buildPatches(s, offsets: offsets, x: input + n * inputSample,
+                                         end: input + s.batch * inputSample, patches: scratch)
+                            addSparseWeightGradient(s, first: first, pixel: pixel, value: value,
+                                                    patches: scratch, gradWeight: gradWeight)
+                            continue
+                        }
+                        for e in 0..<Int(first[s.outChannels]) { pixel[e] = inputOffset[Int(pixel[e])] }
+                        // 8-lane loads reach up to 8 - kW floats past the sample's last row: the
+                        // batch's last sample is read from a copy followed by zeros.
+                        var x = input + n * inputSample
+                        if n == s.batch - 1 {
+                            copyFloats(x, scratch, inputSample)
+                            x = UnsafePointer(scratch)
+                        }
+                        addSparseWeightGradientByRows(s, offsets: offsets, first: first, inputOffset: pixel, value: value,
+                                                      input: x, paddedGradWeight: gradWeight)
                     }
                 }
             }
@@ -511,3 +566,143 @@ func addSparseWeightGradient(
     }
 }
 
+// MARK: By kernel rows
+
+/// Floats of one weight-shaped buffer whose kernel rows are padded to 8 floats:
+/// `(outChannels, inChannels, kernelHeight, 8)`.
+@inlinable
+func paddedWeightCount(_ s: Conv2dShape) -> Int { s.outChannels * s.inChannels * s.kernelHeight * 8 }
+
+/// Copies `weight` `(outChannels, inChannels, kH, kW)` into `padded`
+/// `(outChannels, inChannels, kH, 8)`, zero past `kW`.
+@inlinable
+func padKernelRows(_ s: Conv2dShape, weight: UnsafePointer<Float>, padded: UnsafeMutablePointer<Float>) {
+    let kW = s.kernelWidth
+    for row in 0..<(paddedWeightCount(s) / 8) {
+        for lane in 0..<8 { padded[row * 8 + lane] = lane < kW ? weight[row * kW + lane] : 0 }
+    }
+}
+
+/// `addSparseInputGradient` by kernel rows (`sparseUsesPatches` false): the weight's rows
+/// padded to 8 floats (`padKernelRows`), one 8-lane vector per kernel row.
+///
+/// For each pixel with nonzeros, the column `Σ_o g[o] · weight[o, :]` is summed in registers,
+/// eight (then four) kernel rows at a time for every pixel, so that those rows of the weight
+/// (every channel's) stay in L1 while the sample's pixels use them; then it is added to the
+/// input gradient under the pixel's window. Pixels are visited column by column
+/// (`columnMajor`), so that consecutive pixels' 8-lane adds do not partly overlap (the adds
+/// of two pixels in a row share all but one float, and a load that partly overlaps an
+/// earlier store waits for it); `mnist-bench --ops` measured it no different from row by
+/// row on LeNet's conv2.
+///
+/// - Parameters:
+///   - offsets: `kernelRowOffsets(s)`.
+///   - inputOffset: each output pixel's window's offset in the sample's input.
+///   - gradInput: `(inChannels, height, width)`, one sample's.
+@inlinable
+func addSparseInputGradientByRows(
+    _ s: Conv2dShape, offsets: UnsafePointer<Int>, paddedWeight: UnsafePointer<Float>,
+    start: UnsafePointer<Int32>, channel: UnsafePointer<Int32>, value: UnsafePointer<Float>,
+    columnMajor: UnsafePointer<Int32>, inputOffset: UnsafePointer<Int32>, gradInput: UnsafeMutablePointer<Float>
+) {
+    let plane = s.outPlane, rows = s.inChannels * s.kernelHeight, weightStride = rows * 8
+    let inputSample = s.inChannels * s.height * s.width
+    gradInput.update(repeating: 0, count: inputSample)
+    // 8-lane adds reach up to 8 - kW floats past a row: into the next row of the same sample
+    // (adding 0), but never past the sample's end.
+    let sampleEnd = gradInput + inputSample
+    var j = 0
+    while j + 8 <= rows {
+        let w = paddedWeight + j * 8
+        for i in 0..<plane {
+            let p = Int(columnMajor[i])
+            guard start[p] < start[p + 1] else { continue }
+            let origin = gradInput + Int(inputOffset[p])
+            var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>(), a3 = SIMD8<Float>()
+            var a4 = SIMD8<Float>(), a5 = SIMD8<Float>(), a6 = SIMD8<Float>(), a7 = SIMD8<Float>()
+            for e in Int(start[p])..<Int(start[p + 1]) {
+                let g = SIMD8<Float>(repeating: value[e])
+                let wc = w + Int(channel[e]) * weightStride  // eight consecutive padded rows
+                a0.addProduct(g, load8(wc)); a1.addProduct(g, load8(wc + 8))
+                a2.addProduct(g, load8(wc + 16)); a3.addProduct(g, load8(wc + 24))
+                a4.addProduct(g, load8(wc + 32)); a5.addProduct(g, load8(wc + 40))
+                a6.addProduct(g, load8(wc + 48)); a7.addProduct(g, load8(wc + 56))
+            }
+            add8(a0, to: origin + offsets[j], before: sampleEnd)
+            add8(a1, to: origin + offsets[j + 1], before: sampleEnd)
+            add8(a2, to: origin + offsets[j + 2], before: sampleEnd)
+            add8(a3, to: origin + offsets[j + 3], before: sampleEnd)
+            add8(a4, to: origin + offsets[j + 4], before: sampleEnd)
+            add8(a5, to: origin + offsets[j + 5], before: sampleEnd)
+            add8(a6, to: origin + offsets[j + 6], before: sampleEnd)
+            add8(a7, to: origin + offsets[j + 7], before: sampleEnd)
+        }
+        j += 8
+    }
+    while j < rows {
+        let width = min(4, rows - j)  // rows in this block; a short block repeats its last
+        let d0 = offsets[j], d1 = offsets[j + min(1, width - 1)]
+        let d2 = offsets[j + min(2, width - 1)], d3 = offsets[j + min(3, width - 1)]
+        let w0 = paddedWeight + j * 8, w1 = w0 + 8 * min(1, width - 1)
+        let w2 = w0 + 8 * min(2, width - 1), w3 = w0 + 8 * min(3, width - 1)
+        for i in 0..<plane {
+            let p = Int(columnMajor[i])
+            guard start[p] < start[p + 1] else { continue }
+            let origin = gradInput + Int(inputOffset[p])
+            var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>(), a3 = SIMD8<Float>()
+            for e in Int(start[p])..<Int(start[p + 1]) {
+                let g = SIMD8<Float>(repeating: value[e])
+                let c = Int(channel[e]) * weightStride
+                a0.addProduct(g, load8(w0 + c)); a1.addProduct(g, load8(w1 + c))
+                a2.addProduct(g, load8(w2 + c)); a3.addProduct(g, load8(w3 + c))
+            }
+            add8(a0, to: origin + d0, before: sampleEnd)
+            if width > 1 { add8(a1, to: origin + d1, before: sampleEnd) }
+            if width > 2 { add8(a2, to: origin + d2, before: sampleEnd) }
+            if width > 3 { add8(a3, to: origin + d3, before: sampleEnd) }
+        }
+        j += width
+    }
+}
+
+/// `addSparseWeightGradient` by kernel rows (`sparseUsesPatches` false), reading the input
+/// where it lies: adds one sample's part of the weight gradient to `paddedGradWeight`
+/// `(outChannels, inChannels, kernelHeight, 8)`: for each output channel, eight kernel rows
+/// of its gradient at a time are loaded into registers, summed over the channel's nonzeros
+/// (`value[first[o] ..< first[o + 1]]` · the input under the window at `inputOffset[...]`)
+/// and stored back, so the sample's input is read from the cache for every channel. A short
+/// block repeats its last row, whose extra sums are not stored.
+///
+/// - Parameter input: the sample's `(inChannels, height, width)`, readable 8 floats past its end.
+@inlinable
+func addSparseWeightGradientByRows(
+    _ s: Conv2dShape, offsets: UnsafePointer<Int>, first: UnsafePointer<Int32>, inputOffset: UnsafePointer<Int32>,
+    value: UnsafePointer<Float>, input x: UnsafePointer<Float>, paddedGradWeight: UnsafeMutablePointer<Float>
+) {
+    let rows = s.inChannels * s.kernelHeight
+    for o in 0..<s.outChannels where first[o] < first[o + 1] {
+        let sums = paddedGradWeight + o * rows * 8
+        let entries = Int(first[o])..<Int(first[o + 1])
+        var j = 0
+        while j < rows {
+            let width = min(8, rows - j)
+            @inline(__always) func d(_ k: Int) -> Int { offsets[j + min(k, width - 1)] }
+            @inline(__always) func r(_ k: Int) -> UnsafeMutablePointer<Float> { sums + (j + min(k, width - 1)) * 8 }
+            let d0 = d(0), d1 = d(1), d2 = d(2), d3 = d(3), d4 = d(4), d5 = d(5), d6 = d(6), d7 = d(7)
+            var a0 = load8(r(0)), a1 = load8(r(1)), a2 = load8(r(2)), a3 = load8(r(3))
+            var a4 = load8(r(4)), a5 = load8(r(5)), a6 = load8(r(6)), a7 = load8(r(7))
+            for e in entries {
+                let g = SIMD8<Float>(repeating: value[e])
+                let xe = x + Int(inputOffset[e])
+                a0.addProduct(g, load8(xe + d0)); a1.addProduct(g, load8(xe + d1))
+                a2.addProduct(g, load8(xe + d2)); a3.addProduct(g, load8(xe + d3))
+                a4.addProduct(g, load8(xe + d4)); a5.addProduct(g, load8(xe + d5))
+                a6.addProduct(g, load8(xe + d6)); a7.addProduct(g, load8(xe + d7))
+            }
+            // Stored last to first: a repeated row's sums are stored by its first.
+            store8(a7, r(7)); store8(a6, r(6)); store8(a5, r(5)); store8(a4, r(4))
+            store8(a3, r(3)); store8(a2, r(2)); store8(a1, r(1)); store8(a0, r(0))
+            j += width
+        }
+    }
+}

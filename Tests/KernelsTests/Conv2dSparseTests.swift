@@ -7,12 +7,15 @@ import Testing
 /// threads, and the choice between them and the GEMM path.
 @Suite struct Conv2dSparseTests {
     /// (input, weight): LeNet's conv2; a kernel 8 wide; a 1-wide kernel; an input narrower
-    /// than 8 (rows closer than one 8-lane add).
+    /// than 8 (rows closer than one 8-lane add); on patches (`sparseUsesPatches`, 256 taps or
+    /// more) besides LeNet's conv2, a kernel 8 wide and an input narrower than 8.
     static let cases: [([Int], [Int])] = [
         ([5, 20, 12, 12], [50, 20, 5, 5]),
         ([3, 3, 9, 11], [4, 3, 2, 8]),
         ([4, 9, 7, 9], [3, 9, 4, 1]),
         ([3, 6, 9, 6], [5, 6, 3, 3]),
+        ([3, 12, 9, 11], [4, 12, 3, 8]),
+        ([2, 40, 7, 7], [5, 40, 3, 3]),
     ]
 
     /// A gradient with about one element in ten nonzero, the last sample's last one included.
@@ -29,6 +32,7 @@ import Testing
         let x = random.floats(input.reduce(1, *)), w = random.floats(weight.reduce(1, *))
         let r = Self.sparseGradient(s, &random)
         #expect(Conv2dPlan.allowsSparseGradient(s))
+        #expect(sparseUsesPatches(s) == (weight[1] * weight[2] * weight[3] >= 256))
         #expect(r.withUnsafeBufferPointer { conv2dGradientIsSparse(s, gradOutput: $0.baseAddress!) })
         let expected = exactUnpaddedGradients(s, x, w, r)
         for threads in 1...3 {
@@ -62,7 +66,8 @@ import Testing
     /// (whose dense weight gradient is computed directly) behind ReLU + 2×2 pools; a
     /// kernel 8 wide behind a 3×3 pool; overlapping 3×3 windows at stride 2 with ceil mode,
     /// where two windows can pick one pixel; no ReLU; a 2×2 pool at stride 1, whose gradient
-    /// goes through a dense block (`conv2dPooledGradientIsSparse` is false).
+    /// goes through a dense block (`conv2dPooledGradientIsSparse` is false); on patches, an
+    /// input narrower than 8 behind ReLU + a 2×2 pool.
     static let pooledCases: [([Int], [Int], Int, Int, Bool, Bool)] = [
         ([5, 20, 12, 12], [50, 20, 5, 5], 2, 2, true, false),
         ([3, 1, 28, 28], [20, 1, 5, 5], 2, 2, true, false),
@@ -70,6 +75,7 @@ import Testing
         ([4, 3, 12, 12], [5, 3, 3, 3], 3, 2, true, true),
         ([2, 6, 9, 10], [5, 6, 3, 3], 2, 2, false, true),
         ([2, 3, 8, 8], [4, 3, 3, 3], 2, 1, true, false),
+        ([3, 40, 8, 7], [6, 40, 3, 3], 2, 2, true, false),
     ]
 
     /// `conv2dMaxPool2dBackward` from a max-pool's gradient and argmax (`PooledGradient`) against
