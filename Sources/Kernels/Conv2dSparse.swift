@@ -212,14 +212,17 @@ func patchStride(_ s: Conv2dShape) -> Int {
 
 /// Whether the sparse passes of `s` multiply along patch rows (`buildPatches`,
 /// `addSparseInputGradient`, `addSparseWeightGradient`), or by kernel rows, one 8-lane
-/// vector each read where it lies (`...ByRows`): patches for kernels of at least 256 taps.
-/// Building a sample's patches costs a copy per kernel row and output pixel, which many taps
-/// per nonzero repay: LeNet's conv2 (500 taps) took 2.34 ms against 4.13 by rows
-/// (`mnist-bench --ops`, 1 thread), but the published net's conv2 (216 taps, 3 wide) and
-/// every first layer (25 taps) trained slower on patches (the published net: 12,600 samples/s
-/// against 14,200 at 1 thread, most of the difference in `buildPatches`).
+/// vector each read where it lies (`...ByRows`): patches for kernels of at least 256 taps,
+/// with 16-lane vectors. Building a sample's patches costs a copy per kernel row and output
+/// pixel, which many taps per nonzero in few wide vectors repay: LeNet's conv2 (500 taps)
+/// took 2.34 ms against 4.13 by rows (`mnist-bench --ops`, 1 thread, AVX-512). The published
+/// net's conv2 (216 taps, 3 wide) and every first layer (25 taps) trained slower on patches
+/// (the published net: 12,600 samples/s against 14,200 at 1 thread, most of the difference
+/// in `buildPatches`), and so did LeNet's conv2 with 8-lane vectors (5.13 ms against 4.81).
 @inlinable
-func sparseUsesPatches(_ s: Conv2dShape) -> Bool { s.inChannels * s.kernelHeight * s.kernelWidth >= 256 }
+func sparseUsesPatches(_ s: Conv2dShape) -> Bool {
+    PatchVector.scalarCount == 16 && s.inChannels * s.kernelHeight * s.kernelWidth >= 256
+}
 
 /// Floats of one weight-shaped row of the sparse passes: a patch row (`patchStride`), or
 /// the kernel rows padded to 8 floats (`inChannels · kH · 8`).

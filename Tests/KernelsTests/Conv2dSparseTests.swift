@@ -7,8 +7,9 @@ import Testing
 /// threads, and the choice between them and the GEMM path.
 @Suite struct Conv2dSparseTests {
     /// (input, weight): LeNet's conv2; a kernel 8 wide; a 1-wide kernel; an input narrower
-    /// than 8 (rows closer than one 8-lane add); on patches (`sparseUsesPatches`, 256 taps or
-    /// more) besides LeNet's conv2, a kernel 8 wide and an input narrower than 8.
+    /// than 8 (rows closer than one 8-lane add); on patches in 16-lane builds
+    /// (`sparseUsesPatches`, 256 taps or more) besides LeNet's conv2, a kernel 8 wide and an
+    /// input narrower than 8.
     static let cases: [([Int], [Int])] = [
         ([5, 20, 12, 12], [50, 20, 5, 5]),
         ([3, 3, 9, 11], [4, 3, 2, 8]),
@@ -32,7 +33,7 @@ import Testing
         let x = random.floats(input.reduce(1, *)), w = random.floats(weight.reduce(1, *))
         let r = Self.sparseGradient(s, &random)
         #expect(Conv2dPlan.allowsSparseGradient(s))
-        #expect(sparseUsesPatches(s) == (weight[1] * weight[2] * weight[3] >= 256))
+        #expect(sparseUsesPatches(s) == (PatchVector.scalarCount == 16 && weight[1] * weight[2] * weight[3] >= 256))
         #expect(r.withUnsafeBufferPointer { conv2dGradientIsSparse(s, gradOutput: $0.baseAddress!) })
         let expected = exactUnpaddedGradients(s, x, w, r)
         for threads in 1...3 {
