@@ -135,10 +135,27 @@ func rowProduct(
     while j + 64 <= n { columnBlocks.append(j..<(j + 64)); j += 64 }
     while j + 16 <= n { columnBlocks.append(j..<(j + 16)); j += 16 }
     let narrow = j..<n
-    let tiles = columnBlocks.count * rowBlocks
+    let tiles = columnBlocks.count * rowBlocks, items = tiles + (narrow.isEmpty ? 0 : 1)
     let minimum = max(1, 200_000 / max(1, 6 * 64 * op.depth))  // about 0.2 MFLOP per chunk at least
+    let chunks = max(1, min(Parallelism.threadCount, items / minimum))
+    // Chunks of about equal columns, not of equal tile counts: fc1's gradients (800 columns:
+    // twelve blocks of 64 and two of 16) gave the first thread 448 columns and the second 352.
+    // The last columns' item counts as one 16-wide block per row block. Each output is
+    // computed by one thread either way: the results do not depend on the split.
+    var bounds = [0]
+    if chunks > 1 {
+        let width = columnBlocks.map(\.count) + (narrow.isEmpty ? [] : [16])
+        let total = width.reduce(0, +) * rowBlocks
+        var done = 0
+        for t in 0..<items {
+            done += t < tiles ? width[t / rowBlocks] : width[width.count - 1] * rowBlocks
+            if bounds.count < chunks && done * chunks >= total * bounds.count { bounds.append(t + 1) }
+        }
+    }
+    bounds.append(items)
     columnBlocks.withUnsafeBufferPointer { columnBlocks in
-        Parallelism.forEachChunk(tiles + (narrow.isEmpty ? 0 : 1), minimumPerChunk: minimum) { _, range in
+        runInParallel(bounds.count - 1) { chunk in
+            let range = bounds[chunk]..<bounds[chunk + 1]
             withUnsafeTemporaryAllocation(of: Float.self, capacity: 6 * 64) { tile in
                 let tile = tile.baseAddress!
                 for t in range {
