@@ -454,7 +454,7 @@ func conv2dBackwardSparse(
                                         start: start, channel: channel, byPixel: byPixel)
                         if patches {
                             addSparseInputGradient(
-                                s, offsets: offsets, packedWeight: packedWeight, start: start, channel: channel,
+                                s, packedWeight: packedWeight, start: start, channel: channel,
                                 value: byPixel, paddedOffsets: paddedOffsets, columns: scratch,
                                 gradInput: gradInput + n * inputSample)
                         } else {
@@ -505,26 +505,20 @@ func conv2dBackwardSparse(
 /// under the pixel's window, one 8-lane add each (lanes past the kernel width add zero).
 ///
 /// - Parameters:
-///   - offsets: `kernelRowOffsets(s)`.
-///   - inputOffset: each output pixel's window's offset in the sample's input.
+///   - paddedOffsets: the kernel rows' offsets in the padded rows (`kernelRowOffsets(s)`
+///     with rows `paddedInputWidth` wide).
 ///   - columns: `sparseScratchCount(s)` floats of scratch, `(outPlane, patchStride)`: the rows
 ///     of pixels with nonzeros are overwritten (the lanes past the taps with zeros).
 ///   - gradInput: `(inChannels, height, width)`, one sample's.
 @inlinable
 func addSparseInputGradient(
-    _ s: Conv2dShape, offsets: UnsafePointer<Int>, packedWeight: UnsafePointer<Float>,
+    _ s: Conv2dShape, packedWeight: UnsafePointer<Float>,
     start: UnsafePointer<Int32>, channel: UnsafePointer<Int32>, value: UnsafePointer<Float>,
     paddedOffsets: UnsafePointer<Int>, columns: UnsafeMutablePointer<Float>, gradInput: UnsafeMutablePointer<Float>
 ) {
     let kW = s.kernelWidth, rows = s.inChannels * s.kernelHeight, stride = patchStride(s)
-    forEachPatchBlock(s) { block, v in
-        let weights = packedWeight + v * PatchVector.scalarCount
-        for p in 0..<s.outPlane where start[p] < start[p + 1] {
-            addScaledRows(blockVectors: block, sums: columns + p * stride + v * PatchVector.scalarCount,
-                          fromZero: true, entries: Int(start[p])..<Int(start[p + 1]), scale: value, row: channel,
-                          rows: weights, rowStride: stride)
-        }
-    }
+    addScaledRowGroups(s, groups: s.outPlane, bounds: start, sums: columns, fromZero: true, scale: value, row: channel,
+                       rows: packedWeight)
     // Added into rows `paddedInputWidth` wide, then copied out.
     let width = paddedInputWidth(s), padded = columns + s.outPlane * stride + 16
     padded.update(repeating: 0, count: s.inChannels * s.height * width)
@@ -547,10 +541,8 @@ func addSparseInputGradient(
 }
 
 /// Adds one sample's part of the weight gradient to `gradWeight` `(outChannels,
-/// patchStride)`: for each block of vectors of the patch rows, and each output channel, the
-/// block's sums are loaded into registers, summed over the channel's nonzeros
-/// (`value[first[o] ..< first[o + 1]]` · the patch of the pixel `pixel[...]`) and stored
-/// back, so that the block of every pixel's patch stays in the cache for all channels.
+/// patchStride)`: each output channel's sums plus its nonzeros (`value[first[o] ..<
+/// first[o + 1]]`) times the patches of their pixels (`pixel[...]`), `addScaledRowGroups`.
 ///
 /// - Parameter patches: the sample's, `(outPlane, patchStride)` (`buildPatches`).
 @inlinable
@@ -558,30 +550,39 @@ func addSparseWeightGradient(
     _ s: Conv2dShape, first: UnsafePointer<Int32>, pixel: UnsafePointer<Int32>,
     value: UnsafePointer<Float>, patches: UnsafePointer<Float>, gradWeight: UnsafeMutablePointer<Float>
 ) {
+    addScaledRowGroups(s, groups: s.outChannels, bounds: first, sums: gradWeight, fromZero: false, scale: value,
+                       row: pixel, rows: patches)
+}
+
+/// For each group `g < groups` with entries (`bounds[g] ..< bounds[g + 1]`), the patch row
+/// `sums[g · patchStride ...]` (+)= Σ_e `scale[e]` · the patch row `rows[row[e] · patchStride
+/// ...]` (`addScaledRows`), a block of vectors at a time over every group, so that the block
+/// of every row the entries read stays in the cache: the weight gradient's channels over
+/// patches, the input gradient's pixels over the packed weight.
+@inlinable @inline(__always)
+func addScaledRowGroups(
+    _ s: Conv2dShape, groups: Int, bounds: UnsafePointer<Int32>, sums: UnsafeMutablePointer<Float>, fromZero: Bool,
+    scale: UnsafePointer<Float>, row: UnsafePointer<Int32>, rows: UnsafePointer<Float>
+) {
     let stride = patchStride(s)
     forEachPatchBlock(s) { block, v in
-        let rows = patches + v * PatchVector.scalarCount
-        for o in 0..<s.outChannels where first[o] < first[o + 1] {
-            addScaledRows(blockVectors: block, sums: gradWeight + o * stride + v * PatchVector.scalarCount,
-                          fromZero: false, entries: Int(first[o])..<Int(first[o + 1]), scale: value, row: pixel,
-                          rows: rows, rowStride: stride)
+        let offset = v * PatchVector.scalarCount
+        for g in 0..<groups where bounds[g] < bounds[g + 1] {
+            addScaledRows(blockVectors: block, sums: sums + g * stride + offset, fromZero: fromZero,
+                          entries: Int(bounds[g])..<Int(bounds[g + 1]), scale: scale, row: row,
+                          rows: rows + offset, rowStride: stride)
         }
     }
 }
 
 // MARK: By kernel rows
 
-/// Floats of one weight-shaped buffer whose kernel rows are padded to 8 floats:
-/// `(outChannels, inChannels, kernelHeight, 8)`.
-@inlinable
-func paddedWeightCount(_ s: Conv2dShape) -> Int { s.outChannels * s.inChannels * s.kernelHeight * 8 }
-
 /// Copies `weight` `(outChannels, inChannels, kH, kW)` into `padded`
 /// `(outChannels, inChannels, kH, 8)`, zero past `kW`.
 @inlinable
 func padKernelRows(_ s: Conv2dShape, weight: UnsafePointer<Float>, padded: UnsafeMutablePointer<Float>) {
     let kW = s.kernelWidth
-    for row in 0..<(paddedWeightCount(s) / 8) {
+    for row in 0..<(s.outChannels * s.inChannels * s.kernelHeight) {
         for lane in 0..<8 { padded[row * 8 + lane] = lane < kW ? weight[row * kW + lane] : 0 }
     }
 }

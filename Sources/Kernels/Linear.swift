@@ -152,7 +152,7 @@ func rowProduct(
             if bounds.count < chunks && done * chunks >= total * bounds.count { bounds.append(t + 1) }
         }
     }
-    bounds.append(items)
+    if bounds.last != items { bounds.append(items) }
     columnBlocks.withUnsafeBufferPointer { columnBlocks in
         runInParallel(bounds.count - 1) { chunk in
             let range = bounds[chunk]..<bounds[chunk + 1]
