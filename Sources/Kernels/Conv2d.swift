@@ -467,7 +467,7 @@ func sparseBackward(
                              scratch: plan.sparseScratch(chunk))
     }
     // Fixed-order reduction of the partials, dropping the lanes past the taps; output
-    // channels split over the threads (at 2 threads on LeNet's conv2, 48 µs in one thread).
+    // channels split over the threads (on the calling thread alone, the worker waited).
     if let gradWeight {
         let kW = s.kernelWidth, rows = s.inChannels * s.kernelHeight, taps = rows * kW
         // Kernel row r's taps start at r · step in a partial's row.

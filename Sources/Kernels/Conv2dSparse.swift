@@ -16,11 +16,11 @@
 // `conv2dMaxPool2dBackward`), which skips writing the dense gradient and
 // scanning it again.
 //
-// Measured on LeNet's conv2 at batch 64 (AVX-512 Xeon, 1 thread, `mnist-bench --ops`, best
-// of six runs alternating with the previous build): both passes took 2.34 ms, against 4.13
-// for the previous kernels, which read the input and weight where they lie, one 8-lane
-// fused multiply-add per kernel row (5 of its 8 lanes used) for every nonzero; the input
-// gradient 1.20 ms against 1.79, the weight gradient 1.19 against 2.07.
+// Measured on LeNet's conv2 at batch 64 (AVX-512 Xeon, 1 thread, `mnist-bench --ops
+// --config configs/lenet.json`, best of six runs alternating eee57e3 with 02362ff): both
+// passes took 2.37 ms, against 4.19 for the previous kernels, which read the input and
+// weight where they lie, one 8-lane fused multiply-add per kernel row (5 of its 8 lanes
+// used) for every nonzero; at eee57e3 the input gradient 1.22 ms, the weight gradient 1.19.
 
 /// The output gradient of a convolution that a max-pool of the output passed back: the
 /// pool's gradient `(batch, outChannels, pool.outHeight, pool.outWidth)`, the argmax of its
@@ -215,10 +215,11 @@ func patchStride(_ s: Conv2dShape) -> Int {
 /// vector each read where it lies (`...ByRows`): patches for kernels of at least 256 taps,
 /// with 16-lane vectors. Building a sample's patches costs a copy per kernel row and output
 /// pixel, which many taps per nonzero in few wide vectors repay: LeNet's conv2 (500 taps)
-/// took 2.34 ms against 4.13 by rows (`mnist-bench --ops`, 1 thread, AVX-512). The published
-/// net's conv2 (216 taps, 3 wide) and every first layer (25 taps) trained slower on patches
-/// (the published net: 12,600 samples/s against 14,200 at 1 thread, most of the difference
-/// in `buildPatches`), and so did LeNet's conv2 with 8-lane vectors (5.13 ms against 4.81).
+/// took 2.37 ms against 4.19 by rows (`mnist-bench --ops`, 1 thread, AVX-512, eee57e3 against
+/// 02362ff). On patches at eee57e3, the published net's conv2 (216 taps, 3 wide) trained
+/// slower (10,700 samples/s against 12,500 at 1 thread, best of four 200-step runs; most of
+/// the difference in `buildPatches` in `perf`), LeNet's conv1 weight gradient took 0.83 ms
+/// against 0.73, and LeNet's conv2 with 8-lane vectors 5.13 ms against 4.81 (haswell builds).
 @inlinable
 func sparseUsesPatches(_ s: Conv2dShape) -> Bool {
     PatchVector.scalarCount == 16 && s.inChannels * s.kernelHeight * s.kernelWidth >= 256
