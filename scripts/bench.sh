@@ -6,8 +6,18 @@
 # side by side with their ratio. Each configuration runs in its own process, so each peak
 # RSS is its own. Then the time-to-accuracy table (configs/speedrun.json over SEEDS seeds
 # against ../shared/bench/torch_speedrun.py).
+#
+# BENCH_ISA=avx2 holds both sides to AVX2, as on a CPU without AVX-512: PyTorch's ATen,
+# oneDNN and MKL by their switches, and OpenBLAS (which picks its kernels when it loads) to
+# its Haswell kernels; mnist-train's own kernels are as built, so build them for AVX2 too
+# (`MNIST_TARGET_CPU=haswell BENCH_ISA=avx2 make bench`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+case "${BENCH_ISA:-}" in
+  "") ;;
+  avx2) export ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2 OPENBLAS_CORETYPE=Haswell ;;
+  *) echo "BENCH_ISA=$BENCH_ISA: expected avx2 (or unset for the CPU's own)" >&2; exit 2 ;;
+esac
 data=${DATA_DIR:-data/mnist}
 steps=${STEPS:-300}
 python=${PYTHON:-python3}

@@ -20,11 +20,11 @@ for key in sorted(groups, key=lambda k: (models.index(k[0]), -k[2], k[1] != "mni
 peaks = {r["threads"]: r["peak_gflops"] for r in rows if "peak_gflops" in r}
 header = ("model", "implementation", "threads", "runs", "samples/s", "(range)", "s/epoch", "GFLOP/s", "of peak", "eval s",
           "peak RSS MB")
-print("%-18s %-22s %7s %4s %10s %11s %8s %8s %8s %7s %11s" % header)
+print("%-18s %-29s %7s %4s %10s %11s %8s %8s %8s %7s %11s" % header)
 for r in rows:
     peak = peaks.get(r["threads"])
     share = "%7.0f%%" % (100 * r["gflops"] / peak) if peak else "%8s" % "-"
-    print("%-18s %-22s %7d %4d %10.0f %11s %8.1f %8.1f %s %7.2f %11.0f" % (
+    print("%-18s %-29s %7d %4d %10.0f %11s %8.1f %8.1f %s %7.2f %11.0f" % (
         r.get("model", "LeNet"), r["implementation"], r["threads"], r["runs"], r["samples_per_second"], r["range"],
         r["seconds_per_epoch"],
         r["gflops"], share, r["eval_seconds"], r["peak_rss_mb"]))
