@@ -145,6 +145,24 @@ public func conv2dPooledGradientIsSparse(_ s: Conv2dShape, pool: Pool2dShape) ->
     Conv2dPlan.allowsPooledGradient(s) && pool.strideH * pool.strideW >= 4
 }
 
+/// `Σ p[0 ..< count]`, in eight interleaved sums (a chain of scalar adds waited on each
+/// add's latency: LeNet's conv1 sums about 1,400 nonzeros per sample), then those added
+/// pairwise, then the tail.
+@inlinable
+func sumFloats(_ p: UnsafePointer<Float>, count: Int) -> Float {
+    var sums = SIMD8<Float>(), i = 0
+    while i + 8 <= count {
+        sums += load8(p + i)
+        i += 8
+    }
+    var total = ((sums[0] + sums[4]) + (sums[2] + sums[6])) + ((sums[1] + sums[5]) + (sums[3] + sums[7]))
+    while i < count {
+        total += p[i]
+        i += 1
+    }
+    return total
+}
+
 /// `p[0..<8] += v`, or only the part of it before `end`.
 @inlinable @inline(__always)
 func add8(_ v: SIMD8<Float>, to p: UnsafeMutablePointer<Float>, before end: UnsafeMutablePointer<Float>) {
@@ -468,9 +486,7 @@ func conv2dBackwardSparse(
                     if let gradWeight, let input {
                         if let gradBias {
                             for o in 0..<s.outChannels {
-                                var sum = gradBias[o]
-                                for e in Int(first[o])..<Int(first[o + 1]) { sum += value[e] }
-                                gradBias[o] = sum
+                                gradBias[o] += sumFloats(value + Int(first[o]), count: Int(first[o + 1] - first[o]))
                             }
                         }
                         if patches {
@@ -675,8 +691,8 @@ func addSparseInputGradientByRows(
 /// `(outChannels, inChannels, kernelHeight, 8)`: for each output channel, eight kernel rows
 /// of its gradient at a time are loaded into registers, summed over the channel's nonzeros
 /// (`value[first[o] ..< first[o + 1]]` · the input under the window at `inputOffset[...]`)
-/// and stored back, so the sample's input is read from the cache for every channel. A short
-/// block repeats its last row, whose extra sums are not stored.
+/// and stored back, so the sample's input is read from the cache for every channel. The
+/// rows past the last eight go through `addShortRowBlock`.
 ///
 /// - Parameter input: the sample's `(inChannels, height, width)`, readable 8 floats past its end.
 @inlinable
@@ -689,13 +705,11 @@ func addSparseWeightGradientByRows(
         let sums = paddedGradWeight + o * rows * 8
         let entries = Int(first[o])..<Int(first[o + 1])
         var j = 0
-        while j < rows {
-            let width = min(8, rows - j)
-            @inline(__always) func d(_ k: Int) -> Int { offsets[j + min(k, width - 1)] }
-            @inline(__always) func r(_ k: Int) -> UnsafeMutablePointer<Float> { sums + (j + min(k, width - 1)) * 8 }
-            let d0 = d(0), d1 = d(1), d2 = d(2), d3 = d(3), d4 = d(4), d5 = d(5), d6 = d(6), d7 = d(7)
-            var a0 = load8(r(0)), a1 = load8(r(1)), a2 = load8(r(2)), a3 = load8(r(3))
-            var a4 = load8(r(4)), a5 = load8(r(5)), a6 = load8(r(6)), a7 = load8(r(7))
+        while j + 8 <= rows {
+            let r = sums + j * 8, d = offsets + j
+            let d0 = d[0], d1 = d[1], d2 = d[2], d3 = d[3], d4 = d[4], d5 = d[5], d6 = d[6], d7 = d[7]
+            var a0 = load8(r), a1 = load8(r + 8), a2 = load8(r + 16), a3 = load8(r + 24)
+            var a4 = load8(r + 32), a5 = load8(r + 40), a6 = load8(r + 48), a7 = load8(r + 56)
             for e in entries {
                 let g = SIMD8<Float>(repeating: value[e])
                 let xe = x + Int(inputOffset[e])
@@ -704,10 +718,80 @@ func addSparseWeightGradientByRows(
                 a4.addProduct(g, load8(xe + d4)); a5.addProduct(g, load8(xe + d5))
                 a6.addProduct(g, load8(xe + d6)); a7.addProduct(g, load8(xe + d7))
             }
-            // Stored last to first: a repeated row's sums are stored by its first.
-            store8(a7, r(7)); store8(a6, r(6)); store8(a5, r(5)); store8(a4, r(4))
-            store8(a3, r(3)); store8(a2, r(2)); store8(a1, r(1)); store8(a0, r(0))
-            j += width
+            store8(a0, r); store8(a1, r + 8); store8(a2, r + 16); store8(a3, r + 24)
+            store8(a4, r + 32); store8(a5, r + 40); store8(a6, r + 48); store8(a7, r + 56)
+            j += 8
+        }
+        let block = (sums: sums + j * 8, offsets: offsets + j)
+        switch rows - j {
+        case 0: break
+        case 1: addShortRowBlock(ShortRows1.self, block, entries: entries, inputOffset: inputOffset, value: value, input: x)
+        case 2: addShortRowBlock(ShortRows2.self, block, entries: entries, inputOffset: inputOffset, value: value, input: x)
+        case 3: addShortRowBlock(ShortRows3.self, block, entries: entries, inputOffset: inputOffset, value: value, input: x)
+        case 4: addShortRowBlock(ShortRows4.self, block, entries: entries, inputOffset: inputOffset, value: value, input: x)
+        case 5: addShortRowBlock(ShortRows5.self, block, entries: entries, inputOffset: inputOffset, value: value, input: x)
+        case 6: addShortRowBlock(ShortRows6.self, block, entries: entries, inputOffset: inputOffset, value: value, input: x)
+        default: addShortRowBlock(ShortRows7.self, block, entries: entries, inputOffset: inputOffset, value: value, input: x)
         }
     }
+}
+
+/// Row counts of `addShortRowBlock`, fixed at compile time (one register per row and sum set).
+@usableFromInline protocol ShortRowCount { static var rows: Int { get } }
+@usableFromInline enum ShortRows1: ShortRowCount { @inlinable static var rows: Int { 1 } }
+@usableFromInline enum ShortRows2: ShortRowCount { @inlinable static var rows: Int { 2 } }
+@usableFromInline enum ShortRows3: ShortRowCount { @inlinable static var rows: Int { 3 } }
+@usableFromInline enum ShortRows4: ShortRowCount { @inlinable static var rows: Int { 4 } }
+@usableFromInline enum ShortRows5: ShortRowCount { @inlinable static var rows: Int { 5 } }
+@usableFromInline enum ShortRows6: ShortRowCount { @inlinable static var rows: Int { 6 } }
+@usableFromInline enum ShortRows7: ShortRowCount { @inlinable static var rows: Int { 7 } }
+
+/// The last `R.rows` (< 8) kernel rows of `addSparseWeightGradientByRows`, exactly that many
+/// (LeNet's conv1 has 5 in all; a block of eight repeating the last row spent 3 of every 8
+/// multiply-adds on repeats), in two sets of sums: even entries into the sums `block.sums` holds, odd ones
+/// into sums from zero, added at the end, so that consecutive nonzeros do not wait on each
+/// other's multiply-adds.
+@inlinable @inline(__always)
+func addShortRowBlock<R: ShortRowCount>(
+    _: R.Type, _ block: (sums: UnsafeMutablePointer<Float>, offsets: UnsafePointer<Int>), entries: Range<Int>,
+    inputOffset: UnsafePointer<Int32>, value: UnsafePointer<Float>, input x: UnsafePointer<Float>
+) {
+    let w = R.rows, r = block.sums
+    @inline(__always) func start(_ k: Int) -> SIMD8<Float> { w > k ? load8(r + 8 * k) : SIMD8() }
+    @inline(__always) func offset(_ k: Int) -> Int { w > k ? block.offsets[k] : 0 }
+    let d0 = offset(0), d1 = offset(1), d2 = offset(2), d3 = offset(3), d4 = offset(4), d5 = offset(5)
+    let d6 = offset(6)
+    var a0 = start(0), a1 = start(1), a2 = start(2), a3 = start(3), a4 = start(4), a5 = start(5), a6 = start(6)
+    var b0 = SIMD8<Float>(), b1 = SIMD8<Float>(), b2 = SIMD8<Float>(), b3 = SIMD8<Float>()
+    var b4 = SIMD8<Float>(), b5 = SIMD8<Float>(), b6 = SIMD8<Float>()
+    var e = entries.lowerBound
+    while e + 1 < entries.upperBound {
+        let g = SIMD8<Float>(repeating: value[e]), xe = x + Int(inputOffset[e])
+        let h = SIMD8<Float>(repeating: value[e + 1]), xf = x + Int(inputOffset[e + 1])
+        a0.addProduct(g, load8(xe + d0)); b0.addProduct(h, load8(xf + d0))
+        if w > 1 { a1.addProduct(g, load8(xe + d1)); b1.addProduct(h, load8(xf + d1)) }
+        if w > 2 { a2.addProduct(g, load8(xe + d2)); b2.addProduct(h, load8(xf + d2)) }
+        if w > 3 { a3.addProduct(g, load8(xe + d3)); b3.addProduct(h, load8(xf + d3)) }
+        if w > 4 { a4.addProduct(g, load8(xe + d4)); b4.addProduct(h, load8(xf + d4)) }
+        if w > 5 { a5.addProduct(g, load8(xe + d5)); b5.addProduct(h, load8(xf + d5)) }
+        if w > 6 { a6.addProduct(g, load8(xe + d6)); b6.addProduct(h, load8(xf + d6)) }
+        e += 2
+    }
+    if e < entries.upperBound {
+        let g = SIMD8<Float>(repeating: value[e]), xe = x + Int(inputOffset[e])
+        a0.addProduct(g, load8(xe + d0))
+        if w > 1 { a1.addProduct(g, load8(xe + d1)) }
+        if w > 2 { a2.addProduct(g, load8(xe + d2)) }
+        if w > 3 { a3.addProduct(g, load8(xe + d3)) }
+        if w > 4 { a4.addProduct(g, load8(xe + d4)) }
+        if w > 5 { a5.addProduct(g, load8(xe + d5)) }
+        if w > 6 { a6.addProduct(g, load8(xe + d6)) }
+    }
+    store8(a0 + b0, r)
+    if w > 1 { store8(a1 + b1, r + 8) }
+    if w > 2 { store8(a2 + b2, r + 16) }
+    if w > 3 { store8(a3 + b3, r + 24) }
+    if w > 4 { store8(a4 + b4, r + 32) }
+    if w > 5 { store8(a5 + b5, r + 40) }
+    if w > 6 { store8(a6 + b6, r + 48) }
 }
