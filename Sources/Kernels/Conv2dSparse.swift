@@ -7,7 +7,7 @@
 // vectors (16 lanes with AVX-512, else 8) along a patch row: the `inChannels · kH · kW`
 // taps of one pixel's window, or of one output channel's weights.
 // - Weight gradient: `dW[o, :] += g · patch(q)`, from the sample's patches (im2col with a
-//   pixel's taps contiguous, `buildPatches`), written once per sample.
+//   pixel's taps contiguous), built a block of vectors at a time (`buildPatchBlock`).
 // - Input gradient: each pixel's column `Σ_o g · weight[o, :]`, then its kernel rows added
 //   into the input gradient under the pixel's window.
 //
@@ -219,8 +219,9 @@ func storePatchVector(_ v: PatchVector, _ p: UnsafeMutablePointer<Float>) {
 
 /// Floats of one patch row: a sample's `inChannels · kH · kW` taps under one output pixel
 /// (or one output channel's weights), rounded up to whole vectors (the lanes past the taps:
-/// zeros in the packed weight, whatever `buildPatches` left in a patch). Long rows take an odd number of vectors: at a power-of-two stride (LeNet's conv2:
-/// 512 floats) every row's block fell into the same few sets of the L1 cache.
+/// zeros in the packed weight, junk in the weight gradient's partials). Long rows take an
+/// odd number of vectors: at a power-of-two stride (LeNet's conv2: 512 floats) every row's
+/// block fell into the same few sets of the L1 cache.
 @inlinable
 func patchStride(_ s: Conv2dShape) -> Int {
     let lanes = PatchVector.scalarCount
@@ -228,15 +229,15 @@ func patchStride(_ s: Conv2dShape) -> Int {
     return (vectors >= 8 && vectors % 2 == 0 ? vectors + 1 : vectors) * lanes
 }
 
-/// Whether the sparse passes of `s` multiply along patch rows (`buildPatches`,
-/// `addSparseInputGradient`, `addSparseWeightGradient`), or by kernel rows, one 8-lane
+/// Whether the sparse passes of `s` multiply along patch rows (`addSparseInputGradient`,
+/// `addSparseWeightGradient`), or by kernel rows, one 8-lane
 /// vector each read where it lies (`...ByRows`): patches for kernels of at least 256 taps,
 /// with 16-lane vectors. Building a sample's patches costs a copy per kernel row and output
 /// pixel, which many taps per nonzero in few wide vectors repay: LeNet's conv2 (500 taps)
 /// took 2.37 ms against 4.19 by rows (`mnist-bench --ops`, 1 thread, AVX-512, eee57e3 against
 /// 02362ff). On patches at eee57e3, the published net's conv2 (216 taps, 3 wide) trained
 /// slower (10,700 samples/s against 12,500 at 1 thread, best of four 200-step runs; most of
-/// the difference in `buildPatches` in `perf`), LeNet's conv1 weight gradient took 0.83 ms
+/// the difference in building the patches, in `perf`), LeNet's conv1 weight gradient took 0.83 ms
 /// against 0.73, and LeNet's conv2 with 8-lane vectors 5.13 ms against 4.81 (haswell builds).
 @inlinable
 func sparseUsesPatches(_ s: Conv2dShape) -> Bool {
@@ -266,10 +267,10 @@ func packSparseWeight(_ s: Conv2dShape, weight: UnsafePointer<Float>, packed: Un
     }
 }
 
-/// Floats of one chunk's scratch in the sparse passes. On patches: one sample's patches,
-/// `(outPlane, patchStride)` (`buildPatches`), or its columns (`addSparseInputGradient`); 16
-/// more that 8-lane loads of the last row may reach; then the input gradient with padded rows
-/// (`paddedInputWidth`). By kernel rows: a copy of the batch's last sample followed by the
+/// Floats of one chunk's scratch in the sparse passes. On patches: one sample's columns
+/// `(outPlane, patchStride)` (`addSparseInputGradient`), or its patches a block at a time
+/// (`addSparseWeightGradient`, less); 16 more that 8-lane loads of the last row may reach;
+/// then the input gradient with padded rows (`paddedInputWidth`). By kernel rows: a copy of the batch's last sample followed by the
 /// zeros its 8-lane loads may reach.
 @inlinable
 func sparseScratchCount(_ s: Conv2dShape) -> Int {
@@ -300,44 +301,6 @@ func packPatchWeight(_ s: Conv2dShape, weight: UnsafePointer<Float>, packed: Uns
 @inlinable
 func kernelRowOffsets(_ s: Conv2dShape) -> [Int] {
     (0..<s.inChannels).flatMap { c in (0..<s.kernelHeight).map { kh in (c * s.height + kh) * s.width } }
-}
-
-/// One sample's patches (im2col with a pixel's taps contiguous): row `q` holds
-/// `x[c, oh + kh, ow + kw]` at `(c · kH + kh) · kW + kw` for the output pixel `q = (oh, ow)`.
-/// Kernel rows are copied 8 floats at a time, each overwriting the extra floats of the one
-/// before; the last row's extra floats land past the taps where the row has room for them
-/// (they multiply into weight-gradient lanes that are never read), else it is copied alone.
-///
-/// - Parameters:
-///   - offsets: `kernelRowOffsets(s)`.
-///   - x: the sample's `(inChannels, height, width)`; nothing at or past `end` is read.
-///   - patches: `(outPlane, patchStride)`.
-@inlinable
-func buildPatches(
-    _ s: Conv2dShape, offsets: UnsafePointer<Int>, x: UnsafePointer<Float>, end: UnsafePointer<Float>,
-    patches: UnsafeMutablePointer<Float>
-) {
-    let kW = s.kernelWidth, rows = s.inChannels * s.kernelHeight, stride = patchStride(s)
-    let vectorRows = rows * kW - kW + 8 <= stride ? rows : rows - 1, last = offsets[rows - 1]
-    for q in 0..<s.outPlane {
-        let source = x + (q / s.outWidth * s.width + q % s.outWidth), row = patches + q &* stride
-        var r = 0
-        if source + last + 8 <= end {  // every 8-float load before `end` (all but a batch's last pixels)
-            while r < vectorRows {
-                store8(load8(source + offsets[r]), row + r &* kW)
-                r &+= 1
-            }
-        }
-        while r < rows {
-            let from = source + offsets[r], to = row + r &* kW
-            if r < vectorRows && from + 8 <= end {
-                store8(load8(from), to)
-            } else {
-                for kw in 0..<kW { to[kw] = from[kw] }
-            }
-            r &+= 1
-        }
-    }
 }
 
 /// Block widths of the sparse kernels' sums, in vectors: each block holds its sums in
@@ -490,10 +453,9 @@ func conv2dBackwardSparse(
                             }
                         }
                         if patches {
-                            buildPatches(s, offsets: offsets, x: input + n * inputSample,
-                                         end: input + s.batch * inputSample, patches: scratch)
-                            addSparseWeightGradient(s, first: first, pixel: pixel, value: value,
-                                                    patches: scratch, gradWeight: gradWeight)
+                            addSparseWeightGradient(s, offsets: offsets, x: input + n * inputSample,
+                                                    end: input + s.batch * inputSample, first: first, pixel: pixel,
+                                                    value: value, blocks: scratch, gradWeight: gradWeight)
                             continue
                         }
                         for e in 0..<Int(first[s.outChannels]) { pixel[e] = inputOffset[Int(pixel[e])] }
@@ -559,16 +521,77 @@ func addSparseInputGradient(
 
 /// Adds one sample's part of the weight gradient to `gradWeight` `(outChannels,
 /// patchStride)`: each output channel's sums plus its nonzeros (`value[first[o] ..<
-/// first[o + 1]]`) times the patches of their pixels (`pixel[...]`), `addScaledRowGroups`.
+/// first[o + 1]]`) times the patches of their pixels (`pixel[...]`), a block of vectors at
+/// a time (`forEachPatchBlock`): the block's part of every pixel's patch is built
+/// (`buildPatchBlock`), then every channel's sums of the block run over it (`addScaledRows`).
+/// Built a block at a time, the patches stay in the L1 cache (LeNet's conv2: 64 pixels × 144
+/// floats, 37 KB); a sample's whole patches (135 KB) were written to L2 and read back.
 ///
-/// - Parameter patches: the sample's, `(outPlane, patchStride)` (`buildPatches`).
+/// - Parameters:
+///   - offsets: `kernelRowOffsets(s)`.
+///   - x: the sample's `(inChannels, height, width)`; nothing at or past `end` is read.
+///   - blocks: scratch for `outPlane · patchBlockStride + 16` floats (within
+///     `sparseScratchCount(s)`: patch rows are longer than 144 floats).
 @inlinable
 func addSparseWeightGradient(
-    _ s: Conv2dShape, first: UnsafePointer<Int32>, pixel: UnsafePointer<Int32>,
-    value: UnsafePointer<Float>, patches: UnsafePointer<Float>, gradWeight: UnsafeMutablePointer<Float>
+    _ s: Conv2dShape, offsets: UnsafePointer<Int>, x: UnsafePointer<Float>, end: UnsafePointer<Float>,
+    first: UnsafePointer<Int32>, pixel: UnsafePointer<Int32>, value: UnsafePointer<Float>,
+    blocks: UnsafeMutablePointer<Float>, gradWeight: UnsafeMutablePointer<Float>
 ) {
-    addScaledRowGroups(s, groups: s.outChannels, bounds: first, sums: gradWeight, fromZero: false, scale: value,
-                       row: pixel, rows: patches)
+    let stride = patchStride(s), blockStride = patchBlockStride, rows = blocks + 8
+    forEachPatchBlock(s) { block, v in
+        let lo = v * PatchVector.scalarCount
+        buildPatchBlock(s, offsets: offsets, x: x, end: end, taps: lo..<(lo + block * PatchVector.scalarCount),
+                        rows: rows)
+        for o in 0..<s.outChannels where first[o] < first[o + 1] {
+            addScaledRows(blockVectors: block, sums: gradWeight + o * stride + lo, fromZero: false,
+                          entries: Int(first[o])..<Int(first[o + 1]), scale: value, row: pixel, rows: rows,
+                          rowStride: blockStride)
+        }
+    }
+}
+
+/// Floats between pixels in `buildPatchBlock`'s rows: a block of eight 16-lane vectors, 8
+/// floats before it and 8 after (a kernel row's 8-float copy may start up to `kW - 1`
+/// floats before the block and end up to 7 past it): 144, nine cache lines (at a power of
+/// two, every pixel's row would fall into the same sets of the L1 cache).
+@inlinable var patchBlockStride: Int { 8 * 16 + 16 }
+
+/// Taps `taps` of every output pixel's patch (im2col with a pixel's taps contiguous: tap
+/// `(c · kH + kh) · kW + kw` of pixel `q = (oh, ow)` is `x[c, oh + kh, ow + kw]`), pixel
+/// `q`'s at `rows[q · patchBlockStride ..< + taps.count]`. The kernel rows that meet the
+/// block are copied 8 floats at a time, in order, each overwriting the extra floats of the
+/// one before; the first may start up to `kW - 1` floats before the block, and the last's
+/// extra floats land past it (`rows` must have 8 floats before and after each row).
+///
+/// - Parameters:
+///   - offsets: `kernelRowOffsets(s)`.
+///   - x: the sample's `(inChannels, height, width)`; nothing at or past `end` is read.
+@inlinable
+func buildPatchBlock(
+    _ s: Conv2dShape, offsets: UnsafePointer<Int>, x: UnsafePointer<Float>, end: UnsafePointer<Float>,
+    taps: Range<Int>, rows: UnsafeMutablePointer<Float>
+) {
+    let kW = s.kernelWidth, kernelRows = s.inChannels * s.kernelHeight
+    let firstRow = taps.lowerBound / kW, lastRow = min(kernelRows, (taps.upperBound + kW - 1) / kW)
+    let start = firstRow * kW - taps.lowerBound
+    for q in 0..<s.outPlane {
+        let source = x + (q / s.outWidth * s.width + q % s.outWidth), row = rows + q &* patchBlockStride + start
+        if source + offsets[lastRow - 1] + 8 <= end {  // every 8-float load before `end` (all but a batch's last pixels)
+            for r in firstRow..<lastRow {
+                store8(load8(source + offsets[r]), row + (r - firstRow) &* kW)
+            }
+        } else {
+            for r in firstRow..<lastRow {
+                let from = source + offsets[r], to = row + (r - firstRow) &* kW
+                if from + 8 <= end {
+                    store8(load8(from), to)
+                } else {
+                    for kw in 0..<kW { to[kw] = from[kw] }
+                }
+            }
+        }
+    }
 }
 
 /// For each group `g < groups` with entries (`bounds[g] ..< bounds[g + 1]`), the patch row
