@@ -285,6 +285,27 @@ func directConvolvePoolSample(
         if valid > 3 { channel(3, a.3, e.3) }
         if valid > 4 { channel(4, a.4, e.4) }
     }
+    /// Blocks `b` and `b + 1` of `pair` (sums `a` and `a1`), channel `j` of each pooled
+    /// together (`poolFourWindowsOfTwo`).
+    @inline(__always) func emitTen(_ b: Int, _ pair: (input: Int, output: Int, origin: Int32), _ a: FiveSums16,
+                                   _ a1: FiveSums16) {
+        @inline(__always) func two(_ j: Int, _ first: SIMD16<Float>, _ second: SIMD16<Float>) {
+            let destination = (b * 5 + j) * pooledPlane + pair.output, other = destination + 5 * pooledPlane
+            var best: SIMD8<Float>
+            if let argmax {
+                let bestIndex: SIMD8<Int32>
+                (best, bestIndex) = poolFourWindowsOfTwo(first, second, topLeft: pair.origin, rowStride: down)
+                UnsafeMutableRawPointer(argmax + destination).storeBytes(of: bestIndex.lowHalf, as: SIMD4<Int32>.self)
+                UnsafeMutableRawPointer(argmax + other).storeBytes(of: bestIndex.highHalf, as: SIMD4<Int32>.self)
+            } else {
+                best = poolFourWindowsOfTwo(first, second)
+            }
+            if relu { takeIfGreaterOrNaN(SIMD8<Float>(), best: &best) }  // 0 where greater: NaN and -0 kept
+            UnsafeMutableRawPointer(output + destination).storeBytes(of: best.lowHalf, as: SIMD4<Float>.self)
+            UnsafeMutableRawPointer(output + other).storeBytes(of: best.highHalf, as: SIMD4<Float>.self)
+        }
+        two(0, a.0, a1.0); two(1, a.1, a1.1); two(2, a.2, a1.2); two(3, a.3, a1.3); two(4, a.4, a1.4)
+    }
     var b = 0
     while b < blocks {
         let valid = min(5, outChannels - b * 5)
@@ -298,8 +319,8 @@ func directConvolvePoolSample(
                 let (a, e, a1, e1) = tenChannelPairSums(
                     taps: taps, offsets: offsets, weight: weight, weight1: weight + taps * 5, start: start, start1: start1,
                     input0: input + p0.input, input1: input + p1.input, below: width)
-                emitBlock(b, valid: 5, p0, p1, both: i < last, a, e)
-                emitBlock(b + 1, valid: 5, p0, p1, both: i < last, a1, e1)
+                emitTen(b, p0, a, a1)
+                if i < last { emitTen(b, p1, e, e1) }
                 i += 2
             }
             b += 2

@@ -220,6 +220,48 @@ func poolFourWindows(upper: SIMD8<Float>, lower: SIMD8<Float>) -> SIMD4<Float> {
     return best
 }
 
+#if MNIST_ISA_AVX512
+/// `poolFourWindows` for two channels at once in 16 lanes: `first` and `second` each hold a
+/// chunk's eight sums (low half, the windows' top row) and the eight of the chunk below
+/// (high half). Each window is taken as (top-left, top-right) against (bottom-left,
+/// bottom-right), each pair by PyTorch's rule: that picks what the rule in row-major order
+/// picks (the first maximum, or the last NaN), with the same index. Returns the first
+/// channel's four windows in the low half, the second's in the high half.
+@inlinable @inline(__always)
+func poolFourWindowsOfTwo(
+    _ first: SIMD16<Float>, _ second: SIMD16<Float>, topLeft: Int32, rowStride: Int32
+) -> (SIMD8<Float>, SIMD8<Int32>) {
+    var best = SIMD16(lowHalf: first.evenHalf, highHalf: second.evenHalf)  // left taps: top row, then bottom
+    let right = SIMD16(lowHalf: first.oddHalf, highHalf: second.oddHalf)
+    let top = SIMD4<Int32>(repeating: topLeft) &+ SIMD4(0, 2, 4, 6)
+    let left = SIMD8(lowHalf: top, highHalf: top &+ rowStride)
+    var bestIndex = SIMD16(lowHalf: left, highHalf: left)
+    let take = (right .> best) .| (right .!= right)
+    best.replace(with: right, where: take)
+    bestIndex ^= (bestIndex ^ (bestIndex &+ 1)) & unsafeBitCast(take, to: SIMD16<Int32>.self)
+    var upper = SIMD8(lowHalf: best.lowHalf.lowHalf, highHalf: best.highHalf.lowHalf)
+    var upperIndex = SIMD8(lowHalf: bestIndex.lowHalf.lowHalf, highHalf: bestIndex.highHalf.lowHalf)
+    let lower = SIMD8(lowHalf: best.lowHalf.highHalf, highHalf: best.highHalf.highHalf)
+    let lowerIndex = SIMD8(lowHalf: bestIndex.lowHalf.highHalf, highHalf: bestIndex.highHalf.highHalf)
+    let below = (lower .> upper) .| (lower .!= lower)
+    upper.replace(with: lower, where: below)
+    upperIndex ^= (upperIndex ^ lowerIndex) & unsafeBitCast(below, to: SIMD8<Int32>.self)
+    return (upper, upperIndex)
+}
+
+/// `poolFourWindowsOfTwo` without the indices (evaluation).
+@inlinable @inline(__always)
+func poolFourWindowsOfTwo(_ first: SIMD16<Float>, _ second: SIMD16<Float>) -> SIMD8<Float> {
+    var best = SIMD16(lowHalf: first.evenHalf, highHalf: second.evenHalf)
+    let right = SIMD16(lowHalf: first.oddHalf, highHalf: second.oddHalf)
+    best.replace(with: right, where: (right .> best) .| (right .!= right))
+    var upper = SIMD8(lowHalf: best.lowHalf.lowHalf, highHalf: best.highHalf.lowHalf)
+    let lower = SIMD8(lowHalf: best.lowHalf.highHalf, highHalf: best.highHalf.highHalf)
+    upper.replace(with: lower, where: (lower .> upper) .| (lower .!= lower))
+    return upper
+}
+#endif
+
 /// PyTorch's update rule on four windows at once, values only.
 @inlinable @inline(__always)
 func takeIfGreaterOrNaN(_ value: SIMD4<Float>, best: inout SIMD4<Float>) {
