@@ -230,15 +230,15 @@ func patchStride(_ s: Conv2dShape) -> Int {
 }
 
 /// Whether the sparse passes of `s` multiply along patch rows (`addSparseInputGradient`,
-/// `addSparseWeightGradient`), or by kernel rows, one 8-lane
-/// vector each read where it lies (`...ByRows`): patches for kernels of at least 256 taps,
-/// with 16-lane vectors. Building a sample's patches costs a copy per kernel row and output
-/// pixel, which many taps per nonzero in few wide vectors repay: LeNet's conv2 (500 taps)
-/// took 2.37 ms against 4.19 by rows (`mnist-bench --ops`, 1 thread, AVX-512, eee57e3 against
-/// 02362ff). On patches at eee57e3, the published net's conv2 (216 taps, 3 wide) trained
-/// slower (10,700 samples/s against 12,500 at 1 thread, best of four 200-step runs; most of
-/// the difference in building the patches, in `perf`), LeNet's conv1 weight gradient took 0.83 ms
-/// against 0.73, and LeNet's conv2 with 8-lane vectors 5.13 ms against 4.81 (haswell builds).
+/// `addSparseWeightGradient`), or by kernel rows, one 8-lane vector each read where it lies
+/// (`...ByRows`): patches for kernels of at least 256 taps, with 16-lane vectors. Building
+/// a sample's patches costs a copy per kernel row and output pixel, which many taps per
+/// nonzero in few wide vectors repay: LeNet's conv2 (500 taps) took 2.37 ms against 4.19 by
+/// rows (`mnist-bench --ops`, 1 thread, AVX-512, eee57e3 against 02362ff). On patches at
+/// eee57e3, the published net's conv2 (216 taps, 3 wide) trained slower (10,700 samples/s
+/// against 12,500 at 1 thread, best of four 200-step runs; most of the difference in
+/// building the patches, in `perf`), LeNet's conv1 weight gradient took 0.83 ms against
+/// 0.73, and LeNet's conv2 with 8-lane vectors 5.13 ms against 4.81 (haswell builds).
 @inlinable
 func sparseUsesPatches(_ s: Conv2dShape) -> Bool {
     PatchVector.scalarCount == 16 && s.inChannels * s.kernelHeight * s.kernelWidth >= 256
@@ -270,8 +270,8 @@ func packSparseWeight(_ s: Conv2dShape, weight: UnsafePointer<Float>, packed: Un
 /// Floats of one chunk's scratch in the sparse passes. On patches: one sample's columns
 /// `(outPlane, patchStride)` (`addSparseInputGradient`), or its patches a block at a time
 /// (`addSparseWeightGradient`, less); 16 more that 8-lane loads of the last row may reach;
-/// then the input gradient with padded rows (`paddedInputWidth`). By kernel rows: a copy of the batch's last sample followed by the
-/// zeros its 8-lane loads may reach.
+/// then the input gradient with padded rows (`paddedInputWidth`). By kernel rows: a copy of
+/// the batch's last sample followed by the zeros its 8-lane loads may reach.
 @inlinable
 func sparseScratchCount(_ s: Conv2dShape) -> Int {
     guard sparseUsesPatches(s) else { return (s.inChannels * s.height * s.width + 8 + 15) / 16 * 16 }
