@@ -303,42 +303,46 @@ func kernelRowOffsets(_ s: Conv2dShape) -> [Int] {
     (0..<s.inChannels).flatMap { c in (0..<s.kernelHeight).map { kh in (c * s.height + kh) * s.width } }
 }
 
-/// Block widths of the sparse kernels' sums, in vectors: each block holds its sums in
-/// registers while it runs over its nonzeros.
-@usableFromInline protocol PatchBlock { static var vectors: Int { get } }
-@usableFromInline enum OneVector: PatchBlock { @inlinable static var vectors: Int { 1 } }
-@usableFromInline enum TwoVectors: PatchBlock { @inlinable static var vectors: Int { 2 } }
-@usableFromInline enum FourVectors: PatchBlock { @inlinable static var vectors: Int { 4 } }
-@usableFromInline enum EightVectors: PatchBlock { @inlinable static var vectors: Int { 8 } }
+/// Counts fixed at compile time, one register per unit: the vectors of `addScaledRows`'
+/// blocks of sums (1, 2, 4, 8) and the kernel rows of `addShortRowBlock` (1 to 7).
+@usableFromInline protocol FixedCount { static var count: Int { get } }
+@usableFromInline enum Count1: FixedCount { @inlinable static var count: Int { 1 } }
+@usableFromInline enum Count2: FixedCount { @inlinable static var count: Int { 2 } }
+@usableFromInline enum Count3: FixedCount { @inlinable static var count: Int { 3 } }
+@usableFromInline enum Count4: FixedCount { @inlinable static var count: Int { 4 } }
+@usableFromInline enum Count5: FixedCount { @inlinable static var count: Int { 5 } }
+@usableFromInline enum Count6: FixedCount { @inlinable static var count: Int { 6 } }
+@usableFromInline enum Count7: FixedCount { @inlinable static var count: Int { 7 } }
+@usableFromInline enum Count8: FixedCount { @inlinable static var count: Int { 8 } }
 
-/// `sums[0 ..< B.vectors · L] (+)= Σ_e scale[e] · rows[row[e] · rowStride ..< + B.vectors · L]`
+/// `sums[0 ..< B.count · L] (+)= Σ_e scale[e] · rows[row[e] · rowStride ..< + B.count · L]`
 /// over `entries`, L lanes per vector: the sums start at zero (`fromZero`) or at what `sums`
 /// holds, and each lane is one chain of fused multiply-adds in entry order.
 @inlinable @inline(__always)
-func addScaledRows<B: PatchBlock>(
+func addScaledRows<B: FixedCount>(
     _: B.Type, sums: UnsafeMutablePointer<Float>, fromZero: Bool, entries: Range<Int>,
     scale: UnsafePointer<Float>, row: UnsafePointer<Int32>, rows: UnsafePointer<Float>, rowStride: Int
 ) {
     let l = PatchVector.scalarCount
     @inline(__always) func start(_ k: Int) -> PatchVector {
-        B.vectors > k && !fromZero ? loadPatchVector(sums + k * l) : PatchVector()
+        B.count > k && !fromZero ? loadPatchVector(sums + k * l) : PatchVector()
     }
     var a0 = start(0), a1 = start(1), a2 = start(2), a3 = start(3)
     var a4 = start(4), a5 = start(5), a6 = start(6), a7 = start(7)
     for e in entries {
         let g = PatchVector(repeating: scale[e]), r = rows + Int(row[e]) &* rowStride
         a0.addProduct(g, loadPatchVector(r))
-        if B.vectors > 1 { a1.addProduct(g, loadPatchVector(r + l)) }
-        if B.vectors > 2 { a2.addProduct(g, loadPatchVector(r + 2 * l)); a3.addProduct(g, loadPatchVector(r + 3 * l)) }
-        if B.vectors > 4 {
+        if B.count > 1 { a1.addProduct(g, loadPatchVector(r + l)) }
+        if B.count > 2 { a2.addProduct(g, loadPatchVector(r + 2 * l)); a3.addProduct(g, loadPatchVector(r + 3 * l)) }
+        if B.count > 4 {
             a4.addProduct(g, loadPatchVector(r + 4 * l)); a5.addProduct(g, loadPatchVector(r + 5 * l))
             a6.addProduct(g, loadPatchVector(r + 6 * l)); a7.addProduct(g, loadPatchVector(r + 7 * l))
         }
     }
     storePatchVector(a0, sums)
-    if B.vectors > 1 { storePatchVector(a1, sums + l) }
-    if B.vectors > 2 { storePatchVector(a2, sums + 2 * l); storePatchVector(a3, sums + 3 * l) }
-    if B.vectors > 4 {
+    if B.count > 1 { storePatchVector(a1, sums + l) }
+    if B.count > 2 { storePatchVector(a2, sums + 2 * l); storePatchVector(a3, sums + 3 * l) }
+    if B.count > 4 {
         storePatchVector(a4, sums + 4 * l); storePatchVector(a5, sums + 5 * l)
         storePatchVector(a6, sums + 6 * l); storePatchVector(a7, sums + 7 * l)
     }
@@ -369,16 +373,16 @@ func addScaledRows(
 ) {
     switch blockVectors {
     case 8:
-        addScaledRows(EightVectors.self, sums: sums, fromZero: fromZero, entries: entries,
+        addScaledRows(Count8.self, sums: sums, fromZero: fromZero, entries: entries,
                       scale: scale, row: row, rows: rows, rowStride: rowStride)
     case 4:
-        addScaledRows(FourVectors.self, sums: sums, fromZero: fromZero, entries: entries,
+        addScaledRows(Count4.self, sums: sums, fromZero: fromZero, entries: entries,
                       scale: scale, row: row, rows: rows, rowStride: rowStride)
     case 2:
-        addScaledRows(TwoVectors.self, sums: sums, fromZero: fromZero, entries: entries,
+        addScaledRows(Count2.self, sums: sums, fromZero: fromZero, entries: entries,
                       scale: scale, row: row, rows: rows, rowStride: rowStride)
     default:
-        addScaledRows(OneVector.self, sums: sums, fromZero: fromZero, entries: entries,
+        addScaledRows(Count1.self, sums: sums, fromZero: fromZero, entries: entries,
                       scale: scale, row: row, rows: rows, rowStride: rowStride)
     }
 }
@@ -748,38 +752,28 @@ func addSparseWeightGradientByRows(
         let block = (sums: sums + j * 8, offsets: offsets + j)
         switch rows - j {
         case 0: break
-        case 1: addShortRowBlock(ShortRows1.self, block, entries: entries, inputOffset: inputOffset, value: value, input: x)
-        case 2: addShortRowBlock(ShortRows2.self, block, entries: entries, inputOffset: inputOffset, value: value, input: x)
-        case 3: addShortRowBlock(ShortRows3.self, block, entries: entries, inputOffset: inputOffset, value: value, input: x)
-        case 4: addShortRowBlock(ShortRows4.self, block, entries: entries, inputOffset: inputOffset, value: value, input: x)
-        case 5: addShortRowBlock(ShortRows5.self, block, entries: entries, inputOffset: inputOffset, value: value, input: x)
-        case 6: addShortRowBlock(ShortRows6.self, block, entries: entries, inputOffset: inputOffset, value: value, input: x)
-        default: addShortRowBlock(ShortRows7.self, block, entries: entries, inputOffset: inputOffset, value: value, input: x)
+        case 1: addShortRowBlock(Count1.self, block, entries: entries, inputOffset: inputOffset, value: value, input: x)
+        case 2: addShortRowBlock(Count2.self, block, entries: entries, inputOffset: inputOffset, value: value, input: x)
+        case 3: addShortRowBlock(Count3.self, block, entries: entries, inputOffset: inputOffset, value: value, input: x)
+        case 4: addShortRowBlock(Count4.self, block, entries: entries, inputOffset: inputOffset, value: value, input: x)
+        case 5: addShortRowBlock(Count5.self, block, entries: entries, inputOffset: inputOffset, value: value, input: x)
+        case 6: addShortRowBlock(Count6.self, block, entries: entries, inputOffset: inputOffset, value: value, input: x)
+        default: addShortRowBlock(Count7.self, block, entries: entries, inputOffset: inputOffset, value: value, input: x)
         }
     }
 }
 
-/// Row counts of `addShortRowBlock`, fixed at compile time (one register per row and sum set).
-@usableFromInline protocol ShortRowCount { static var rows: Int { get } }
-@usableFromInline enum ShortRows1: ShortRowCount { @inlinable static var rows: Int { 1 } }
-@usableFromInline enum ShortRows2: ShortRowCount { @inlinable static var rows: Int { 2 } }
-@usableFromInline enum ShortRows3: ShortRowCount { @inlinable static var rows: Int { 3 } }
-@usableFromInline enum ShortRows4: ShortRowCount { @inlinable static var rows: Int { 4 } }
-@usableFromInline enum ShortRows5: ShortRowCount { @inlinable static var rows: Int { 5 } }
-@usableFromInline enum ShortRows6: ShortRowCount { @inlinable static var rows: Int { 6 } }
-@usableFromInline enum ShortRows7: ShortRowCount { @inlinable static var rows: Int { 7 } }
-
-/// The last `R.rows` (< 8) kernel rows of `addSparseWeightGradientByRows`, exactly that many
-/// (LeNet's conv1 has 5 in all; a block of eight repeating the last row spent 3 of every 8
-/// multiply-adds on repeats), in two sets of sums: even entries into the sums `block.sums` holds, odd ones
-/// into sums from zero, added at the end, so that consecutive nonzeros do not wait on each
-/// other's multiply-adds.
+/// The last `R.count` (< 8) kernel rows of `addSparseWeightGradientByRows`, exactly that
+/// many (LeNet's conv1 has 5 in all; a block of eight repeating the last row spent 3 of
+/// every 8 multiply-adds on repeats), in two sets of sums: even entries into the sums
+/// `block.sums` holds, odd ones into sums from zero, added at the end, so that consecutive
+/// nonzeros do not wait on each other's multiply-adds.
 @inlinable @inline(__always)
-func addShortRowBlock<R: ShortRowCount>(
+func addShortRowBlock<R: FixedCount>(
     _: R.Type, _ block: (sums: UnsafeMutablePointer<Float>, offsets: UnsafePointer<Int>), entries: Range<Int>,
     inputOffset: UnsafePointer<Int32>, value: UnsafePointer<Float>, input x: UnsafePointer<Float>
 ) {
-    let w = R.rows, r = block.sums
+    let w = R.count, r = block.sums
     @inline(__always) func start(_ k: Int) -> SIMD8<Float> { w > k ? load8(r + 8 * k) : SIMD8() }
     @inline(__always) func offset(_ k: Int) -> Int { w > k ? block.offsets[k] : 0 }
     let d0 = offset(0), d1 = offset(1), d2 = offset(2), d3 = offset(3), d4 = offset(4), d5 = offset(5)

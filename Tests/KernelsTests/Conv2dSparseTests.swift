@@ -9,9 +9,13 @@ import Testing
     /// (input, weight): LeNet's conv2; a kernel 8 wide; a 1-wide kernel; an input narrower
     /// than 8 (rows closer than one 8-lane add); on patches in 16-lane builds
     /// (`sparseUsesPatches`, 256 taps or more) besides LeNet's conv2, a kernel 8 wide and an
-    /// input narrower than 8.
+    /// input narrower than 8; by kernel rows, 3 and 7 kernel rows (`addShortRowBlock`'s
+    /// counts that the other cases, here and in `pooledCases`, do not reach: they have 1, 2,
+    /// 4, 5 and 6 past the last eight).
     static let cases: [([Int], [Int])] = [
         ([5, 20, 12, 12], [50, 20, 5, 5]),
+        ([3, 3, 9, 11], [4, 3, 1, 8]),
+        ([3, 7, 9, 11], [4, 7, 1, 8]),
         ([3, 3, 9, 11], [4, 3, 2, 8]),
         ([4, 9, 7, 9], [3, 9, 4, 1]),
         ([3, 6, 9, 6], [5, 6, 3, 3]),
