@@ -122,7 +122,7 @@ extension Tensor {
         let g = g.shape == shape ? g : g.reshaped(shape)
         if let existing = grad, existing.shape == shape {
             let dst = UncheckedSendable(existing.storage.pointer), src = UncheckedSendable(UnsafePointer(g.storage.pointer))
-            Parallelism.forEachChunk(count, minimumPerChunk: 1 << 16) { _, range in
+            Parallelism.forEachRange(count, minimumPerChunk: 1 << 16) { range in
                 for i in range { dst.value[i] += src.value[i] }
             }
         } else {

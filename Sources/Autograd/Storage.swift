@@ -31,7 +31,7 @@ public final class Storage: @unchecked Sendable {
         self.init(uninitializedCount: values.count)
         guard let base = values.baseAddress else { return }
         let source = UncheckedSendable(base), destination = UncheckedSendable(pointer)
-        Parallelism.forEachChunk(values.count, minimumPerChunk: 1 << 16) { _, range in
+        Parallelism.forEachRange(values.count, minimumPerChunk: 1 << 16) { range in
             (destination.value + range.lowerBound).initialize(from: source.value + range.lowerBound, count: range.count)
         }
     }

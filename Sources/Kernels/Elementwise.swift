@@ -5,13 +5,14 @@
 // count, and the same as an element-by-element loop doing the same operations.
 
 /// Elements below which an elementwise kernel stays on the calling thread (a parallel region
-/// costs a few microseconds; this many elements take about as long).
-@usableFromInline let elementwiseGrain = 32768
+/// costs a microsecond or two, `mnist-bench --ops`; this many elements take several). At
+/// 32,768 LeNet's fc1 ReLU (64 × 500) stayed on the calling thread, the other waiting.
+@usableFromInline let elementwiseGrain = 16384
 
 /// `output[i] = max(input[i], 0)`, NaN staying NaN (PyTorch's `relu`), for `count` floats.
 public func reluForward(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, count: Int) {
     let x = UncheckedSendable(input), y = UncheckedSendable(output)
-    Parallelism.forEachChunk(count, minimumPerChunk: elementwiseGrain) { _, range in
+    Parallelism.forEachRange(count, minimumPerChunk: elementwiseGrain) { range in
         var i = range.lowerBound
         while i + 8 <= range.upperBound {
             let v = load8(x.value + i)
@@ -31,7 +32,7 @@ public func reluBackward(
     _ gradOutput: UnsafePointer<Float>, output: UnsafePointer<Float>, _ gradInput: UnsafeMutablePointer<Float>, count: Int
 ) {
     let g = UncheckedSendable(gradOutput), y = UncheckedSendable(output), d = UncheckedSendable(gradInput)
-    Parallelism.forEachChunk(count, minimumPerChunk: elementwiseGrain) { _, range in
+    Parallelism.forEachRange(count, minimumPerChunk: elementwiseGrain) { range in
         var i = range.lowerBound
         let zero = SIMD8<Float>()
         while i + 8 <= range.upperBound {
@@ -58,7 +59,7 @@ public func adamUpdate(
 ) {
     let w = UncheckedSendable(weight), g = UncheckedSendable(gradient)
     let m = UncheckedSendable(expAvg), v = UncheckedSendable(expAvgSq)
-    Parallelism.forEachChunk(count, minimumPerChunk: elementwiseGrain) { _, range in
+    Parallelism.forEachRange(count, minimumPerChunk: elementwiseGrain) { range in
         let w = w.value, g = g.value, m = m.value, v = v.value
         let oneMinusB1 = 1 - beta1, oneMinusB2 = 1 - beta2
         let vDecay = SIMD8(repeating: decay), vL2 = SIMD8(repeating: l2), vB1 = SIMD8(repeating: oneMinusB1)

@@ -18,7 +18,7 @@ public func maxPool2dForward(
     input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
     argmax: UnsafeMutablePointer<Int32>?, relu: Bool = false
 ) {
-    Parallelism.forEachChunk(shape.batch * shape.channels, minimumPerChunk: 16) { _, planes in
+    Parallelism.forEachRange(shape.batch * shape.channels, minimumPerChunk: 16) { planes in
         maxPool2dPlanes(shape, planes: planes, input: input, output: output, argmax: argmax, relu: relu)
     }
 }
@@ -324,7 +324,7 @@ func scatterMaxPoolGradient(
 ) {
     let inPlane = s.height * s.width
     let outPlane = s.outHeight * s.outWidth
-    Parallelism.forEachChunk(s.batch * s.channels, minimumPerChunk: 16) { _, planes in
+    Parallelism.forEachRange(s.batch * s.channels, minimumPerChunk: 16) { planes in
         for plane in planes {
             // Zeroed plane by plane, so the scatter below finds it in L1.
             let destination = gradInput + plane * inPlane

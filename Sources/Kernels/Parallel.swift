@@ -53,12 +53,29 @@ public enum Parallelism {
         forEach(count, chunks: chunks, body)
     }
 
+    /// Runs `body(range)` over `0..<count` on as many threads as `forEachChunk` would, each
+    /// taking the next range of about an eighth of a chunk (a multiple of 16 items) until none
+    /// are left (`forEachBlock`): for element-wise work, whose every item comes out the same
+    /// whatever the split. One core of a machine shared with other work can run a third slower
+    /// than the other (seen here on the 2-core Xeon, pinned `mnist-bench --ops`); equal static
+    /// chunks then leave the faster thread waiting for the slower one's second half.
+    public static func forEachRange(_ count: Int, minimumPerChunk: Int = 1, _ body: (_ range: Range<Int>) -> Void) {
+        let chunks = max(1, min(threadCount, count / max(1, minimumPerChunk)))
+        if chunks == 1 {
+            body(0..<count)
+            return
+        }
+        let grain = (max(16, count / (8 * chunks)) + 15) / 16 * 16
+        forEachBlock(count, chunks: chunks, grain: grain) { _, range in body(range) }
+    }
+
     /// Runs `body(chunk, range)` on `chunks` threads, each taking the next `grain` items of
     /// `0..<count` until none are left: for work whose every item is computed the same way
     /// whatever the split (the forward convolutions), so that a thread slowed by the
     /// machine's other work does not hold the others back at the end of the region (the
     /// split changes from run to run, the results do not). `chunk` is the thread's index,
     /// for its scratch.
+    @usableFromInline
     static func forEachBlock(_ count: Int, chunks: Int, grain: Int, _ body: (_ chunk: Int, _ range: Range<Int>) -> Void) {
         if chunks <= 1 {
             body(0, 0..<count)

@@ -75,9 +75,8 @@ extension Functional {
             } else { grads.append(nil) }
             if let bias {
                 if bias.requiresGrad {
-                    let gb = Tensor.full([m], 0)
-                    let b = gb.storage.pointer
-                    for row in 0..<n { for j in 0..<m { b[j] += gp[row * m + j] } }
+                    let gb = Tensor.empty([m])
+                    linearBackwardBias(n: n, m: m, gradOutput: gp, gradBias: gb.storage.pointer)
                     grads.append(gb)
                 } else { grads.append(nil) }
             }

@@ -53,7 +53,7 @@ public final class SGD: Optimizer {
             let w = p.storage.pointer, g = grad.storage.pointer
             let b = buffers.names.isEmpty || mu == 0 ? nil : buffers.pointer(0, i)
             // Element-wise, so the split over threads cannot change a result.
-            Parallelism.forEachChunk(p.count, minimumPerChunk: 32_768) { _, range in
+            Parallelism.forEachRange(p.count, minimumPerChunk: 32_768) { range in
                 guard let b else {
                     for j in range { w[j] -= lr * (g[j] + wd * w[j]) }
                     return

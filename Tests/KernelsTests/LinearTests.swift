@@ -76,4 +76,19 @@ import Testing
             #expect(mismatches == 0, "\((n, k, m)): \(mismatches) outputs differ from their chains")
         }
     }
+
+    /// The bias gradient: each column summed in row order from 0, the same bits at 1 and 2
+    /// threads (3,001 columns of 20 rows are split over the threads; 13 are not a whole vector).
+    @Test func biasGradientIsEachColumnSummedInRowOrder() {
+        var random = TestRandom(seed: 44)
+        for (n, m) in [(1, 1), (64, 10), (64, 500), (20, 3_001)] {
+            let g = random.floats(n * m)
+            let expected = (0..<m).map { j in (0..<n).reduce(Float(0)) { $0 + g[$1 * m + j] } }
+            for threads in [1, 2] {
+                var gradBias = [Float](repeating: .nan, count: m)
+                Parallelism.withThreadCount(threads) { linearBackwardBias(n: n, m: m, gradOutput: g, gradBias: &gradBias) }
+                #expect(gradBias == expected, "\((n, m)) at \(threads) threads")
+            }
+        }
+    }
 }

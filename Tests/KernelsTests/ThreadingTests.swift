@@ -30,6 +30,30 @@ import Testing
             poolGrad: poolBackward(p, random.floats(p.outputShape.reduce(1, *)), argmax))
     }
 
+    /// `forEachRange` hands out every item exactly once, in ranges that start on a multiple of
+    /// 16 (whole 8-lane vectors for the element-wise kernels), on 1 to 4 threads.
+    @Test func forEachRangeCoversEachItemOnce() {
+        for threads in 1...4 {
+            Self.withThreads(threads) {
+                for count in [0, 1, 15, 16, 17, 1000, 16_384, 32_000, 100_003] {
+                    var hits = [Int32](repeating: 0, count: count)
+                    var starts = [Int](repeating: -1, count: count)
+                    hits.withUnsafeMutableBufferPointer { hits in
+                        starts.withUnsafeMutableBufferPointer { starts in
+                            let h = UncheckedSendable(hits.baseAddress), s = UncheckedSendable(starts.baseAddress)
+                            Parallelism.forEachRange(count, minimumPerChunk: 1000) { range in
+                                s.value![range.lowerBound] = range.lowerBound
+                                for i in range { h.value![i] += 1 }
+                            }
+                        }
+                    }
+                    #expect(hits.allSatisfy { $0 == 1 }, "count \(count), \(threads) threads")
+                    #expect(starts.allSatisfy { $0 < 0 || $0 % 16 == 0 }, "count \(count), \(threads) threads")
+                }
+            }
+        }
+    }
+
     @Test func sameThreadCountIsBitIdentical() throws {
         let one = try Self.withThreads(1) { (try Self.run(), try Self.run()) }
         #expect(one.0 == one.1)
