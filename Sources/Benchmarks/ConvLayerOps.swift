@@ -9,7 +9,7 @@ import Training
 /// behind batch norm. A forward pass not computed by the five-channel kernel storing its
 /// output (`Conv2dPlan.directForwardKernel`) is also timed that way, the row marked
 /// "5-ch stored" (`Conv2dPlan.fiveChannelForwardOnly`), and an evaluation pass computed by
-/// Winograd F(2×2, 3×3) also by the direct kernel, the row marked "direct"
+/// Winograd F(2×2, 3×3) or F(2×2, 5×5) also by the direct kernel, the row marked "direct"
 /// (`Conv2dPlan.winogradEvaluation`): the kernel choice's evidence.
 public enum ConvLayerOps {
     public static func run(config: TrainingConfig, threads: Int, batch: Int, repeats: Int = 20) throws -> [OpBenchmark.Row] {

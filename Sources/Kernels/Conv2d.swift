@@ -113,7 +113,7 @@ func planeSum(_ values: UnsafePointer<Float>, count: Int) -> Float {
 /// Floats of workspace `conv2dMaxPool2dForward` needs: for a direct convolution, the
 /// convolution's and one sample's output per thread; else a slice's output
 /// (`maxPoolSlice`) and the slice's convolution workspace; at least what an evaluation pass
-/// by Winograd F(2×2, 3×3) needs where it applies (`WinogradPool`).
+/// by Winograd needs where it applies (`WinogradPool`).
 public func conv2dMaxPool2dWorkspaceCount(
     _ shape: Conv2dShape, pool: Pool2dShape, threadCount: Int = Parallelism.threadCount
 ) -> Int {
@@ -147,8 +147,8 @@ func maxPoolSlice(_ s: Conv2dShape) -> Conv2dShape {
 /// is convolved a slice of samples at a time (`maxPoolSlice`, about 2 MB of output) and the
 /// slice pooled while it is still in cache. The values and the argmax are those of
 /// `conv2dForward` followed by `maxPool2dForward`, bit for bit, except in an evaluation
-/// pass (no argmax) of a 3×3 convolution that `WinogradPool.applies` to: Winograd
-/// F(2×2, 3×3) computes it, to within rounding (`Conv2dWinograd.swift`).
+/// pass (no argmax) of a 3×3 or 5×5 convolution that `WinogradPool.applies` to: Winograd
+/// F(2×2, 3×3) or F(2×2, 5×5) computes it, to within rounding (`Conv2dWinograd.swift`).
 ///
 /// - Parameters:
 ///   - shape: the convolution; `pool`: the pool on its output (the same batch).

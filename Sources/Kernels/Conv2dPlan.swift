@@ -83,12 +83,12 @@ public struct Conv2dPlan {
 
     /// Set (task-local) to false to compute evaluation passes under a 2×2 pool (no argmax)
     /// by the direct kernels, bit for bit as training's forward pass, instead of by Winograd
-    /// F(2×2, 3×3) where it applies (`WinogradPool.applies`). A workspace must be sized
-    /// under the same setting; `mnist-bench --ops --config FILE` times both ("direct" rows).
+    /// F(2×2, 3×3) or F(2×2, 5×5) where it applies (`WinogradPool.applies`). A workspace
+    /// must be sized under the same setting; `mnist-bench --ops --config FILE` times both ("direct" rows).
     @TaskLocal public static var winogradEvaluation = true
 
     /// Whether `conv2dMaxPool2dForward` computes an evaluation pass (no argmax) of `shape`
-    /// under `pool` by Winograd F(2×2, 3×3) (`WinogradPool.applies`).
+    /// under `pool` by Winograd (`WinogradPool.applies`).
     public static func evaluatesByWinograd(_ shape: Conv2dShape, pool: Pool2dShape) -> Bool {
         WinogradPool.applies(shape, pool: pool)
     }

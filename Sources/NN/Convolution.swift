@@ -100,7 +100,7 @@ extension Functional {
     /// `max_pool2d(conv2d(input))`, with `relu` also ReLU (before or after the pool: the same
     /// values and gradients, as in `reluMaxPool2d`), as one op: the same values and gradients
     /// as the ops in sequence (up to the order of float additions; without gradients, a
-    /// 3×3 convolution may be computed by Winograd F(2×2, 3×3), to within rounding:
+    /// 3×3 or 5×5 convolution may be computed by Winograd, to within rounding:
     /// `Kernels/Conv2dWinograd.swift`), but the convolution's
     /// output is a temporary, computed one sample (a direct convolution) or a few samples at
     /// a time (`conv2dMaxPool2dForward`), not a tensor the graph keeps until backward: the
