@@ -127,32 +127,40 @@ struct WinogradPool {
 
     /// `U_ξ[c][o] = (G g_oc Gᵀ)_ξ` for every kernel of `weight (outChannels, inChannels, k, k)`,
     /// computed in Double and rounded once, into `packed (points, inChannels, outputs)`, zero
-    /// past the output channels; the output channels split over the threads.
+    /// past the output channels: eight output channels at a time, one per lane (each lane
+    /// the same sums as a scalar loop; the lanes' chains run side by side where one kernel's
+    /// waited on each addition), the blocks of eight split over the threads.
     func transformWeight(_ weight: UnsafePointer<Float>, into packed: UnsafeMutablePointer<Float>) {
-        let inChannels = shape.inChannels, k = kernel, side = side, outputs = outputs
-        packed.initialize(repeating: 0, count: weightCount)
+        typealias Lanes = SIMD8<Double>
+        let inChannels = shape.inChannels, outChannels = shape.outChannels, k = kernel, side = side, outputs = outputs
         let w = UncheckedSendable(weight), out = UncheckedSendable(packed)
         (k == 3 ? Self.g3 : Self.g5).withUnsafeBufferPointer { g in
             let g = UncheckedSendable(g.baseAddress!)
-            Parallelism.forEachRange(shape.outChannels, minimumPerChunk: 8) { range in
+            Parallelism.forEachChunk(outputs / 8) { _, blocks in
                 let g = g.value
-                withUnsafeTemporaryAllocation(of: Double.self, capacity: side * k) { left in
-                    let left = left.baseAddress!  // G · kernel, side × k
-                    for o in range {
+                withUnsafeTemporaryAllocation(of: Lanes.self, capacity: k * k + side * k) { scratch in
+                    let kernels = scratch.baseAddress!, left = kernels + k * k  // left: G · kernel, side × k
+                    for o0 in blocks.map({ $0 * 8 }) {
                         for c in 0..<inChannels {
-                            let kernel = w.value + (o * inChannels + c) * k * k
+                            for t in 0..<(k * k) {
+                                var lanes = Lanes()
+                                for lane in 0..<min(8, outChannels - o0) {
+                                    lanes[lane] = Double(w.value[((o0 + lane) * inChannels + c) * k * k + t])
+                                }
+                                kernels[t] = lanes
+                            }
                             for i in 0..<side {
                                 for j in 0..<k {
-                                    var sum = 0.0
-                                    for a in 0..<k { sum += g[i * k + a] * Double(kernel[a * k + j]) }
+                                    var sum = Lanes()
+                                    for a in 0..<k { sum += g[i * k + a] * kernels[a * k + j] }
                                     left[i * k + j] = sum
                                 }
                             }
                             for i in 0..<side {
                                 for j in 0..<side {
-                                    var sum = 0.0
+                                    var sum = Lanes()
                                     for b in 0..<k { sum += left[i * k + b] * g[j * k + b] }
-                                    out.value[((i * side + j) * inChannels + c) * outputs + o] = Float(sum)
+                                    store8(SIMD8<Float>(sum), out.value + ((i * side + j) * inChannels + c) * outputs + o0)
                                 }
                             }
                         }
