@@ -178,15 +178,15 @@ struct WinogradPool {
                       destinationStride: channels)
     }
 
-    /// `V_ξ[t][c] = (Bᵀ d B)_ξ` of tiles `first ..< first + tileBlock` (the last tile again
-    /// past the sample's) from the channels-last `copy`, eight channels at a time, into
+    /// `V_ξ[t][c] = (Bᵀ d B)_ξ` of tiles `first ..< first + count` (`count` at most
+    /// `tileBlock`) from the channels-last `copy`, eight channels at a time, into
     /// `block (points, tileBlock, channels)`: the tile's pixels combined down (Bᵀ), then
     /// across (B), by `inputTransform4` or `inputTransform6`.
-    func transformTiles(from first: Int, copy: UnsafePointer<Float>, into block: UnsafeMutablePointer<Float>) {
-        let width = shape.width, channels = channels, last = tileRows * tileColumns - 1
+    func transformTiles(from first: Int, count: Int, copy: UnsafePointer<Float>, into block: UnsafeMutablePointer<Float>) {
+        let width = shape.width, channels = channels
         let step = Self.tileBlock * channels, row = width * channels
-        for t in 0..<Self.tileBlock {
-            let tile = min(first + t, last)
+        for t in 0..<count {
+            let tile = first + t
             let origin = copy + (2 * (tile / tileColumns) * width + 2 * (tile % tileColumns)) * channels
             for c in stride(from: 0, to: channels, by: 8) {
                 let destination = block + t * channels + c
@@ -255,22 +255,26 @@ struct WinogradPool {
             for line in stride(from: first, to: min(first + linesPerBlock, lines), by: 1) {
                 prefetch_to_l2(UnsafeRawPointer(next!) + 64 * line)
             }
-            transformTiles(from: t0, copy: copy, into: block)
+            let count = min(Self.tileBlock, tiles - t0)
+            transformTiles(from: t0, count: count, copy: copy, into: block)
             for o0 in stride(from: 0, to: outputs, by: Self.channelBlock) {
                 let halves = min(2, (outputs - o0) / 8)
                 for xi in 0..<points {
                     let weight = packedWeight + xi * inChannels * outputs + o0
                     let tiles = block + xi * Self.tileBlock * channels
                     let product = products + xi * Self.tileBlock * Self.channelBlock
-                    if halves == 2 {
+                    if count == Self.tileBlock && halves == 2 {
                         winogradProduct16x6(channels: inChannels, channelStride: channels, weight: weight,
                                             weightStride: outputs, tiles: tiles, products: product)
-                    } else {
+                    } else if count == Self.tileBlock {
                         winogradProduct8x6(channels: inChannels, channelStride: channels, weight: weight,
                                            weightStride: outputs, tiles: tiles, products: product)
+                    } else {
+                        winogradProductFew(tiles: count, halves: halves, channels: inChannels, channelStride: channels,
+                                           weight: weight, weightStride: outputs, tileRows: tiles, products: product)
                     }
                 }
-                for t in 0..<min(Self.tileBlock, tiles - t0) {
+                for t in 0..<count {
                     for half in 0..<halves {
                         let o = o0 + half * 8
                         let m = products + t * Self.channelBlock + half * 8, step = Self.tileBlock * Self.channelBlock
@@ -425,6 +429,46 @@ func winogradProduct8x6(
     }
     store8(a0, products); store8(a1, products + 16); store8(a2, products + 32)
     store8(a3, products + 48); store8(a4, products + 64); store8(a5, products + 80)
+}
+
+/// The products of a sample's last block of fewer than six tiles (`tiles`, 1 to 5; four
+/// for LeNet's 16 tiles) for `halves` (1 or 2) vectors of 8 output channels, laid out as
+/// `winogradProduct16x6`'s: the same sums, without computing tiles past the sample's.
+@inline(__always)
+func winogradProductFew(
+    tiles: Int, halves: Int, channels: Int, channelStride: Int, weight: UnsafePointer<Float>, weightStride: Int,
+    tileRows: UnsafePointer<Float>, products: UnsafeMutablePointer<Float>
+) {
+    @inline(__always) func product<Tiles: FixedCount>(_: Tiles.Type, wide: Bool) {
+        withUnsafeTemporaryAllocation(of: SIMD8<Float>.self, capacity: 2 * Tiles.count) { sums in
+            let sums = sums.baseAddress!
+            for i in 0..<(2 * Tiles.count) { sums[i] = SIMD8() }
+            var w = weight
+            for c in 0..<channels {
+                let w0 = load8(w), w1 = wide ? load8(w + 8) : SIMD8()
+                for t in 0..<Tiles.count {
+                    let x = SIMD8<Float>(repeating: tileRows[t * channelStride + c])
+                    sums[2 * t].addProduct(x, w0)
+                    if wide { sums[2 * t + 1].addProduct(x, w1) }
+                }
+                w += weightStride
+            }
+            for t in 0..<Tiles.count {
+                store8(sums[2 * t], products + 16 * t)
+                if wide { store8(sums[2 * t + 1], products + 16 * t + 8) }
+            }
+        }
+    }
+    @inline(__always) func product(wide: Bool) {
+        switch tiles {
+        case 1: product(Count1.self, wide: wide)
+        case 2: product(Count2.self, wide: wide)
+        case 3: product(Count3.self, wide: wide)
+        case 4: product(Count4.self, wide: wide)
+        default: product(Count5.self, wide: wide)
+        }
+    }
+    if halves == 2 { product(wide: true) } else { product(wide: false) }
 }
 
 /// The first `count` (< 8) floats at `p`, the other lanes zero.
