@@ -40,11 +40,12 @@ import CPrefetch
 // and "eval (direct)" rows; batch 256, Zen 3, two runs): the published speedrun net's conv2
 // (24 → 32 channels, 10×10) 2.11 ms against 2.70–2.75 at 2 threads, 3.93–4.09 against
 // 4.72–5.52 at 1; `configs/speedrun.json`'s (8 → 32) 0.51–0.53 against 0.59–0.61, and 1.10
-// against 1.21–1.23. LeNet's conv2 (20 → 50, 12×12; 16 tiles in blocks of six, 50 output
-// channels as 16 + 16 + 16 + 8) gains less against the 16-lane direct kernel of an AVX-512
-// build: the evaluation of the 10,000 test images (`mnist-bench --steps 10`, Zen 4,
-// alternating with the direct kernel, three pairs) 0.48–0.55 s against 0.53–0.58 at one
-// thread, 0.25–0.26 against 0.26–0.28 at two.
+// against 1.21–1.23. LeNet's conv2 (20 → 50, 12×12; 16 tiles in blocks of 6 + 6 + 4, 50
+// output channels as 16 + 16 + 16 + 8) gains less against the 16-lane direct kernel of an
+// AVX-512 build: the evaluation of the 10,000 test images (`mnist-bench --steps 10`, Zen 4,
+// alternating with the direct kernel, five pairs) median 0.41 s against 0.45 at one thread,
+// 0.21 against 0.24 at two; built for AVX2, conv2's evaluation (the `--ops` rows, batch 64)
+// 1.61–1.66 ms against 1.89–1.92 at one thread.
 
 /// One evaluation pass's setup for `conv2dMaxPool2dForward` by Winograd F(2×2, 3×3) or
 /// F(2×2, 5×5): the tiles (one per pool window) and the scratch's layout.

@@ -17,7 +17,7 @@ import Testing
     /// (8 → 32), 12 input channels (8 channels-last by transposes, 4 one by one) on an odd
     /// 9×11 output (the last row and column no window's), 20 on an odd 13×13, 16 → 16 on
     /// 24×24, a single row of windows, 24 outputs (a block of 16, then one of 8); LeNet's
-    /// conv2 (20 → 50, 5×5: 16 tiles, blocks of six, outputs 16 + 16 + 16 + 8 of which two
+    /// conv2 (20 → 50, 5×5: 16 tiles, blocks of 6 + 6 + 4, outputs 16 + 16 + 16 + 8 of which two
     /// are stored), 8 → 16 on an odd 9×7 output, and 9 → 40 on one row of windows; a NaN
     /// input, which must reach the windows that read it.
     @Test(arguments: [([26, 24, 12, 12], [32, 24, 3, 3]), ([3, 8, 12, 12], [32, 8, 3, 3]),
