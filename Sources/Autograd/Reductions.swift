@@ -1,3 +1,5 @@
+import Kernels
+
 // MARK: - Sums and means
 
 extension Tensor {
@@ -46,14 +48,9 @@ extension Tensor {
         let (outer, n, inner) = split(at: d)
         var outShape = shape
         if keepDim { outShape[d] = 1 } else { outShape.remove(at: d) }
-        let out = Tensor.full(outShape, 0)
+        let out = Tensor.empty(outShape)
         let src = storage.pointer, dst = out.storage.pointer
-        for o in 0..<outer {
-            for k in 0..<n {
-                let row = src + (o * n + k) * inner, acc = dst + o * inner
-                for i in 0..<inner { acc[i] += row[i] }
-            }
-        }
+        for o in 0..<outer { sumRows(src + o * n * inner, rowCount: n, columns: inner, into: dst + o * inner) }
         if scale != 1 { for i in 0..<out.count { dst[i] *= scale } }
         let inputShape = shape
         return out.recording(name, inputs: [self]) { g in

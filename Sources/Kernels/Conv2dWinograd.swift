@@ -26,8 +26,8 @@ import CPrefetch
 //
 // The products are of transformed values, summed in another order than the direct
 // kernels' `bias + Σ_t input · weight`: the outputs differ from theirs by rounding (at
-// most 2.7e-7 of 1 + the sum of the terms' magnitudes for 3×3 kernels and 3.3e-7 for
-// 5×5 in `winogradPoolMatchesTheDirectKernel`, which allows 5e-7), and, where an input is
+// most 2.7e-7 of 1 + the sum of the terms' magnitudes for 3×3 kernels and 4.9e-7 for 5×5
+// in `winogradPoolMatchesTheDirectKernel`, which allows 5e-7 and 1e-6), and, where an input is
 // infinite, may be NaN where the direct sum is infinite (the transforms subtract inputs).
 // So only passes that record no argmax take it: every training pass (which records one
 // for its backward pass) stays the direct kernels', exact to PyTorch's formula, while
@@ -43,9 +43,12 @@ import CPrefetch
 // against 1.21–1.23. LeNet's conv2 (20 → 50, 12×12; 16 tiles in blocks of 6 + 6 + 4, 50
 // output channels as 16 + 16 + 16 + 8) gains less against the 16-lane direct kernel of an
 // AVX-512 build: the evaluation of the 10,000 test images (`mnist-bench --steps 10`, Zen 4,
-// alternating with the direct kernel, five pairs) median 0.41 s against 0.45 at one thread,
-// 0.21 against 0.24 at two; built for AVX2, conv2's evaluation (the `--ops` rows, batch 64)
-// 1.61–1.66 ms against 1.89–1.92 at one thread.
+// alternating with a build of the direct kernel, 8ce1403, three pairs) 0.48–0.55 s against
+// 0.53–0.58 at one thread, 0.25–0.26 against 0.26–0.28 at two, before the last block of
+// fewer than six tiles was computed as it is (which then took the median from 0.45 s to
+// 0.41 at one thread, 0.24 to 0.21 at two, together with the 8-lane weight transform).
+// `--ops --config configs/lenet.json --threads 1`, built for AVX2: 1.61–1.66 ms against
+// the direct row's 1.89–1.92.
 
 /// One evaluation pass's setup for `conv2dMaxPool2dForward` by Winograd F(2×2, 3×3) or
 /// F(2×2, 5×5): the tiles (one per pool window) and the scratch's layout.
@@ -141,7 +144,7 @@ struct WinogradPool {
                 let g = g.value
                 withUnsafeTemporaryAllocation(of: Lanes.self, capacity: k * k + side * k) { scratch in
                     let kernels = scratch.baseAddress!, left = kernels + k * k  // left: G · kernel, side × k
-                    for o0 in blocks.map({ $0 * 8 }) {
+                    for o0 in stride(from: blocks.lowerBound * 8, to: blocks.upperBound * 8, by: 8) {
                         for c in 0..<inChannels {
                             for t in 0..<(k * k) {
                                 var lanes = Lanes()
@@ -231,7 +234,7 @@ struct WinogradPool {
     /// One sample: copied channels-last (`channelsLast`), then six tiles at a time
     /// transformed (`transformTiles`), and for each 16 output channels (8 for the last of
     /// a count not a multiple of 16) the products `M_ξ = Σ_c V_ξ[c] · U_ξ[c]`
-    /// (`winogradProduct16x6`, `winogradProduct8x6`: one fused multiply-add per input
+    /// (`winogradProduct16x6`, `winogradProductBlock`: one fused multiply-add per input
     /// channel, in channel order), each tile transformed back (`Aᵀ M A + bias`, by
     /// `outputTransform4` or `outputTransform6`), its four outputs pooled in row-major order
     /// (`poolWindow`, then ReLU when `relu`), and written to `output (outChannels, tiles)`.
@@ -262,27 +265,31 @@ struct WinogradPool {
                 let halves = min(2, (outputs - o0) / 8)
                 for xi in 0..<points {
                     let weight = packedWeight + xi * inChannels * outputs + o0
-                    let tiles = block + xi * Self.tileBlock * channels
+                    let transformed = block + xi * Self.tileBlock * channels
                     let product = products + xi * Self.tileBlock * Self.channelBlock
                     if count == Self.tileBlock && halves == 2 {
                         winogradProduct16x6(channels: inChannels, channelStride: channels, weight: weight,
-                                            weightStride: outputs, tiles: tiles, products: product)
-                    } else if count == Self.tileBlock {
-                        winogradProduct8x6(channels: inChannels, channelStride: channels, weight: weight,
-                                           weightStride: outputs, tiles: tiles, products: product)
+                                            weightStride: outputs, tiles: transformed, products: product)
                     } else {
-                        winogradProductFew(tiles: count, halves: halves, channels: inChannels, channelStride: channels,
-                                           weight: weight, weightStride: outputs, tileRows: tiles, products: product)
+                        winogradProductBlock(tiles: count, halves: halves, channels: inChannels, channelStride: channels,
+                                             weight: weight, weightStride: outputs, tileRows: transformed, products: product)
                     }
                 }
+                // The bias of the block's (one or two) vectors of output channels, zero past the last.
+                @inline(__always) func biasVector(_ o: Int) -> SIMD8<Float> {
+                    guard let bias, o < outChannels else { return SIMD8() }
+                    var v = SIMD8<Float>()
+                    for lane in 0..<min(8, outChannels - o) { v[lane] = bias[o + lane] }
+                    return v
+                }
+                let biases = (biasVector(o0), biasVector(o0 + 8))
                 for t in 0..<count {
                     for half in 0..<halves {
                         let o = o0 + half * 8
                         let m = products + t * Self.channelBlock + half * 8, step = Self.tileBlock * Self.channelBlock
                         let y = kernel == 3 ? outputTransform4(m, step: step) : outputTransform6(m, step: step)
                         // The window's four outputs, top-left first, pooled.
-                        let b = bias.map { o + 8 <= outChannels ? load8($0 + o) : loadPartial8($0 + o, count: outChannels - o) }
-                            ?? SIMD8()
+                        let b = half == 0 ? biases.0 : biases.1
                         let best = poolWindow(y.0 + b, y.1 + b, y.2 + b, y.3 + b, relu: relu)
                         let destination = output + o * tiles + t0 + t
                         for lane in 0..<min(8, outChannels - o) { destination[lane * tiles] = best[lane] }
@@ -409,34 +416,12 @@ func winogradProduct16x6(
     store8(a50, products + 80); store8(a51, products + 88)
 }
 
-/// `winogradProduct16x6` for 8 output channels (the last of a count not a multiple of 16):
-/// `products[t][0..<8]`, the rows of `products` still 16 floats apart.
+/// `winogradProduct16x6` for the other blocks: `tiles` (1 to 6) tiles, a sample's last block
+/// of fewer than six (four for LeNet's 16 windows) computed as it is, and `halves` (1 or 2)
+/// vectors of 8 output channels (one for the last of a count not a multiple of 16); laid out
+/// as `winogradProduct16x6`'s, the same sums. Specialised for each count (`FixedCount`).
 @inline(__always)
-func winogradProduct8x6(
-    channels: Int, channelStride: Int, weight: UnsafePointer<Float>, weightStride: Int, tiles: UnsafePointer<Float>,
-    products: UnsafeMutablePointer<Float>
-) {
-    var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>()
-    var a3 = SIMD8<Float>(), a4 = SIMD8<Float>(), a5 = SIMD8<Float>()
-    let t1 = tiles + channelStride, t2 = t1 + channelStride, t3 = t2 + channelStride
-    let t4 = t3 + channelStride, t5 = t4 + channelStride
-    var w = weight
-    for c in 0..<channels {
-        let w0 = load8(w)
-        a0.addProduct(SIMD8(repeating: tiles[c]), w0); a1.addProduct(SIMD8(repeating: t1[c]), w0)
-        a2.addProduct(SIMD8(repeating: t2[c]), w0); a3.addProduct(SIMD8(repeating: t3[c]), w0)
-        a4.addProduct(SIMD8(repeating: t4[c]), w0); a5.addProduct(SIMD8(repeating: t5[c]), w0)
-        w += weightStride
-    }
-    store8(a0, products); store8(a1, products + 16); store8(a2, products + 32)
-    store8(a3, products + 48); store8(a4, products + 64); store8(a5, products + 80)
-}
-
-/// The products of a sample's last block of fewer than six tiles (`tiles`, 1 to 5; four
-/// for LeNet's 16 tiles) for `halves` (1 or 2) vectors of 8 output channels, laid out as
-/// `winogradProduct16x6`'s: the same sums, without computing tiles past the sample's.
-@inline(__always)
-func winogradProductFew(
+func winogradProductBlock(
     tiles: Int, halves: Int, channels: Int, channelStride: Int, weight: UnsafePointer<Float>, weightStride: Int,
     tileRows: UnsafePointer<Float>, products: UnsafeMutablePointer<Float>
 ) {
@@ -466,18 +451,11 @@ func winogradProductFew(
         case 2: product(Count2.self, wide: wide)
         case 3: product(Count3.self, wide: wide)
         case 4: product(Count4.self, wide: wide)
-        default: product(Count5.self, wide: wide)
+        case 5: product(Count5.self, wide: wide)
+        default: product(Count6.self, wide: wide)
         }
     }
     if halves == 2 { product(wide: true) } else { product(wide: false) }
-}
-
-/// The first `count` (< 8) floats at `p`, the other lanes zero.
-@inline(__always)
-func loadPartial8(_ p: UnsafePointer<Float>, count: Int) -> SIMD8<Float> {
-    var v = SIMD8<Float>()
-    for lane in 0..<count { v[lane] = p[lane] }
-    return v
 }
 
 /// `max_pool2d(conv2d(input))` (then ReLU when `relu`) of an evaluation pass by Winograd

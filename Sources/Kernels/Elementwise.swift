@@ -88,3 +88,27 @@ public func adamUpdate(
         }
     }
 }
+
+/// `sums[j] = Σ_r rows[r · columns + j]` for `rows (rowCount, columns)`: each column summed in
+/// row order from 0, the same bits as a scalar loop and at any thread count, eight columns
+/// per vector and the columns split over the threads. Linear's bias gradient and
+/// `Tensor.sum(dim:)`.
+public func sumRows(_ rows: UnsafePointer<Float>, rowCount: Int, columns: Int, into sums: UnsafeMutablePointer<Float>) {
+    let g = UncheckedSendable(rows), b = UncheckedSendable(sums)
+    Parallelism.forEachRange(columns, minimumPerChunk: max(1, elementwiseGrain / max(1, rowCount))) { range in
+        let g = g.value, b = b.value
+        var j = range.lowerBound
+        while j + 8 <= range.upperBound {
+            var sum = SIMD8<Float>()
+            for row in 0..<rowCount { sum += load8(g + row * columns + j) }
+            store8(sum, b + j)
+            j += 8
+        }
+        while j < range.upperBound {
+            var sum: Float = 0
+            for row in 0..<rowCount { sum += g[row * columns + j] }
+            b[j] = sum
+            j += 1
+        }
+    }
+}

@@ -277,26 +277,3 @@ public func linearBackwardWeight(
     parallelSgemm(transposeA: true, m: m, n: k, k: n, a: gradOutput, b: input, c: gradWeight)
     #endif
 }
-
-/// `gradBias (m) = Σ_rows gradOutput (n, m)`: the bias gradient of `linearForward`, each
-/// column summed in row order from 0 (the same bits at any thread count), the columns split
-/// over the threads.
-public func linearBackwardBias(n: Int, m: Int, gradOutput: UnsafePointer<Float>, gradBias: UnsafeMutablePointer<Float>) {
-    let g = UncheckedSendable(gradOutput), b = UncheckedSendable(gradBias)
-    Parallelism.forEachRange(m, minimumPerChunk: max(1, elementwiseGrain / max(1, n))) { columns in
-        let g = g.value, b = b.value
-        var j = columns.lowerBound
-        while j + 8 <= columns.upperBound {
-            var sum = SIMD8<Float>()
-            for row in 0..<n { sum += load8(g + row * m + j) }
-            store8(sum, b + j)
-            j += 8
-        }
-        while j < columns.upperBound {
-            var sum: Float = 0
-            for row in 0..<n { sum += g[row * m + j] }
-            b[j] = sum
-            j += 1
-        }
-    }
-}

@@ -76,7 +76,7 @@ extension Functional {
             if let bias {
                 if bias.requiresGrad {
                     let gb = Tensor.empty([m])
-                    linearBackwardBias(n: n, m: m, gradOutput: gp, gradBias: gb.storage.pointer)
+                    sumRows(gp, rowCount: n, columns: m, into: gb.storage.pointer)
                     grads.append(gb)
                 } else { grads.append(nil) }
             }

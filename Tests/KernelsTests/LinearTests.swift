@@ -77,8 +77,9 @@ import Testing
         }
     }
 
-    /// The bias gradient: each column summed in row order from 0, the same bits at 1 and 2
-    /// threads (3,001 columns of 20 rows are split over the threads; 13 are not a whole vector).
+    /// The bias gradient (`sumRows`): each column summed in row order from 0, the same bits
+    /// at 1 and 2 threads (3,001 columns of 20 rows are split over the threads; 13 are not a
+    /// whole vector).
     @Test func biasGradientIsEachColumnSummedInRowOrder() {
         var random = TestRandom(seed: 44)
         for (n, m) in [(1, 1), (64, 10), (64, 500), (20, 3_001)] {
@@ -86,7 +87,7 @@ import Testing
             let expected = (0..<m).map { j in (0..<n).reduce(Float(0)) { $0 + g[$1 * m + j] } }
             for threads in [1, 2] {
                 var gradBias = [Float](repeating: .nan, count: m)
-                Parallelism.withThreadCount(threads) { linearBackwardBias(n: n, m: m, gradOutput: g, gradBias: &gradBias) }
+                Parallelism.withThreadCount(threads) { sumRows(g, rowCount: n, columns: m, into: &gradBias) }
                 #expect(gradBias == expected, "\((n, m)) at \(threads) threads")
             }
         }
