@@ -113,7 +113,7 @@ let package = Package(
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors", "Seeded", "TestSupport"]),
         .testTarget(name: "MNISTDataTests", dependencies: ["MNISTData", "CZlib", "Seeded", "TestSupport"]),
         .testTarget(name: "PlotTests", dependencies: ["Plot", "CZlib", "TestSupport"], exclude: ["check_png.py", "make_pngs.py"]),
-        .testTarget(name: "BenchmarksTests", dependencies: ["Kernels", "Seeded"]),
+        .testTarget(name: "BenchmarksTests", dependencies: ["Benchmarks", "Kernels", "Seeded"]),
         .testTarget(
             name: "TrainingTests",
             dependencies: [

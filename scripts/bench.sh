@@ -3,7 +3,8 @@
 # LeNet and the configs of BENCH_CONFIGS (default configs/trials/speedrun-published.json) with 2 and 1
 # threads (REPEATS runs each, median shown), and, when `import torch` works (set PYTHON to
 # choose the interpreter), PyTorch on the same model, data, batch size and steps; then both
-# side by side with their ratio. Each configuration runs in its own process, so each peak
+# side by side with their ratio, of throughput and of the median step time (each side's
+# steps timed one by one: a run slowed throughout by the machine's other load still shows). Each configuration runs in its own process, so each peak
 # RSS is its own. Then the time-to-accuracy table (configs/speedrun.json over SEEDS seeds
 # against ../shared/bench/torch_speedrun.py).
 #

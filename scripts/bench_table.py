@@ -15,6 +15,8 @@ for key in sorted(groups, key=lambda k: (models.index(k[0]), -k[2], k[1] != "mni
     median = dict(ordered[len(ordered) // 2])
     median["range"] = "%.0f-%.0f" % (ordered[0]["samples_per_second"], ordered[-1]["samples_per_second"])
     median["runs"] = len(ordered)
+    steps = sorted(r["step_ms_p50"] for r in ordered if r.get("step_ms_p50") is not None)
+    median["median_step_ms"] = steps[len(steps) // 2] if steps else None
     rows.append(median)
 # The FMA peak is measured by mnist-bench (per thread count); PyTorch's share is of the same peak.
 peaks = {r["threads"]: r["peak_gflops"] for r in rows if "peak_gflops" in r}
@@ -38,5 +40,10 @@ for key in sorted(ours, key=lambda k: (models.index(k[0]), -k[1])):
         print("%s, %d thread(s): mnist-train trains %.2fx as fast as PyTorch, evaluates %.2fx as fast, "
               "with %.2fx its peak memory" % (key[0], key[1], o["samples_per_second"] / p["samples_per_second"],
                                               p["eval_seconds"] / o["eval_seconds"], o["peak_rss_mb"] / p["peak_rss_mb"]))
+        # The median step (the median over runs of each run's median step time) moves less
+        # than the throughput when a few steps of a run are slowed by the machine's other load.
+        if o.get("median_step_ms") and p.get("median_step_ms"):
+            print("    median step: %.2f ms against %.2f ms (%.2fx)" % (
+                o["median_step_ms"], p["median_step_ms"], p["median_step_ms"] / o["median_step_ms"]))
 if not theirs:
     print("(PyTorch is not importable; set PYTHON=/path/to/python with torch installed to compare)")

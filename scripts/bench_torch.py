@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """PyTorch half of `make bench`: the seed's LeNet, SGD (lr 0.01, momentum 0.9), batch 64,
 the same MNIST files, the same number of timed steps after 10 warm-up steps, then the
-10,000 test images in batches of 1000. Prints one JSON object like `mnist-bench --json`.
+10,000 test images in batches of 1000. Prints one JSON object like `mnist-bench --json`
+(with the 10th percentile and the median of the step times).
 
 With --config FILE (as `mnist-bench --config FILE`): the config's layer list built as an
 nn.Sequential (center_crop, conv2d, batch_norm1d/2d, max/avg/adaptive pooling, activations, dropout,
@@ -159,10 +160,16 @@ def main():
 
     for i in range(10):
         step(i)
-    start = time.perf_counter()
+    step_seconds = []
+    start = previous = time.perf_counter()
     for i in range(10, 10 + args.steps):
         step(i)
-    seconds = time.perf_counter() - start
+        now = time.perf_counter()
+        step_seconds.append(now - previous)
+        previous = now
+    seconds = previous - start
+    step_seconds.sort()
+    percentile = lambda q: step_seconds[int((len(step_seconds) - 1) * q + 0.5)]  # nearest rank, as mnist-bench
     model.eval()
     start = time.perf_counter()
     correct = 0
@@ -179,6 +186,7 @@ def main():
         "train_seconds": seconds, "samples_per_second": rate, "seconds_per_epoch": len(x) / rate,
         "gflops": rate * flops / 1e9, "eval_seconds": eval_seconds, "eval_accuracy": correct / len(tx),
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6,
+        "step_ms_p10": percentile(0.1) * 1e3, "step_ms_p50": percentile(0.5) * 1e3,
     }))
 
 

@@ -33,6 +33,10 @@ public enum Benchmark {
         public var peakRSSMegabytes: Double
         /// `LeNet`, or the config's name (`mnist-bench --config`).
         public var model = "LeNet"
+        /// The 10th percentile and the median of the timed steps' times, in seconds: a step
+        /// is one batch's forward, backward and optimizer step. Less moved by a few slow
+        /// steps on a shared machine than the total.
+        public var stepSecondsP10 = Double.nan, stepSecondsMedian = Double.nan
 
         /// One JSON object on one line (what `scripts/bench.sh` collects); a non-finite
         /// number is written as `null`.
@@ -44,7 +48,8 @@ public enum Benchmark {
                 ("samples_per_second", number(samplesPerSecond)), ("seconds_per_epoch", number(secondsPerEpoch)),
                 ("gflops", number(gflops)), ("peak_gflops", number(peakGFLOPs)), ("peak_share", number(peakShare)),
                 ("eval_seconds", number(evalSeconds)), ("eval_accuracy", number(evalAccuracy)),
-                ("peak_rss_mb", number(peakRSSMegabytes)),
+                ("peak_rss_mb", number(peakRSSMegabytes)), ("step_ms_p10", number(stepSecondsP10 * 1e3)),
+                ("step_ms_p50", number(stepSecondsMedian * 1e3)),
             ]
             return "{" + fields.map { "\"\($0.0)\": \($0.1)" }.joined(separator: ", ") + "}"
         }
@@ -69,8 +74,9 @@ public enum Benchmark {
         let model = Models.lenet(generator: &generator)
         let optimizer = try SGD(parameters: model.parameters(), learningRate: 0.01, momentum: 0.9)
         let loader = try DataLoader(dataset: train, batchSize: batchSize, shuffle: true, seed: 1, dropLast: true)
-        let seconds = try timeTraining(model: model, optimizer: optimizer, loader: loader, logSoftmax: true, steps: steps,
-                                       warmup: warmup)
+        let timing = try timeTraining(model: model, optimizer: optimizer, loader: loader, logSoftmax: true, steps: steps,
+                                      warmup: warmup)
+        let seconds = timing.seconds
         let samplesPerSecond = Double(steps * batchSize) / seconds
         Storage.releaseCachedBlocks()  // training's blocks would sit beside evaluation's
         let evaluation = try Evaluator.evaluate(model, dataset: test, batchSize: evalBatchSize, normalization: .mnist,
@@ -81,7 +87,8 @@ public enum Benchmark {
             threads: threads, batchSize: batchSize, steps: steps, trainSeconds: seconds,
             samplesPerSecond: samplesPerSecond, secondsPerEpoch: Double(train.count) / samplesPerSecond,
             gflops: gflops, peakGFLOPs: peak, peakShare: gflops / peak,
-            evalSeconds: evaluation.seconds, evalAccuracy: evaluation.accuracy, peakRSSMegabytes: peakRSSMegabytes())
+            evalSeconds: evaluation.seconds, evalAccuracy: evaluation.accuracy, peakRSSMegabytes: peakRSSMegabytes(),
+            stepSecondsP10: timing.percentile(0.1), stepSecondsMedian: timing.percentile(0.5))
     }
 
     /// The process's peak resident set size so far, in MB (10⁶ bytes).
@@ -92,10 +99,24 @@ public enum Benchmark {
     }
 }
 
-/// Seconds of `steps` training steps on `loader`'s batches (epoch after epoch), after
-/// `warmup` untimed ones: NLL loss on log-probabilities, else cross-entropy on logits.
+/// The times of a run of training steps.
+struct TrainingTiming {
+    /// From the first timed step's start to the last one's end.
+    var seconds: Double
+    /// Each step's own time, sorted.
+    var sortedStepSeconds: [Double]
+
+    /// The step time at quantile `q` in 0...1 (nearest rank).
+    func percentile(_ q: Double) -> Double {
+        sortedStepSeconds[Int((Double(sortedStepSeconds.count - 1) * q).rounded())]
+    }
+}
+
+/// The times of `steps` training steps on `loader`'s batches (epoch after epoch), after
+/// `warmup` untimed ones: NLL loss on log-probabilities, else cross-entropy on logits. A
+/// step's time includes taking its batch from the loader.
 func timeTraining(model: Module, optimizer: any Optimizer, loader: DataLoader, logSoftmax: Bool, steps: Int,
-                  warmup: Int) throws -> Double {
+                  warmup: Int) throws -> TrainingTiming {
     var iterator = loader.batches(epoch: 0).makeIterator()
     var epoch = 0
     func step() throws {
@@ -115,9 +136,16 @@ func timeTraining(model: Module, optimizer: any Optimizer, loader: DataLoader, l
     }
     model.train()
     for _ in 0..<warmup { try step() }
+    var stepSeconds = [Double](repeating: 0, count: steps)  // allocated before the clock starts
     let start = monotonicSeconds()
-    for _ in 0..<steps { try step() }
-    return monotonicSeconds() - start
+    var previous = start
+    for i in 0..<steps {
+        try step()
+        let now = monotonicSeconds()
+        stepSeconds[i] = now - previous
+        previous = now
+    }
+    return TrainingTiming(seconds: previous - start, sortedStepSeconds: stepSeconds.sorted())
 }
 
 /// Seconds on a monotonic clock.

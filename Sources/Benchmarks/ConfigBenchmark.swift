@@ -37,8 +37,9 @@ public enum ConfigBenchmark {
             let logSoftmax = ModelBuilder.endsWithLogSoftmax(model)
             let loader = try DataLoader(dataset: train, batchSize: batch, shuffle: true, seed: config.seed, dropLast: true,
                                         transform: try Transform.normalized(config.normalization))
-            let seconds = try timeTraining(model: model, optimizer: optimizer, loader: loader, logSoftmax: logSoftmax,
-                                           steps: steps, warmup: warmup)
+            let timing = try timeTraining(model: model, optimizer: optimizer, loader: loader, logSoftmax: logSoftmax,
+                                          steps: steps, warmup: warmup)
+            let seconds = timing.seconds
             let samplesPerSecond = Double(steps * batch) / seconds
             Storage.releaseCachedBlocks()  // training's blocks would sit beside evaluation's
             let evaluation = try Evaluator.evaluate(model, dataset: test, batchSize: evalBatchSize ?? config.testBatchSize,
@@ -50,7 +51,8 @@ public enum ConfigBenchmark {
                 threads: threads, batchSize: batch, steps: steps, trainSeconds: seconds, samplesPerSecond: samplesPerSecond,
                 secondsPerEpoch: Double(train.count) / samplesPerSecond, gflops: gflops, peakGFLOPs: peak,
                 peakShare: gflops / peak, evalSeconds: evaluation.seconds, evalAccuracy: evaluation.accuracy,
-                peakRSSMegabytes: Benchmark.peakRSSMegabytes(), model: config.name)
+                peakRSSMegabytes: Benchmark.peakRSSMegabytes(), model: config.name,
+                stepSecondsP10: timing.percentile(0.1), stepSecondsMedian: timing.percentile(0.5))
         }
     }
 }

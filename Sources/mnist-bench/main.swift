@@ -47,10 +47,11 @@ struct MNISTBench: ParsableCommand {
             print(String(format: """
                 mnist-train, %@, %d thread(s), batch %d, %d steps
                   training:   %.0f samples/s, %.1f s per epoch, %.1f GFLOP/s (%.0f%% of the FMA peak measured here, %.0f GFLOP/s)
+                              a step takes %.2f ms (median; 10th percentile %.2f ms)
                   evaluation: 10,000 test images in %.2f s (accuracy %.2f%%)
                   peak RSS:   %.0f MB
                 """, r.model, r.threads, r.batchSize, r.steps, r.samplesPerSecond, r.secondsPerEpoch, r.gflops,
-                100 * r.peakShare, r.peakGFLOPs, r.evalSeconds, 100 * r.evalAccuracy, r.peakRSSMegabytes))
+                100 * r.peakShare, r.peakGFLOPs, r.stepSecondsMedian * 1e3, r.stepSecondsP10 * 1e3, r.evalSeconds, 100 * r.evalAccuracy, r.peakRSSMegabytes))
         } catch {
             FileHandle.standardError.write("mnist-bench: error: \(error)\n".data(using: .utf8)!)
             throw ExitCode(1)
