@@ -77,7 +77,7 @@ let package = Package(
         .target(
             name: "Benchmarks",
             dependencies: ["Training", "Autograd", "NN", "Optim", "MNISTData", "Kernels", "Seeded", "Distributed"],
-            swiftSettings: tuned + isa),
+            exclude: ["RESULTS.md"], swiftSettings: tuned + isa),
         .target(name: "TestSupport"),
         .target(name: "Examples", dependencies: ["Autograd", "Seeded"]),
 
