@@ -528,8 +528,11 @@ func addSparseInputGradient(
 /// first[o + 1]]`) times the patches of their pixels (`pixel[...]`), a block of vectors at
 /// a time (`forEachPatchBlock`): the block's part of every pixel's patch is built
 /// (`buildPatchBlock`), then every channel's sums of the block run over it (`addScaledRows`).
-/// Built a block at a time, the patches stay in the L1 cache (LeNet's conv2: 64 pixels × 144
-/// floats, 37 KB); a sample's whole patches (135 KB) were written to L2 and read back.
+/// Built a block at a time, the patches stay in a 48 KB L1 cache (LeNet's conv2: 64 pixels ×
+/// 144 floats, 37 KB; the Xeon's); a sample's whole patches (135 KB) were written to L2 and
+/// read back. A 32 KB L1 (Zen 4) holds blocks of four vectors, which measured no faster there
+/// (LeNet's conv2 weight gradient 1.35 ms against 1.30 with blocks of eight, `mnist-bench
+/// --ops --config configs/lenet.json --threads 1`, five alternating pairs at ea6b220).
 ///
 /// - Parameters:
 ///   - offsets: `kernelRowOffsets(s)`.
@@ -582,8 +585,10 @@ func buildPatchBlock(
     for q in 0..<s.outPlane {
         let source = x + (q / s.outWidth * s.width + q % s.outWidth), row = rows + q &* patchBlockStride + start
         if source + offsets[lastRow - 1] + 8 <= end {  // every 8-float load before `end` (all but a batch's last pixels)
+            var to = row  // stepped: no multiply, overflow check or spilled pointer per copy
             for r in firstRow..<lastRow {
-                store8(load8(source + offsets[r]), row + (r - firstRow) &* kW)
+                store8(load8(source + offsets[r]), to)
+                to += kW
             }
         } else {
             for r in firstRow..<lastRow {
