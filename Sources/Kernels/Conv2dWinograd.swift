@@ -420,6 +420,10 @@ func winogradProduct16x6(
 /// of fewer than six (four for LeNet's 16 windows) computed as it is, and `halves` (1 or 2)
 /// vectors of 8 output channels (one for the last of a count not a multiple of 16); laid out
 /// as `winogradProduct16x6`'s, the same sums. Specialised for each count (`FixedCount`).
+/// The full blocks keep their own kernel: through this one (its sums in a temporary
+/// array) the evaluation rows of `mnist-bench --ops --config FILE --threads 1` read 2.79–2.95
+/// ms against 2.45–2.57 (one run 3.22) for the published speedrun net's conv2, and 1.68–1.72 against
+/// 1.61–1.66 for LeNet's (Zen 4, six alternating runs at e4668c1).
 @inline(__always)
 func winogradProductBlock(
     tiles: Int, halves: Int, channels: Int, channelStride: Int, weight: UnsafePointer<Float>, weightStride: Int,
