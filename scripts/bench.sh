@@ -4,8 +4,8 @@
 # threads (REPEATS runs each, median shown), and, when `import torch` works (set PYTHON to
 # choose the interpreter), PyTorch on the same model, data, batch size and steps; then both
 # side by side with their ratio, of throughput and of the median step time (each side's
-# steps timed one by one: a run slowed throughout by the machine's other load still shows). Each configuration runs in its own process, so each peak
-# RSS is its own. Then the time-to-accuracy table (configs/speedrun.json over SEEDS seeds
+# steps timed one by one). Each configuration runs in its own process, so each peak RSS is
+# its own. Then the time-to-accuracy table (configs/speedrun.json over SEEDS seeds
 # against ../shared/bench/torch_speedrun.py).
 #
 # BENCH_ISA=avx2 holds both sides to AVX2, as on a CPU without AVX-512: PyTorch's ATen,
