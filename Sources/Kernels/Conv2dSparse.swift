@@ -532,7 +532,8 @@ func addSparseInputGradient(
 /// 144 floats, 37 KB; the Xeon's); a sample's whole patches (135 KB) were written to L2 and
 /// read back. A 32 KB L1 (Zen 4) holds blocks of four vectors, which measured no faster there
 /// (LeNet's conv2 weight gradient 1.35 ms against 1.30 with blocks of eight, `mnist-bench
-/// --ops --config configs/lenet.json --threads 1`, five alternating pairs at ea6b220).
+/// --ops --config configs/lenet.json --threads 1`, five alternating pairs of one build of
+/// bf8eceb whose block width an uncommitted environment switch chose).
 ///
 /// - Parameters:
 ///   - offsets: `kernelRowOffsets(s)`.
