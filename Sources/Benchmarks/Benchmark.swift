@@ -37,6 +37,10 @@ public enum Benchmark {
         /// is one batch's forward, backward and optimizer step. Less moved by a few slow
         /// steps on a shared machine than the total.
         public var stepSecondsP10 = Double.nan, stepSecondsMedian = Double.nan
+        /// The mean time of a step spent outside parallel regions, on the calling thread alone
+        /// (data, graph bookkeeping, small ops), and the parallel regions a step enters
+        /// (`RegionClock`): with 2 or more threads, the part the other threads wait through.
+        public var serialSecondsPerStep = Double.nan, regionsPerStep = Double.nan
 
         /// One JSON object on one line (what `scripts/bench.sh` collects); a non-finite
         /// number is written as `null`.
@@ -49,7 +53,8 @@ public enum Benchmark {
                 ("gflops", number(gflops)), ("peak_gflops", number(peakGFLOPs)), ("peak_share", number(peakShare)),
                 ("eval_seconds", number(evalSeconds)), ("eval_accuracy", number(evalAccuracy)),
                 ("peak_rss_mb", number(peakRSSMegabytes)), ("step_ms_p10", number(stepSecondsP10 * 1e3)),
-                ("step_ms_p50", number(stepSecondsMedian * 1e3)),
+                ("step_ms_p50", number(stepSecondsMedian * 1e3)), ("step_serial_ms", number(serialSecondsPerStep * 1e3)),
+                ("regions_per_step", number(regionsPerStep)),
             ]
             return "{" + fields.map { "\"\($0.0)\": \($0.1)" }.joined(separator: ", ") + "}"
         }
@@ -88,7 +93,8 @@ public enum Benchmark {
             samplesPerSecond: samplesPerSecond, secondsPerEpoch: Double(train.count) / samplesPerSecond,
             gflops: gflops, peakGFLOPs: peak, peakShare: gflops / peak,
             evalSeconds: evaluation.seconds, evalAccuracy: evaluation.accuracy, peakRSSMegabytes: peakRSSMegabytes(),
-            stepSecondsP10: timing.percentile(0.1), stepSecondsMedian: timing.percentile(0.5))
+            stepSecondsP10: timing.percentile(0.1), stepSecondsMedian: timing.percentile(0.5),
+            serialSecondsPerStep: timing.serialSecondsPerStep, regionsPerStep: timing.regionsPerStep)
     }
 
     /// The process's peak resident set size so far, in MB (10⁶ bytes).
@@ -105,6 +111,13 @@ struct TrainingTiming {
     var seconds: Double
     /// Each step's own time, sorted.
     var sortedStepSeconds: [Double]
+    /// Of `seconds`, the time inside parallel regions, and their number (`RegionClock`).
+    var regionSeconds = 0.0, regions = 0
+
+    /// The mean time of a step outside parallel regions.
+    var serialSecondsPerStep: Double { (seconds - regionSeconds) / Double(sortedStepSeconds.count) }
+    /// The parallel regions of a step, on average.
+    var regionsPerStep: Double { Double(regions) / Double(sortedStepSeconds.count) }
 
     /// The step time at quantile `q` in 0...1 (nearest rank).
     func percentile(_ q: Double) -> Double {
@@ -137,6 +150,9 @@ func timeTraining(model: Module, optimizer: any Optimizer, loader: DataLoader, l
     model.train()
     for _ in 0..<warmup { try step() }
     var stepSeconds = [Double](repeating: 0, count: steps)  // allocated before the clock starts
+    RegionClock.run(true)
+    defer { RegionClock.run(false) }
+    let (regionStart, regionsBefore) = (RegionClock.seconds, RegionClock.count)
     let start = monotonicSeconds()
     var previous = start
     for i in 0..<steps {
@@ -145,7 +161,8 @@ func timeTraining(model: Module, optimizer: any Optimizer, loader: DataLoader, l
         stepSeconds[i] = now - previous
         previous = now
     }
-    return TrainingTiming(seconds: previous - start, sortedStepSeconds: stepSeconds.sorted())
+    return TrainingTiming(seconds: previous - start, sortedStepSeconds: stepSeconds.sorted(),
+                          regionSeconds: RegionClock.seconds - regionStart, regions: RegionClock.count - regionsBefore)
 }
 
 /// Seconds on a monotonic clock.

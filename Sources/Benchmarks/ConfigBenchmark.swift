@@ -52,7 +52,8 @@ public enum ConfigBenchmark {
                 secondsPerEpoch: Double(train.count) / samplesPerSecond, gflops: gflops, peakGFLOPs: peak,
                 peakShare: gflops / peak, evalSeconds: evaluation.seconds, evalAccuracy: evaluation.accuracy,
                 peakRSSMegabytes: Benchmark.peakRSSMegabytes(), model: config.name,
-                stepSecondsP10: timing.percentile(0.1), stepSecondsMedian: timing.percentile(0.5))
+                stepSecondsP10: timing.percentile(0.1), stepSecondsMedian: timing.percentile(0.5),
+                serialSecondsPerStep: timing.serialSecondsPerStep, regionsPerStep: timing.regionsPerStep)
         }
     }
 }

@@ -24,6 +24,37 @@ public func runInParallel(_ count: Int, _ body: (Int) -> Void) {
         if count == 1 { body(0) }
         return
     }
+    if RegionClock.isRunning.load(ordering: .relaxed) {
+        let start = DispatchTime.now().uptimeNanoseconds
+        defer {
+            RegionClock.nanoseconds.add(DispatchTime.now().uptimeNanoseconds - start, ordering: .relaxed)
+            RegionClock.regions.add(1, ordering: .relaxed)
+        }
+        runRegion(count, body)
+    } else {
+        runRegion(count, body)
+    }
+}
+
+/// The wall time the calling threads spend in parallel regions (`runInParallel` with two or
+/// more chunks), while running: what a benchmark subtracts from a step's time to find the part
+/// of the step that runs on one thread alone. Off unless a benchmark starts it (it costs two
+/// clock reads a region).
+public enum RegionClock {
+    static let isRunning = Atomic<Bool>(false)
+    static let nanoseconds = Atomic<UInt64>(0)
+    static let regions = Atomic<Int>(0)
+
+    /// Starts or stops the clock (the total it has counted stays).
+    public static func run(_ on: Bool) { isRunning.store(on, ordering: .relaxed) }
+
+    /// Seconds counted since the process started (only while running).
+    public static var seconds: Double { Double(nanoseconds.load(ordering: .relaxed)) / 1e9 }
+    /// Regions counted since the process started (only while running).
+    public static var count: Int { regions.load(ordering: .relaxed) }
+}
+
+private func runRegion(_ count: Int, _ body: (Int) -> Void) {
     // More threads than cores: spinning threads would hold the cores the working ones need.
     if count <= WorkerPool.cores && WorkerPool.shared.run(count, body) { return }
     withoutActuallyEscaping(body) { escapable in

@@ -44,14 +44,19 @@ struct MNISTBench: ParsableCommand {
             }
             if json { print(r.json); return }
             print("CPU: \(cpuModelName), \(ProcessInfo.processInfo.activeProcessorCount) cores; kernels built for \(vectorISA)")
+            let serial = r.threads > 1
+                ? String(format: "\n              %.3f ms of it (mean) outside its %.0f parallel regions, on one thread alone",
+                         r.serialSecondsPerStep * 1e3, r.regionsPerStep)
+                : ""
             print(String(format: """
                 mnist-train, %@, %d thread(s), batch %d, %d steps
                   training:   %.0f samples/s, %.1f s per epoch, %.1f GFLOP/s (%.0f%% of the FMA peak measured here, %.0f GFLOP/s)
-                              a step takes %.2f ms (median; 10th percentile %.2f ms)
+                              a step takes %.2f ms (median; 10th percentile %.2f ms)%@
                   evaluation: 10,000 test images in %.2f s (accuracy %.2f%%)
                   peak RSS:   %.0f MB
                 """, r.model, r.threads, r.batchSize, r.steps, r.samplesPerSecond, r.secondsPerEpoch, r.gflops,
-                100 * r.peakShare, r.peakGFLOPs, r.stepSecondsMedian * 1e3, r.stepSecondsP10 * 1e3, r.evalSeconds, 100 * r.evalAccuracy, r.peakRSSMegabytes))
+                100 * r.peakShare, r.peakGFLOPs, r.stepSecondsMedian * 1e3, r.stepSecondsP10 * 1e3, serial, r.evalSeconds,
+                100 * r.evalAccuracy, r.peakRSSMegabytes))
         } catch {
             FileHandle.standardError.write("mnist-bench: error: \(error)\n".data(using: .utf8)!)
             throw ExitCode(1)
