@@ -65,7 +65,7 @@ let package = Package(
         .target(name: "SafeTensors"),
         // Encoders for other tools' formats: protocol buffers, ONNX models.
         .target(name: "Interop"),
-        .target(name: "MNISTData", dependencies: ["CZlib", "Seeded"], swiftSettings: tuned),
+        .target(name: "MNISTData", dependencies: ["CZlib", "Kernels", "Seeded"], swiftSettings: tuned),
         .target(name: "Plot", dependencies: ["CZlib", "SafeTensors"]),
         // Data-parallel training: the process group of an mpirun job and its collectives.
         .target(name: "Distributed", dependencies: ["CMPI"]),
@@ -111,7 +111,7 @@ let package = Package(
             name: "OptimTests",
             dependencies: ["Optim", "NN", "Autograd", "Seeded", "SafeTensors", "MNISTData", "TestSupport"]),
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors", "Seeded", "TestSupport"]),
-        .testTarget(name: "MNISTDataTests", dependencies: ["MNISTData", "CZlib", "Seeded", "TestSupport"]),
+        .testTarget(name: "MNISTDataTests", dependencies: ["MNISTData", "CZlib", "Kernels", "Seeded", "TestSupport"]),
         .testTarget(name: "PlotTests", dependencies: ["Plot", "CZlib", "TestSupport"], exclude: ["check_png.py", "make_pngs.py"]),
         .testTarget(name: "BenchmarksTests", dependencies: ["Benchmarks", "Kernels", "Seeded"]),
         .testTarget(

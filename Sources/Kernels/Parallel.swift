@@ -17,6 +17,9 @@ public enum Parallelism {
     /// The number of threads kernels split work over here (1 unless set).
     @TaskLocal public static var threadCount: Int = 1
 
+    /// The cores this process may run on (`activeProcessorCount`).
+    public static var coreCount: Int { WorkerPool.cores }
+
     /// Runs `body` with `count` threads (at least 1) for the kernels it calls.
     public static func withThreadCount<R>(_ count: Int, _ body: () throws -> R) rethrows -> R {
         _ = blasIsSingleThreaded

@@ -1,4 +1,5 @@
 import Foundation
+import Kernels
 import Seeded
 
 // MARK: - Batch
@@ -42,7 +43,8 @@ public struct DataLoader: Sendable {
     /// Drop a last batch smaller than `batchSize` (otherwise it is returned as is).
     public let dropLast: Bool
     public let transform: Transform
-    /// Prepare the next batch on a background thread while the current one is used.
+    /// Prepare the next batch on a background thread while the current one is used, when a
+    /// core is left over by the kernels' threads (`BatchSequence`).
     public let prefetch: Bool
     /// Data-parallel training: this process builds only its part of each batch, the
     /// positions `count * index / ranks ..< count * (index + 1) / ranks` (`Shard.range`), with
@@ -102,8 +104,11 @@ public struct DataLoader: Sendable {
     }
 
     /// Builds batch `batchIndex` of an epoch whose order is `order` (`order(epoch:)`), on the
-    /// calling thread: the batches' sequence does this one after the other; a caller with
-    /// threads of its own may build different batches on each (`Evaluator`).
+    /// calling thread and, with a thread count above one (`Parallelism`), the kernels' other
+    /// threads, each image by one thread (the same batch whatever the split: a part starting at
+    /// position p first makes the augmentation draws of the p images before it). The batches'
+    /// sequence does this one batch after the other; a caller with threads of its own may
+    /// build different batches on each (`Evaluator`, at one thread each).
     public func makeBatch(order: [Int], epoch: Int, batchIndex: Int) -> Batch {
         let batchStart = batchIndex * batchSize
         let globalCount = max(0, min(batchStart + batchSize, order.count) - batchStart)
@@ -112,26 +117,28 @@ public struct DataLoader: Sendable {
         let count = part.count
         let pixelsPerImage = dataset.pixelsPerImage
         let indices = Array(order[start..<(start + count)])
-        var labels = [Int32](repeating: 0, count: count)
-        var images = [Float](repeating: 0, count: count * pixelsPerImage)
+        let (dataset, transform) = (self.dataset, self.transform)
+        let labels = indices.map { Int32(dataset.labels[$0]) }
         // Augmentation draws depend only on (seed, epoch, batch index, position in batch).
-        var generator = SeededGenerator(
-            seed: seed ^ 0xA5A5_5A5A_0F0F_F0F0,
-            stream: UInt64(truncatingIfNeeded: epoch) << 32 | UInt64(truncatingIfNeeded: batchIndex))
-        for _ in 0..<part.lowerBound { transform.skipDraws(generator: &generator) }
-        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: pixelsPerImage) { pixels in
-            images.withUnsafeMutableBufferPointer { output in
-                guard let source = pixels.baseAddress, let destination = output.baseAddress else { return }
-                for (position, index) in indices.enumerated() {
-                    dataset.decodeImage(index, into: source)
-                    transform.apply(
-                        image: source, rows: dataset.rows, cols: dataset.cols,
-                        into: destination + position * pixelsPerImage, generator: &generator)
+        let stream = UInt64(truncatingIfNeeded: epoch) << 32 | UInt64(truncatingIfNeeded: batchIndex)
+        let seed = self.seed ^ 0xA5A5_5A5A_0F0F_F0F0
+        let images = [Float](unsafeUninitializedCapacity: count * pixelsPerImage) { output, initialized in
+            let destination = UncheckedSendable(output.baseAddress)
+            Parallelism.forEachRange(count, minimumPerChunk: 16) { positions in
+                guard let destination = destination.value else { return }
+                var generator = SeededGenerator(seed: seed, stream: stream)
+                for _ in 0..<(part.lowerBound + positions.lowerBound) { transform.skipDraws(generator: &generator) }
+                withUnsafeTemporaryAllocation(of: UInt8.self, capacity: pixelsPerImage) { pixels in
+                    guard let source = pixels.baseAddress else { return }
+                    for position in positions {
+                        dataset.decodeImage(indices[position], into: source)
+                        transform.apply(
+                            image: source, rows: dataset.rows, cols: dataset.cols,
+                            into: destination + position * pixelsPerImage, generator: &generator)
+                    }
                 }
             }
-        }
-        for (position, index) in indices.enumerated() {
-            labels[position] = Int32(dataset.labels[index])
+            initialized = count * pixelsPerImage
         }
         return Batch(
             images: images, labels: labels, indices: indices, count: count, globalCount: globalCount,
@@ -142,8 +149,9 @@ public struct DataLoader: Sendable {
 
 // MARK: - Batch sequence with prefetch
 
-/// The batches of one epoch; with `prefetch`, batch i+1 is built on a background thread
-/// while batch i is in use.
+/// The batches of one epoch; with `prefetch` and fewer kernel threads than cores, batch i+1
+/// is built on a background thread while batch i is in use; otherwise each batch is built
+/// when it is asked for, split over the kernels' threads (`makeBatch`).
 public struct BatchSequence: Sequence, Sendable {
     let loader: DataLoader
     let epoch: Int
@@ -174,7 +182,10 @@ public struct BatchSequence: Sequence, Sendable {
             let batch = pending?.wait() ?? loader.makeBatch(order: order, epoch: epoch, batchIndex: nextIndex)
             pending = nil
             nextIndex += 1
-            if loader.prefetch && nextIndex < endIndex {
+            // A background thread needs a core of its own: when the kernels' threads take
+            // every core it would stop one of them in the middle of a parallel region (the
+            // others waiting at its end), so the batch is built then, on all of them.
+            if loader.prefetch && nextIndex < endIndex && Parallelism.threadCount < Parallelism.coreCount {
                 let pending = PendingBatch()
                 let (loader, order, epoch, index) = (loader, order, epoch, nextIndex)
                 DispatchQueue.global(qos: .userInitiated).async {

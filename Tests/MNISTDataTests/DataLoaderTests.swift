@@ -1,4 +1,5 @@
 import Foundation
+import Kernels
 @testable import MNISTData
 import Seeded
 import Testing
@@ -74,6 +75,33 @@ import TestSupport
         // The order is a fixed function of (seed, epoch): pin the start of it.
         var generator = SeededGenerator(seed: 42, stream: 3)
         #expect(withPrefetch.order(epoch: 3) == generator.permutation(60000))
+    }
+
+    /// At two threads a batch is built in parts, one per block of positions, each part
+    /// starting its augmentation draws where the images before it left them: the same
+    /// batches as one thread builds, with or without a shard.
+    @Test func batchesBuiltOverTwoThreadsAreOneThreadsBatches() throws {
+        let train = try realTrain.get()
+        let augmented = try Transform.mnist.withAugmentation(Augmentation())
+        for shard in [DataLoader.Shard.whole, DataLoader.Shard(index: 1, count: 3)] {
+            let loader = try DataLoader(
+                dataset: train, batchSize: 100, shuffle: true, seed: 11, transform: augmented, shard: shard)
+            let one = Array(loader.batches(epoch: 1).prefix(4))
+            let two = Parallelism.withThreadCount(2) { Array(loader.batches(epoch: 1).prefix(4)) }
+            let order = loader.order(epoch: 1)
+            let made = Parallelism.withThreadCount(2) { loader.makeBatch(order: order, epoch: 1, batchIndex: 2) }
+            #expect(one.count == 4 && one[0].count == shard.range(of: 100).count)
+            let matches = one == two && made == one[2]
+            #expect(matches, "two threads built other batches than one (shard \(shard))")
+        }
+        // Without augmentation, position 37 of batch 0 (unshuffled) is image 37, normalized.
+        let plain = try DataLoader(dataset: train, batchSize: 64, shuffle: false, seed: 0)
+        let batch = Parallelism.withThreadCount(2) { plain.makeBatch(order: plain.order(epoch: 0), epoch: 0, batchIndex: 0) }
+        let pixels = train.pixels(37..<38)
+        let expected = pixels.map { (Float($0) / 255 - 0.1307) / 0.3081 }
+        let got = batch.images[(37 * 784)..<(38 * 784)]
+        #expect(zip(got, expected).allSatisfy { abs($0 - $1) < 1e-5 } && got.count == expected.count)
+        #expect(batch.labels[37] == Int32(train.labels[37]) && batch.indices == Array(0..<64))
     }
 
     @Test func epochsAndSeedsChangeTheOrder() throws {
