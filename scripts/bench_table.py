@@ -17,6 +17,8 @@ for key in sorted(groups, key=lambda k: (models.index(k[0]), -k[2], k[1] != "mni
     median["runs"] = len(ordered)
     steps = sorted(r["step_ms_p50"] for r in ordered if r.get("step_ms_p50") is not None)
     median["median_step_ms"] = steps[len(steps) // 2] if steps else None
+    serial = sorted(r["step_serial_ms"] for r in ordered if r.get("step_serial_ms") is not None)
+    median["serial_ms"] = serial[len(serial) // 2] if serial else None
     rows.append(median)
 # The FMA peak is measured by mnist-bench (per thread count); PyTorch's share is of the same peak.
 peaks = {r["threads"]: r["peak_gflops"] for r in rows if "peak_gflops" in r}
@@ -43,7 +45,11 @@ for key in sorted(ours, key=lambda k: (models.index(k[0]), -k[1])):
         # The median step (the median over runs of each run's median step time) moves less
         # than the throughput when a few steps of a run are slowed by the machine's other load.
         if o.get("median_step_ms") and p.get("median_step_ms"):
-            print("    median step: %.2f ms against %.2f ms (%.2fx)" % (
-                o["median_step_ms"], p["median_step_ms"], p["median_step_ms"] / o["median_step_ms"]))
+            # With 2+ threads: the mean time of mnist-train's step on one thread alone, outside
+            # its parallel regions (the median over runs), which the other threads wait through.
+            serial = ("; %.2f ms of mnist-train's step outside its parallel regions" % o["serial_ms"]
+                      if key[1] > 1 and o.get("serial_ms") is not None else "")
+            print("    median step: %.2f ms against %.2f ms (%.2fx)%s" % (
+                o["median_step_ms"], p["median_step_ms"], p["median_step_ms"] / o["median_step_ms"], serial))
 if not theirs:
     print("(PyTorch is not importable; set PYTHON=/path/to/python with torch installed to compare)")
