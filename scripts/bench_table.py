@@ -51,5 +51,14 @@ for key in sorted(ours, key=lambda k: (models.index(k[0]), -k[1])):
                       if key[1] > 1 and o.get("serial_ms") is not None else "")
             print("    median step: %.2f ms against %.2f ms (%.2fx)%s" % (
                 o["median_step_ms"], p["median_step_ms"], p["median_step_ms"] / o["median_step_ms"], serial))
+        # bench.sh runs each mnist-train run straight before the PyTorch run of the same model
+        # and thread count: the ratio round by round shares a spell of the machine's load
+        # between the two sides, where the medians above may each come from another spell.
+        pairs = list(zip(groups[(key[0], "mnist-train", key[1])], groups[(key[0], p["implementation"], key[1])]))
+        if len(pairs) > 1:
+            ratios = sorted(a["samples_per_second"] / b["samples_per_second"] for a, b in pairs)
+            print("    round by round: %s (median %.2fx)" % (
+                " ".join("%.2fx" % (a["samples_per_second"] / b["samples_per_second"]) for a, b in pairs),
+                ratios[len(ratios) // 2]))
 if not theirs:
     print("(PyTorch is not importable; set PYTHON=/path/to/python with torch installed to compare)")
