@@ -38,7 +38,8 @@ public enum Benchmark {
         /// steps on a shared machine than the total.
         public var stepSecondsP10 = Double.nan, stepSecondsMedian = Double.nan
         /// The mean time of a step spent outside parallel regions, on the calling thread alone
-        /// (data, graph bookkeeping, small ops), and the parallel regions a step enters
+        /// (the batch's labels and tensor copy, and its images when they are built on one
+        /// thread; graph bookkeeping; small ops), and the parallel regions a step enters
         /// (`RegionClock`): with 2 or more threads, the part the other threads wait through.
         public var serialSecondsPerStep = Double.nan, regionsPerStep = Double.nan
 

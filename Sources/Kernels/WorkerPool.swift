@@ -5,7 +5,7 @@ import Synchronization
 /// Runs `body(0..<count)` on the calling thread and `count - 1` worker threads, and returns
 /// when all have finished: the one way the kernels run chunks in parallel.
 ///
-/// A training step hands about a dozen short parallel regions (0.05 to 2 ms each) to the
+/// A training step hands 16 to 21 short parallel regions (0.001 to 2 ms each) to the
 /// workers. `DispatchQueue.concurrentPerform` costs about 70 µs per region here beyond the
 /// work, the pool under 1 µs (`measureParallelRegionOverhead` in the Benchmarks target,
 /// printed by `mnist-bench --ops`); a dozen regions of 70 µs were about a tenth of a LeNet
@@ -39,7 +39,9 @@ public func runInParallel(_ count: Int, _ body: (Int) -> Void) {
 /// The wall time the calling threads spend in parallel regions (`runInParallel` with two or
 /// more chunks), while running: what a benchmark subtracts from a step's time to find the part
 /// of the step that runs on one thread alone. Off unless a benchmark starts it (it costs two
-/// clock reads a region).
+/// clock reads a region). Process-wide: every thread's regions are added, and a region
+/// entered inside another is timed in both, so the difference is the time outside regions
+/// only while one thread enters them and none nest (as in `timeTraining`).
 public enum RegionClock {
     static let isRunning = Atomic<Bool>(false)
     static let nanoseconds = Atomic<UInt64>(0)

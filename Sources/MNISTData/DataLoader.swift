@@ -44,7 +44,8 @@ public struct DataLoader: Sendable {
     public let dropLast: Bool
     public let transform: Transform
     /// Prepare the next batch on a background thread while the current one is used, when a
-    /// core is left over by the kernels' threads (`BatchSequence`).
+    /// core is left over by the kernels' threads (`BatchSequence`; cores as this process sees
+    /// them: the ranks of an unbound mpirun job on the same cores do not count).
     public let prefetch: Bool
     /// Data-parallel training: this process builds only its part of each batch, the
     /// positions `count * index / ranks ..< count * (index + 1) / ranks` (`Shard.range`), with
@@ -104,11 +105,13 @@ public struct DataLoader: Sendable {
     }
 
     /// Builds batch `batchIndex` of an epoch whose order is `order` (`order(epoch:)`), on the
-    /// calling thread and, with a thread count above one (`Parallelism`), the kernels' other
-    /// threads, each image by one thread (the same batch whatever the split: a part starting at
-    /// position p first makes the augmentation draws of the p images before it). The batches'
-    /// sequence does this one batch after the other; a caller with threads of its own may
-    /// build different batches on each (`Evaluator`, at one thread each).
+    /// calling thread and, with a thread count above one (`Parallelism`) and 32 images or more,
+    /// the kernels' other threads, in blocks of at least 16 images (the same batch whatever
+    /// the split: a block first makes the augmentation draws of the images before it in the
+    /// whole batch, other ranks' shares included). The batches' sequence does this one batch
+    /// after the other; a prefetched batch is built on the background thread alone (the
+    /// thread count is task-local and not carried there); a caller with threads of its own
+    /// may build different batches on each (`Evaluator`, at one thread each).
     public func makeBatch(order: [Int], epoch: Int, batchIndex: Int) -> Batch {
         let batchStart = batchIndex * batchSize
         let globalCount = max(0, min(batchStart + batchSize, order.count) - batchStart)

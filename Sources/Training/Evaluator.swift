@@ -70,7 +70,8 @@ public enum Evaluator {
         let loader = try DataLoader(dataset: dataset, batchSize: batchSize, shuffle: false, seed: 0, transform: transform)
         let order = loader.order(epoch: 0), batchCount = loader.batchCount
         // One thread takes the batches from the sequence, which builds the next one on a
-        // background thread meanwhile (prefetch); several build their own (`makeBatch`).
+        // background thread meanwhile when a core is spare (prefetch); several lanes build
+        // their own (`makeBatch`, at one thread each).
         let lanes = max(1, min(Parallelism.threadCount, batchCount))
         let classCount = dataset.classCount
         // Each batch's outputs, written by the thread that evaluated it (disjoint slots).

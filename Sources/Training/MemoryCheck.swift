@@ -14,7 +14,9 @@ import Glibc
 ///   copy) and the two copies a checkpoint write makes;
 /// - training: for one batch, the input, every layer's output (kept for backward) and the
 ///   gradient of each (the allocator caches freed blocks by size), max-pool indices, and
-///   two prefetched input batches;
+///   two more input batches: the loader's array of the batch in use and, when a core is
+///   left for prefetching (`BatchSequence`), the next one being built (one batch too many
+///   when the kernels' threads take every core);
 /// - scratch: a convolution's per-sample im2col matrix, forward and backward, per thread;
 /// - evaluation: one evaluation batch through every layer (without gradients);
 /// - data: the images as bytes (packed, at most about their raw size; MNIST packs to a
