@@ -24,31 +24,33 @@ public func runInParallel(_ count: Int, _ body: (Int) -> Void) {
         if count == 1 { body(0) }
         return
     }
-    if RegionClock.isRunning.load(ordering: .relaxed) {
-        let start = DispatchTime.now().uptimeNanoseconds
-        defer {
-            RegionClock.nanoseconds.add(DispatchTime.now().uptimeNanoseconds - start, ordering: .relaxed)
-            RegionClock.regions.add(1, ordering: .relaxed)
-        }
+    let owner = RegionClock.owner.load(ordering: .relaxed)
+    guard owner != 0 && owner == RegionClock.currentThread else {
         runRegion(count, body)
-    } else {
-        runRegion(count, body)
+        return
     }
+    let start = DispatchTime.now().uptimeNanoseconds
+    runRegion(count, body)
+    RegionClock.nanoseconds.add(DispatchTime.now().uptimeNanoseconds - start, ordering: .relaxed)
+    RegionClock.regions.add(1, ordering: .relaxed)
 }
 
-/// The wall time the calling threads spend in parallel regions (`runInParallel` with two or
-/// more chunks), while running: what a benchmark subtracts from a step's time to find the part
-/// of the step that runs on one thread alone. Off unless a benchmark starts it (it costs two
-/// clock reads a region). Process-wide: every thread's regions are added, and a region
-/// entered inside another is timed in both, so the difference is the time outside regions
-/// only while one thread enters them and none nest (as in `timeTraining`).
+/// The wall time that the thread which started the clock spends in parallel regions
+/// (`runInParallel` with two or more chunks), while it runs: what a benchmark subtracts from
+/// a step's time to find the part of the step that runs on one thread alone. Off unless a
+/// benchmark starts it (it costs two clock reads a region). Other threads' regions are not
+/// counted; a region nested inside one of the thread's own would be counted in both (no
+/// training step nests them).
 public enum RegionClock {
-    static let isRunning = Atomic<Bool>(false)
+    /// `pthread_self()` of the thread the clock counts, 0 when stopped.
+    static let owner = Atomic<UInt>(0)
     static let nanoseconds = Atomic<UInt64>(0)
     static let regions = Atomic<Int>(0)
 
-    /// Starts or stops the clock (the total it has counted stays).
-    public static func run(_ on: Bool) { isRunning.store(on, ordering: .relaxed) }
+    static var currentThread: UInt { UInt(pthread_self()) }
+
+    /// Starts the clock for the calling thread's regions, or stops it (the totals stay).
+    public static func run(_ on: Bool) { owner.store(on ? currentThread : 0, ordering: .relaxed) }
 
     /// Seconds counted since the process started (only while running).
     public static var seconds: Double { Double(nanoseconds.load(ordering: .relaxed)) / 1e9 }

@@ -21,8 +21,9 @@ struct StepTimingTests {
         #expect(timing.regionsPerStep == 16)
     }
 
-    /// The clock counts the wall time of regions of two or more chunks while it runs, and
-    /// nothing while stopped or for a region of one chunk (which runs inline).
+    /// The clock counts the wall time of regions of two or more chunks that the thread which
+    /// started it enters while it runs, and nothing while stopped, for a region of one chunk
+    /// (which runs inline) or for another thread's regions (other tests run beside this one).
     @Test func regionClockCountsOnlyParallelRegionsWhileRunning() {
         let (seconds, count) = (RegionClock.seconds, RegionClock.count)
         runInParallel(2) { _ in usleep(2_000) }
@@ -30,6 +31,9 @@ struct StepTimingTests {
         RegionClock.run(true)
         runInParallel(2) { _ in usleep(2_000) }
         runInParallel(1) { _ in usleep(2_000) }
+        let other = Thread { runInParallel(2) { _ in usleep(2_000) } }
+        other.start()
+        while !other.isFinished { usleep(1_000) }
         RegionClock.run(false)
         #expect(RegionClock.count == count + 1)
         #expect(RegionClock.seconds - seconds >= 0.002)
