@@ -56,9 +56,8 @@ for key in sorted(ours, key=lambda k: (models.index(k[0]), -k[1])):
         # between the two sides, where the medians above may each come from another spell.
         pairs = list(zip(groups[(key[0], "mnist-train", key[1])], groups[(key[0], p["implementation"], key[1])]))
         if len(pairs) > 1:
-            ratios = sorted(a["samples_per_second"] / b["samples_per_second"] for a, b in pairs)
+            ratios = [a["samples_per_second"] / b["samples_per_second"] for a, b in pairs]
             print("    round by round: %s (median %.2fx)" % (
-                " ".join("%.2fx" % (a["samples_per_second"] / b["samples_per_second"]) for a, b in pairs),
-                ratios[len(ratios) // 2]))
+                " ".join("%.2fx" % r for r in ratios), sorted(ratios)[len(ratios) // 2]))
 if not theirs:
     print("(PyTorch is not importable; set PYTHON=/path/to/python with torch installed to compare)")

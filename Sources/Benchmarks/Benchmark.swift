@@ -93,9 +93,8 @@ public enum Benchmark {
             threads: threads, batchSize: batchSize, steps: steps, trainSeconds: seconds,
             samplesPerSecond: samplesPerSecond, secondsPerEpoch: Double(train.count) / samplesPerSecond,
             gflops: gflops, peakGFLOPs: peak, peakShare: gflops / peak,
-            evalSeconds: evaluation.seconds, evalAccuracy: evaluation.accuracy, peakRSSMegabytes: peakRSSMegabytes(),
-            stepSecondsP10: timing.percentile(0.1), stepSecondsMedian: timing.percentile(0.5),
-            serialSecondsPerStep: timing.serialSecondsPerStep, regionsPerStep: timing.regionsPerStep)
+            evalSeconds: evaluation.seconds, evalAccuracy: evaluation.accuracy, peakRSSMegabytes: peakRSSMegabytes()
+        ).withStepTimes(timing)
     }
 
     /// The process's peak resident set size so far, in MB (10⁶ bytes).
@@ -103,6 +102,19 @@ public enum Benchmark {
         var usage = rusage()
         getrusage(RUSAGE_SELF.rawValue, &usage)
         return Double(usage.ru_maxrss) * 1024 / 1e6  // ru_maxrss is in KiB on Linux
+    }
+}
+
+extension Benchmark.Result {
+    /// This result with the step times of `timing`: the 10th percentile and the median step,
+    /// and the part of a step outside parallel regions.
+    func withStepTimes(_ timing: TrainingTiming) -> Self {
+        var result = self
+        result.stepSecondsP10 = timing.percentile(0.1)
+        result.stepSecondsMedian = timing.percentile(0.5)
+        result.serialSecondsPerStep = timing.serialSecondsPerStep
+        result.regionsPerStep = timing.regionsPerStep
+        return result
     }
 }
 

@@ -51,9 +51,8 @@ public enum ConfigBenchmark {
                 threads: threads, batchSize: batch, steps: steps, trainSeconds: seconds, samplesPerSecond: samplesPerSecond,
                 secondsPerEpoch: Double(train.count) / samplesPerSecond, gflops: gflops, peakGFLOPs: peak,
                 peakShare: gflops / peak, evalSeconds: evaluation.seconds, evalAccuracy: evaluation.accuracy,
-                peakRSSMegabytes: Benchmark.peakRSSMegabytes(), model: config.name,
-                stepSecondsP10: timing.percentile(0.1), stepSecondsMedian: timing.percentile(0.5),
-                serialSecondsPerStep: timing.serialSecondsPerStep, regionsPerStep: timing.regionsPerStep)
+                peakRSSMegabytes: Benchmark.peakRSSMegabytes(), model: config.name
+            ).withStepTimes(timing)
         }
     }
 }
