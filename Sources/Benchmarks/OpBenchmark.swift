@@ -65,6 +65,11 @@ public enum OpBenchmark {
         let b = Double(batch)
         let conv1MACs = 20.0 * 576 * 25, conv2MACs = 50.0 * 64 * 500, fc1MACs = 500.0 * 800
         let fcWorkspace = buffer(linearForwardWorkspaceCount(n: batch, k: 800))
+        let fcBackwardWorkspace = buffer(linearBackwardWorkspaceCount(n: batch, k: 800, m: 500))
+        // fc1's gradient behind its ReLU: zero where fc1's output is not positive (about half
+        // here; 50-63% of it in training), as the backward products see it in a step.
+        linearForward(n: batch, k: 800, m: 500, input: p2, weight: wf1, bias: nil, output: f1, workspace: fcWorkspace)
+        for i in 0..<(batch * 500) where f1[i] <= 0 { gf1[i] = 0 }
         let cases: [(String, Double, () -> Void)] = [
             // Each convolution with its ReLU and max-pool, one fused op as training runs it
             // (`Sequential`: the convolution's output never stored).
@@ -77,9 +82,11 @@ public enum OpBenchmark {
             ("fc1 forward", 2 * b * fc1MACs, {
                 linearForward(n: batch, k: 800, m: 500, input: p2, weight: wf1, bias: nil, output: f1, workspace: fcWorkspace) }),
             ("fc1 backward input", 2 * b * fc1MACs, {
-                linearBackwardInput(n: batch, k: 800, m: 500, gradOutput: gf1, weight: wf1, gradInput: gp2) }),
+                linearBackwardInput(n: batch, k: 800, m: 500, gradOutput: gf1, weight: wf1, gradInput: gp2,
+                                    workspace: fcBackwardWorkspace) }),
             ("fc1 backward weight", 2 * b * fc1MACs, {
-                linearBackwardWeight(n: batch, k: 800, m: 500, gradOutput: gf1, input: p2, gradWeight: gwf1) }),
+                linearBackwardWeight(n: batch, k: 800, m: 500, gradOutput: gf1, input: p2, gradWeight: gwf1,
+                                     workspace: fcBackwardWorkspace) }),
             // The convolutions' gradients read through each ReLU + max-pool's argmax
             // (`PooledGradient`), as training runs them: no scatter into a dense gradient.
             ("conv2 backward input + weight", 4 * b * conv2MACs, {

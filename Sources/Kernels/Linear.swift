@@ -178,6 +178,96 @@ func rowProduct(
     }
 }
 
+/// Rows of `B` that `sparseRowProduct` multiplies into its sums at a time: a block of eight
+/// vectors of 64 rows (32 KB) stays in L1 while every row of a work item uses it. LeNet's fc1
+/// input gradient (`mnist-bench --ops --threads 1`, half of the gradient nonzero, 3 to 7
+/// alternating runs each): 0.43 ms in one span of all 500 rows, 0.33-0.35 in spans of 48 or
+/// 64, 0.34-0.41 in spans of 32, 0.38-0.44 in spans of 16; its weight gradient (64 rows
+/// deep) is one span.
+@inlinable var sparseProductSpan: Int { 64 }
+
+/// Floats of workspace `sparseRowProduct` needs for `rows` rows of depth `depth`: each row's
+/// nonzero values and their indices (`rows · depth` each), and where each row's list crosses
+/// each multiple of `sparseProductSpan`.
+@inlinable
+func sparseRowProductWorkspaceCount(rows: Int, depth: Int) -> Int {
+    2 * rows * depth + rows * ((depth + sparseProductSpan - 1) / sparseProductSpan + 1)
+}
+
+/// `C[i, j] = Σ_p a(i, p) · B[p, j]` for `i < m`, `j < n` (`n` a multiple of 16), from the
+/// nonzero `a(i, p)` only: each output is `rowProduct`'s chain of fused multiply-adds in `p`
+/// order from 0 without its terms `0 · B[p, j]`, which add nothing, so the bits are
+/// `rowProduct`'s (for a finite `B`). Each row's nonzeros are listed once (split over the
+/// threads by rows). Then the work goes in items of a block of up to eight vectors of `B`'s
+/// columns and a few rows, taken in column order so that the block's strip of `B` stays in
+/// L2 while all rows use it; within an item, `sparseProductSpan` rows of `B` at a time, so
+/// that they stay in L1 while the item's rows use them (the sums stored and reloaded between
+/// spans, which keeps each chain's order). Each output is computed by one thread.
+///
+/// - Parameters:
+///   - b: `(depth, n)`, `ldb` floats between rows; `c`: `(m, n)`, `ldc` floats between rows.
+///   - workspace: `sparseRowProductWorkspaceCount(rows: m, depth: op.depth)` floats.
+@inlinable
+func sparseRowProduct(
+    _ op: ProductOperand, m: Int, n: Int, b: UnsafePointer<Float>, ldb: Int,
+    c: UnsafeMutablePointer<Float>, ldc: Int, workspace: UnsafeMutablePointer<Float>
+) {
+    precondition(n % 16 == 0, "sparseRowProduct: \(n) columns, not a multiple of 16")
+    guard m > 0, n > 0 else { return }
+    let depth = op.depth, span = sparseProductSpan, spans = (depth + span - 1) / span, value = workspace
+    let ints = sparseRowProductWorkspaceCount(rows: m, depth: depth) - m * depth
+    (workspace + m * depth).withMemoryRebound(to: Int32.self, capacity: ints) { ints in
+        // Row i's nonzeros: value and p at i · depth ..< bound[i · (spans + 1) + spans], those
+        // of span r from bound[i · (spans + 1) + r].
+        let index = ints, bound = ints + m * depth
+        // Split once there are 8,192 entries a thread (LeNet's fc1: both products).
+        Parallelism.forEachRange(m, minimumPerChunk: max(1, 8192 / max(1, depth))) { rows in
+            for i in rows {
+                let a = op.a + i * op.aRow, bounds = bound + i * (spans + 1)
+                var count = i * depth
+                for r in 0..<spans {
+                    bounds[r] = Int32(truncatingIfNeeded: count)
+                    var d = r * span * op.aDepth
+                    for p in (r * span)..<min(r * span + span, depth) {
+                        // Written always, kept when nonzero (no branch to mispredict).
+                        value[count] = a[d]
+                        index[count] = Int32(truncatingIfNeeded: p)
+                        count &+= a[d] != 0 ? 1 : 0
+                        d &+= op.aDepth
+                    }
+                }
+                bounds[spans] = Int32(truncatingIfNeeded: count)
+            }
+        }
+        // Work items: (column block, block of rows), in column order.
+        let vectors = n / 16, columnBlocks = (vectors + 7) / 8
+        let rowsPerItem = max(1, min(16, m / (4 * max(1, Parallelism.threadCount))))
+        let rowItems = (m + rowsPerItem - 1) / rowsPerItem, items = columnBlocks * rowItems
+        let chunks = max(1, min(Parallelism.threadCount, items))
+        Parallelism.forEachBlock(items, chunks: chunks, grain: 1) { _, range in
+            for item in range {
+                let block = item / rowItems, firstRow = item % rowItems * rowsPerItem
+                let rows = firstRow..<min(firstRow + rowsPerItem, m)
+                // Blocks of eight vectors, the last of what is left (8 + 8 + ... + 2: 50 vectors).
+                var v = block * 8, width = min(8, vectors - v)
+                while width > 0 {
+                    let step = width >= 8 ? 8 : width >= 4 ? 4 : width >= 2 ? 2 : 1
+                    for r in 0..<spans {
+                        for i in rows {
+                            let bounds = bound + i * (spans + 1), entries = Int(bounds[r])..<Int(bounds[r + 1])
+                            guard r == 0 || !entries.isEmpty else { continue }
+                            addScaledRows(blockVectors: step, sums: c + i * ldc + v * 16, fromZero: r == 0,
+                                          entries: entries, scale: value, row: index, rows: b + v * 16, rowStride: ldb)
+                        }
+                    }
+                    v += step
+                    width -= step
+                }
+            }
+        }
+    }
+}
+
 #endif
 
 // MARK: - The products of `linear`
@@ -242,13 +332,60 @@ public func linearForward(
     #endif
 }
 
+/// Floats of workspace `linearBackwardInput` and `linearBackwardWeight` need for `n`
+/// samples, `k` inputs and `m` outputs: the nonzeros of the gradient, listed
+/// (`sparseRowProduct`; 16-lane builds), else none.
+public func linearBackwardWorkspaceCount(n: Int, k: Int, m: Int) -> Int {
+    #if MNIST_ISA_AVX512
+    return k % 16 == 0
+        ? max(sparseRowProductWorkspaceCount(rows: n, depth: m), sparseRowProductWorkspaceCount(rows: m, depth: n)) : 0
+    #else
+    return 0
+    #endif
+}
+
+/// Nonzero floats of `p[0 ..< count]`.
+@inlinable
+func nonzeroCount(_ p: UnsafePointer<Float>, count: Int) -> Int {
+    var ones = SIMD16<Int32>(), i = 0
+    while i + 16 <= count {
+        ones &+= SIMD16<Int32>().replacing(with: 1, where: load16(p + i) .!= 0)
+        i += 16
+    }
+    var total = Int(ones.wrappedSum())
+    while i < count {
+        total += p[i] != 0 ? 1 : 0
+        i += 1
+    }
+    return total
+}
+
+/// Whether `linearBackwardInput` and `linearBackwardWeight` multiply `gradOutput (n, m)`
+/// from its nonzeros alone (`sparseRowProduct`; 16-lane builds, `k` a multiple of 16): when
+/// at most 60% of it is nonzero. Behind ReLU about half of it or more is zero (LeNet's fc1 in
+/// training: 50% at the start, 60-63% from the first epoch on). With every entry a product of
+/// its own, each multiply-add loads its operand instead of sharing it with five other rows as
+/// `rowProduct`'s tiles do, so the sparse path wins only well below full density.
+@inlinable
+func linearBackwardIsSparse(n: Int, k: Int, m: Int, gradOutput: UnsafePointer<Float>) -> Bool {
+    linearBackwardWorkspaceCount(n: n, k: k, m: m) > 0 && n * m >= 4096
+        && nonzeroCount(gradOutput, count: n * m) * 10 <= n * m * 6
+}
+
 /// `gradInput (n, k) = gradOutput (n, m) · weight (m, k)`: the input gradient of
-/// `linearForward`.
+/// `linearForward`. With 16-lane vectors, a gradient mostly zero (behind ReLU;
+/// `linearBackwardIsSparse`) is multiplied from its nonzeros alone (`sparseRowProduct`, the
+/// same bits); `workspace` holds `linearBackwardWorkspaceCount(n:k:m:)` floats.
 public func linearBackwardInput(
     n: Int, k: Int, m: Int, gradOutput: UnsafePointer<Float>, weight: UnsafePointer<Float>,
-    gradInput: UnsafeMutablePointer<Float>
+    gradInput: UnsafeMutablePointer<Float>, workspace: UnsafeMutablePointer<Float>
 ) {
     #if MNIST_ISA_AVX512
+    if linearBackwardIsSparse(n: n, k: k, m: m, gradOutput: gradOutput) {
+        sparseRowProduct(ProductOperand(gradOutput, aRow: m, aDepth: 1, depth: m), m: n, n: k, b: weight, ldb: k,
+                         c: gradInput, ldc: k, workspace: workspace)
+        return
+    }
     rowProduct(ProductOperand(gradOutput, aRow: m, aDepth: 1, depth: m), m: n, n: k, b: weight, ldb: k, start: nil) {
         rows, columns, tile in
         for r in rows {
@@ -261,12 +398,17 @@ public func linearBackwardInput(
 }
 
 /// `gradWeight (m, k) = gradOutput (n, m)ᵀ · input (n, k)`: the weight gradient of
-/// `linearForward`.
+/// `linearForward`; a sparse gradient as in `linearBackwardInput`.
 public func linearBackwardWeight(
     n: Int, k: Int, m: Int, gradOutput: UnsafePointer<Float>, input: UnsafePointer<Float>,
-    gradWeight: UnsafeMutablePointer<Float>
+    gradWeight: UnsafeMutablePointer<Float>, workspace: UnsafeMutablePointer<Float>
 ) {
     #if MNIST_ISA_AVX512
+    if linearBackwardIsSparse(n: n, k: k, m: m, gradOutput: gradOutput) {
+        sparseRowProduct(ProductOperand(gradOutput, aRow: 1, aDepth: m, depth: n), m: m, n: k, b: input, ldb: k,
+                         c: gradWeight, ldc: k, workspace: workspace)
+        return
+    }
     rowProduct(ProductOperand(gradOutput, aRow: 1, aDepth: m, depth: n), m: m, n: k, b: input, ldb: k, start: nil) {
         rows, columns, tile in
         for r in rows {

@@ -60,17 +60,19 @@ extension Functional {
         let inputs = bias.map { [input, weight, $0] } ?? [input, weight]
         return out.recording(bias == nil ? "MmBackward0" : "AddmmBackward0", inputs: inputs) { g in
             let gp = g.storage.pointer
+            let backwardCount = linearBackwardWorkspaceCount(n: n, k: k, m: m)
+            let backwardWorkspace = backwardCount > 0 ? Tensor.empty([backwardCount]) : g
             var grads: [Tensor?] = []
             if input.requiresGrad {  // g (N, out) · W (out, in)
                 let gi = Tensor.empty([n, k])
                 linearBackwardInput(n: n, k: k, m: m, gradOutput: gp, weight: weight.storage.pointer,
-                                    gradInput: gi.storage.pointer)
+                                    gradInput: gi.storage.pointer, workspace: backwardWorkspace.storage.pointer)
                 grads.append(gi)
             } else { grads.append(nil) }
             if weight.requiresGrad {  // gᵀ (out, N) · x (N, in)
                 let gw = Tensor.empty([m, k])
                 linearBackwardWeight(n: n, k: k, m: m, gradOutput: gp, input: input.storage.pointer,
-                                     gradWeight: gw.storage.pointer)
+                                     gradWeight: gw.storage.pointer, workspace: backwardWorkspace.storage.pointer)
                 grads.append(gw)
             } else { grads.append(nil) }
             if let bias {

@@ -1,13 +1,26 @@
-import Kernels
+@testable import Kernels
 import Testing
 
 /// `linearForward`, `linearBackwardInput` and `linearBackwardWeight` against sums in Double,
 /// on shapes that leave partial tiles (rows not a multiple of 6, columns not of 64 or 16);
 /// and, where the kernels are our own (`linearUsesRowProduct`), against the exact chain of
-/// fused multiply-adds each output is, at 1 and 2 threads.
+/// fused multiply-adds each output is, at 1 and 2 threads. Each with a dense gradient and
+/// with one that is 60% zeros, as behind ReLU (the sparse products of 16-lane builds).
 @Suite(.serialized) struct LinearTests {
-    /// (n samples, k inputs, m outputs)
-    static let shapes: [(Int, Int, Int)] = [(1, 1, 1), (5, 7, 3), (13, 33, 17), (64, 800, 500), (100, 500, 10), (7, 130, 70)]
+    /// (n samples, k inputs, m outputs); the last three take the sparse products with a
+    /// sparse gradient (k a multiple of 16, n · m at least 4096): blocks of 8 + 2 vectors,
+    /// 2 + 1, and LeNet's fc1 (8 · 6 + 2).
+    static let shapes: [(Int, Int, Int)] = [
+        (1, 1, 1), (5, 7, 3), (13, 33, 17), (100, 500, 10), (7, 130, 70), (9, 160, 500), (70, 48, 100), (64, 800, 500),
+    ]
+
+    /// A gradient in [-1, 1), or with 60% of its entries zero.
+    static func gradient(_ count: Int, sparse: Bool, _ random: inout TestRandom) -> [Float] {
+        (0..<count).map { _ in
+            let g = random.uniform()
+            return sparse && random.uniform() < 0.2 ? 0 : g
+        }
+    }
 
     struct Products: Equatable { var output: [Float], gradInput: [Float], gradWeight: [Float] }
 
@@ -19,16 +32,19 @@ import Testing
             linearForward(n: n, k: k, m: m, input: x, weight: w, bias: bias ? b.baseAddress! : nil, output: &output,
                           workspace: &workspace)
         }
-        linearBackwardInput(n: n, k: k, m: m, gradOutput: g, weight: w, gradInput: &gradInput)
-        linearBackwardWeight(n: n, k: k, m: m, gradOutput: g, input: x, gradWeight: &gradWeight)
+        var backward = [Float](repeating: .nan, count: max(1, linearBackwardWorkspaceCount(n: n, k: k, m: m)))
+        linearBackwardInput(n: n, k: k, m: m, gradOutput: g, weight: w, gradInput: &gradInput, workspace: &backward)
+        linearBackwardWeight(n: n, k: k, m: m, gradOutput: g, input: x, gradWeight: &gradWeight, workspace: &backward)
         return Products(output: output, gradInput: gradInput, gradWeight: gradWeight)
     }
 
-    @Test("linear's three products match sums in Double within 1e-6 relative to the sum of magnitudes", arguments: [false, true])
-    func matchesDouble(bias: Bool) {
+    @Test("linear's three products match sums in Double within 1e-6 relative to the sum of magnitudes",
+          arguments: [(false, false), (true, false), (true, true)])
+    func matchesDouble(bias: Bool, sparse: Bool) {
         var random = TestRandom(seed: 41)
         for (n, k, m) in Self.shapes {
-            let x = random.floats(n * k), w = random.floats(m * k), b = random.floats(m), g = random.floats(n * m)
+            let x = random.floats(n * k), w = random.floats(m * k), b = random.floats(m)
+            let g = Self.gradient(n * m, sparse: sparse, &random)
             let p = Parallelism.withThreadCount(2) { Self.run(n, k, m, bias: bias, x: x, w: w, b: b, g: g) }
             func check(_ got: Float, _ terms: [(Float, Float)], start: Float, _ what: String) {
                 let exact = terms.reduce(Double(start)) { $0 + Double($1.0) * Double($1.1) }
@@ -48,11 +64,13 @@ import Testing
     }
 
     @Test("With our own kernels each output is its chain of fused multiply-adds in order, at 1 and 2 threads alike",
-          .enabled(if: linearUsesRowProduct, "OpenBLAS computes linear in this build: nothing of ours to pin"))
-    func exactChainsAtEveryThreadCount() {
+          .enabled(if: linearUsesRowProduct, "OpenBLAS computes linear in this build: nothing of ours to pin"),
+          arguments: [false, true])
+    func exactChainsAtEveryThreadCount(sparse: Bool) {
         var random = TestRandom(seed: 43)
         for (n, k, m) in Self.shapes {
-            let x = random.floats(n * k), w = random.floats(m * k), b = random.floats(m), g = random.floats(n * m)
+            let x = random.floats(n * k), w = random.floats(m * k), b = random.floats(m)
+            let g = Self.gradient(n * m, sparse: sparse, &random)
             let one = Parallelism.withThreadCount(1) { Self.run(n, k, m, bias: true, x: x, w: w, b: b, g: g) }
             let two = Parallelism.withThreadCount(2) { Self.run(n, k, m, bias: true, x: x, w: w, b: b, g: g) }
             #expect(one == two, "\((n, k, m)): the thread count changed the bits")
@@ -75,6 +93,19 @@ import Testing
             }
             #expect(mismatches == 0, "\((n, k, m)): \(mismatches) outputs differ from their chains")
         }
+    }
+
+    /// The sparse products run where they are meant to (and so are what the two tests above
+    /// checked): LeNet's fc1 gradient behind ReLU in 16-lane builds, not a dense gradient,
+    /// not 8-lane builds (OpenBLAS), not a product too small to repay the listing.
+    @Test func sparseGradientsTakeTheSparseProducts() {
+        var random = TestRandom(seed: 45)
+        let sparse = Self.gradient(64 * 500, sparse: true, &random), dense = Self.gradient(64 * 500, sparse: false, &random)
+        #expect(nonzeroCount(sparse, count: sparse.count) == sparse.filter { $0 != 0 }.count)
+        #expect(linearBackwardIsSparse(n: 64, k: 800, m: 500, gradOutput: sparse) == linearUsesRowProduct)
+        #expect(!linearBackwardIsSparse(n: 64, k: 800, m: 500, gradOutput: dense))
+        #expect(!linearBackwardIsSparse(n: 64, k: 808, m: 500, gradOutput: sparse), "k not a multiple of 16")
+        #expect(!linearBackwardIsSparse(n: 8, k: 800, m: 500, gradOutput: sparse), "4,000 entries")
     }
 
     /// The bias gradient (`sumRows`): each column summed in row order from 0, the same bits
