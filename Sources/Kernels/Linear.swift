@@ -18,19 +18,12 @@
 // 0), computed by one thread: the results do not depend on the thread count. They differ
 // from OpenBLAS's, whose kernels split and order the sums their own way (and differ between
 // its Haswell and Skylake-X kernels).
+//
+// In every build, the two gradient products of a gradient that is mostly zeros (behind
+// ReLU) skip its zeros (`sparseRowProduct`, below), each output the same chain less its
+// `0 · B[p, j]` terms.
 
 #if MNIST_ISA_AVX512
-
-/// The operand `a(i, p) = a[i · aRow + p · aDepth]` and the depth of a product.
-@usableFromInline
-struct ProductOperand {
-    @usableFromInline let a: UnsafePointer<Float>
-    @usableFromInline let aRow: Int, aDepth: Int, depth: Int
-
-    @inlinable init(_ a: UnsafePointer<Float>, aRow: Int, aDepth: Int, depth: Int) {
-        (self.a, self.aRow, self.aDepth, self.depth) = (a, aRow, aDepth, depth)
-    }
-}
 
 /// Six rows of a product tile: each row's operand `a(i, ·)` and its first term, broadcast.
 /// A block of fewer than six rows repeats its last (its sums are computed, not stored).
@@ -178,8 +171,25 @@ func rowProduct(
     }
 }
 
+#endif
+
+// MARK: - The products of `linear`
+
+/// The operand `a(i, p) = a[i · aRow + p · aDepth]` and the depth of a product.
+@usableFromInline
+struct ProductOperand {
+    @usableFromInline let a: UnsafePointer<Float>
+    @usableFromInline let aRow: Int, aDepth: Int, depth: Int
+
+    @inlinable init(_ a: UnsafePointer<Float>, aRow: Int, aDepth: Int, depth: Int) {
+        (self.a, self.aRow, self.aDepth, self.depth) = (a, aRow, aDepth, depth)
+    }
+}
+
+// MARK: Sparse products
+
 /// Rows of `B` that `sparseRowProduct` multiplies into its sums at a time: a block of eight
-/// vectors of 64 rows (32 KB) stays in L1 while every row of a work item uses it. LeNet's fc1
+/// vectors of 64 rows (32 KB with 16 lanes) stays in L1 while every row of a work item uses it. LeNet's fc1
 /// input gradient (`mnist-bench --ops --threads 1`, half of the gradient nonzero, 3 to 7
 /// alternating runs each): 0.43 ms in one span of all 500 rows, 0.33-0.35 in spans of 48 or
 /// 64, 0.34-0.41 in spans of 32, 0.38-0.44 in spans of 16; its weight gradient (64 rows
@@ -194,7 +204,8 @@ func sparseRowProductWorkspaceCount(rows: Int, depth: Int) -> Int {
     2 * rows * depth + rows * ((depth + sparseProductSpan - 1) / sparseProductSpan + 1)
 }
 
-/// `C[i, j] = Σ_p a(i, p) · B[p, j]` for `i < m`, `j < n` (`n` a multiple of 16), from the
+/// `C[i, j] = Σ_p a(i, p) · B[p, j]` for `i < m`, `j < n` (`n` a multiple of the vector's
+/// lanes, `PatchVector`: 16 with AVX-512, else 8), from the
 /// nonzero `a(i, p)` only: each output is `rowProduct`'s chain of fused multiply-adds in `p`
 /// order from 0 without its terms `0 · B[p, j]`, which add nothing, so the bits are
 /// `rowProduct`'s (for a finite `B`). Each row's nonzeros are listed once (split over the
@@ -212,7 +223,8 @@ func sparseRowProduct(
     _ op: ProductOperand, m: Int, n: Int, b: UnsafePointer<Float>, ldb: Int,
     c: UnsafeMutablePointer<Float>, ldc: Int, workspace: UnsafeMutablePointer<Float>
 ) {
-    precondition(n % 16 == 0, "sparseRowProduct: \(n) columns, not a multiple of 16")
+    let lanes = PatchVector.scalarCount
+    precondition(n % lanes == 0, "sparseRowProduct: \(n) columns, not a multiple of \(lanes)")
     guard m > 0, n > 0 else { return }
     let depth = op.depth, span = sparseProductSpan, spans = (depth + span - 1) / span, value = workspace
     let ints = sparseRowProductWorkspaceCount(rows: m, depth: depth) - m * depth
@@ -240,7 +252,7 @@ func sparseRowProduct(
             }
         }
         // Work items: (column block, block of rows), in column order.
-        let vectors = n / 16, columnBlocks = (vectors + 7) / 8
+        let vectors = n / lanes, columnBlocks = (vectors + 7) / 8
         let rowsPerItem = max(1, min(16, m / (4 * max(1, Parallelism.threadCount))))
         let rowItems = (m + rowsPerItem - 1) / rowsPerItem, items = columnBlocks * rowItems
         let chunks = max(1, min(Parallelism.threadCount, items))
@@ -248,7 +260,8 @@ func sparseRowProduct(
             for item in range {
                 let block = item / rowItems, firstRow = item % rowItems * rowsPerItem
                 let rows = firstRow..<min(firstRow + rowsPerItem, m)
-                // Blocks of eight vectors, the last of what is left (8 + 8 + ... + 2: 50 vectors).
+                // Blocks of eight vectors, the last of what is left (16 lanes: 8 + 8 + ... + 2, 50
+                // vectors of 800 floats).
                 var v = block * 8, width = min(8, vectors - v)
                 while width > 0 {
                     let step = width >= 8 ? 8 : width >= 4 ? 4 : width >= 2 ? 2 : 1
@@ -256,8 +269,9 @@ func sparseRowProduct(
                         for i in rows {
                             let bounds = bound + i * (spans + 1), entries = Int(bounds[r])..<Int(bounds[r + 1])
                             guard r == 0 || !entries.isEmpty else { continue }
-                            addScaledRows(blockVectors: step, sums: c + i * ldc + v * 16, fromZero: r == 0,
-                                          entries: entries, scale: value, row: index, rows: b + v * 16, rowStride: ldb)
+                            addScaledRows(blockVectors: step, sums: c + i * ldc + v * lanes, fromZero: r == 0,
+                                          entries: entries, scale: value, row: index, rows: b + v * lanes,
+                                          rowStride: ldb)
                         }
                     }
                     v += step
@@ -268,9 +282,6 @@ func sparseRowProduct(
     }
 }
 
-#endif
-
-// MARK: - The products of `linear`
 
 /// Whether `linearForward` and its gradients run on `rowProduct` (16-lane builds) rather
 /// than OpenBLAS: each output then is one chain of fused multiply-adds in order from its
@@ -334,14 +345,10 @@ public func linearForward(
 
 /// Floats of workspace `linearBackwardInput` and `linearBackwardWeight` need for `n`
 /// samples, `k` inputs and `m` outputs: the nonzeros of the gradient, listed
-/// (`sparseRowProduct`; 16-lane builds), else none.
+/// (`sparseRowProduct`), when `k` is a whole number of vectors; else none.
 public func linearBackwardWorkspaceCount(n: Int, k: Int, m: Int) -> Int {
-    #if MNIST_ISA_AVX512
-    return k % 16 == 0
+    k % PatchVector.scalarCount == 0
         ? max(sparseRowProductWorkspaceCount(rows: n, depth: m), sparseRowProductWorkspaceCount(rows: m, depth: n)) : 0
-    #else
-    return 0
-    #endif
 }
 
 /// Nonzero floats of `p[0 ..< count]`.
@@ -361,7 +368,7 @@ func nonzeroCount(_ p: UnsafePointer<Float>, count: Int) -> Int {
 }
 
 /// Whether `linearBackwardInput` and `linearBackwardWeight` multiply `gradOutput (n, m)`
-/// from its nonzeros alone (`sparseRowProduct`; 16-lane builds, `k` a multiple of 16): when
+/// from its nonzeros alone (`sparseRowProduct`; `k` a whole number of vectors): when
 /// at most 60% of it is nonzero. Behind ReLU about half of it or more is zero (LeNet's fc1 in
 /// training: 50% at the start, 60-63% from the first epoch on). With every entry a product of
 /// its own, each multiply-add loads its operand instead of sharing it with five other rows as
@@ -373,19 +380,21 @@ func linearBackwardIsSparse(n: Int, k: Int, m: Int, gradOutput: UnsafePointer<Fl
 }
 
 /// `gradInput (n, k) = gradOutput (n, m) · weight (m, k)`: the input gradient of
-/// `linearForward`. With 16-lane vectors, a gradient mostly zero (behind ReLU;
-/// `linearBackwardIsSparse`) is multiplied from its nonzeros alone (`sparseRowProduct`, the
-/// same bits); `workspace` holds `linearBackwardWorkspaceCount(n:k:m:)` floats.
+/// `linearForward`. A gradient mostly zero (behind ReLU; `linearBackwardIsSparse`) is
+/// multiplied from its nonzeros alone (`sparseRowProduct`: with 16-lane vectors the bits of
+/// `rowProduct`, else each output one chain of fused multiply-adds in order where OpenBLAS
+/// orders the sums its own way); `workspace` holds `linearBackwardWorkspaceCount(n:k:m:)`
+/// floats.
 public func linearBackwardInput(
     n: Int, k: Int, m: Int, gradOutput: UnsafePointer<Float>, weight: UnsafePointer<Float>,
     gradInput: UnsafeMutablePointer<Float>, workspace: UnsafeMutablePointer<Float>
 ) {
-    #if MNIST_ISA_AVX512
     if linearBackwardIsSparse(n: n, k: k, m: m, gradOutput: gradOutput) {
         sparseRowProduct(ProductOperand(gradOutput, aRow: m, aDepth: 1, depth: m), m: n, n: k, b: weight, ldb: k,
                          c: gradInput, ldc: k, workspace: workspace)
         return
     }
+    #if MNIST_ISA_AVX512
     rowProduct(ProductOperand(gradOutput, aRow: m, aDepth: 1, depth: m), m: n, n: k, b: weight, ldb: k, start: nil) {
         rows, columns, tile in
         for r in rows {
@@ -403,12 +412,12 @@ public func linearBackwardWeight(
     n: Int, k: Int, m: Int, gradOutput: UnsafePointer<Float>, input: UnsafePointer<Float>,
     gradWeight: UnsafeMutablePointer<Float>, workspace: UnsafeMutablePointer<Float>
 ) {
-    #if MNIST_ISA_AVX512
     if linearBackwardIsSparse(n: n, k: k, m: m, gradOutput: gradOutput) {
         sparseRowProduct(ProductOperand(gradOutput, aRow: 1, aDepth: m, depth: n), m: m, n: k, b: input, ldb: k,
                          c: gradWeight, ldc: k, workspace: workspace)
         return
     }
+    #if MNIST_ISA_AVX512
     rowProduct(ProductOperand(gradOutput, aRow: 1, aDepth: m, depth: n), m: m, n: k, b: input, ldb: k, start: nil) {
         rows, columns, tile in
         for r in rows {
