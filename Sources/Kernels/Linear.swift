@@ -189,8 +189,8 @@ struct ProductOperand {
 // MARK: Sparse products
 
 /// Rows of `B` that `sparseRowProduct` multiplies into its sums at a time: a block of eight
-/// vectors of 64 rows (32 KB with 16 lanes) stays in L1 while every row of a work item uses it. LeNet's fc1
-/// input gradient (`mnist-bench --ops --threads 1`, half of the gradient nonzero, 3 to 7
+/// vectors of 64 rows (32 KB with 16 lanes) stays in L1 while every row of a work item uses
+/// it. LeNet's fc1 input gradient (`mnist-bench --ops --threads 1`, half of the gradient nonzero, 3 to 7
 /// alternating runs each): 0.43 ms in one span of all 500 rows, 0.33-0.35 in spans of 48 or
 /// 64, 0.34-0.41 in spans of 32, 0.38-0.44 in spans of 16; its weight gradient (64 rows
 /// deep) is one span.
@@ -205,11 +205,12 @@ func sparseRowProductWorkspaceCount(rows: Int, depth: Int) -> Int {
 }
 
 /// `C[i, j] = Σ_p a(i, p) · B[p, j]` for `i < m`, `j < n` (`n` a multiple of the vector's
-/// lanes, `PatchVector`: 16 with AVX-512, else 8), from the
-/// nonzero `a(i, p)` only: each output is `rowProduct`'s chain of fused multiply-adds in `p`
-/// order from 0 without its terms `0 · B[p, j]`, which add nothing, so the bits are
-/// `rowProduct`'s (for a finite `B`). Each row's nonzeros are listed once (split over the
-/// threads by rows). Then the work goes in items of a block of up to eight vectors of `B`'s
+/// lanes, `PatchVector`: 16 with AVX-512, else 8), from the nonzero `a(i, p)` only: each
+/// output is one chain of fused multiply-adds in `p` order from 0 (`rowProduct`'s, in 16-lane
+/// builds) without its terms `0 · B[p, j]`, which add nothing to a finite sum, so the bits
+/// are the chain's. Unlike PyTorch's product, an infinite or NaN `B[p, j]` whose `a(i, p)` is
+/// zero does not reach the output (a NaN or infinite `a(i, p)` does). Each row's nonzeros are
+/// listed once (split over the threads by rows). Then the work goes in items of a block of up to eight vectors of `B`'s
 /// columns and a few rows, taken in column order so that the block's strip of `B` stays in
 /// L2 while all rows use it; within an item, `sparseProductSpan` rows of `B` at a time, so
 /// that they stay in L1 while the item's rows use them (the sums stored and reloaded between
@@ -281,7 +282,6 @@ func sparseRowProduct(
         }
     }
 }
-
 
 /// Whether `linearForward` and its gradients run on `rowProduct` (16-lane builds) rather
 /// than OpenBLAS: each output then is one chain of fused multiply-adds in order from its
@@ -373,9 +373,10 @@ func nonzeroCount(_ p: UnsafePointer<Float>, count: Int) -> Int {
 /// training: 50% at the start, 60-63% from the first epoch on). With every entry a product of
 /// its own, each multiply-add loads its operand instead of sharing it with five other rows as
 /// `rowProduct`'s tiles do, so the sparse path wins only well below full density.
+/// The lists count in Int32: at most 2³¹ - 1 entries.
 @inlinable
 func linearBackwardIsSparse(n: Int, k: Int, m: Int, gradOutput: UnsafePointer<Float>) -> Bool {
-    linearBackwardWorkspaceCount(n: n, k: k, m: m) > 0 && n * m >= 4096
+    linearBackwardWorkspaceCount(n: n, k: k, m: m) > 0 && n * m >= 4096 && n * m <= Int(Int32.max)
         && nonzeroCount(gradOutput, count: n * m) * 10 <= n * m * 6
 }
 
