@@ -118,12 +118,17 @@ enum SparseGradient {
 public func conv2dGradientIsSparse(_ s: Conv2dShape, gradOutput: UnsafePointer<Float>) -> Bool {
     guard Conv2dPlan.allowsSparseGradient(s) else { return false }
     let count = s.batch * s.outChannels * s.outPlane
-    // Counted in parallel ranges of whole vectors (an integer sum: the same at any thread count).
+    return nonzeroCount(gradOutput, count: count) * 5 <= count
+}
+
+/// Nonzero floats of `p[0 ..< count]`, counted in parallel ranges of whole 8-lane vectors
+/// (an integer sum: the same at any thread count), then the tail.
+func nonzeroCount(_ p: UnsafePointer<Float>, count: Int) -> Int {
     let vectors = count / 8
-    // One count per chunk, on the stack (this runs on every convolution's backward pass).
+    // One count per chunk, on the stack (this runs on every sparse-eligible backward pass).
     var total = withUnsafeTemporaryAllocation(of: Int.self, capacity: Parallelism.threadCount) { counts in
         counts.initialize(repeating: 0)
-        let g = UncheckedSendable(gradOutput), c = UncheckedSendable(counts.baseAddress!)
+        let g = UncheckedSendable(p), c = UncheckedSendable(counts.baseAddress!)
         Parallelism.forEachChunk(vectors, minimumPerChunk: 4096) { chunk, range in
             var nonzero = SIMD8<Int32>()
             for v in range {
@@ -133,8 +138,8 @@ public func conv2dGradientIsSparse(_ s: Conv2dShape, gradOutput: UnsafePointer<F
         }
         return counts.reduce(0, +)
     }
-    for i in (8 * vectors)..<count where gradOutput[i] != 0 { total += 1 }
-    return total * 5 <= count
+    for i in (8 * vectors)..<count where p[i] != 0 { total += 1 }
+    return total
 }
 
 /// `conv2dGradientIsSparse` for the gradient a max-pool passed back, decided from the
@@ -353,7 +358,13 @@ func addScaledRows<B: FixedCount>(
 @inlinable @inline(__always)
 func forEachPatchBlock(_ s: Conv2dShape, _ body: (_ blockVectors: Int, _ firstVector: Int) -> Void) {
     let lanes = PatchVector.scalarCount
-    let vectors = (s.inChannels * s.kernelHeight * s.kernelWidth + lanes - 1) / lanes
+    forEachVectorBlock((s.inChannels * s.kernelHeight * s.kernelWidth + lanes - 1) / lanes, body)
+}
+
+/// Runs `body(blockVectors, firstVector)` over `vectors` vectors in blocks of eight, then
+/// one of four, two and one as needed: the block widths `addScaledRows` takes.
+@inlinable @inline(__always)
+func forEachVectorBlock(_ vectors: Int, _ body: (_ blockVectors: Int, _ firstVector: Int) -> Void) {
     var v = 0
     while v + 8 <= vectors {
         body(8, v)

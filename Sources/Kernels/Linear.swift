@@ -261,11 +261,11 @@ func sparseRowProduct(
             for item in range {
                 let block = item / rowItems, firstRow = item % rowItems * rowsPerItem
                 let rows = firstRow..<min(firstRow + rowsPerItem, m)
-                // Blocks of eight vectors, the last of what is left (16 lanes: 8 + 8 + ... + 2, 50
-                // vectors of 800 floats).
-                var v = block * 8, width = min(8, vectors - v)
-                while width > 0 {
-                    let step = width >= 8 ? 8 : width >= 4 ? 4 : width >= 2 ? 2 : 1
+                // Eight vectors, or what the last block has left in widths `addScaledRows` takes
+                // (16 lanes, 800 floats: six blocks of 8, then 2).
+                let first = block * 8
+                forEachVectorBlock(min(8, vectors - first)) { step, offset in
+                    let v = first + offset
                     for r in 0..<spans {
                         for i in rows {
                             let bounds = bound + i * (spans + 1), entries = Int(bounds[r])..<Int(bounds[r + 1])
@@ -275,8 +275,6 @@ func sparseRowProduct(
                                           rowStride: ldb)
                         }
                     }
-                    v += step
-                    width -= step
                 }
             }
         }
@@ -351,46 +349,30 @@ public func linearBackwardWorkspaceCount(n: Int, k: Int, m: Int) -> Int {
         ? max(sparseRowProductWorkspaceCount(rows: n, depth: m), sparseRowProductWorkspaceCount(rows: m, depth: n)) : 0
 }
 
-/// Nonzero floats of `p[0 ..< count]`.
-@inlinable
-func nonzeroCount(_ p: UnsafePointer<Float>, count: Int) -> Int {
-    var ones = SIMD16<Int32>(), i = 0
-    while i + 16 <= count {
-        ones &+= SIMD16<Int32>().replacing(with: 1, where: load16(p + i) .!= 0)
-        i += 16
-    }
-    var total = Int(ones.wrappedSum())
-    while i < count {
-        total += p[i] != 0 ? 1 : 0
-        i += 1
-    }
-    return total
-}
-
 /// Whether `linearBackwardInput` and `linearBackwardWeight` multiply `gradOutput (n, m)`
 /// from its nonzeros alone (`sparseRowProduct`; `k` a whole number of vectors): when
 /// at most 60% of it is nonzero. Behind ReLU about half of it or more is zero (LeNet's fc1 in
-/// training: 50% at the start, 60-63% from the first epoch on). With every entry a product of
-/// its own, each multiply-add loads its operand instead of sharing it with five other rows as
-/// `rowProduct`'s tiles do, so the sparse path wins only well below full density.
-/// The lists count in Int32: at most 2³¹ - 1 entries.
-@inlinable
-func linearBackwardIsSparse(n: Int, k: Int, m: Int, gradOutput: UnsafePointer<Float>) -> Bool {
+/// training: 50% at the start, 60-63% from the first epoch on; `scripts/relu_sparsity.py`).
+/// With every entry a product of its own, each multiply-add loads its operand instead of
+/// sharing it with five other rows as `rowProduct`'s tiles do, so the sparse path wins only
+/// well below full density. The lists count in Int32: at most 2³¹ - 1 entries. Like
+/// `conv2dGradientIsSparse`, scanned once by the caller of both products and passed to each.
+public func linearGradientIsSparse(n: Int, k: Int, m: Int, gradOutput: UnsafePointer<Float>) -> Bool {
     linearBackwardWorkspaceCount(n: n, k: k, m: m) > 0 && n * m >= 4096 && n * m <= Int(Int32.max)
         && nonzeroCount(gradOutput, count: n * m) * 10 <= n * m * 6
 }
 
 /// `gradInput (n, k) = gradOutput (n, m) · weight (m, k)`: the input gradient of
-/// `linearForward`. A gradient mostly zero (behind ReLU; `linearBackwardIsSparse`) is
-/// multiplied from its nonzeros alone (`sparseRowProduct`: with 16-lane vectors the bits of
-/// `rowProduct`, else each output one chain of fused multiply-adds in order where OpenBLAS
-/// orders the sums its own way); `workspace` holds `linearBackwardWorkspaceCount(n:k:m:)`
-/// floats.
+/// `linearForward`. A gradient mostly zero (behind ReLU; `linearGradientIsSparse`, scanned
+/// here when `sparseGradient` is nil) is multiplied from its nonzeros alone
+/// (`sparseRowProduct`: with 16-lane vectors the bits of `rowProduct`, else each output one
+/// chain of fused multiply-adds in order where OpenBLAS orders the sums its own way);
+/// `workspace` then holds `linearBackwardWorkspaceCount(n:k:m:)` floats (unused otherwise).
 public func linearBackwardInput(
     n: Int, k: Int, m: Int, gradOutput: UnsafePointer<Float>, weight: UnsafePointer<Float>,
-    gradInput: UnsafeMutablePointer<Float>, workspace: UnsafeMutablePointer<Float>
+    gradInput: UnsafeMutablePointer<Float>, workspace: UnsafeMutablePointer<Float>, sparseGradient: Bool? = nil
 ) {
-    if linearBackwardIsSparse(n: n, k: k, m: m, gradOutput: gradOutput) {
+    if sparseGradient ?? linearGradientIsSparse(n: n, k: k, m: m, gradOutput: gradOutput) {
         sparseRowProduct(ProductOperand(gradOutput, aRow: m, aDepth: 1, depth: m), m: n, n: k, b: weight, ldb: k,
                          c: gradInput, ldc: k, workspace: workspace)
         return
@@ -411,9 +393,9 @@ public func linearBackwardInput(
 /// `linearForward`; a sparse gradient as in `linearBackwardInput`.
 public func linearBackwardWeight(
     n: Int, k: Int, m: Int, gradOutput: UnsafePointer<Float>, input: UnsafePointer<Float>,
-    gradWeight: UnsafeMutablePointer<Float>, workspace: UnsafeMutablePointer<Float>
+    gradWeight: UnsafeMutablePointer<Float>, workspace: UnsafeMutablePointer<Float>, sparseGradient: Bool? = nil
 ) {
-    if linearBackwardIsSparse(n: n, k: k, m: m, gradOutput: gradOutput) {
+    if sparseGradient ?? linearGradientIsSparse(n: n, k: k, m: m, gradOutput: gradOutput) {
         sparseRowProduct(ProductOperand(gradOutput, aRow: 1, aDepth: m, depth: n), m: m, n: k, b: input, ldb: k,
                          c: gradWeight, ldc: k, workspace: workspace)
         return

@@ -60,19 +60,24 @@ extension Functional {
         let inputs = bias.map { [input, weight, $0] } ?? [input, weight]
         return out.recording(bias == nil ? "MmBackward0" : "AddmmBackward0", inputs: inputs) { g in
             let gp = g.storage.pointer
-            let backwardCount = linearBackwardWorkspaceCount(n: n, k: k, m: m)
-            let backwardWorkspace = backwardCount > 0 ? Tensor.empty([backwardCount]) : g
+            // One scan of the gradient decides the path of both products; the sparse one's
+            // lists go in a workspace from the block cache.
+            let sparse = (input.requiresGrad || weight.requiresGrad)
+                && linearGradientIsSparse(n: n, k: k, m: m, gradOutput: gp)
+            let workspace = sparse ? Tensor.empty([linearBackwardWorkspaceCount(n: n, k: k, m: m)]) : g
             var grads: [Tensor?] = []
             if input.requiresGrad {  // g (N, out) · W (out, in)
                 let gi = Tensor.empty([n, k])
                 linearBackwardInput(n: n, k: k, m: m, gradOutput: gp, weight: weight.storage.pointer,
-                                    gradInput: gi.storage.pointer, workspace: backwardWorkspace.storage.pointer)
+                                    gradInput: gi.storage.pointer, workspace: workspace.storage.pointer,
+                                    sparseGradient: sparse)
                 grads.append(gi)
             } else { grads.append(nil) }
             if weight.requiresGrad {  // gᵀ (out, N) · x (N, in)
                 let gw = Tensor.empty([m, k])
                 linearBackwardWeight(n: n, k: k, m: m, gradOutput: gp, input: input.storage.pointer,
-                                     gradWeight: gw.storage.pointer, workspace: backwardWorkspace.storage.pointer)
+                                     gradWeight: gw.storage.pointer, workspace: workspace.storage.pointer,
+                                     sparseGradient: sparse)
                 grads.append(gw)
             } else { grads.append(nil) }
             if let bias {

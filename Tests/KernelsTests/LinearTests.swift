@@ -112,7 +112,7 @@ import Testing
         for (n, k, m) in [(9, 160, 500), (70, 48, 100), (64, 800, 500)] {
             let x = random.floats(n * k), w = random.floats(m * k), b = random.floats(m)
             let g = Self.gradient(n * m, sparse: true, &random)
-            #expect(linearBackwardIsSparse(n: n, k: k, m: m, gradOutput: g), "\((n, k, m))")
+            #expect(linearGradientIsSparse(n: n, k: k, m: m, gradOutput: g), "\((n, k, m))")
             let one = Parallelism.withThreadCount(1) { Self.run(n, k, m, bias: true, x: x, w: w, b: b, g: g) }
             let two = Parallelism.withThreadCount(2) { Self.run(n, k, m, bias: true, x: x, w: w, b: b, g: g) }
             #expect(one.gradInput == two.gradInput && one.gradWeight == two.gradWeight, "\((n, k, m)): thread count")
@@ -128,10 +128,10 @@ import Testing
         var random = TestRandom(seed: 45)
         let sparse = Self.gradient(64 * 500, sparse: true, &random), dense = Self.gradient(64 * 500, sparse: false, &random)
         #expect(nonzeroCount(sparse, count: sparse.count) == sparse.filter { $0 != 0 }.count)
-        #expect(linearBackwardIsSparse(n: 64, k: 800, m: 500, gradOutput: sparse))
-        #expect(!linearBackwardIsSparse(n: 64, k: 800, m: 500, gradOutput: dense))
-        #expect(!linearBackwardIsSparse(n: 64, k: 804, m: 500, gradOutput: sparse), "k not whole vectors")
-        #expect(!linearBackwardIsSparse(n: 8, k: 800, m: 500, gradOutput: sparse), "4,000 entries")
+        #expect(linearGradientIsSparse(n: 64, k: 800, m: 500, gradOutput: sparse))
+        #expect(!linearGradientIsSparse(n: 64, k: 800, m: 500, gradOutput: dense))
+        #expect(!linearGradientIsSparse(n: 64, k: 804, m: 500, gradOutput: sparse), "k not whole vectors")
+        #expect(!linearGradientIsSparse(n: 8, k: 800, m: 500, gradOutput: sparse), "4,000 entries")
     }
 
     /// The bias gradient (`sumRows`): each column summed in row order from 0, the same bits
