@@ -67,7 +67,8 @@ public enum OpBenchmark {
         let fcWorkspace = buffer(linearForwardWorkspaceCount(n: batch, k: 800))
         let fcBackwardWorkspace = buffer(linearBackwardWorkspaceCount(n: batch, k: 800, m: 500))
         // fc1's gradient behind its ReLU: zero where fc1's output is not positive (about half
-        // here; 50-63% of it in training), as the backward products see it in a step.
+        // here; 50-63% of it in training, `scripts/relu_sparsity.py`), as the backward
+        // products see it in a step.
         linearForward(n: batch, k: 800, m: 500, input: p2, weight: wf1, bias: nil, output: f1, workspace: fcWorkspace)
         for i in 0..<(batch * 500) where f1[i] <= 0 { gf1[i] = 0 }
         let cases: [(String, Double, () -> Void)] = [

@@ -190,10 +190,10 @@ struct ProductOperand {
 
 /// Rows of `B` that `sparseRowProduct` multiplies into its sums at a time: a block of eight
 /// vectors of 64 rows (32 KB with 16 lanes) stays in L1 while every row of a work item uses
-/// it. LeNet's fc1 input gradient (`mnist-bench --ops --threads 1`, half of the gradient nonzero, 3 to 7
-/// alternating runs each): 0.43 ms in one span of all 500 rows, 0.33-0.35 in spans of 48 or
-/// 64, 0.34-0.41 in spans of 32, 0.38-0.44 in spans of 16; its weight gradient (64 rows
-/// deep) is one span.
+/// it. LeNet's fc1 input gradient (`mnist-bench --ops --threads 1` of a build reading the span
+/// from the environment, not committed; half of the gradient nonzero, 3 to 7 alternating runs
+/// each): 0.43 ms in one span of all 500 rows, 0.33-0.35 in spans of 48 or 64, 0.34-0.41 in
+/// spans of 32, 0.38-0.44 in spans of 16; its weight gradient (64 rows deep) is one span.
 @inlinable var sparseProductSpan: Int { 64 }
 
 /// Floats of workspace `sparseRowProduct` needs for `rows` rows of depth `depth`: each row's
@@ -352,7 +352,7 @@ public func linearBackwardWorkspaceCount(n: Int, k: Int, m: Int) -> Int {
 /// Whether `linearBackwardInput` and `linearBackwardWeight` multiply `gradOutput (n, m)`
 /// from its nonzeros alone (`sparseRowProduct`; `k` a whole number of vectors): when
 /// at most 60% of it is nonzero. Behind ReLU about half of it or more is zero (LeNet's fc1 in
-/// training: 50% at the start, 60-63% from the first epoch on; `scripts/relu_sparsity.py`).
+/// training: 50% at the start, 59-63% from step 200 on; `scripts/relu_sparsity.py`).
 /// With every entry a product of its own, each multiply-add loads its operand instead of
 /// sharing it with five other rows as `rowProduct`'s tiles do, so the sparse path wins only
 /// well below full density. The lists count in Int32: at most 2³¹ - 1 entries. Like

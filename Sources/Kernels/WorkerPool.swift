@@ -5,8 +5,9 @@ import Synchronization
 /// Runs `body(0..<count)` on the calling thread and `count - 1` worker threads, and returns
 /// when all have finished: the one way the kernels run chunks in parallel.
 ///
-/// A training step hands 16 to 21 short parallel regions (0.001 to 2 ms each) to the
-/// workers. `DispatchQueue.concurrentPerform` costs about 70 µs per region here beyond the
+/// A training step hands about 20 short parallel regions (0.001 to 2 ms each) to the
+/// workers (LeNet 19, the speedrun nets 24: `regions_per_step` of `mnist-bench --threads 2
+/// --json`). `DispatchQueue.concurrentPerform` costs about 70 µs per region here beyond the
 /// work, the pool under 1 µs (`measureParallelRegionOverhead` in the Benchmarks target,
 /// printed by `mnist-bench --ops`); a dozen regions of 70 µs were about a tenth of a LeNet
 /// step. The pool's workers spin for a while after each region, so the next one starts within
