@@ -39,11 +39,16 @@ public enum ConvLayerOps {
         return nil
     }
 
+    /// `count` floats in [-1, 1), 64-byte aligned as tensors' storage is (the sparse
+    /// kernels' speed depends on where their scratch lies); freed with `release(_:)`.
     static func filled(_ count: Int) -> UnsafeMutableBufferPointer<Float> {
-        let b = UnsafeMutableBufferPointer<Float>.allocate(capacity: count)
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: max(1, count) * 4, alignment: 64)
+        let b = UnsafeMutableBufferPointer(start: raw.bindMemory(to: Float.self, capacity: count), count: count)
         for i in 0..<count { b[i] = Float((i &* 7919) % 201) / 100 - 1 }
         return b
     }
+
+    static func release(_ b: UnsafeMutableBufferPointer<Float>) { UnsafeMutableRawPointer(b.baseAddress!).deallocate() }
 
     static func convRows(
         _ step: ModelBuilder.LayerPlan, _ conv: Conv2dLayer, batch: Int, first: Bool, pool: (window: PoolWindow, relu: Bool)?,
@@ -61,7 +66,7 @@ public enum ConvLayerOps {
         // Sized for both forward kernels (their scratch differs).
         let workspace = filled(max(conv2dWorkspaceCount(shape),
                                    Conv2dPlan.$fiveChannelForwardOnly.withValue(true) { conv2dWorkspaceCount(shape) }))
-        defer { [x, w, bias, y, gy, gx, gw, gb, workspace].forEach { $0.deallocate() } }
+        defer { [x, w, bias, y, gy, gx, gw, gb, workspace].forEach(release) }
         let flops = 2.0 * Double(outCount) * Double(shape.groupPatchSize)
         let name = step.name
         var rows: [OpBenchmark.Row] = []
@@ -76,7 +81,7 @@ public enum ConvLayerOps {
             let poolWorkspace = filled(max(
                 conv2dMaxPool2dBackwardWorkspaceCount(shape, pool: p), conv2dMaxPool2dWorkspaceCount(shape, pool: p),
                 Conv2dPlan.$fiveChannelForwardOnly.withValue(true) { conv2dMaxPool2dWorkspaceCount(shape, pool: p) }))
-            defer { [upstream, pooled, poolWorkspace].forEach { $0.deallocate() }; argmax.deallocate() }
+            defer { [upstream, pooled, poolWorkspace].forEach(release); argmax.deallocate() }
             // Training's forward (with the argmax), then evaluation's (values only); each also
             // by the five-channel kernel storing its output when that is not the kernel.
             let baseline = Conv2dPlan.directForwardKernel(shape, pool: p).map { $0 != .fiveChannels } ?? false
@@ -150,7 +155,7 @@ public enum ConvLayerOps {
         let c = step.inputShape[0], s = step.inputShape.dropFirst().reduce(1, *), count = batch * c * s
         let x = filled(count), y = filled(count), g = filled(count), gx = filled(count)
         let mean = filled(c), variance = filled(c), invstd = filled(c), weight = filled(c), gw = filled(c), gb = filled(c)
-        defer { [x, y, g, gx, mean, variance, invstd, weight, gw, gb].forEach { $0.deallocate() } }
+        defer { [x, y, g, gx, mean, variance, invstd, weight, gw, gb].forEach(release) }
         for i in 0..<c { invstd[i] = 1 }
         return [
             OpBenchmark.time("\(step.name) forward", flops: 0, repeats: repeats) {
