@@ -82,11 +82,13 @@ extension Tensor {
                 guard let g = pending.removeValue(forKey: ObjectIdentifier(tensor)),
                       let fn = tensor.gradFn else { continue }
                 if tensor.retainsGrad { tensor.accumulateGrad(g) }
-                let inputGrads = try fn.apply(g)
-                for (input, inputGrad) in zip(fn.inputs, inputGrads) {
-                    guard let inputGrad, input.requiresGrad else { continue }
+                var inputGrads = try fn.apply(g)
+                for index in 0..<min(fn.inputs.count, inputGrads.count) {
+                    let input = fn.inputs[index]
+                    guard var inputGrad = inputGrads[index], input.requiresGrad else { continue }
+                    inputGrads[index] = nil  // so that a gradient nothing else holds can be taken
                     if input.isLeaf {
-                        input.accumulateGrad(inputGrad)
+                        input.accumulateGrad(taking: &inputGrad)
                     } else {
                         let key = ObjectIdentifier(input)
                         // Out of place: a gradient may be shared between several inputs.
@@ -114,6 +116,21 @@ extension Tensor {
             }
         }
         return order
+    }
+
+    /// `accumulateGrad(g)`, but the first time `g` itself becomes `grad` when nothing else
+    /// can reach its elements: `g` is the only reference to its tensor (not the caller's
+    /// own, not a gradient returned for two inputs) and no other tensor was ever made over
+    /// its storage (`Storage.hasHadViews`). PyTorch's AccumulateGrad takes a gradient
+    /// likewise; the copy it saves is 1.7 MB a step for LeNet (`memmove`, about 2% of a
+    /// 1-thread step in `perf`).
+    func accumulateGrad(taking g: inout Tensor) {
+        if grad == nil, g.shape == shape, g.kind == kind, !g.requiresGrad, g.gradFn == nil, g.grad == nil,
+           isKnownUniquelyReferenced(&g), !g.storage.hasHadViews {
+            grad = g
+            return
+        }
+        accumulateGrad(g)
     }
 
     /// `grad += g` (split over the threads, element by element: the thread count cannot

@@ -1,5 +1,6 @@
 import Foundation
 import Kernels
+import Synchronization
 
 /// A block of `count` floats owned by one or more tensors (views share it).
 ///
@@ -9,6 +10,17 @@ import Kernels
 public final class Storage: @unchecked Sendable {
     public let pointer: UnsafeMutablePointer<Float>
     public let count: Int
+    /// Tensors created over this block so far (never decremented): more than one means a
+    /// view exists or existed, and a gradient over it is copied, not taken
+    /// (`Tensor.accumulateGrad(taking:)`). Atomic: tensors are made on the loader's thread too.
+    private let tensors = Atomic<Int>(0)
+
+    /// Counts a tensor created over this block (`Tensor.init`).
+    func noteTensor() { tensors.add(1, ordering: .relaxed) }
+
+    /// Whether a second tensor was ever created over this block (a view: `reshaped`,
+    /// `data`, `detach`).
+    var hasHadViews: Bool { tensors.load(ordering: .relaxed) > 1 }
 
     /// Uninitialised storage; the caller fills every element.
     public init(uninitializedCount count: Int) {

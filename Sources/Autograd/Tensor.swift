@@ -35,6 +35,7 @@ public final class Tensor {
         self.storage = storage
         self.kind = kind
         self.requiresGrad = requiresGrad
+        storage.noteTensor()
     }
 
     /// A tensor of the given shape holding a copy of `data` (row-major).
