@@ -53,12 +53,14 @@ let package = Package(
         .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS"),
         // Not a library: one inline C function (a prefetch) the kernels call.
         .systemLibrary(name: "CPrefetch", path: "Sources/CPrefetch"),
+        // Not a library either: AVX-512 compress, for listing a sparse gradient's nonzeros.
+        .systemLibrary(name: "CCompress", path: "Sources/CCompress"),
         // Open MPI (libopenmpi-dev): mpi.h lives under its own include directory.
         .systemLibrary(name: "CMPI", path: "Sources/CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev"])]),
 
         // MARK: - Libraries
         .target(name: "Seeded"),
-        .target(name: "Kernels", dependencies: ["COpenBLAS", "CPrefetch"], swiftSettings: tuned + isa),
+        .target(name: "Kernels", dependencies: ["COpenBLAS", "CPrefetch", "CCompress"], swiftSettings: tuned + isa),
         .target(name: "Autograd", dependencies: ["Kernels", "Seeded"], exclude: ["README.md"], swiftSettings: tuned),
         .target(name: "NN", dependencies: ["Autograd", "Kernels", "Seeded"], swiftSettings: tuned),
         .target(name: "Optim", dependencies: ["Autograd", "NN", "Kernels"], swiftSettings: tuned),

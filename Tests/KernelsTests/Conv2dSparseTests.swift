@@ -87,6 +87,56 @@ import Testing
     /// the Double-precision gradients of the dense gradient the pool's backward scatters
     /// (the fused conv + pool op's old path), at 1–3 threads, each thread count
     /// deterministic; and which pools take this path in training.
+    /// `SparseGradient.channelNonzeros` (AVX-512's compress in 16-lane builds) against the
+    /// rule it implements, element by element: a gradient is listed when it is not zero (NaN
+    /// listed, -0 not) and, behind a ReLU, when the pool's output is not <= 0 (NaN listed,
+    /// 0 and -0 not); dense lists give each nonzero's pixel, pooled ones the window's
+    /// argmax. Planes of 15, 16, 25 and 37 (tails of 15, none, 9 and 5 lanes), two samples.
+    @Test(arguments: [(3, 5), (4, 4), (5, 5), (1, 37)])
+    func nonzeroListsFollowTheRule(_ height: Int, _ width: Int) throws {
+        let channels = 3, batch = 2
+        let s = try Conv2dShape(input: [batch, 1, height, width], weight: [channels, 1, 1, 1])
+        let p = try Pool2dShape(input: [batch, channels, height, width], kernel: (1, 1))
+        let plane = height * width, count = batch * channels * plane
+        var random = TestRandom(seed: 11)
+        let specials: [Float] = [0, -0.0, .nan, -1, 2, .infinity]
+        let gradient = random.floats(count).enumerated().map { i, v in i % 3 == 0 ? specials[i / 3 % 6] : (v < 0 ? 0 : v) }
+        let relu = random.floats(count).enumerated().map { i, v in i % 4 == 1 ? specials[(i / 4 + 1) % 6] : v }
+        let argmax = (0..<count).map { Int32(truncatingIfNeeded: ($0 &* 7) % 1000) }
+        for (kind, reluOutput) in [("dense", false), ("pooled", false), ("pooled + relu", true)] {
+            for n in 0..<batch {
+                var expectedFirst: [Int32] = [0], expectedPixel: [Int32] = [], expectedValue: [UInt32] = []
+                for o in 0..<channels {
+                    for q in 0..<plane {
+                        let i = (n * channels + o) * plane + q
+                        guard gradient[i] != 0, !reluOutput || !(relu[i] <= 0) else { continue }
+                        expectedPixel.append(kind == "dense" ? Int32(q) : argmax[i])
+                        expectedValue.append(gradient[i].bitPattern)
+                    }
+                    expectedFirst.append(Int32(expectedPixel.count))
+                }
+                var first = [Int32](repeating: -1, count: channels + 1)
+                var pixel = [Int32](repeating: -1, count: channels * plane)
+                var value = [Float](repeating: 7, count: channels * plane)
+                gradient.withUnsafeBufferPointer { g in
+                    relu.withUnsafeBufferPointer { r in
+                        argmax.withUnsafeBufferPointer { a in
+                            let source: SparseGradient = kind == "dense" ? .dense(g.baseAddress!) : .pooled(
+                                PooledGradient(pool: p, gradient: g.baseAddress!, argmax: a.baseAddress!,
+                                               reluOutput: reluOutput ? r.baseAddress! : nil))
+                            source.channelNonzeros(s, sample: n, first: &first, pixel: &pixel, value: &value)
+                        }
+                    }
+                }
+                let listed = Int(first[channels])
+                #expect(first == expectedFirst, "\(kind) \(height)x\(width) sample \(n)")
+                #expect(Array(pixel[..<listed]) == expectedPixel, "\(kind) \(height)x\(width) sample \(n)")
+                #expect(value[..<listed].map(\.bitPattern) == expectedValue, "\(kind) \(height)x\(width) sample \(n)")
+                #expect(expectedPixel.count > 0 && expectedPixel.count < channels * plane)
+            }
+        }
+    }
+
     @Test(arguments: pooledCases)
     func pooledGradientMatchesTheScatteredOne(
         _ input: [Int], _ weight: [Int], _ kernel: Int, _ stride: Int, _ relu: Bool, _ ceilMode: Bool
