@@ -1,8 +1,11 @@
 #!/usr/bin/env python3
 """How much of LeNet's tensors ReLU leaves zero while it trains, in PyTorch: fc1's input (the
 pooled ReLU output of conv2), fc1's ReLU output (where fc1's gradient is zero), and conv2's
-input. The figures behind the sparse fully connected gradients (`sparseRowProduct`,
-`linearGradientIsSparse` in Sources/Kernels/Linear.swift).
+input, and how much of conv2's input is zero in whole rows (12 pixels), in pairs of rows (what
+one step of the direct forward kernel reads) and in whole planes. The figures behind the
+sparse fully connected gradients (`sparseRowProduct`, `linearGradientIsSparse` in
+Sources/Kernels/Linear.swift), and behind leaving conv2's forward dense (its input's zeros are
+scattered: see Sources/Benchmarks/RESULTS.md).
 
     /path/to/venv/bin/python scripts/relu_sparsity.py ../shared/data/mnist [--epochs 2]
 
@@ -49,8 +52,13 @@ def main():
             optimizer.step()
             if i % 200 == 0:
                 zero = lambda t: (t == 0).float().mean().item()
+                z = pooled1 == 0
+                rows = z.all(dim=3)
                 print(f"epoch {epoch + 1} step {i:4d}: loss {loss.item():.3f}; zero: fc1 input {zero(pooled2):.3f}, "
-                      f"fc1 ReLU output (fc1 gradient) {zero(hidden):.3f}, conv2 input {zero(pooled1):.3f}")
+                      f"fc1 ReLU output (fc1 gradient) {zero(hidden):.3f}, conv2 input {zero(pooled1):.3f} "
+                      f"(whole rows {rows.float().mean().item():.3f}, "
+                      f"pairs of rows {(rows[:, :, :-1] & rows[:, :, 1:]).float().mean().item():.3f}, "
+                      f"planes {z.flatten(2).all(dim=2).float().mean().item():.3f})")
 
 
 if __name__ == "__main__":

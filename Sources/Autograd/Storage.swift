@@ -12,7 +12,8 @@ public final class Storage: @unchecked Sendable {
     public let count: Int
     /// Tensors created over this block so far (never decremented): more than one means a
     /// view exists or existed, and a gradient over it is copied, not taken
-    /// (`Tensor.accumulateGrad(taking:)`). Atomic: tensors are made on the loader's thread too.
+    /// (`Tensor.accumulateGrad(taking:)`). Atomic, since `Storage` is `Sendable`: tensors over
+    /// one storage may be made on several threads.
     private let tensors = Atomic<Int>(0)
 
     /// Counts a tensor created over this block (`Tensor.init`).
@@ -35,10 +36,10 @@ public final class Storage: @unchecked Sendable {
         pointer.initialize(repeating: value, count: count)
     }
 
-    /// Storage holding a copy of `values`, split over the threads when large: each step
-    /// copies every parameter's gradient (`accumulateGrad`, 1.7 MB for LeNet), which on
-    /// the calling thread alone left the others waiting (`perf`: memmove in 1.7% of a
-    /// 2-thread LeNet run's samples).
+    /// Storage holding a copy of `values`, split over the threads when large: until b46b4e9
+    /// each step copied every parameter's gradient here (`accumulateGrad`, 1.7 MB for
+    /// LeNet; now taken when nothing else holds it), which on the calling thread alone
+    /// left the others waiting (`perf`: memmove in 1.7% of a 2-thread LeNet run's samples).
     public convenience init(copying values: UnsafeBufferPointer<Float>) {
         self.init(uninitializedCount: values.count)
         guard let base = values.baseAddress else { return }
