@@ -29,22 +29,20 @@ public enum OpBenchmark {
         let pool1 = try Pool2dShape(input: [batch, 20, 24, 24], kernel: (2, 2))
         let conv2 = try Conv2dShape(input: [batch, 20, 12, 12], weight: [50, 20, 5, 5])
         let pool2 = try Pool2dShape(input: [batch, 50, 8, 8], kernel: (2, 2))
-        var buffers: [UnsafeMutableRawPointer] = []
-        defer { buffers.forEach { $0.deallocate() } }
+        var buffers: [UnsafeMutableBufferPointer<Float>] = []
+        defer { buffers.forEach(ConvLayerOps.release) }
         // 64-byte aligned, as tensors' storage is (16-lane loads then stay within a cache line).
         func buffer(_ count: Int) -> UnsafeMutablePointer<Float> {
-            let raw = UnsafeMutableRawPointer.allocate(byteCount: max(1, count) * 4, alignment: 64)
-            let b = raw.bindMemory(to: Float.self, capacity: count)
-            for i in 0..<count { b[i] = Float((i &* 7919) % 201) / 100 - 1 }
-            buffers.append(raw)
-            return b
+            let b = ConvLayerOps.filled(count)
+            buffers.append(b)
+            return b.baseAddress!
         }
         let workspaceCount = max(conv2dMaxPool2dBackwardWorkspaceCount(conv1, pool: pool1),
                                  conv2dMaxPool2dBackwardWorkspaceCount(conv2, pool: pool2),
                                  conv2dMaxPool2dWorkspaceCount(conv1, pool: pool1), conv2dMaxPool2dWorkspaceCount(conv2, pool: pool2))
         // Aligned as training's workspace (a tensor's storage) is: with the malloc'd 16-byte
         // alignment this had before, conv2's sparse backward read its patch rows off 32-byte
-        // boundaries and took 2.25 ms against 2.05 (1 thread, Zen 4) for training's layout.
+        // boundaries and took 2.23-2.30 ms against 1.67-1.71 (1 thread, Zen 4; 38e46bb).
         let workspace = UnsafeMutableBufferPointer(start: buffer(workspaceCount), count: workspaceCount)
         workspace.update(repeating: 0)
         let argmax1 = UnsafeMutablePointer<Int32>.allocate(capacity: batch * 20 * 144)

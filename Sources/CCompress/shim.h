@@ -8,11 +8,11 @@
 /* Appends to value[] and index[] (from their first element) the entries w < count, in
    order, whose gradient[w] is not zero (NaN kept) and, when keep_where is not NULL, whose
    keep_where[w] is not <= 0 (NaN kept): the value gradient[w] and the index indices[w]
-   (or first_index + w when indices is NULL). Returns how many it appended. Writes only
+   (or w when indices is NULL). Returns how many it appended. Writes only
    value[0 ..< returned] and index[0 ..< returned]: the packed vectors are stored with a
    mask (a compressing store to memory is microcoded on Zen 4). */
 __attribute__((target("avx512f"))) static inline int32_t
-compress_nonzeros(const float *gradient, const int32_t *indices, int32_t first_index, const float *keep_where,
+compress_nonzeros(const float *gradient, const int32_t *indices, const float *keep_where,
                   int32_t count, float *value, int32_t *index) {
     const __m512 zero = _mm512_setzero_ps();
     const __m512i lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
@@ -26,7 +26,7 @@ compress_nonzeros(const float *gradient, const int32_t *indices, int32_t first_i
             keep = _mm512_mask_cmp_ps_mask(keep, r, zero, _CMP_NLE_UQ);
         }
         __m512i i = indices ? _mm512_maskz_loadu_epi32(valid, indices + w)
-                            : _mm512_add_epi32(_mm512_set1_epi32(first_index + w), lanes);
+                            : _mm512_add_epi32(_mm512_set1_epi32(w), lanes);
         int n = __builtin_popcount((unsigned)keep);
         __mmask16 front = (__mmask16)((1u << n) - 1);
         _mm512_mask_storeu_ps(value + kept, front, _mm512_maskz_compress_ps(keep, g));

@@ -74,65 +74,66 @@ enum SparseGradient {
     ) {
         var count: Int32 = 0
         first[0] = 0
-        #if MNIST_ISA_AVX512
-        // Sixteen at a time, the kept ones packed by AVX-512's compress (`CCompress`): the
-        // same lists in the same order as the scalar loops below.
         switch self {
         case .dense(let gradOutput):
             let plane = s.outPlane
             for o in 0..<s.outChannels {
-                count += compress_nonzeros(gradOutput + (n * s.outChannels + o) * plane, nil, 0, nil, Int32(plane),
-                                           value + Int(count), pixel + Int(count))
+                count += appendNonzeros(gradOutput + (n * s.outChannels + o) * plane, indices: nil, keepWhere: nil,
+                                        count: plane, value: value + Int(count), index: pixel + Int(count))
                 first[o + 1] = count
             }
         case .pooled(let g):
             let windows = g.pool.outHeight * g.pool.outWidth
             for o in 0..<s.outChannels {
                 let base = (n * s.outChannels + o) * windows
-                count += compress_nonzeros(g.gradient + base, g.argmax + base, 0, g.reluOutput.map { $0 + base },
-                                           Int32(windows), value + Int(count), pixel + Int(count))
+                count += appendNonzeros(g.gradient + base, indices: g.argmax + base,
+                                        keepWhere: g.reluOutput.map { $0 + base }, count: windows,
+                                        value: value + Int(count), index: pixel + Int(count))
                 first[o + 1] = count
             }
         }
-        #else
-        switch self {
-        case .dense(let gradOutput):
-            let plane = s.outPlane
-            for o in 0..<s.outChannels {
-                let g = gradOutput + (n * s.outChannels + o) * plane
-                for q in 0..<plane {
-                    // Written always, kept when nonzero (no branch to mispredict).
-                    value[Int(count)] = g[q]
-                    pixel[Int(count)] = Int32(truncatingIfNeeded: q)
-                    count &+= g[q] != 0 ? 1 : 0
-                }
-                first[o + 1] = count
-            }
-        case .pooled(let g):
-            let windows = g.pool.outHeight * g.pool.outWidth
-            for o in 0..<s.outChannels {
-                let base = (n * s.outChannels + o) * windows
-                let gradient = g.gradient + base, argmax = g.argmax + base
-                if let relu = g.reluOutput.map({ $0 + base }) {
-                    for w in 0..<windows {
-                        value[Int(count)] = gradient[w]
-                        pixel[Int(count)] = argmax[w]
-                        // Kept when nonzero and the window's output is not <= 0 (`&`, not `&&`:
-                        // no branch).
-                        count &+= (gradient[w] != 0 ? 1 : 0) & (relu[w] <= 0 ? 0 : 1)
-                    }
-                } else {
-                    for w in 0..<windows {
-                        value[Int(count)] = gradient[w]
-                        pixel[Int(count)] = argmax[w]
-                        count &+= gradient[w] != 0 ? 1 : 0
-                    }
-                }
-                first[o + 1] = count
-            }
-        }
-        #endif
     }
+}
+
+/// One channel's part of `SparseGradient.channelNonzeros`: appends to `value` and `index`,
+/// in order, the entries `w < count` whose `gradient[w]` is not zero (NaN kept) and, with
+/// `keepWhere`, whose `keepWhere[w]` is not <= 0 (a ReLU'd pool's output; NaN kept): the
+/// gradient and `indices[w]`, or `w` without `indices`. Returns how many it appended. With
+/// AVX-512, sixteen at a time by the compress instructions (`compress_nonzeros`,
+/// `Sources/CCompress`: only `value[0 ..< returned]` and `index[...]` written); else one at
+/// a time, each entry written and kept when it counts (no branch to mispredict: one entry
+/// past the kept ones is written, within the sample's capacity).
+@inlinable @inline(__always)
+func appendNonzeros(
+    _ gradient: UnsafePointer<Float>, indices: UnsafePointer<Int32>?, keepWhere: UnsafePointer<Float>?, count: Int,
+    value: UnsafeMutablePointer<Float>, index: UnsafeMutablePointer<Int32>
+) -> Int32 {
+    #if MNIST_ISA_AVX512
+    return compress_nonzeros(gradient, indices, keepWhere, Int32(count), value, index)
+    #else
+    var kept: Int32 = 0
+    switch (indices, keepWhere) {
+    case (let indices?, let keep?):
+        for w in 0..<count {
+            value[Int(kept)] = gradient[w]
+            index[Int(kept)] = indices[w]
+            kept &+= (gradient[w] != 0 ? 1 : 0) & (keep[w] <= 0 ? 0 : 1)  // `&`, not `&&`: no branch
+        }
+    case (let indices?, nil):
+        for w in 0..<count {
+            value[Int(kept)] = gradient[w]
+            index[Int(kept)] = indices[w]
+            kept &+= gradient[w] != 0 ? 1 : 0
+        }
+    case (nil, let keep):
+        for w in 0..<count {
+            value[Int(kept)] = gradient[w]
+            index[Int(kept)] = Int32(truncatingIfNeeded: w)
+            kept &+= (gradient[w] != 0 ? 1 : 0) & (keep.map { $0[w] <= 0 ? 0 : 1 } ?? 1)
+        }
+    }
+    return kept
+    #endif
 }
 
 /// Whether `gradOutput` is sparse enough for the sparse path to win: at most a fifth of it
