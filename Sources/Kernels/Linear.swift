@@ -254,7 +254,10 @@ func sparseRowProduct(
         }
         // Work items: (column block, block of rows), in column order.
         let vectors = n / lanes, columnBlocks = (vectors + 7) / 8
-        let rowsPerItem = max(1, min(16, m / (4 * max(1, Parallelism.threadCount))))
+        // Sixteen rows an item (each span of `B` loaded into L1 serves them all), fewer only
+        // when the items would not give each thread four.
+        let rowItemsWanted = (4 * max(1, Parallelism.threadCount) + columnBlocks - 1) / columnBlocks
+        let rowsPerItem = max(1, min(16, m / rowItemsWanted))
         let rowItems = (m + rowsPerItem - 1) / rowsPerItem, items = columnBlocks * rowItems
         let chunks = max(1, min(Parallelism.threadCount, items))
         Parallelism.forEachBlock(items, chunks: chunks, grain: 1) { _, range in
