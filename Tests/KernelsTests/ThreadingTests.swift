@@ -1,4 +1,5 @@
-import Kernels
+import Foundation
+@testable import Kernels
 import TestSupport
 import Testing
 
@@ -28,6 +29,30 @@ import Testing
             output: output, gradInput: convBackwardInput(s, g, w), gradWeight: weightGrad,
             gradBias: biasGrad, pooled: pooled, argmax: argmax,
             poolGrad: poolBackward(p, random.floats(p.outputShape.reduce(1, *)), argmax))
+    }
+
+    /// With two threads `forEachBlock` hands the calling thread blocks from the front and the
+    /// worker blocks from the back: each takes a contiguous run of blocks (in increasing and
+    /// decreasing order), and together they take every block once.
+    @Test func twoThreadsTakeBlocksFromTheTwoEnds() {
+        Self.withThreads(2) {
+            for (count, grain) in [(64, 4), (65, 4), (1, 1), (7, 3), (1000, 16)] {
+                var taken: [[Range<Int>]] = [[], []]
+                let lock = NSLock()
+                Parallelism.forEachBlock(count, chunks: 2, grain: grain) { chunk, range in
+                    lock.lock()
+                    taken[chunk].append(range)
+                    lock.unlock()
+                }
+                let front = taken[0], back = taken[1]
+                #expect(front.first.map { $0.lowerBound == 0 } ?? true, "count \(count)")
+                #expect(back.first.map { $0.upperBound == count } ?? true, "count \(count)")
+                #expect(zip(front, front.dropFirst()).allSatisfy { $0.upperBound == $1.lowerBound }, "count \(count)")
+                #expect(zip(back, back.dropFirst()).allSatisfy { $1.upperBound == $0.lowerBound }, "count \(count)")
+                #expect((front.last?.upperBound ?? 0) == (back.last?.lowerBound ?? count), "count \(count)")
+                #expect(front.reduce(0) { $0 + $1.count } + back.reduce(0) { $0 + $1.count } == count)
+            }
+        }
     }
 
     /// `forEachRange` hands out every item exactly once, in ranges that start on a multiple of
