@@ -86,6 +86,43 @@ func storeRow(_ v0: SIMD16<Float>, _ v1: SIMD16<Float>, _ v2: SIMD16<Float>, _ v
     store16(v0, row); store16(v1, row + 16); store16(v2, row + 32); store16(v3, row + 48)
 }
 
+/// `productTile6x64` for 48 columns: the evaluation's batch of 100 (112 padded columns) in
+/// one 64-wide and one 48-wide tile instead of three 16-wide ones, each of whose loads of `B`
+/// served six multiply-adds instead of eighteen.
+@inlinable
+func productTile6x48(
+    _ op: ProductOperand, rows: SixRows, b: UnsafePointer<Float>, ldb: Int, tile: UnsafeMutablePointer<Float>
+) {
+    let depth = op.depth, aDepth = op.aDepth
+    let (a0, a1, a2, a3, a4, a5) = rows.pointers, (s0, s1, s2, s3, s4, s5) = rows.starts
+    var c00 = s0, c01 = s0, c02 = s0
+    var c10 = s1, c11 = s1, c12 = s1
+    var c20 = s2, c21 = s2, c22 = s2
+    var c30 = s3, c31 = s3, c32 = s3
+    var c40 = s4, c41 = s4, c42 = s4
+    var c50 = s5, c51 = s5, c52 = s5
+    var p = 0, d = 0
+    while p < depth {
+        let row = b + p * ldb
+        let b0 = load16(row), b1 = load16(row + 16), b2 = load16(row + 32)
+        var x: SIMD16<Float>
+        x = SIMD16(repeating: a0[d]); c00.addProduct(x, b0); c01.addProduct(x, b1); c02.addProduct(x, b2)
+        x = SIMD16(repeating: a1[d]); c10.addProduct(x, b0); c11.addProduct(x, b1); c12.addProduct(x, b2)
+        x = SIMD16(repeating: a2[d]); c20.addProduct(x, b0); c21.addProduct(x, b1); c22.addProduct(x, b2)
+        x = SIMD16(repeating: a3[d]); c30.addProduct(x, b0); c31.addProduct(x, b1); c32.addProduct(x, b2)
+        x = SIMD16(repeating: a4[d]); c40.addProduct(x, b0); c41.addProduct(x, b1); c42.addProduct(x, b2)
+        x = SIMD16(repeating: a5[d]); c50.addProduct(x, b0); c51.addProduct(x, b1); c52.addProduct(x, b2)
+        p += 1
+        d += aDepth
+    }
+    store16(c00, tile); store16(c01, tile + 16); store16(c02, tile + 32)
+    store16(c10, tile + 64); store16(c11, tile + 80); store16(c12, tile + 96)
+    store16(c20, tile + 128); store16(c21, tile + 144); store16(c22, tile + 160)
+    store16(c30, tile + 192); store16(c31, tile + 208); store16(c32, tile + 224)
+    store16(c40, tile + 256); store16(c41, tile + 272); store16(c42, tile + 288)
+    store16(c50, tile + 320); store16(c51, tile + 336); store16(c52, tile + 352)
+}
+
 /// `productTile6x64` for 16 columns.
 @inlinable
 func productTile6x16(
@@ -108,7 +145,8 @@ func productTile6x16(
 }
 
 /// `C[i, j] = start(i) + Σ_p a(i, p) · B[p, j]` for `i < m`, `j < n`, split over the
-/// threads by tiles of 6 rows × 64 columns (then 16, then one column at a time), each
+/// threads by tiles of 6 rows × 64 columns (then one of 48, then 16, then one column at a
+/// time), each
 /// tile's result handed to `store(rows, columns, tile)` (`tile[r · 64 + c]` for row
 /// `rows.lowerBound + r` and column `columns.lowerBound + c`).
 ///
@@ -122,10 +160,12 @@ func rowProduct(
 ) {
     guard m > 0, n > 0 else { return }
     let rowBlocks = (m + 5) / 6
-    // Column blocks: 64 wide, then 16 wide, then the last columns (fewer than 16) one by one.
+    // Column blocks: 64 wide, then one 48 wide, then 16 wide, then the last columns (fewer
+    // than 16) one by one.
     var columnBlocks: [Range<Int>] = []
     var j = 0
     while j + 64 <= n { columnBlocks.append(j..<(j + 64)); j += 64 }
+    if j + 48 <= n { columnBlocks.append(j..<(j + 48)); j += 48 }
     while j + 16 <= n { columnBlocks.append(j..<(j + 16)); j += 16 }
     let narrow = j..<n
     let tiles = columnBlocks.count * rowBlocks, items = tiles + (narrow.isEmpty ? 0 : 1)
@@ -161,6 +201,8 @@ func rowProduct(
                     let six = SixRows(op, first: r0, m: m, start: start)
                     if columns.count == 64 {
                         productTile6x64(op, rows: six, b: b + columns.lowerBound, ldb: ldb, tile: tile)
+                    } else if columns.count == 48 {
+                        productTile6x48(op, rows: six, b: b + columns.lowerBound, ldb: ldb, tile: tile)
                     } else {
                         productTile6x16(op, rows: six, b: b + columns.lowerBound, ldb: ldb, tile: tile)
                     }
