@@ -252,10 +252,10 @@ func sparseRowProductWorkspaceCount(rows: Int, depth: Int) -> Int {
 /// builds) without its terms `0 · B[p, j]`, which add nothing to a finite sum, so the bits
 /// are the chain's. Unlike PyTorch's product, an infinite or NaN `B[p, j]` whose `a(i, p)` is
 /// zero does not reach the output (a NaN or infinite `a(i, p)` does). Each row's nonzeros are
-/// listed once (split over the threads by rows). Then the work goes in items of a block of up to eight vectors of `B`'s
-/// columns and a few rows, taken in column order so that the block's strip of `B` stays in
-/// L2 while all rows use it (in row order when all of `B` is small); within an item, `sparseProductSpan` rows of `B` at a time, so
-/// that they stay in L1 while the item's rows use them (the sums stored and reloaded between
+/// listed once (split over the threads by rows). Then the work goes in items of a block of
+/// up to eight vectors of `B`'s columns and a few rows, taken in column order so that the
+/// block's strip of `B` stays in L2 while all rows use it (in row order when all of `B` is
+/// small); within an item, `sparseProductSpan` rows of `B` at a time, so that they stay in L1 while the item's rows use them (the sums stored and reloaded between
 /// spans, which keeps each chain's order). Each output is computed by one thread.
 ///
 /// - Parameters:
