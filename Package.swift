@@ -55,12 +55,14 @@ let package = Package(
         .systemLibrary(name: "CPrefetch", path: "Sources/CPrefetch"),
         // Not a library either: AVX-512 compress, for listing a sparse gradient's nonzeros.
         .systemLibrary(name: "CCompress", path: "Sources/CCompress"),
+        // Nor this: CPUID, for a kernel choice that depends on how the CPU runs 512-bit vectors.
+        .systemLibrary(name: "CCPU", path: "Sources/CCPU"),
         // Open MPI (libopenmpi-dev): mpi.h lives under its own include directory.
         .systemLibrary(name: "CMPI", path: "Sources/CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev"])]),
 
         // MARK: - Libraries
         .target(name: "Seeded"),
-        .target(name: "Kernels", dependencies: ["COpenBLAS", "CPrefetch", "CCompress"], swiftSettings: tuned + isa),
+        .target(name: "Kernels", dependencies: ["COpenBLAS", "CPrefetch", "CCompress", "CCPU"], swiftSettings: tuned + isa),
         .target(name: "Autograd", dependencies: ["Kernels", "Seeded"], exclude: ["README.md"], swiftSettings: tuned),
         .target(name: "NN", dependencies: ["Autograd", "Kernels", "Seeded"], swiftSettings: tuned),
         .target(name: "Optim", dependencies: ["Autograd", "NN", "Kernels"], swiftSettings: tuned),

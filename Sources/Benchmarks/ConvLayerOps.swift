@@ -9,8 +9,10 @@ import Training
 /// behind batch norm. A forward pass not computed by the five-channel kernel storing its
 /// output (`Conv2dPlan.directForwardKernel`) is also timed that way, the row marked
 /// "5-ch stored" (`Conv2dPlan.fiveChannelForwardOnly`), and an evaluation pass computed by
-/// Winograd F(2×2, 3×3) or F(2×2, 5×5) also by the direct kernel, the row marked "direct"
-/// (`Conv2dPlan.winogradEvaluation`): the kernel choice's evidence.
+/// Winograd F(2×2, 3×3) or F(2×2, 5×5) also by the direct kernel, the row marked "direct",
+/// or where this CPU evaluates by the direct kernel (`Conv2dPlan.winogradPays`), also by
+/// Winograd, the row marked "Winograd" (`Conv2dPlan.winogradEvaluation`): the kernel
+/// choice's evidence.
 public enum ConvLayerOps {
     public static func run(config: TrainingConfig, threads: Int, batch: Int, repeats: Int = 20) throws -> [OpBenchmark.Row] {
         let plan = try ModelBuilder.plan(config)
@@ -80,17 +82,23 @@ public enum ConvLayerOps {
             let argmax = UnsafeMutableBufferPointer<Int32>.allocate(capacity: pooledCount)
             let poolWorkspace = filled(max(
                 conv2dMaxPool2dBackwardWorkspaceCount(shape, pool: p), conv2dMaxPool2dWorkspaceCount(shape, pool: p),
-                Conv2dPlan.$fiveChannelForwardOnly.withValue(true) { conv2dMaxPool2dWorkspaceCount(shape, pool: p) }))
+                Conv2dPlan.$fiveChannelForwardOnly.withValue(true) { conv2dMaxPool2dWorkspaceCount(shape, pool: p) },
+                Conv2dPlan.$winogradEvaluation.withValue(!Conv2dPlan.winogradEvaluation) {
+                    conv2dMaxPool2dWorkspaceCount(shape, pool: p)
+                }))
             defer { [upstream, pooled, poolWorkspace].forEach(release); argmax.deallocate() }
             // Training's forward (with the argmax), then evaluation's (values only); each also
             // by the five-channel kernel storing its output when that is not the kernel.
             let baseline = Conv2dPlan.directForwardKernel(shape, pool: p).map { $0 != .fiveChannels } ?? false
-            let winograd = Conv2dPlan.evaluatesByWinograd(shape, pool: p)
+            let byDefault = Conv2dPlan.winogradEvaluation
+            let winograd = Conv2dPlan.$winogradEvaluation.withValue(true) { Conv2dPlan.evaluatesByWinograd(shape, pool: p) }
             for (label, indices) in [("", Optional(argmax.baseAddress!)), (", eval", nil)] {
                 // (row suffix, fiveChannelForwardOnly, winogradEvaluation)
-                var kernels = [("", false, true)]
-                if baseline { kernels.append((" (5-ch stored)", true, true)) }
-                if winograd && indices == nil { kernels.append((" (direct)", false, false)) }
+                var kernels = [("", false, byDefault)]
+                if baseline { kernels.append((" (5-ch stored)", true, byDefault)) }
+                if winograd && indices == nil {
+                    kernels.append(byDefault ? (" (direct)", false, false) : (" (Winograd)", false, true))
+                }
                 for (kernel, fiveChannelOnly, byWinograd) in kernels {
                     rows.append(OpBenchmark.time("\(name) forward + pool\(label)\(kernel)", flops: flops, repeats: repeats) {
                         Conv2dPlan.$fiveChannelForwardOnly.withValue(fiveChannelOnly) {

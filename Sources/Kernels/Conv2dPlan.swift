@@ -1,3 +1,5 @@
+import CCPU
+
 // MARK: - Which kernel computes a conv2d pass
 
 /// The three ways the conv2d kernels compute a pass.
@@ -81,11 +83,35 @@ public struct Conv2dPlan {
     /// `poolsInRegisters`). A workspace must be sized under the same setting.
     @TaskLocal public static var fiveChannelForwardOnly = false
 
-    /// Set (task-local) to false to compute evaluation passes under a 2×2 pool (no argmax)
-    /// by the direct kernels, bit for bit as training's forward pass, instead of by Winograd
-    /// F(2×2, 3×3) or F(2×2, 5×5) where it applies (`WinogradPool.applies`). A workspace
-    /// must be sized under the same setting; `mnist-bench --ops --config FILE` times both ("direct" rows).
-    @TaskLocal public static var winogradEvaluation = true
+    /// Whether evaluation passes under a 2×2 pool (no argmax) are computed by Winograd
+    /// F(2×2, 3×3) or F(2×2, 5×5) where it applies (`WinogradPool.applies`), or else by the
+    /// direct kernels, bit for bit as training's forward pass. Set (task-local) to choose;
+    /// a workspace must be sized under the same setting. `mnist-bench --ops --config FILE`
+    /// times both (the "eval" row and a "direct" or "Winograd" one).
+    ///
+    /// By default, Winograd where it pays (`winogradPays`).
+    @TaskLocal public static var winogradEvaluation = winogradPays
+
+    /// Whether Winograd's evaluation beats the direct kernels on this CPU, as measured:
+    /// Winograd's kernels are 8-lane, and take 2.25× (3×3) and 2.8× (5×5) fewer
+    /// multiply-adds than the direct ones. In an AVX2 build, or an AVX-512 one on a CPU that
+    /// runs 512-bit vectors as two 256-bit halves (AMD's Zen 4: `cpu_splits_512_bit_vectors`),
+    /// the direct kernels' 16 lanes are no faster than 8, and Winograd wins (Zen 3 and Zen 4,
+    /// `Conv2dWinograd.swift`). Where 512 bits run at once (Intel's AVX-512 cores, Zen 5)
+    /// the direct kernels double their rate and win: on a 2-core Emerald Rapids Xeon,
+    /// `mnist-bench --ops --config FILE --threads 1` (one process times both), LeNet's conv2
+    /// 1.34–2.01 ms direct against 1.96–2.83 by Winograd (three runs; 0.91 against 1.22–1.49
+    /// at 2 threads), `configs/speedrun.json`'s 0.85 against 1.36, the published speedrun
+    /// net's 3.28 against 3.49; LeNet's whole evaluation (`mnist-bench --steps 5 --json`,
+    /// eight alternating pairs) 0.47 s against 0.59 at 1 thread, 0.24 against 0.30 at 2.
+    /// Fixed for the process: the same machine always evaluates the same way.
+    public static let winogradPays: Bool = {
+        #if MNIST_ISA_AVX512
+        return cpu_splits_512_bit_vectors() != 0
+        #else
+        return true
+        #endif
+    }()
 
     /// Whether `conv2dMaxPool2dForward` computes an evaluation pass (no argmax) of `shape`
     /// under `pool` by Winograd (`WinogradPool.applies`).

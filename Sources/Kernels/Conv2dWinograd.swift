@@ -48,7 +48,9 @@ import CPrefetch
 // fewer than six tiles was computed as it is (which then took the median from 0.45 s to
 // 0.41 at one thread, 0.24 to 0.21 at two, together with the 8-lane weight transform).
 // `--ops --config configs/lenet.json --threads 1`, built for AVX2: 1.61–1.66 ms against
-// the direct row's 1.89–1.92.
+// the direct row's 1.89–1.92. These kernels are 8-lane: where the CPU runs 512-bit vectors
+// at once, the direct kernels' 16 lanes win, and evaluation takes them
+// (`Conv2dPlan.winogradPays`).
 
 /// One evaluation pass's setup for `conv2dMaxPool2dForward` by Winograd F(2×2, 3×3) or
 /// F(2×2, 5×5): the tiles (one per pool window) and the scratch's layout.

@@ -26,6 +26,10 @@ import Testing
                       ([2, 12, 10, 10], [24, 12, 3, 3]), ([5, 20, 12, 12], [50, 20, 5, 5]),
                       ([3, 8, 13, 11], [16, 8, 5, 5]), ([2, 9, 6, 8], [40, 9, 5, 5])])
     func winogradPoolMatchesTheDirectKernel(_ input: [Int], _ weight: [Int]) throws {
+        try Conv2dPlan.$winogradEvaluation.withValue(true) { try winogradAgainstDirect(input, weight) }
+    }
+
+    func winogradAgainstDirect(_ input: [Int], _ weight: [Int]) throws {
         let s = try Conv2dShape(input: input, weight: weight)
         let p = try Pool2dShape(input: s.outputShape, kernel: (2, 2))
         let tolerance: Float = s.kernelHeight == 3 ? 5e-7 : 1e-6
@@ -82,6 +86,28 @@ import Testing
     /// not a multiple of 16, a stride, padding, a 3×3 pool, and a training pass (an argmax)
     /// of a shape it takes.
     @Test func winogradAppliesOnlyToUnstrided3x3ConvolutionsUnderA2x2Pool() throws {
+        try Conv2dPlan.$winogradEvaluation.withValue(true) { try winogradApplies() }
+    }
+
+    /// An evaluation pass takes Winograd by default exactly where this CPU gains by it
+    /// (`Conv2dPlan.winogradPays`: in an AVX2 build, or on a CPU that splits 512-bit vectors):
+    /// its output is bit for bit that of the kernel so chosen, and not the other's.
+    @Test func evaluationTakesWinogradByDefaultWhereItPays() throws {
+        let s = try Conv2dShape(input: [3, 20, 12, 12], weight: [50, 20, 5, 5])
+        let p = try Pool2dShape(input: s.outputShape, kernel: (2, 2))
+        var random = TestRandom(seed: 31)
+        let x = random.floats(s.inputShape.reduce(1, *)), w = random.floats(s.weightShape.reduce(1, *))
+        let b = random.floats(s.outChannels)
+        let byDefault = pooledForward(s, p, x, w, b, relu: true)
+        let winograd = Conv2dPlan.$winogradEvaluation.withValue(true) { pooledForward(s, p, x, w, b, relu: true) }
+        let direct = Conv2dPlan.$winogradEvaluation.withValue(false) { pooledForward(s, p, x, w, b, relu: true) }
+        let (chosen, other) = Conv2dPlan.winogradPays ? (winograd, direct) : (direct, winograd)
+        #expect(Conv2dPlan.evaluatesByWinograd(s, pool: p) == Conv2dPlan.winogradPays)
+        #expect(byDefault.elementsEqual(chosen) { $0.bitPattern == $1.bitPattern })
+        #expect(!byDefault.elementsEqual(other) { $0.bitPattern == $1.bitPattern })
+    }
+
+    func winogradApplies() throws {
         func applies(_ input: [Int], _ weight: [Int], stride: Int = 1, padding: Int = 0, pool: Int = 2) throws -> Bool {
             let s = try Conv2dShape(input: input, weight: weight, stride: (stride, stride), padding: (padding, padding))
             return Conv2dPlan.evaluatesByWinograd(s, pool: try Pool2dShape(input: s.outputShape, kernel: (pool, pool)))
