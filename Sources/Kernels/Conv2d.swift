@@ -121,9 +121,18 @@ public func conv2dMaxPool2dWorkspaceCount(
         ? WinogradPool(shape, pool: pool).workspaceCount(threadCount: threadCount) : 0
     let slice = maxPoolSlice(shape)
     let training = Conv2dPlan.choose(shape) == .direct
-        ? Conv2dPlan.workspaceCount(shape, threadCount: threadCount, extraPerChunk: shape.outChannels * shape.outPlane)
+        ? Conv2dPlan.workspaceCount(shape, threadCount: threadCount, extraPerChunk: directPoolExtra(shape, pool: pool))
         : slice.batch * slice.outChannels * slice.outPlane + conv2dWorkspaceCount(slice, threadCount: threadCount)
     return max(evaluation, training)
+}
+
+/// Floats each thread of a direct `conv2dMaxPool2dForward` has for one sample: its
+/// convolution's output, or the window-lane kernel's planes where it applies and they are more.
+func directPoolExtra(_ s: Conv2dShape, pool: Pool2dShape) -> Int {
+    #if MNIST_ISA_AVX512
+    if WindowLanes.applies(s, pool: pool) { return max(s.outChannels * s.outPlane, WindowLanes(s, pool: pool).scratchCount) }
+    #endif
+    return s.outChannels * s.outPlane
 }
 
 /// The slice of samples a convolution that is not direct is computed in before its pool:
@@ -188,7 +197,21 @@ public func conv2dMaxPool2dForward(
         }
         return
     }
-    let plan = Conv2dPlan(s, workspace: workspace, extraPerChunk: sampleCount)
+    let plan = Conv2dPlan(s, workspace: workspace, extraPerChunk: directPoolExtra(s, pool: pool))
+    #if MNIST_ISA_AVX512
+    if WindowLanes.applies(s, pool: pool) {
+        let lanes = WindowLanes(s, pool: pool), inputSample = s.inChannels * s.height * s.width
+        plan.forEachSampleBlock(grain: 4) { chunk, range in
+            let planes = lanes.planes(in: plan.extra(chunk))
+            for n in range {
+                lanes.splitPlanes(input + n * inputSample, into: planes)
+                lanes.convolvePoolSample(weight: weight, bias: bias, planes: planes, output: output + n * pooledSample,
+                                         argmax: argmax.map { $0 + n * pooledSample }, relu: relu)
+            }
+        }
+        return
+    }
+    #endif
     let forward = DirectForward(s), packedWeight = plan.packedWeight
     forward.packWeight(weight, into: packedWeight)
     let pooledPlane = pool.outHeight * pool.outWidth

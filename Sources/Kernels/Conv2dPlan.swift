@@ -66,12 +66,27 @@ public struct Conv2dPlan {
         case fiveChannelsPooledInRegisters
         /// Output channels across the lanes, a channels-last tile (`Conv2dChannelLanes.swift`).
         case channelLanes
+        /// Under a 2×2 pool, one or two input channels: sixteen pool windows across the
+        /// lanes, a window's four positions in four vectors (`Conv2dWindowLanes.swift`, AVX-512).
+        case windowLanes
     }
+
+    /// Whether this build has `.windowLanes` (16-lane builds, `MNIST_ISA_AVX512`).
+    public static let windowLanesAvailable: Bool = {
+        #if MNIST_ISA_AVX512
+        return true
+        #else
+        return false
+        #endif
+    }()
 
     /// The kernel of the direct forward pass of `shape`, followed by `pool` when given
     /// (`conv2dMaxPool2dForward`); nil when the pass is not direct.
     public static func directForwardKernel(_ shape: Conv2dShape, pool: Pool2dShape? = nil) -> ForwardKernel? {
         guard choose(shape) == .direct else { return nil }
+        #if MNIST_ISA_AVX512
+        if let pool, WindowLanes.applies(shape, pool: pool) { return .windowLanes }
+        #endif
         if let pool, poolsInRegisters(shape, pool: pool) { return .fiveChannelsPooledInRegisters }
         return ChannelLaneBlock.of(shape) == nil ? .fiveChannels : .channelLanes
     }

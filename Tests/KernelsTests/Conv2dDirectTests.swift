@@ -185,7 +185,12 @@ import Testing
     /// bands), each band's windows pooled from it; five-channel convolutions under a 2×2 pool
     /// pooled in registers (`directConvolvePoolSample`): LeNet's conv1 (20 channels here),
     /// a 12-wide output (an overlapping last chunk) of 7 channels, and 13 rows (the last no
-    /// window's); a NaN input in every direct case, which must reach the same windows. Padded
+    /// window's), and LeNet's conv2 (ten channels at a time); in 16-lane builds one or two
+    /// input channels take the window-lane kernel instead (`Conv2dWindowLanes.swift`): LeNet's
+    /// conv1 (144 windows, nine vectors), the 12-wide 2-channel output (25 windows: a vector
+    /// and 9 lanes of the next), a 2×3 kernel (30), the speedrun's conv1 (100), a 38×39
+    /// output (19×19 windows: planes split 16 columns and then 3), and a 4×4 kernel on 8×8;
+    /// a NaN input in every direct case, which must reach the same windows. Padded
     /// ones (im2col, in slices of about 2 MB of output): one slice, and 100 samples of
     /// 16×28×28 outputs in slices of 34, 34 and 32.
     @Test(arguments: [([3, 1, 28, 28], [20, 1, 5, 5], 0, 2, 2, false), ([3, 4, 11, 13], [6, 4, 3, 3], 0, 3, 2, true),
@@ -194,7 +199,9 @@ import Testing
                       ([2, 8, 4, 10], [16, 8, 3, 3], 0, 2, 2, false), ([3, 4, 11, 13], [16, 4, 3, 3], 0, 3, 2, true),
                       ([2, 4, 27, 27], [32, 4, 3, 3], 0, 2, 2, false), ([2, 4, 26, 26], [24, 4, 3, 3], 0, 2, 2, false),
                       ([3, 2, 14, 14], [7, 2, 3, 3], 0, 2, 2, false), ([2, 1, 14, 12], [6, 1, 2, 3], 0, 2, 2, false),
-                      ([100, 1, 28, 28], [16, 1, 5, 5], 2, 2, 2, false)])
+                      ([100, 1, 28, 28], [16, 1, 5, 5], 2, 2, 2, false), ([3, 1, 24, 24], [8, 1, 5, 5], 0, 2, 2, false),
+                      ([2, 1, 40, 41], [6, 1, 3, 3], 0, 2, 2, false), ([2, 2, 11, 11], [5, 2, 4, 4], 0, 2, 2, false),
+                      ([2, 20, 12, 12], [50, 20, 5, 5], 0, 2, 2, false)])
     func fusedConvolutionPoolEqualsTheTwoKernels(_ c: ([Int], [Int], Int, Int, Int, Bool)) throws {
         let (input, weight, padding, kernel, stride, ceil) = c
         let s = try Conv2dShape(input: input, weight: weight, padding: (padding, padding))
@@ -206,6 +213,9 @@ import Testing
         // Rounded values make ties, which the first maximum must win in both.
         var x = random.floats(input.reduce(1, *)).map { ($0 * 4).rounded() / 4 }
         if padding == 0 { x[x.count / 2 + 3] = .nan }
+        if Conv2dPlan.windowLanesAvailable && padding == 0 && kernel == 2 && input[1] <= 2 {
+            #expect(Conv2dPlan.directForwardKernel(s, pool: p) == .windowLanes)
+        }
         #expect(poolsInRegisters(s, pool: p) == (padding == 0 && kernel == 2 && ChannelLaneBlock.of(s) == nil
                                                  && s.outWidth % 2 == 0 && !forwardLayout(s).wide))
         let w = random.floats(weight.reduce(1, *)).map { ($0 * 4).rounded() / 4 }, b = random.floats(s.outChannels)
@@ -255,7 +265,9 @@ import Testing
     func fiveChannelBaselineGivesTheSameBits(_ input: [Int], _ weight: [Int], _ kernel: Conv2dPlan.ForwardKernel) throws {
         let s = try Conv2dShape(input: input, weight: weight)
         let p = try Pool2dShape(input: s.outputShape, kernel: (2, 2))
-        #expect(Conv2dPlan.directForwardKernel(s, pool: p) == kernel)
+        // One or two input channels under a 2×2 pool take the window-lane kernel where the build has it.
+        let chosen = kernel == .fiveChannelsPooledInRegisters && Conv2dPlan.windowLanesAvailable ? .windowLanes : kernel
+        #expect(Conv2dPlan.directForwardKernel(s, pool: p) == chosen)
         #expect(Conv2dPlan.$fiveChannelForwardOnly.withValue(true) { Conv2dPlan.directForwardKernel(s, pool: p) } == .fiveChannels)
         var random = TestRandom(seed: 17)
         let x = random.floats(input.reduce(1, *)), w = random.floats(weight.reduce(1, *)), b = random.floats(s.outChannels)
