@@ -130,7 +130,7 @@ public func conv2dMaxPool2dWorkspaceCount(
 /// convolution's output, or the window-lane kernel's planes where it applies and they are more.
 func directPoolExtra(_ s: Conv2dShape, pool: Pool2dShape) -> Int {
     #if MNIST_ISA_AVX512
-    if WindowLanes.applies(s, pool: pool) { return max(s.outChannels * s.outPlane, WindowLanes(s, pool: pool).scratchCount) }
+    if WindowLanes.applies(s, pool: pool) { return max(s.outChannels * s.outPlane, WindowLanes.scratchCount(s, pool: pool)) }
     #endif
     return s.outChannels * s.outPlane
 }

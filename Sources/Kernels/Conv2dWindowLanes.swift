@@ -20,14 +20,14 @@
 // chain, bit for bit, and the pool's rule as `poolFourWindowsOfTwo`'s.
 
 #if MNIST_ISA_AVX512
-/// The layout of `conv2dPoolWindowLanes` for a shape.
+/// The layout of the window-lane pass of `conv2dMaxPool2dForward` for a shape.
 @usableFromInline
 struct WindowLanes {
     let shape: Conv2dShape
     /// The pooled plane's width, windows (its size) and 16-window vectors.
     let pooledWidth: Int, windows: Int, vectors: Int
     /// Rows of each plane (`pooledHeight + kernelHeight / 2`), column shifts
-    /// (`kernelWidth + 1`), floats of one plane (rounded up to 16, so that with the planes
+    /// (`kernelWidth + 1`), floats of one plane (`planeCount`: rounded up to 16, so that with the planes
     /// on a cache line, as `planes(in:)` puts them, each plane's first row is too: a 16-lane
     /// load across two lines costs two).
     let rows: Int, shifts: Int, plane: Int
@@ -54,7 +54,7 @@ struct WindowLanes {
         vectors = (windows + 15) / 16
         rows = pool.outHeight + s.kernelHeight / 2
         shifts = s.kernelWidth + 1
-        let plane = (rows * pooledWidth + 15) / 16 * 16
+        let plane = Self.planeCount(s, pool: pool)
         self.plane = plane
         var offsets: [Int] = []
         for c in 0..<s.inChannels {
@@ -68,17 +68,26 @@ struct WindowLanes {
             }
         }
         self.offsets = offsets
+        let windows = windows
         origins = (0..<(vectors * 16)).map { w in
-            w < pool.outHeight * pool.outWidth
+            w < windows
                 ? Int32(truncatingIfNeeded: 2 * (w / pool.outWidth) * s.outWidth + 2 * (w % pool.outWidth)) : 0
         }
     }
 
-    /// Floats of one thread's planes, with 16 of slack (the last vector's loads reach up to
-    /// 15 floats past its windows) and 15 to align them (`planes(in:)`).
-    var scratchCount: Int { shape.inChannels * 2 * shifts * plane + 31 }
+    /// Floats of one plane: `rows × pooledWidth`, rounded up to 16.
+    static func planeCount(_ s: Conv2dShape, pool: Pool2dShape) -> Int {
+        ((pool.outHeight + s.kernelHeight / 2) * pool.outWidth + 15) / 16 * 16
+    }
 
-    /// Where in `scratch` (`scratchCount` floats) the planes start: the first 64-byte boundary.
+    /// Floats of one thread's planes, with 16 of slack (the last vector's loads reach up to
+    /// 15 floats past its windows) and 15 to align them (`planes(in:)`); from the shapes
+    /// alone, for sizing a workspace without building the layout.
+    static func scratchCount(_ s: Conv2dShape, pool: Pool2dShape) -> Int {
+        s.inChannels * 2 * (s.kernelWidth + 1) * planeCount(s, pool: pool) + 31
+    }
+
+    /// Where in `scratch` (`scratchCount(_:pool:)` floats) the planes start: the first 64-byte boundary.
     func planes(in scratch: UnsafeMutablePointer<Float>) -> UnsafeMutablePointer<Float> {
         let address = UInt(bitPattern: scratch)
         return UnsafeMutablePointer(bitPattern: (address + 63) & ~UInt(63))!
@@ -134,52 +143,52 @@ struct WindowLanes {
         let down = Int32(truncatingIfNeeded: shape.outWidth)
         offsets.withUnsafeBufferPointer { offsets in
             origins.withUnsafeBufferPointer { origins in
-              withUnsafeTemporaryAllocation(of: SIMD16<Float>.self, capacity: 16) { sums in
-                let offsets = offsets.baseAddress!, sums = sums.baseAddress!
-                for o0 in stride(from: 0, to: outChannels, by: 4) {
-                    let valid = min(4, outChannels - o0)
-                    // Channels past the last repeat it (computed, not stored).
-                    let w0 = weight + o0 * taps, w1 = weight + min(o0 + 1, outChannels - 1) * taps
-                    let w2 = weight + min(o0 + 2, outChannels - 1) * taps, w3 = weight + min(o0 + 3, outChannels - 1) * taps
-                    @inline(__always) func start(_ k: Int) -> SIMD16<Float> {
-                        SIMD16(repeating: bias.map { $0[min(o0 + k, outChannels - 1)] } ?? 0)
-                    }
-                    let s0 = start(0), s1 = start(1), s2 = start(2), s3 = start(3)
-                    for v in 0..<vectors {
-                        let base = planes + 16 * v
-                        // Four channels (0–3) × four positions (top-left, top-right, bottom-left, bottom-right).
-                        var a0 = s0, b0 = s0, c0 = s0, d0 = s0, a1 = s1, b1 = s1, c1 = s1, d1 = s1
-                        var a2 = s2, b2 = s2, c2 = s2, d2 = s2, a3 = s3, b3 = s3, c3 = s3, d3 = s3
-                        for t in 0..<taps {
-                            let o = offsets + 4 * t
-                            let tl = load16(base + o[0]), tr = load16(base + o[1])
-                            let bl = load16(base + o[2]), br = load16(base + o[3])
-                            var w = SIMD16<Float>(repeating: w0[t])
-                            a0.addProduct(tl, w); b0.addProduct(tr, w); c0.addProduct(bl, w); d0.addProduct(br, w)
-                            w = SIMD16(repeating: w1[t])
-                            a1.addProduct(tl, w); b1.addProduct(tr, w); c1.addProduct(bl, w); d1.addProduct(br, w)
-                            w = SIMD16(repeating: w2[t])
-                            a2.addProduct(tl, w); b2.addProduct(tr, w); c2.addProduct(bl, w); d2.addProduct(br, w)
-                            w = SIMD16(repeating: w3[t])
-                            a3.addProduct(tl, w); b3.addProduct(tr, w); c3.addProduct(bl, w); d3.addProduct(br, w)
+                withUnsafeTemporaryAllocation(of: SIMD16<Float>.self, capacity: 16) { sums in
+                    let offsets = offsets.baseAddress!, sums = sums.baseAddress!
+                    for o0 in stride(from: 0, to: outChannels, by: 4) {
+                        let valid = min(4, outChannels - o0)
+                        // Channels past the last repeat it (computed, not stored).
+                        let w0 = weight + o0 * taps, w1 = weight + min(o0 + 1, outChannels - 1) * taps
+                        let w2 = weight + min(o0 + 2, outChannels - 1) * taps, w3 = weight + min(o0 + 3, outChannels - 1) * taps
+                        @inline(__always) func start(_ k: Int) -> SIMD16<Float> {
+                            SIMD16(repeating: bias.map { $0[min(o0 + k, outChannels - 1)] } ?? 0)
                         }
-                        let first = 16 * v, count = min(16, windows - first)
-                        let origin = UnsafeRawPointer(origins.baseAddress! + first).loadUnaligned(as: SIMD16<Int32>.self)
-                        // Channel k's sums from `sums[4k ..< 4k + 4]`, its windows at `output` and
-                        // `argmax` + (o0 + k) · windows + first (passed through memory: the pooling
-                        // is not inlined, and sixteen-lane arguments went in pieces).
-                        sums[0] = a0; sums[1] = b0; sums[2] = c0; sums[3] = d0
-                        sums[4] = a1; sums[5] = b1; sums[6] = c1; sums[7] = d1
-                        sums[8] = a2; sums[9] = b2; sums[10] = c2; sums[11] = d2
-                        sums[12] = a3; sums[13] = b3; sums[14] = c3; sums[15] = d3
-                        for k in 0..<valid {
-                            let at = (o0 + k) * windows + first
-                            emitWindowLanes(sums + 4 * k, topLeft: origin, rowStride: down, relu: relu, count: count,
-                                            output: output + at, argmax: argmax.map { $0 + at })
+                        let s0 = start(0), s1 = start(1), s2 = start(2), s3 = start(3)
+                        for v in 0..<vectors {
+                            let base = planes + 16 * v
+                            // Four channels (0–3) × four positions (top-left, top-right, bottom-left, bottom-right).
+                            var a0 = s0, b0 = s0, c0 = s0, d0 = s0, a1 = s1, b1 = s1, c1 = s1, d1 = s1
+                            var a2 = s2, b2 = s2, c2 = s2, d2 = s2, a3 = s3, b3 = s3, c3 = s3, d3 = s3
+                            for t in 0..<taps {
+                                let o = offsets + 4 * t
+                                let tl = load16(base + o[0]), tr = load16(base + o[1])
+                                let bl = load16(base + o[2]), br = load16(base + o[3])
+                                var w = SIMD16<Float>(repeating: w0[t])
+                                a0.addProduct(tl, w); b0.addProduct(tr, w); c0.addProduct(bl, w); d0.addProduct(br, w)
+                                w = SIMD16(repeating: w1[t])
+                                a1.addProduct(tl, w); b1.addProduct(tr, w); c1.addProduct(bl, w); d1.addProduct(br, w)
+                                w = SIMD16(repeating: w2[t])
+                                a2.addProduct(tl, w); b2.addProduct(tr, w); c2.addProduct(bl, w); d2.addProduct(br, w)
+                                w = SIMD16(repeating: w3[t])
+                                a3.addProduct(tl, w); b3.addProduct(tr, w); c3.addProduct(bl, w); d3.addProduct(br, w)
+                            }
+                            let first = 16 * v, count = min(16, windows - first)
+                            let origin = UnsafeRawPointer(origins.baseAddress! + first).loadUnaligned(as: SIMD16<Int32>.self)
+                            // Channel k's sums from `sums[4k ..< 4k + 4]`, its windows at `output` and
+                            // `argmax` + (o0 + k) · windows + first (passed through memory: the pooling
+                            // is not inlined, and sixteen-lane arguments went in pieces).
+                            sums[0] = a0; sums[1] = b0; sums[2] = c0; sums[3] = d0
+                            sums[4] = a1; sums[5] = b1; sums[6] = c1; sums[7] = d1
+                            sums[8] = a2; sums[9] = b2; sums[10] = c2; sums[11] = d2
+                            sums[12] = a3; sums[13] = b3; sums[14] = c3; sums[15] = d3
+                            for k in 0..<valid {
+                                let at = (o0 + k) * windows + first
+                                emitWindowLanes(sums + 4 * k, topLeft: origin, rowStride: down, relu: relu, count: count,
+                                                output: output + at, argmax: argmax.map { $0 + at })
+                            }
                         }
                     }
                 }
-              }
             }
         }
     }

@@ -255,8 +255,9 @@ func sparseRowProductWorkspaceCount(rows: Int, depth: Int) -> Int {
 /// listed once (split over the threads by rows). Then the work goes in items of a block of
 /// up to eight vectors of `B`'s columns and a few rows, taken in column order so that the
 /// block's strip of `B` stays in L2 while all rows use it (in row order when all of `B` is
-/// small); within an item, `sparseProductSpan` rows of `B` at a time, so that they stay in L1 while the item's rows use them (the sums stored and reloaded between
-/// spans, which keeps each chain's order). Each output is computed by one thread.
+/// small); within an item, `sparseProductSpan` rows of `B` at a time, so that they stay in
+/// L1 while the item's rows use them (the sums stored and reloaded between spans, which
+/// keeps each chain's order). Each output is computed by one thread.
 ///
 /// - Parameters:
 ///   - b: `(depth, n)`, `ldb` floats between rows; `c`: `(m, n)`, `ldc` floats between rows.

@@ -258,7 +258,7 @@ import Testing
     /// with the workspace sized under it and its scratch found by the worker threads (which
     /// do not see the task-local) at the offsets the calling thread sized: at 1–3 threads,
     /// for a channel-lane convolution (the published net's conv2), a banded one and one
-    /// pooled in registers (LeNet's conv1).
+    /// pooled in registers (LeNet's conv1; by the window-lane kernel in 16-lane builds).
     @Test(arguments: [([5, 24, 12, 12], [32, 24, 3, 3], Conv2dPlan.ForwardKernel.channelLanes),
                       ([3, 4, 27, 27], [32, 4, 3, 3], .channelLanes),
                       ([5, 1, 28, 28], [6, 1, 5, 5], .fiveChannelsPooledInRegisters)])
