@@ -55,7 +55,7 @@ public enum Benchmark {
                 ("eval_seconds", number(evalSeconds)), ("eval_accuracy", number(evalAccuracy)),
                 ("peak_rss_mb", number(peakRSSMegabytes)), ("step_ms_p10", number(stepSecondsP10 * 1e3)),
                 ("step_ms_p50", number(stepSecondsMedian * 1e3)), ("step_serial_ms", number(serialSecondsPerStep * 1e3)),
-                ("regions_per_step", number(regionsPerStep)),
+                ("regions_per_step", number(regionsPerStep)), ("blas_kernels", "\"\(BLASKernels.current.running)\""),
             ]
             return "{" + fields.map { "\"\($0.0)\": \($0.1)" }.joined(separator: ", ") + "}"
         }

@@ -85,6 +85,13 @@ public var vectorISA: String {
     #endif
 }
 
+/// The OpenBLAS kernels the GEMM calls run, as mnist-bench prints them: the core's name, and
+/// OpenBLAS's own choice where it was replaced (`BLASKernels`).
+public var blasKernelsDescription: String {
+    let choice = BLASKernels.current
+    return choice.replaced ? "\(choice.running) (OpenBLAS chose \(choice.detected) for this CPU)" : choice.running
+}
+
 /// The CPU's model name (/proc/cpuinfo), or "unknown".
 public var cpuModelName: String {
     guard let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),

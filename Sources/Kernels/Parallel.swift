@@ -32,12 +32,14 @@ public enum Parallelism {
     /// cores the kernels' own threads need (on a 2-core machine, `perf record` of
     /// `mnist-bench --ops --threads 2` found such a thread in 15% of the samples).
     /// `blas_thread_shutdown_` is looked up at run time: OpenBLAS's serial and OpenMP builds
-    /// have none, and need none.
+    /// have none, and need none. Then, with no thread of OpenBLAS's left, its kernels are
+    /// chosen again where it took narrower ones than the CPU runs (`BLASKernels`).
     static let blasIsSingleThreaded: Bool = {
         openblas_set_num_threads(1)
         if let shutdown = dlsym(nil, "blas_thread_shutdown_") {  // nil: RTLD_DEFAULT
             _ = unsafeBitCast(shutdown, to: (@convention(c) () -> Int32).self)()
         }
+        _ = BLASKernels.chosen
         return true
     }()
 

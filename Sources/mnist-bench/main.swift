@@ -43,7 +43,8 @@ struct MNISTBench: ParsableCommand {
                                       evalBatchSize: evalBatchSize ?? 100)
             }
             if json { print(r.json); return }
-            print("CPU: \(cpuModelName), \(ProcessInfo.processInfo.activeProcessorCount) cores; kernels built for \(vectorISA)")
+            print("CPU: \(cpuModelName), \(ProcessInfo.processInfo.activeProcessorCount) cores; kernels built for \(vectorISA); "
+                  + "OpenBLAS kernels \(blasKernelsDescription)")
             let serial = r.threads > 1
                 ? String(format: "\n              %.3f ms of it (mean) outside its %.0f parallel regions, on one thread alone",
                          r.serialSecondsPerStep * 1e3, r.regionsPerStep)
