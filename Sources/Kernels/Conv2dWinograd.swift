@@ -465,9 +465,10 @@ func winogradProductBlock(
 }
 
 /// `max_pool2d(conv2d(input))` (then ReLU when `relu`) of an evaluation pass by Winograd
-/// F(2×2, 3×3) or F(2×2, 5×5) (`WinogradPool.applies`): the weight transformed once, then each thread
-/// takes the next four samples until none are left, each sample's outputs computed the
-/// same way whatever the split.
+/// F(2×2, 3×3) or F(2×2, 5×5) (`WinogradPool.applies`): the weight transformed once (once
+/// per scope of `FixedWeights`, where there is one), then each thread takes the next four
+/// samples until none are left, each sample's outputs computed the same way whatever the
+/// split.
 ///
 /// - Parameters:
 ///   - output: the pool's output `(batch, outChannels, pooled plane)`.
@@ -479,7 +480,15 @@ func conv2dMaxPool2dForwardWinograd(
     let s = winograd.shape
     let chunks = Conv2dPlan.chunks(s, workspace: workspace.count, needed: winograd.workspaceCount(chunks:))
     let packed = workspace.baseAddress!
-    winograd.transformWeight(weight, into: packed)
+    let transformed: UnsafePointer<Float>
+    if let fixed = FixedWeights.current {
+        transformed = fixed.prepared(weight, layout: "winograd", count: winograd.weightCount) {
+            winograd.transformWeight(weight, into: $0)
+        }
+    } else {
+        winograd.transformWeight(weight, into: packed)
+        transformed = UnsafePointer(packed)
+    }
     let inputSample = s.inChannels * s.height * s.width
     let pooledSample = s.outChannels * winograd.tileRows * winograd.tileColumns
     let scratchCount = winograd.scratchCount
@@ -491,7 +500,7 @@ func conv2dMaxPool2dForwardWinograd(
         for n in samples {
             winograd.convolvePoolSample(input: input + n * inputSample,
                                         next: n + 1 < s.batch ? input + (n + 1) * inputSample : nil,
-                                        packedWeight: packed, bias: bias,
+                                        packedWeight: transformed, bias: bias,
                                         output: output + n * pooledSample, relu: relu, scratch: scratch)
         }
     }

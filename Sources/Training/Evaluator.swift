@@ -94,20 +94,22 @@ public enum Evaluator {
         // Each lane takes the next batch when it is free, so that a lane slowed by the
         // machine's other work does not leave the other waiting at the end.
         let next = Atomic<Int>(0)
+        func evaluateLane() throws {
+            if lanes == 1 {
+                for (b, batch) in loader.batches(epoch: 0).enumerated() { outputs[b] = try evaluate(batch) }
+                return
+            }
+            while true {
+                let b = next.add(1, ordering: .relaxed).oldValue
+                if b >= batchCount { return }
+                outputs[b] = try evaluate(loader.makeBatch(order: order, epoch: 0, batchIndex: b))
+            }
+        }
         runInParallel(lanes) { lane in
             do {
+                // Each lane's kernels prepare a weight once for the whole pass (`FixedWeights`).
                 try Parallelism.withThreadCount(1) {
-                    try withNoGrad {
-                        if lanes == 1 {
-                            for (b, batch) in loader.batches(epoch: 0).enumerated() { outputs[b] = try evaluate(batch) }
-                            return
-                        }
-                        while true {
-                            let b = next.add(1, ordering: .relaxed).oldValue
-                            if b >= batchCount { return }
-                            outputs[b] = try evaluate(loader.makeBatch(order: order, epoch: 0, batchIndex: b))
-                        }
-                    }
+                    try FixedWeights.whileFixed { try withNoGrad { try evaluateLane() } }
                 }
             } catch {
                 failures[lane] = error

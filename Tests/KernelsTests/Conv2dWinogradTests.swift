@@ -107,6 +107,69 @@ import Testing
         #expect(!byDefault.elementsEqual(other) { $0.bitPattern == $1.bitPattern })
     }
 
+    /// In a `FixedWeights` scope (an evaluation) the weight is transformed on the first call
+    /// and reused after: the outputs are the same bits as a call outside any scope, and a
+    /// weight changed within the scope (which the scope rules out) is not seen again.
+    @Test func fixedWeightsAreTransformedOncePerScope() throws {
+        let s = try Conv2dShape(input: [3, 20, 12, 12], weight: [50, 20, 5, 5])
+        let p = try Pool2dShape(input: s.outputShape, kernel: (2, 2))
+        var random = TestRandom(seed: 37)
+        let x = random.floats(s.inputShape.reduce(1, *)), b = random.floats(s.outChannels)
+        let w = UnsafeMutableBufferPointer<Float>.allocate(capacity: s.weightShape.reduce(1, *))
+        defer { w.deallocate() }
+        _ = w.initialize(from: random.floats(w.count))
+        let other = random.floats(w.count)
+        let workspace = UnsafeMutableBufferPointer<Float>.allocate(
+            capacity: conv2dMaxPool2dWorkspaceCount(s, pool: p, threadCount: 2))
+        defer { workspace.deallocate() }
+        func forward() -> [Float] {
+            var output = [Float](repeating: .nan, count: p.outputShape.reduce(1, *))
+            output.withUnsafeMutableBufferPointer { out in
+                conv2dMaxPool2dForward(s, pool: p, input: x, weight: w.baseAddress!, bias: b, output: out.baseAddress!,
+                                       argmax: nil, relu: true, workspace: workspace)
+            }
+            return output
+        }
+        func same(_ a: [Float], _ b: [Float]) -> Bool { a.elementsEqual(b) { $0.bitPattern == $1.bitPattern } }
+        Conv2dPlan.$winogradEvaluation.withValue(true) {
+            Parallelism.withThreadCount(2) {
+                let outside = forward()
+                _ = w.update(fromContentsOf: other)
+                let changed = forward()
+                #expect(!same(outside, changed))
+                FixedWeights.whileFixed {
+                    #expect(same(forward(), changed))
+                    #expect(same(forward(), changed))
+                    // Not transformed again: the first call's weight stands for the scope.
+                    w.update(repeating: 0)
+                    #expect(same(forward(), changed))
+                    #expect(FixedWeights.current?.preparedCount == 1)
+                }
+                // Outside the scope the weight is read again.
+                #expect(!same(forward(), changed))
+            }
+        }
+    }
+
+    /// `FixedWeights.prepared` fills an entry once per weight, layout and size.
+    @Test func fixedWeightsFillEachEntryOnce() {
+        let a = UnsafeMutablePointer<Float>.allocate(capacity: 4), b = UnsafeMutablePointer<Float>.allocate(capacity: 4)
+        defer { a.deallocate(); b.deallocate() }
+        var fills = 0
+        FixedWeights.whileFixed {
+            let fixed = FixedWeights.current!
+            let first = fixed.prepared(a, layout: "x", count: 4) { fills += 1; $0.update(repeating: 1, count: 4) }
+            let again = fixed.prepared(a, layout: "x", count: 4) { fills += 1; $0.update(repeating: 2, count: 4) }
+            #expect(first == again && fills == 1 && again[3] == 1)
+            #expect(Int(bitPattern: first) % 64 == 0)
+            _ = fixed.prepared(b, layout: "x", count: 4) { fills += 1; $0.update(repeating: 3, count: 4) }
+            _ = fixed.prepared(a, layout: "y", count: 4) { fills += 1; $0.update(repeating: 4, count: 4) }
+            _ = fixed.prepared(a, layout: "x", count: 8) { fills += 1; $0.update(repeating: 5, count: 8) }
+            #expect(fills == 4 && fixed.preparedCount == 4)
+        }
+        #expect(FixedWeights.current == nil)
+    }
+
     func winogradApplies() throws {
         func applies(_ input: [Int], _ weight: [Int], stride: Int = 1, padding: Int = 0, pool: Int = 2) throws -> Bool {
             let s = try Conv2dShape(input: input, weight: weight, stride: (stride, stride), padding: (padding, padding))
