@@ -10,8 +10,9 @@ import Glibc
 /// loads, from the CPU's family and model. A model newer than its tables can land on its
 /// SSE3 kernels: Intel's Emerald Rapids (family 6 model 207) got "Prescott", whose GEMM is a
 /// quarter as wide as the CPU's. The convolutions that go through im2col + GEMM (padded
-/// ones: `configs/mnist-best.json`'s) then spent 12% of a training run in
-/// `sgemm_kernel_PRESCOTT` (`perf record`, 1 thread). So before OpenBLAS's first call, when
+/// ones: `configs/mnist-best.json`'s) then spent 12% of a run in `sgemm_kernel_PRESCOTT`
+/// (`perf record -e cpu-clock mnist-bench --config configs/mnist-best.json --threads 1
+/// --steps 10`). So before OpenBLAS's first call, when
 /// the user has not named a core (`OPENBLAS_CORETYPE`), OpenBLAS took a core without AVX2
 /// kernels, and the CPU and OS run AVX2 or AVX-512 (`cpu_openblas_core`, the checks OpenBLAS
 /// makes), its choice is made again for that core ("Haswell" or "SkylakeX": OpenBLAS's own
