@@ -39,12 +39,13 @@ public final class Storage: @unchecked Sendable {
     /// Storage holding a copy of `values`, split over the threads when large: until b46b4e9
     /// each step copied every parameter's gradient here (`accumulateGrad`, 1.7 MB for
     /// LeNet; now taken when nothing else holds it), which on the calling thread alone
-    /// left the others waiting (`perf`: memmove in 1.7% of a 2-thread LeNet run's samples).
+    /// left the others waiting (`perf`: memmove in 1.7% of a 2-thread LeNet run's samples);
+    /// each step's batch of images is copied here too (LeNet's 64: 200 KB).
     public convenience init(copying values: UnsafeBufferPointer<Float>) {
         self.init(uninitializedCount: values.count)
         guard let base = values.baseAddress else { return }
         let source = UncheckedSendable(base), destination = UncheckedSendable(pointer)
-        Parallelism.forEachRange(values.count, minimumPerChunk: 1 << 16) { range in
+        Parallelism.forEachRange(values.count, minimumPerChunk: 1 << 14) { range in
             (destination.value + range.lowerBound).initialize(from: source.value + range.lowerBound, count: range.count)
         }
     }

@@ -88,13 +88,15 @@ func packedBlockedWeightCount(outChannels: Int, taps: Int) -> Int { (outChannels
 
 /// `weight(o, t)` laid out `(block of 5 channels, tap, 5)`, zero past the last channel: the
 /// five weights `directConvolveSample` broadcasts per tap lie together. Done once per call,
-/// before the threads start.
+/// before the kernel's region, in a region of its own: on the calling thread alone, LeNet's
+/// conv2 (25,000 weights) took 36 µs of each training step while the others waited.
 @inlinable
 func packBlockedWeight(
     outChannels: Int, taps: Int, into packed: UnsafeMutablePointer<Float>, weight: (_ o: Int, _ t: Int) -> Float
 ) {
-    for b in 0..<(outChannels + 4) / 5 {
-        for t in 0..<taps {
+    Parallelism.forEachRange((outChannels + 4) / 5 * taps, minimumPerChunk: 1024) { items in
+        for item in items {
+            let b = item / taps, t = item % taps
             for j in 0..<5 {
                 let o = b * 5 + j
                 packed[(b * taps + t) * 5 + j] = o < outChannels ? weight(o, t) : 0

@@ -82,8 +82,10 @@ func packChannelLaneWeight(
     weight: (_ o: Int, _ t: Int) -> Float
 ) {
     let group = block.vectors * 8
-    for g in 0..<outChannels / group {
-        for t in 0..<taps {
+    // Split over the threads, as `packBlockedWeight`.
+    Parallelism.forEachRange(outChannels / group * taps, minimumPerChunk: 1024 / group) { items in
+        for item in items {
+            let g = item / taps, t = item % taps
             for j in 0..<group { packed[(g * taps + t) * group + j] = weight(g * group + j, t) }
         }
     }

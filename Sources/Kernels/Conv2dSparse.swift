@@ -318,13 +318,15 @@ func sparseScratchCount(_ s: Conv2dShape) -> Int {
 func paddedInputWidth(_ s: Conv2dShape) -> Int { (s.width - s.kernelWidth + 8 + 15) / 16 * 16 }
 
 /// Copies `weight` `(outChannels, taps)` into patch rows `(outChannels, patchStride)`, zero
-/// past the taps.
+/// past the taps; the channels split over the threads (LeNet's conv2: 100 KB a step).
 @inlinable
 func packPatchWeight(_ s: Conv2dShape, weight: UnsafePointer<Float>, packed: UnsafeMutablePointer<Float>) {
     let taps = s.inChannels * s.kernelHeight * s.kernelWidth, stride = patchStride(s)
-    for o in 0..<s.outChannels {
-        (packed + o * stride).update(from: weight + o * taps, count: taps)
-        (packed + o * stride + taps).update(repeating: 0, count: stride - taps)
+    Parallelism.forEachRange(s.outChannels, minimumPerChunk: max(1, 8192 / stride)) { channels in
+        for o in channels {
+            (packed + o * stride).update(from: weight + o * taps, count: taps)
+            (packed + o * stride + taps).update(repeating: 0, count: stride - taps)
+        }
     }
 }
 
