@@ -110,7 +110,7 @@ let package = Package(
         // MARK: - Tests
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "Seeded", "TestSupport"]),
         .testTarget(name: "AutogradTests", dependencies: ["Autograd", "Examples", "Seeded", "TestSupport"]),
-        .testTarget(name: "NNTests", dependencies: ["NN", "Autograd", "Seeded", "TestSupport"]),
+        .testTarget(name: "NNTests", dependencies: ["NN", "Autograd", "Kernels", "Seeded", "TestSupport"]),
         .testTarget(
             name: "OptimTests",
             dependencies: ["Optim", "NN", "Autograd", "Seeded", "SafeTensors", "MNISTData", "TestSupport"]),

@@ -356,13 +356,14 @@ public func linearForwardWorkspaceCount(n: Int, k: Int) -> Int {
 }
 
 /// `output (n, m) = input (n, k) · weight (m, k)ᵀ + bias (m)` (PyTorch's `addmm`; no bias
-/// without one). With 16-lane vectors by `rowProduct` on `inputᵀ` (written into
-/// `workspace`, `linearForwardWorkspaceCount(n:k:)` floats, best 64-byte aligned: the
-/// kernel's 16-lane loads of its rows then stay within a cache line), else through OpenBLAS
-/// (the bias copied into `output` first); split over the threads.
+/// without one), then ReLU when `relu` (`reluForward`'s rule). With 16-lane vectors by
+/// `rowProduct` on `inputᵀ` (written into `workspace`, `linearForwardWorkspaceCount(n:k:)`
+/// floats, best 64-byte aligned: the kernel's 16-lane loads of its rows then stay within a
+/// cache line), the ReLU taken as the tiles are stored; else through OpenBLAS (the bias
+/// copied into `output` first), then `reluForward`; split over the threads.
 public func linearForward(
     n: Int, k: Int, m: Int, input: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
-    output: UnsafeMutablePointer<Float>, workspace: UnsafeMutablePointer<Float>
+    output: UnsafeMutablePointer<Float>, workspace: UnsafeMutablePointer<Float>, relu: Bool = false
 ) {
     guard n > 0, m > 0 else { return }
     #if MNIST_ISA_AVX512
@@ -383,7 +384,14 @@ public func linearForward(
                start: bias) { rows, columns, tile in
         for c in columns.lowerBound..<min(columns.upperBound, n) {
             let destination = output + c * m, column = tile + (c - columns.lowerBound)
-            for r in rows { destination[r] = column[(r - rows.lowerBound) * 64] }
+            if relu {
+                for r in rows {
+                    let v = column[(r - rows.lowerBound) * 64]
+                    destination[r] = v <= 0 ? 0 : v
+                }
+            } else {
+                for r in rows { destination[r] = column[(r - rows.lowerBound) * 64] }
+            }
         }
     }
     #else
@@ -391,7 +399,41 @@ public func linearForward(
         for row in 0..<n { (output + row * m).update(from: bias, count: m) }
     }
     parallelSgemm(transposeB: true, m: n, n: m, k: k, a: input, b: weight, beta: bias == nil ? 0 : 1, c: output)
+    if relu { reluForward(output, output, count: n * m) }
     #endif
+}
+
+/// The gradient of `linearForward(..., relu: true)` with respect to its product:
+/// `masked[i] = output[i] > 0 ? gradOutput[i] : 0` (`reluBackward`'s rule) for the `n × m`
+/// outputs, and whether that is sparse enough for the sparse products
+/// (`linearGradientIsSparse`'s rule), its nonzeros counted in the same pass, split over the
+/// threads (an integer count: the same at any thread count). ReLU's backward and the scan of
+/// its result were two passes on the calling thread for LeNet's fc1 (64 × 500).
+public func linearReluGradient(
+    n: Int, k: Int, m: Int, gradOutput: UnsafePointer<Float>, output: UnsafePointer<Float>,
+    masked: UnsafeMutablePointer<Float>
+) -> Bool {
+    let count = n * m, vectors = count / 8
+    var nonzeros = withUnsafeTemporaryAllocation(of: Int.self, capacity: Parallelism.threadCount) { counts in
+        counts.initialize(repeating: 0)
+        let g = UncheckedSendable(gradOutput), y = UncheckedSendable(output), d = UncheckedSendable(masked)
+        let c = UncheckedSendable(counts.baseAddress!)
+        Parallelism.forEachChunk(vectors, minimumPerChunk: 1024) { chunk, range in
+            var nonzero = SIMD8<Int32>()
+            for v in range {
+                let kept = load8(g.value + 8 * v).replacing(with: 0, where: .!(load8(y.value + 8 * v) .> 0))
+                store8(kept, d.value + 8 * v)
+                nonzero &-= unsafeBitCast(kept .!= 0, to: SIMD8<Int32>.self)  // true is -1
+            }
+            c.value[chunk] = Int(nonzero.wrappedSum())
+        }
+        return counts.reduce(0, +)
+    }
+    for i in (8 * vectors)..<count {
+        masked[i] = output[i] > 0 ? gradOutput[i] : 0
+        if masked[i] != 0 { nonzeros += 1 }
+    }
+    return linearGradientIsSparse(n: n, k: k, m: m, nonzeros: nonzeros)
 }
 
 /// Floats of workspace `linearBackwardInput` and `linearBackwardWeight` need for `n`
@@ -411,8 +453,13 @@ public func linearBackwardWorkspaceCount(n: Int, k: Int, m: Int) -> Int {
 /// well below full density. The lists count in Int32: at most 2³¹ - 1 entries. Like
 /// `conv2dGradientIsSparse`, scanned once by the caller of both products and passed to each.
 public func linearGradientIsSparse(n: Int, k: Int, m: Int, gradOutput: UnsafePointer<Float>) -> Bool {
+    linearGradientIsSparse(n: n, k: k, m: m, nonzeros: nonzeroCount(gradOutput, count: n * m))
+}
+
+/// `linearGradientIsSparse` for a gradient whose nonzeros were counted (`nonzeros`).
+func linearGradientIsSparse(n: Int, k: Int, m: Int, nonzeros: Int) -> Bool {
     linearBackwardWorkspaceCount(n: n, k: k, m: m) > 0 && n * m >= 4096 && n * m <= Int(Int32.max)
-        && nonzeroCount(gradOutput, count: n * m) * 10 <= n * m * 6
+        && nonzeros * 10 <= n * m * 6
 }
 
 /// `gradInput (n, k) = gradOutput (n, m) · weight (m, k)`: the input gradient of

@@ -40,7 +40,10 @@ extension Functional {
     ///   - weight: `(out, in)`, PyTorch's layout.
     ///   - bias: `(out)`.
     /// - Returns: `(N, out)`.
-    public static func linear(_ input: Tensor, weight: Tensor, bias: Tensor? = nil) throws -> Tensor {
+    /// `input · weightᵀ + bias`, then ReLU when `relu` (`Sequential` for a `Linear` then a
+    /// `ReLU`: the product's output is not kept, the ReLU taken as it is stored, and its
+    /// backward folded into the product's; `grad_fn` `ReluBackward0`, as the ReLU's).
+    public static func linear(_ input: Tensor, weight: Tensor, bias: Tensor? = nil, relu: Bool = false) throws -> Tensor {
         guard input.rank == 2, weight.rank == 2, input.shape[1] == weight.shape[1] else {
             throw NNError.shape(op: "linear",
                 "input \(input.shape) and weight \(weight.shape) cannot be multiplied: "
@@ -56,14 +59,19 @@ extension Functional {
         let workspaceCount = linearForwardWorkspaceCount(n: n, k: k)
         let workspace = workspaceCount > 0 ? Tensor.empty([workspaceCount]) : out
         linearForward(n: n, k: k, m: m, input: input.storage.pointer, weight: weight.storage.pointer,
-                      bias: bias?.storage.pointer, output: out.storage.pointer, workspace: workspace.storage.pointer)
+                      bias: bias?.storage.pointer, output: out.storage.pointer, workspace: workspace.storage.pointer,
+                      relu: relu)
         let inputs = bias.map { [input, weight, $0] } ?? [input, weight]
-        return out.recording(bias == nil ? "MmBackward0" : "AddmmBackward0", inputs: inputs) { g in
-            let gp = g.storage.pointer
-            // One scan of the gradient decides the path of both products; the sparse one's
-            // lists go in a workspace from the block cache.
-            let sparse = (input.requiresGrad || weight.requiresGrad)
-                && linearGradientIsSparse(n: n, k: k, m: m, gradOutput: gp)
+        let name = relu ? "ReluBackward0" : bias == nil ? "MmBackward0" : "AddmmBackward0"
+        return out.recording(name, inputs: inputs) { [unowned out] g in
+            // One scan of the gradient decides the path of both products (behind the ReLU,
+            // the pass that applies its mask); the sparse one's lists go in a workspace from
+            // the block cache.
+            let masked = relu ? Tensor.empty([n, m]) : g, gp = masked.storage.pointer
+            let sparse = relu
+                ? linearReluGradient(n: n, k: k, m: m, gradOutput: g.storage.pointer, output: out.storage.pointer,
+                                     masked: masked.storage.pointer) && (input.requiresGrad || weight.requiresGrad)
+                : (input.requiresGrad || weight.requiresGrad) && linearGradientIsSparse(n: n, k: k, m: m, gradOutput: gp)
             let workspace = sparse ? Tensor.empty([linearBackwardWorkspaceCount(n: n, k: k, m: m)]) : g
             var grads: [Tensor?] = []
             if input.requiresGrad {  // g (N, out) · W (out, in)

@@ -295,11 +295,12 @@ public final class Sequential: Module {
         self.layers = layers
     }
 
-    /// Runs the layers in order, fusing two patterns into one op each (the same values and
+    /// Runs the layers in order, fusing three patterns into one op each (the same values and
     /// gradients as the layers in sequence):
     /// - a Conv2d followed by a MaxPool2d, with or without a ReLU just before or after the
     ///   pool (`F.conv2dMaxPool2d`: the convolution's output is not kept for backward);
-    /// - otherwise a ReLU followed by a MaxPool2d (`F.reluMaxPool2d`: one pass less).
+    /// - otherwise a ReLU followed by a MaxPool2d (`F.reluMaxPool2d`: one pass less);
+    /// - a Linear followed by a ReLU (`F.linear(..., relu: true)`: a pass less each way).
     public override func callAsFunction(_ input: Tensor) throws -> Tensor {
         var x = input
         var i = 0
@@ -314,6 +315,9 @@ public final class Sequential: Module {
             } else if layers[i].module is ReLU, i + 1 < layers.count, let pool = layers[i + 1].module as? MaxPool2d {
                 x = try F.reluMaxPool2d(x, kernelSize: pool.kernelSize, stride: pool.stride, padding: pool.padding,
                                         dilation: pool.dilation, ceilMode: pool.ceilMode)
+                i += 2
+            } else if let linear = layers[i].module as? Linear, i + 1 < layers.count, layers[i + 1].module is ReLU {
+                x = try F.linear(x, weight: linear.weight, bias: linear.bias, relu: true)
                 i += 2
             } else {
                 x = try layers[i].module(x)

@@ -1,4 +1,5 @@
 import Autograd
+import Kernels
 import NN
 import Seeded
 import Testing
@@ -152,6 +153,47 @@ struct LayerTests {
         }
         #expect(fused.input.contains { $0 != 0 } && fused.weight.count == 5 * 3 * 9)
         if pattern != "conv-pool" { #expect(fused.output.contains(0)) }
+    }
+
+    /// Linear then ReLU, fused by `Sequential` (`F.linear(..., relu: true)`): the same output,
+    /// input, weight and bias gradients, bit for bit, as the two layers one at a time, with
+    /// rounded inputs and weights (outputs exactly 0 and ties), a NaN input (its row stays
+    /// NaN, a NaN output passes no gradient), at 1 and 2 threads; LeNet's fc1 shape with an
+    /// upstream gradient zero in places (sparse products: at most 60% nonzero behind the mask)
+    /// and everywhere nonzero with mostly positive outputs (dense ones), and a shape whose
+    /// inputs are no whole vectors (the products' other path).
+    @Test(arguments: [(64, 800, 500, true), (64, 800, 500, false), (5, 13, 7, false)], [1, 2])
+    func fusedLinearReluEqualsTheLayers(_ c: (Int, Int, Int, Bool), threads: Int) throws {
+        let (n, k, m, sparse) = c
+        var g = SeededGenerator(seed: 13)
+        let linear = Linear(inFeatures: k, outFeatures: m, generator: &g)
+        linear.weight.storage.pointer.update(from: linear.weight.scalars.map { ($0 * 64).rounded() / 64 }, count: m * k)
+        if !sparse, let bias = linear.bias { bias.storage.pointer.update(repeating: 1, count: m) }
+        let net = Sequential([linear, ReLU()])
+        var data = Tensor.randn([n, k], using: &g).scalars.map { ($0 * 4).rounded() / 4 }
+        data[k + 3] = .nan
+        let upstreamValues = Tensor.randn([n, m], using: &g).scalars.enumerated().map { i, v in sparse && i % 3 == 0 ? 0 : v }
+        var results: [(output: [Float], input: [Float], weight: [Float], bias: [Float])] = []
+        try Parallelism.withThreadCount(threads) {
+            for fused in [true, false] {
+                linear.weight.grad = nil
+                linear.bias?.grad = nil
+                let x = try Tensor(shape: [n, k], data: data, requiresGrad: true)
+                let y = fused ? try net(x) : try net.forward(x) { _, _, _ in }
+                #expect(y.gradFn?.name == "ReluBackward0")
+                try y.backward(gradient: try Tensor(shape: y.shape, data: upstreamValues))
+                results.append((y.scalars, x.grad?.scalars ?? [], linear.weight.grad?.scalars ?? [],
+                                linear.bias?.grad?.scalars ?? []))
+            }
+        }
+        let (fused, separate) = (results[0], results[1])
+        for (name, a, b) in [("outputs", fused.output, separate.output), ("input gradients", fused.input, separate.input),
+                             ("weight gradients", fused.weight, separate.weight), ("bias gradients", fused.bias, separate.bias)] {
+            let differing = a.count == b.count ? zip(a, b).filter { $0.bitPattern != $1.bitPattern }.count : -1
+            #expect(differing == 0, "\(c) at \(threads) threads: \(differing) of the \(name) differ (-1: the counts)")
+        }
+        #expect(fused.output.contains(0) && fused.output[m].isNaN)
+        #expect(fused.input.contains { $0 != 0 } && fused.bias.contains { $0 != 0 })
     }
 
     /// Without a graph the fused op convolves a slice of samples at a time (41 of these
