@@ -33,16 +33,17 @@ public enum NNError: Error, CustomStringConvertible, Equatable {
 // MARK: - Linear, activations, shape
 
 extension Functional {
-    /// `input · weightᵀ + bias` (`AddmmBackward0`, or `MmBackward0` without bias).
+    /// `input · weightᵀ + bias` (`AddmmBackward0`, or `MmBackward0` without bias), then
+    /// ReLU when `relu` (`ReluBackward0`, as the ReLU's): `Sequential` passes it for a
+    /// `Linear` followed by a `ReLU`; the product's output is not kept, the ReLU is taken as
+    /// it is stored, and its backward is folded into the product's.
     ///
     /// - Parameters:
     ///   - input: `(N, in)`.
     ///   - weight: `(out, in)`, PyTorch's layout.
     ///   - bias: `(out)`.
+    ///   - relu: ReLU on the output (`reluForward`'s rule: NaN stays NaN).
     /// - Returns: `(N, out)`.
-    /// `input · weightᵀ + bias`, then ReLU when `relu` (`Sequential` for a `Linear` then a
-    /// `ReLU`: the product's output is not kept, the ReLU taken as it is stored, and its
-    /// backward folded into the product's; `grad_fn` `ReluBackward0`, as the ReLU's).
     public static func linear(_ input: Tensor, weight: Tensor, bias: Tensor? = nil, relu: Bool = false) throws -> Tensor {
         guard input.rank == 2, weight.rank == 2, input.shape[1] == weight.shape[1] else {
             throw NNError.shape(op: "linear",

@@ -181,6 +181,8 @@ struct LayerTests {
                 let x = try Tensor(shape: [n, k], data: data, requiresGrad: true)
                 let y = fused ? try net(x) : try net.forward(x) { _, _, _ in }
                 #expect(y.gradFn?.name == "ReluBackward0")
+                // Fused, one node straight onto the leaves; else the ReLU's onto the product's.
+                #expect(y.gradFn?.nextFunctions.map(\.name) == (fused ? [] : ["AddmmBackward0"]))
                 try y.backward(gradient: try Tensor(shape: y.shape, data: upstreamValues))
                 results.append((y.scalars, x.grad?.scalars ?? [], linear.weight.grad?.scalars ?? [],
                                 linear.bias?.grad?.scalars ?? []))
@@ -193,7 +195,10 @@ struct LayerTests {
             #expect(differing == 0, "\(c) at \(threads) threads: \(differing) of the \(name) differ (-1: the counts)")
         }
         #expect(fused.output.contains(0) && fused.output[m].isNaN)
-        #expect(fused.input.contains { $0 != 0 } && fused.bias.contains { $0 != 0 })
+        #expect(fused.input.contains { $0 != 0 } && fused.bias.contains { $0 != 0 } && fused.weight.count == m * k)
+        // The case's products are the sparse or the dense ones, as named.
+        let masked = zip(fused.output, upstreamValues).map { $0 > 0 ? $1 : 0 }
+        #expect(linearGradientIsSparse(n: n, k: k, m: m, gradOutput: masked) == sparse)
     }
 
     /// Without a graph the fused op convolves a slice of samples at a time (41 of these
