@@ -95,7 +95,10 @@ public func adamUpdate(
 /// `Tensor.sum(dim:)`.
 public func sumRows(_ rows: UnsafePointer<Float>, rowCount: Int, columns: Int, into sums: UnsafeMutablePointer<Float>) {
     let g = UncheckedSendable(rows), b = UncheckedSendable(sums)
-    Parallelism.forEachRange(columns, minimumPerChunk: max(1, elementwiseGrain / max(1, rowCount))) { range in
+    // Split from 8,192 floats a thread: LeNet's fc1 bias gradient (64 × 500) stayed on the
+    // calling thread at 16,384 (10 µs of a step). Each column is summed by one thread in row
+    // order, whatever the split.
+    Parallelism.forEachRange(columns, minimumPerChunk: max(1, 8192 / max(1, rowCount))) { range in
         let g = g.value, b = b.value
         var j = range.lowerBound
         while j + 8 <= range.upperBound {

@@ -169,7 +169,10 @@ func rowProduct(
     while j + 16 <= n { columnBlocks.append(j..<(j + 16)); j += 16 }
     let narrow = j..<n
     let tiles = columnBlocks.count * rowBlocks, items = tiles + (narrow.isEmpty ? 0 : 1)
-    let minimum = max(1, 200_000 / max(1, 6 * 64 * op.depth))  // about 0.2 MFLOP per chunk at least
+    // About 0.2 MFLOP per chunk at least, a depth under 32 counted as 32: a shallow product's
+    // time is in storing its tiles (fc2's input gradient, depth 10 and 64 × 500 outputs, ran
+    // on the calling thread: 20 µs of a LeNet step at 2 threads, `perf`).
+    let minimum = max(1, 200_000 / max(1, 6 * 64 * max(op.depth, 32)))
     let chunks = max(1, min(Parallelism.threadCount, items / minimum))
     // The threads take the next few tiles until none are left (`forEachBlock`), in column-block
     // order, so that a thread slowed by the machine's other work does not hold the other back
