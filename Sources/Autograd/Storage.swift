@@ -45,7 +45,7 @@ public final class Storage: @unchecked Sendable {
         self.init(uninitializedCount: values.count)
         guard let base = values.baseAddress else { return }
         let source = UncheckedSendable(base), destination = UncheckedSendable(pointer)
-        Parallelism.forEachRange(values.count, minimumPerChunk: 1 << 14) { range in
+        Parallelism.forEachRange(values.count, minimumPerChunk: elementwiseGrain) { range in
             (destination.value + range.lowerBound).initialize(from: source.value + range.lowerBound, count: range.count)
         }
     }

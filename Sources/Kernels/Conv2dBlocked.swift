@@ -87,19 +87,30 @@ struct DirectLayout {
 func packedBlockedWeightCount(outChannels: Int, taps: Int) -> Int { (outChannels + 4) / 5 * 5 * taps }
 
 /// `weight(o, t)` laid out `(block of 5 channels, tap, 5)`, zero past the last channel: the
-/// five weights `directConvolveSample` broadcasts per tap lie together. Done once per call,
-/// before the kernel's region, in a region of its own: on the calling thread alone, LeNet's
-/// conv2 (25,000 weights) took 36 µs of each training step while the others waited.
+/// five weights `directConvolveSample` broadcasts per tap lie together (`packWeightGroups`).
 @inlinable
 func packBlockedWeight(
     outChannels: Int, taps: Int, into packed: UnsafeMutablePointer<Float>, weight: (_ o: Int, _ t: Int) -> Float
 ) {
-    Parallelism.forEachRange((outChannels + 4) / 5 * taps, minimumPerChunk: 1024) { items in
+    packWeightGroups(group: 5, outChannels: outChannels, taps: taps, into: packed, weight: weight)
+}
+
+/// `weight(o, t)` laid out `(group of channels, tap, group)`, zero past the last channel: the
+/// layouts of the direct kernels (`packBlockedWeight`, `packChannelLaneWeight`). Done once per
+/// call, before the kernel's region, in a region of its own (at least 2,048 floats a thread):
+/// on the calling thread alone, LeNet's conv2 (25,000 weights) took 36 µs of each training
+/// step while the others waited.
+@inlinable
+func packWeightGroups(
+    group: Int, outChannels: Int, taps: Int, into packed: UnsafeMutablePointer<Float>,
+    weight: (_ o: Int, _ t: Int) -> Float
+) {
+    Parallelism.forEachRange((outChannels + group - 1) / group * taps, minimumPerChunk: max(1, 2048 / group)) { items in
         for item in items {
-            let b = item / taps, t = item % taps
-            for j in 0..<5 {
-                let o = b * 5 + j
-                packed[(b * taps + t) * 5 + j] = o < outChannels ? weight(o, t) : 0
+            let g = item / taps, t = item % taps
+            for j in 0..<group {
+                let o = g * group + j
+                packed[(g * taps + t) * group + j] = o < outChannels ? weight(o, t) : 0
             }
         }
     }

@@ -75,20 +75,14 @@ func channelLaneTileCount(_ s: Conv2dShape, _ block: ChannelLaneBlock) -> Int {
 }
 
 /// `weight(o, t)` laid out `(group, tap, block.vectors · 8)`: each group's channel vectors
-/// for a tap lie together, and a group's taps one after another, read front to back.
+/// for a tap lie together, and a group's taps one after another, read front to back
+/// (`packWeightGroups`; `ChannelLaneBlock.of` takes only whole groups of channels).
 @inlinable
 func packChannelLaneWeight(
     _ block: ChannelLaneBlock, outChannels: Int, taps: Int, into packed: UnsafeMutablePointer<Float>,
     weight: (_ o: Int, _ t: Int) -> Float
 ) {
-    let group = block.vectors * 8
-    // Split over the threads, as `packBlockedWeight`.
-    Parallelism.forEachRange(outChannels / group * taps, minimumPerChunk: 1024 / group) { items in
-        for item in items {
-            let g = item / taps, t = item % taps
-            for j in 0..<group { packed[(g * taps + t) * group + j] = weight(g * group + j, t) }
-        }
-    }
+    packWeightGroups(group: block.vectors * 8, outChannels: outChannels, taps: taps, into: packed, weight: weight)
 }
 
 /// Each tile pixel's offset from its band's first input row, for a band of `rows` output

@@ -148,24 +148,33 @@ public func conv2dGradientIsSparse(_ s: Conv2dShape, gradOutput: UnsafePointer<F
     return nonzeroCount(gradOutput, count: count) * 5 <= count
 }
 
-/// Nonzero floats of `p[0 ..< count]`, counted in parallel ranges of whole 8-lane vectors
-/// (an integer sum: the same at any thread count), then the tail.
+/// Nonzero floats of `p[0 ..< count]` (`nonzeroCount(_:minimumVectorsPerChunk:vector:element:)`).
 func nonzeroCount(_ p: UnsafePointer<Float>, count: Int) -> Int {
+    nonzeroCount(count, minimumVectorsPerChunk: 4096, vector: { load8(p + 8 * $0) }, element: { p[$0] })
+}
+
+/// Nonzeros among `count` floats, the `v`-th eight given by `vector(v)` and the tail's by
+/// `element(i)` (which may also write them: `linearReluGradient`), counted in parallel
+/// ranges of whole vectors (an integer sum: the same at any thread count), then the tail.
+@inlinable @inline(__always)
+func nonzeroCount(
+    _ count: Int, minimumVectorsPerChunk: Int, vector: (_ v: Int) -> SIMD8<Float>, element: (_ i: Int) -> Float
+) -> Int {
     let vectors = count / 8
     // One count per chunk, on the stack (this runs on every sparse-eligible backward pass).
     var total = withUnsafeTemporaryAllocation(of: Int.self, capacity: Parallelism.threadCount) { counts in
         counts.initialize(repeating: 0)
-        let g = UncheckedSendable(p), c = UncheckedSendable(counts.baseAddress!)
-        Parallelism.forEachChunk(vectors, minimumPerChunk: 4096) { chunk, range in
+        let c = UncheckedSendable(counts.baseAddress!)
+        Parallelism.forEachChunk(vectors, minimumPerChunk: minimumVectorsPerChunk) { chunk, range in
             var nonzero = SIMD8<Int32>()
             for v in range {
-                nonzero &-= unsafeBitCast(load8(g.value + 8 * v) .!= 0, to: SIMD8<Int32>.self)  // true is -1
+                nonzero &-= unsafeBitCast(vector(v) .!= 0, to: SIMD8<Int32>.self)  // true is -1
             }
             c.value[chunk] = Int(nonzero.wrappedSum())
         }
         return counts.reduce(0, +)
     }
-    for i in (8 * vectors)..<count where p[i] != 0 { total += 1 }
+    for i in (8 * vectors)..<count where element(i) != 0 { total += 1 }
     return total
 }
 

@@ -4,10 +4,28 @@
 // threads in large contiguous ranges: the results are the same bits whatever the thread
 // count, and the same as an element-by-element loop doing the same operations.
 
-/// Elements below which an elementwise kernel stays on the calling thread (a parallel region
-/// costs a microsecond or two, `mnist-bench --ops`; this many elements take several). At
-/// 32,768 LeNet's fc1 ReLU (64 × 500) stayed on the calling thread, the other waiting.
-@usableFromInline let elementwiseGrain = 16384
+/// The minimum of elements a thread of an elementwise kernel takes (a parallel region costs a
+/// microsecond or two, `mnist-bench --ops`; this many elements take several):
+/// `Parallelism.forEachRange` splits a count of at least twice this over two threads, so
+/// fewer than 32,768 stay on the calling thread. Also `Storage(copying:)`'s.
+public let elementwiseGrain = 16384
+
+/// ReLU of one float, `reluForward`'s rule: `v <= 0` becomes 0 (−0 too), NaN stays NaN.
+@inlinable @inline(__always)
+func reluValue(_ v: Float) -> Float { v <= 0 ? 0 : v }
+
+/// `reluValue` of eight floats.
+@inlinable @inline(__always)
+func reluValue(_ v: SIMD8<Float>) -> SIMD8<Float> { v.replacing(with: 0, where: v .<= 0) }
+
+/// ReLU's backward rule, `reluBackward`'s: the gradient `g` where the ReLU's output `y > 0`,
+/// else 0 (a NaN output passes nothing), eight floats.
+@inlinable @inline(__always)
+func reluGradient(_ g: SIMD8<Float>, output y: SIMD8<Float>) -> SIMD8<Float> { g.replacing(with: 0, where: .!(y .> 0)) }
+
+/// `reluGradient` of one float.
+@inlinable @inline(__always)
+func reluGradient(_ g: Float, output y: Float) -> Float { y > 0 ? g : 0 }
 
 /// `output[i] = max(input[i], 0)`, NaN staying NaN (PyTorch's `relu`), for `count` floats.
 public func reluForward(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, count: Int) {
@@ -15,13 +33,11 @@ public func reluForward(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePo
     Parallelism.forEachRange(count, minimumPerChunk: elementwiseGrain) { range in
         var i = range.lowerBound
         while i + 8 <= range.upperBound {
-            let v = load8(x.value + i)
-            store8(v.replacing(with: 0, where: v .<= 0), y.value + i)
+            store8(reluValue(load8(x.value + i)), y.value + i)
             i += 8
         }
         while i < range.upperBound {
-            let v = x.value[i]
-            y.value[i] = v <= 0 ? 0 : v
+            y.value[i] = reluValue(x.value[i])
             i += 1
         }
     }
@@ -34,13 +50,12 @@ public func reluBackward(
     let g = UncheckedSendable(gradOutput), y = UncheckedSendable(output), d = UncheckedSendable(gradInput)
     Parallelism.forEachRange(count, minimumPerChunk: elementwiseGrain) { range in
         var i = range.lowerBound
-        let zero = SIMD8<Float>()
         while i + 8 <= range.upperBound {
-            store8(load8(g.value + i).replacing(with: zero, where: .!(load8(y.value + i) .> 0)), d.value + i)
+            store8(reluGradient(load8(g.value + i), output: load8(y.value + i)), d.value + i)
             i += 8
         }
         while i < range.upperBound {
-            d.value[i] = y.value[i] > 0 ? g.value[i] : 0
+            d.value[i] = reluGradient(g.value[i], output: y.value[i])
             i += 1
         }
     }
@@ -95,10 +110,10 @@ public func adamUpdate(
 /// `Tensor.sum(dim:)`.
 public func sumRows(_ rows: UnsafePointer<Float>, rowCount: Int, columns: Int, into sums: UnsafeMutablePointer<Float>) {
     let g = UncheckedSendable(rows), b = UncheckedSendable(sums)
-    // Split from 8,192 floats a thread: LeNet's fc1 bias gradient (64 × 500) stayed on the
-    // calling thread at 16,384 (10 µs of a step). Each column is summed by one thread in row
-    // order, whatever the split.
-    Parallelism.forEachRange(columns, minimumPerChunk: max(1, 8192 / max(1, rowCount))) { range in
+    // Half the elementwise grain a thread: at the grain LeNet's fc1 bias gradient (64 × 500,
+    // under two grains) stayed on the calling thread (10 µs of a step). Each column is summed
+    // by one thread in row order, whatever the split.
+    Parallelism.forEachRange(columns, minimumPerChunk: max(1, elementwiseGrain / 2 / max(1, rowCount))) { range in
         let g = g.value, b = b.value
         var j = range.lowerBound
         while j + 8 <= range.upperBound {

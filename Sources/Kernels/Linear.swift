@@ -388,10 +388,7 @@ public func linearForward(
         for c in columns.lowerBound..<min(columns.upperBound, n) {
             let destination = output + c * m, column = tile + (c - columns.lowerBound)
             if relu {
-                for r in rows {
-                    let v = column[(r - rows.lowerBound) * 64]
-                    destination[r] = v <= 0 ? 0 : v
-                }
+                for r in rows { destination[r] = reluValue(column[(r - rows.lowerBound) * 64]) }
             } else {
                 for r in rows { destination[r] = column[(r - rows.lowerBound) * 64] }
             }
@@ -416,26 +413,14 @@ public func linearReluGradient(
     n: Int, k: Int, m: Int, gradOutput: UnsafePointer<Float>, output: UnsafePointer<Float>,
     masked: UnsafeMutablePointer<Float>
 ) -> Bool {
-    let count = n * m, vectors = count / 8
-    var nonzeros = withUnsafeTemporaryAllocation(of: Int.self, capacity: Parallelism.threadCount) { counts in
-        counts.initialize(repeating: 0)
-        let g = UncheckedSendable(gradOutput), y = UncheckedSendable(output), d = UncheckedSendable(masked)
-        let c = UncheckedSendable(counts.baseAddress!)
-        Parallelism.forEachChunk(vectors, minimumPerChunk: 1024) { chunk, range in
-            var nonzero = SIMD8<Int32>()
-            for v in range {
-                let kept = load8(g.value + 8 * v).replacing(with: 0, where: .!(load8(y.value + 8 * v) .> 0))
-                store8(kept, d.value + 8 * v)
-                nonzero &-= unsafeBitCast(kept .!= 0, to: SIMD8<Int32>.self)  // true is -1
-            }
-            c.value[chunk] = Int(nonzero.wrappedSum())
-        }
-        return counts.reduce(0, +)
-    }
-    for i in (8 * vectors)..<count {
-        masked[i] = output[i] > 0 ? gradOutput[i] : 0
-        if masked[i] != 0 { nonzeros += 1 }
-    }
+    let nonzeros = nonzeroCount(n * m, minimumVectorsPerChunk: 1024, vector: { v in
+        let kept = reluGradient(load8(gradOutput + 8 * v), output: load8(output + 8 * v))
+        store8(kept, masked + 8 * v)
+        return kept
+    }, element: { i in
+        masked[i] = reluGradient(gradOutput[i], output: output[i])
+        return masked[i]
+    })
     return linearGradientIsSparse(n: n, k: k, m: m, nonzeros: nonzeros)
 }
 
