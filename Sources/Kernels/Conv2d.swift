@@ -212,6 +212,11 @@ public func conv2dMaxPool2dForward(
         return
     }
     #endif
+    if let block = ChannelLaneBlock.pooled(s, pool: pool) {
+        conv2dMaxPool2dForwardChannelLanes(plan, pool: pool, block: block, input: input, weight: weight, bias: bias,
+                                           output: output, argmax: argmax, relu: relu)
+        return
+    }
     let forward = DirectForward(s), packedWeight = plan.packedWeight
     forward.packWeight(weight, into: packedWeight)
     let pooledPlane = pool.outHeight * pool.outWidth

@@ -220,7 +220,7 @@ func fiveChannelSums(
 @inlinable
 func poolsInRegisters(_ s: Conv2dShape, pool: Pool2dShape) -> Bool {
     !Conv2dPlan.fiveChannelForwardOnly && Conv2dPlan.choose(s) == .direct && ChannelLaneBlock.of(s) == nil
-        && isSimple2x2(pool)
+        && isSimple2x2(pool) && ChannelLaneBlock.pooled(s, pool: pool) == nil
         && !forwardLayout(s).wide && s.outWidth % 2 == 0
 }
 

@@ -47,8 +47,12 @@ struct ChannelLaneBlock: Equatable {
     /// lowered to 25, the published net's conv1 ran about as fast in lanes (to re-check:
     /// lower it and run the command above on configs/trials/speedrun-published.json).
     @inlinable
-    static func of(_ s: Conv2dShape) -> ChannelLaneBlock? {
-        guard s.groupPatchSize >= 32 && !Conv2dPlan.fiveChannelForwardOnly else { return nil }
+    static func of(_ s: Conv2dShape) -> ChannelLaneBlock? { of(s, minimumTaps: 32) }
+
+    /// `of(_:)` with another floor of taps.
+    @inlinable
+    static func of(_ s: Conv2dShape, minimumTaps: Int) -> ChannelLaneBlock? {
+        guard s.groupPatchSize >= minimumTaps && !Conv2dPlan.fiveChannelForwardOnly else { return nil }
         let rowBytes = s.outWidth * s.outChannels * MemoryLayout<Float>.size
         var bandRows = max(2, (16 << 10) / rowBytes / 2 * 2)
         if bandRows >= s.outHeight { bandRows = s.outHeight }
@@ -60,6 +64,26 @@ struct ChannelLaneBlock: Equatable {
         #endif
         if s.outChannels % 24 == 0 { return ChannelLaneBlock(vectors: 3, pixels: 4, bandRows: bandRows) }
         return nil
+    }
+
+    /// The block of `conv2dMaxPool2dForwardChannelLanes` (each 2×2 window's four pixels one
+    /// block, pooled in registers) for a direct convolution under `pool`: 24 × 4, where the
+    /// shape's lanes are 24 × 4 (`of`) or would be but for the 32-tap floor, from 25 taps
+    /// (the published speedrun net's conv1, 1 → 24 channels, 5×5), under a 2×2, stride-2
+    /// pool (`isSimple2x2`); nil otherwise. Pooled in registers, the 24 × 4 kernel beats the
+    /// five-channel one on conv1 (which pools in registers too) in evaluation: `taskset -c 1
+    /// mnist-bench --ops --config configs/trials/speedrun-published.json --threads 1`, AVX2
+    /// builds (`MNIST_TARGET_CPU=haswell`) on the 2-core Emerald Rapids Xeon, alternating,
+    /// 2.78, 3.33, 3.51 ms against 2.98, 3.74, 3.88 (the machine slowing between pairs); the
+    /// whole evaluation of the 60,000 training images (`mnist-eval --split train --threads 2`)
+    /// 1.12–1.27 s against 1.04–1.46, shorter in 5 of 6 pairs. Training's pass (with the
+    /// argmax) about the same: 3.29, 4.41, 4.20 against 3.34, 4.42, 4.19. From the tile
+    /// instead (the 32-tap floor lowered to 25), conv1's evaluation took 3.15–3.39 ms.
+    @inlinable
+    static func pooled(_ s: Conv2dShape, pool: Pool2dShape) -> ChannelLaneBlock? {
+        guard isSimple2x2(pool) && s.groups == 1, let block = of(s, minimumTaps: 25),
+              block.vectors == 3 && block.pixels == 4 else { return nil }
+        return block
     }
 
     /// Pixels of a tile of `rows` output rows `outWidth` wide: rounded up to a whole number
@@ -446,6 +470,114 @@ func conv2dForwardChannelLanes(
                         then(n, r0..<r1, tile)
                     }
                 }
+            }
+        }
+    }
+}
+
+/// `conv2dMaxPool2dForward` by the 24 × 4 channel-lane kernel pooled in registers
+/// (`ChannelLaneBlock.pooled`): each sample's windows into a channels-last tile in this
+/// thread's `extra` (`channelLane24PoolSample`), then transposed into NCHW (`transposeRows`),
+/// the argmax's bits likewise. The same bits as convolving (`channelLane24x4`) and then
+/// pooling (`maxPool2dForward`).
+///
+/// - Parameters:
+///   - output, argmax: `(batch, outChannels, pool.outHeight, pool.outWidth)`.
+///   - plan: its `packedWeight` and, per chunk, `extra` of at least
+///     `2 · outChannels · pool.outHeight · pool.outWidth` floats (`directPoolExtra`).
+func conv2dMaxPool2dForwardChannelLanes(
+    _ plan: Conv2dPlan, pool: Pool2dShape, block: ChannelLaneBlock, input: UnsafePointer<Float>,
+    weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>,
+    argmax: UnsafeMutablePointer<Int32>?, relu: Bool
+) {
+    let s = plan.shape, taps = s.groupPatchSize
+    let packedWeight = plan.packedWeight
+    packChannelLaneWeight(block, outChannels: s.outChannels, taps: taps, into: packedWeight) { o, t in weight[o * taps + t] }
+    let pooledPlane = pool.outHeight * pool.outWidth, pooledSample = s.outChannels * pooledPlane
+    let inputSample = s.inChannels * s.height * s.width
+    tapOffsets(s, multiple: 1).withUnsafeBufferPointer { offsets in
+        plan.forEachSampleBlock(grain: 4) { chunk, samples in
+            let pooled = plan.extra(chunk), indices = pooled + pooledSample
+            let indexTile = argmax == nil ? nil : UnsafeMutableRawPointer(indices).assumingMemoryBound(to: Int32.self)
+            for n in samples {
+                channelLane24PoolSample(
+                    taps: taps, offsets: offsets.baseAddress!, outChannels: s.outChannels, packedWeight: packedWeight,
+                    bias: bias, input: input + n * inputSample, width: s.width, outWidth: s.outWidth, pool: pool,
+                    pooled: pooled, indices: indexTile, relu: relu)
+                transposeRows(pooled, rows: pooledPlane, columns: s.outChannels, sourceStride: s.outChannels,
+                              into: output + n * pooledSample, destinationStride: pooledPlane)
+                if let argmax {  // the Int32 indices' bits, moved as floats
+                    transposeRows(indices, rows: pooledPlane, columns: s.outChannels, sourceStride: s.outChannels,
+                                  into: UnsafeMutableRawPointer(argmax + n * pooledSample).assumingMemoryBound(to: Float.self),
+                                  destinationStride: pooledPlane)
+                }
+            }
+        }
+    }
+}
+
+/// One sample of a direct convolution with 24 output channels a group (three vectors)
+/// followed by a 2×2, stride-2 max-pool (`isSimple2x2`), the pool taken on the sums in
+/// registers: each block of four pixels is one window, so its twelve sums (`channelLane24x4`'s,
+/// bit for bit) are pooled lane by lane, no shuffle, by `maxPool2dPlanes`' rule (the first
+/// maximum in row-major order wins, NaN propagates), then ReLU when `relu` (NaN kept). The
+/// convolution's output is never stored.
+///
+/// - Parameters:
+///   - offsets: `taps` offsets of the taps from a pixel's input position (`tapOffsets`).
+///   - packedWeight: `packChannelLaneWeight`'s layout for the 24 × 4 block.
+///   - input: the sample, its rows `width` long; `outWidth` the convolution's output width.
+///   - pooled: `(pool.outHeight · pool.outWidth, outChannels)`, channels-last, overwritten.
+///   - indices: likewise, each maximum's index in the convolution's output plane; nil for
+///     the values only.
+@inlinable
+func channelLane24PoolSample(
+    taps: Int, offsets: UnsafePointer<Int>, outChannels: Int, packedWeight: UnsafePointer<Float>,
+    bias: UnsafePointer<Float>?, input: UnsafePointer<Float>, width: Int, outWidth: Int, pool: Pool2dShape,
+    pooled: UnsafeMutablePointer<Float>, indices: UnsafeMutablePointer<Int32>?, relu: Bool
+) {
+    @inline(__always) func start(_ o: Int) -> SIMD8<Float> { bias.map { load8($0 + o) } ?? SIMD8() }
+    let down = Int32(truncatingIfNeeded: outWidth)
+    for o0 in stride(from: 0, to: outChannels, by: 24) {
+        let weight = packedWeight + o0 * taps
+        let s0 = start(o0), s1 = start(o0 + 8), s2 = start(o0 + 16)
+        var q = 0
+        for py in 0..<pool.outHeight {
+            for px in 0..<pool.outWidth {
+                let x0 = input + 2 * py * width + 2 * px, x1 = x0 + 1, x2 = x0 + width, x3 = x2 + 1
+                var a0 = s0, b0 = s1, c0 = s2, a1 = s0, b1 = s1, c1 = s2
+                var a2 = s0, b2 = s1, c2 = s2, a3 = s0, b3 = s1, c3 = s2
+                var w = weight
+                for t in 0..<taps {
+                    let d = offsets[t]
+                    let u = load8(w), v = load8(w + 8), z = load8(w + 16)
+                    var x = SIMD8<Float>(repeating: x0[d]); a0.addProduct(x, u); b0.addProduct(x, v); c0.addProduct(x, z)
+                    x = SIMD8(repeating: x1[d]); a1.addProduct(x, u); b1.addProduct(x, v); c1.addProduct(x, z)
+                    x = SIMD8(repeating: x2[d]); a2.addProduct(x, u); b2.addProduct(x, v); c2.addProduct(x, z)
+                    x = SIMD8(repeating: x3[d]); a3.addProduct(x, u); b3.addProduct(x, v); c3.addProduct(x, z)
+                    w += 24
+                }
+                let row = pooled + q * outChannels + o0
+                if let indices {
+                    let origin = Int32(truncatingIfNeeded: 2 * py * outWidth + 2 * px)
+                    let indexRow = UnsafeMutableRawPointer(indices + q * outChannels + o0)
+                    @inline(__always) func take(_ tl: SIMD8<Float>, _ tr: SIMD8<Float>, _ bl: SIMD8<Float>,
+                                                _ br: SIMD8<Float>, _ lane: Int) {
+                        var best = tl, index = SIMD8<Int32>(repeating: origin)
+                        takeIfGreaterOrNaN(tr, origin &+ 1, best: &best, bestIndex: &index)
+                        takeIfGreaterOrNaN(bl, origin &+ down, best: &best, bestIndex: &index)
+                        takeIfGreaterOrNaN(br, origin &+ down &+ 1, best: &best, bestIndex: &index)
+                        if relu { takeIfGreaterOrNaN(SIMD8(), best: &best) }  // 0 where greater: NaN and -0 kept
+                        store8(best, row + lane)
+                        indexRow.storeBytes(of: index, toByteOffset: lane * 4, as: SIMD8<Int32>.self)
+                    }
+                    take(a0, a1, a2, a3, 0); take(b0, b1, b2, b3, 8); take(c0, c1, c2, c3, 16)
+                } else {
+                    store8(poolWindow(a0, a1, a2, a3, relu: relu), row)
+                    store8(poolWindow(b0, b1, b2, b3, relu: relu), row + 8)
+                    store8(poolWindow(c0, c1, c2, c3, relu: relu), row + 16)
+                }
+                q += 1
             }
         }
     }

@@ -66,6 +66,9 @@ public struct Conv2dPlan {
         case fiveChannelsPooledInRegisters
         /// Output channels across the lanes, a channels-last tile (`Conv2dChannelLanes.swift`).
         case channelLanes
+        /// Under a 2×2 pool, 24 output channels across three vectors × one window's four
+        /// pixels, pooled on the sums in registers (`ChannelLaneBlock.pooled`).
+        case channelLanesPooledInRegisters
         /// Under a 2×2 pool, one or two input channels: sixteen pool windows across the
         /// lanes, a window's four positions in four vectors (`Conv2dWindowLanes.swift`, AVX-512).
         case windowLanes
@@ -87,6 +90,7 @@ public struct Conv2dPlan {
         #if MNIST_ISA_AVX512
         if let pool, WindowLanes.applies(shape, pool: pool) { return .windowLanes }
         #endif
+        if let pool, ChannelLaneBlock.pooled(shape, pool: pool) != nil { return .channelLanesPooledInRegisters }
         if let pool, poolsInRegisters(shape, pool: pool) { return .fiveChannelsPooledInRegisters }
         return ChannelLaneBlock.of(shape) == nil ? .fiveChannels : .channelLanes
     }

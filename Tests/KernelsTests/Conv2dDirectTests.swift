@@ -179,10 +179,14 @@ import Testing
     /// (each sample pooled as soon as it is convolved): LeNet's conv1 (rows), a wide cut (36
     /// taps, 11×13 output) under a 3×3 stride-2 ceil-mode pool, an odd batch; channel-lane
     /// convolutions pooled from their tile (`poolChannelLaneTile`): 25 windows (three groups
-    /// of eight and one overlapping), 16 (24 channels), 4 (fewer than eight, lane by lane), and
-    /// one through a 3×3 pool (the tile transposed, then `maxPool2dPlanes`), and two in bands
-    /// of rows (25×25 in 4-row bands, the last row no window's; 24×24, 24 channels, in 6-row
-    /// bands), each band's windows pooled from it; five-channel convolutions under a 2×2 pool
+    /// of eight and one overlapping), 4 (fewer than eight, lane by lane), and one through a
+    /// 3×3 pool (the tile transposed, then `maxPool2dPlanes`), one in bands of rows (25×25 in
+    /// 4-row bands, the last row no window's), each band's windows pooled from it; 24 × 4
+    /// channel lanes pooled in registers (`channelLane24PoolSample`): 16 windows, 24×24 outputs
+    /// (144), an 11×13 output (the last row and column no window's), 72 channels (three
+    /// groups), and from 25 taps the published speedrun net's conv1 and a 72-channel one
+    /// (window lanes in 16-lane builds), a 24-channel one under a 3×3 pool stored and pooled
+    /// after; five-channel convolutions under a 2×2 pool
     /// pooled in registers (`directConvolvePoolSample`): LeNet's conv1 (20 channels here),
     /// a 12-wide output (an overlapping last chunk) of 7 channels, and 13 rows (the last no
     /// window's), and LeNet's conv2 (ten channels at a time); in 16-lane builds one or two
@@ -201,7 +205,9 @@ import Testing
                       ([3, 2, 14, 14], [7, 2, 3, 3], 0, 2, 2, false), ([2, 1, 14, 12], [6, 1, 2, 3], 0, 2, 2, false),
                       ([100, 1, 28, 28], [16, 1, 5, 5], 2, 2, 2, false), ([3, 1, 24, 24], [8, 1, 5, 5], 0, 2, 2, false),
                       ([2, 1, 40, 41], [6, 1, 3, 3], 0, 2, 2, false), ([2, 2, 11, 11], [5, 2, 4, 4], 0, 2, 2, false),
-                      ([2, 20, 12, 12], [50, 20, 5, 5], 0, 2, 2, false)])
+                      ([2, 20, 12, 12], [50, 20, 5, 5], 0, 2, 2, false), ([3, 1, 28, 28], [24, 1, 5, 5], 0, 2, 2, false),
+                      ([2, 3, 13, 15], [24, 3, 3, 3], 0, 2, 2, false), ([2, 3, 10, 10], [72, 3, 3, 3], 0, 2, 2, false),
+                      ([2, 1, 12, 12], [72, 1, 5, 5], 0, 2, 2, false), ([2, 4, 10, 10], [24, 4, 3, 3], 0, 3, 2, false)])
     func fusedConvolutionPoolEqualsTheTwoKernels(_ c: ([Int], [Int], Int, Int, Int, Bool)) throws {
         let (input, weight, padding, kernel, stride, ceil) = c
         let s = try Conv2dShape(input: input, weight: weight, padding: (padding, padding))
@@ -216,8 +222,15 @@ import Testing
         if Conv2dPlan.windowLanesAvailable && padding == 0 && kernel == 2 && input[1] <= 2 {
             #expect(Conv2dPlan.directForwardKernel(s, pool: p) == .windowLanes)
         }
+        // 24 × 4 lanes (from 25 taps) under a 2×2 pool are pooled in registers (`ChannelLaneBlock.pooled`).
+        let pooledLanes = padding == 0 && kernel == 2 && s.groupPatchSize >= 25 && s.outChannels % 24 == 0
+            && s.outChannels % 16 != 0
+        #expect((ChannelLaneBlock.pooled(s, pool: p) != nil) == pooledLanes)
+        if pooledLanes && !(Conv2dPlan.windowLanesAvailable && input[1] <= 2) {
+            #expect(Conv2dPlan.directForwardKernel(s, pool: p) == .channelLanesPooledInRegisters)
+        }
         #expect(poolsInRegisters(s, pool: p) == (padding == 0 && kernel == 2 && ChannelLaneBlock.of(s) == nil
-                                                 && s.outWidth % 2 == 0 && !forwardLayout(s).wide))
+                                                 && !pooledLanes && s.outWidth % 2 == 0 && !forwardLayout(s).wide))
         let w = random.floats(weight.reduce(1, *)).map { ($0 * 4).rounded() / 4 }, b = random.floats(s.outChannels)
         let pooledCount = p.outputShape.reduce(1, *)
         for threads in 1...3 {
@@ -261,7 +274,8 @@ import Testing
     /// pooled in registers (LeNet's conv1; by the window-lane kernel in 16-lane builds).
     @Test(arguments: [([5, 24, 12, 12], [32, 24, 3, 3], Conv2dPlan.ForwardKernel.channelLanes),
                       ([3, 4, 27, 27], [32, 4, 3, 3], .channelLanes),
-                      ([5, 1, 28, 28], [6, 1, 5, 5], .fiveChannelsPooledInRegisters)])
+                      ([5, 1, 28, 28], [6, 1, 5, 5], .fiveChannelsPooledInRegisters),
+                      ([5, 3, 12, 12], [24, 3, 3, 3], .channelLanesPooledInRegisters)])
     func fiveChannelBaselineGivesTheSameBits(_ input: [Int], _ weight: [Int], _ kernel: Conv2dPlan.ForwardKernel) throws {
         let s = try Conv2dShape(input: input, weight: weight)
         let p = try Pool2dShape(input: s.outputShape, kernel: (2, 2))
