@@ -213,6 +213,55 @@ func fiveChannelSums(
     return ((a0, a1, a2, a3, a4), (e0, e1, e2, e3, e4))
 }
 
+#if MNIST_ISA_AVX512
+/// Two channels' four windows each (`poolFourWindowsOfTwo` of `first` and `second`), then
+/// ReLU when `relu`, stored at `output + destination` and `other` floats further (the
+/// second channel's), the indices likewise when `argmax` is given.
+@usableFromInline @_transparent
+func storePooledTwo(
+    _ first: SIMD16<Float>, _ second: SIMD16<Float>, output: UnsafeMutablePointer<Float>,
+    argmax: UnsafeMutablePointer<Int32>?, at destination: Int, other: Int, topLeft: Int32, rowStride: Int32, relu: Bool
+) {
+    var best: SIMD8<Float>
+    if let argmax {
+        let bestIndex: SIMD8<Int32>
+        (best, bestIndex) = poolFourWindowsOfTwo(first, second, topLeft: topLeft, rowStride: rowStride)
+        UnsafeMutableRawPointer(argmax + destination).storeBytes(of: bestIndex.lowHalf, as: SIMD4<Int32>.self)
+        UnsafeMutableRawPointer(argmax + destination + other).storeBytes(of: bestIndex.highHalf, as: SIMD4<Int32>.self)
+    } else {
+        best = poolFourWindowsOfTwo(first, second)
+    }
+    if relu { takeIfGreaterOrNaN(SIMD8<Float>(), best: &best) }  // 0 where greater: NaN and -0 kept
+    UnsafeMutableRawPointer(output + destination).storeBytes(of: best.lowHalf, as: SIMD4<Float>.self)
+    UnsafeMutableRawPointer(output + destination + other).storeBytes(of: best.highHalf, as: SIMD4<Float>.self)
+}
+#endif
+
+#if MNIST_ISA_AVX512
+/// Ten channels' four windows each, the sums of five (`a`) and of the five after them
+/// (`a1`), channel `j` of each pooled together (`storePooledTwo`), channel `j` of `a` stored
+/// `j` planes of `pooledPlane` after `destination`. A function of its own, not nested in
+/// `directConvolvePoolSample`: the nested one taking the sums was not inlined (0.7% of
+/// LeNet's step in `perf record` of `mnist-bench --threads 2`, with its own nested one).
+@usableFromInline @_transparent
+func storePooledTen(
+    _ a: FiveSums16, _ a1: FiveSums16, output: UnsafeMutablePointer<Float>, argmax: UnsafeMutablePointer<Int32>?,
+    at destination: Int, pooledPlane: Int, topLeft: Int32, rowStride: Int32, relu: Bool
+) {
+    let other = 5 * pooledPlane
+    storePooledTwo(a.0, a1.0, output: output, argmax: argmax, at: destination, other: other,
+                   topLeft: topLeft, rowStride: rowStride, relu: relu)
+    storePooledTwo(a.1, a1.1, output: output, argmax: argmax, at: destination + pooledPlane, other: other,
+                   topLeft: topLeft, rowStride: rowStride, relu: relu)
+    storePooledTwo(a.2, a1.2, output: output, argmax: argmax, at: destination + 2 * pooledPlane, other: other,
+                   topLeft: topLeft, rowStride: rowStride, relu: relu)
+    storePooledTwo(a.3, a1.3, output: output, argmax: argmax, at: destination + 3 * pooledPlane, other: other,
+                   topLeft: topLeft, rowStride: rowStride, relu: relu)
+    storePooledTwo(a.4, a1.4, output: output, argmax: argmax, at: destination + 4 * pooledPlane, other: other,
+                   topLeft: topLeft, rowStride: rowStride, relu: relu)
+}
+#endif
+
 /// Whether `conv2dMaxPool2dForward` pools the five-channel kernel's sums in registers
 /// (`directConvolvePoolSample`): a direct convolution without channel lanes, under a 2×2,
 /// stride-2 pool (`isSimple2x2`), on output rows cut in 8-wide chunks (`forwardLayout` not
@@ -298,27 +347,6 @@ func directConvolvePoolSample(
         if valid > 3 { channel(3, a.3, e.3) }
         if valid > 4 { channel(4, a.4, e.4) }
     }
-    /// Blocks `b` and `b + 1` of `pair` (sums `a` and `a1`), channel `j` of each pooled
-    /// together (`poolFourWindowsOfTwo`).
-    @inline(__always) func emitTen(_ b: Int, _ pair: (input: Int, output: Int, origin: Int32), _ a: FiveSums16,
-                                   _ a1: FiveSums16) {
-        @inline(__always) func two(_ j: Int, _ first: SIMD16<Float>, _ second: SIMD16<Float>) {
-            let destination = (b * 5 + j) * pooledPlane + pair.output, other = destination + 5 * pooledPlane
-            var best: SIMD8<Float>
-            if let argmax {
-                let bestIndex: SIMD8<Int32>
-                (best, bestIndex) = poolFourWindowsOfTwo(first, second, topLeft: pair.origin, rowStride: down)
-                UnsafeMutableRawPointer(argmax + destination).storeBytes(of: bestIndex.lowHalf, as: SIMD4<Int32>.self)
-                UnsafeMutableRawPointer(argmax + other).storeBytes(of: bestIndex.highHalf, as: SIMD4<Int32>.self)
-            } else {
-                best = poolFourWindowsOfTwo(first, second)
-            }
-            if relu { takeIfGreaterOrNaN(SIMD8<Float>(), best: &best) }  // 0 where greater: NaN and -0 kept
-            UnsafeMutableRawPointer(output + destination).storeBytes(of: best.lowHalf, as: SIMD4<Float>.self)
-            UnsafeMutableRawPointer(output + other).storeBytes(of: best.highHalf, as: SIMD4<Float>.self)
-        }
-        two(0, a.0, a1.0); two(1, a.1, a1.1); two(2, a.2, a1.2); two(3, a.3, a1.3); two(4, a.4, a1.4)
-    }
     var b = 0
     while b < blocks {
         let valid = min(5, outChannels - b * 5)
@@ -332,8 +360,12 @@ func directConvolvePoolSample(
                 let (a, e, a1, e1) = tenChannelPairSums(
                     taps: taps, offsets: offsets, weight: weight, weight1: weight + taps * 5, start: start, start1: start1,
                     input0: input + p0.input, input1: input + p1.input, below: width)
-                emitTen(b, p0, a, a1)
-                if i < last { emitTen(b, p1, e, e1) }
+                storePooledTen(a, a1, output: output, argmax: argmax, at: b * 5 * pooledPlane + p0.output,
+                               pooledPlane: pooledPlane, topLeft: p0.origin, rowStride: down, relu: relu)
+                if i < last {
+                    storePooledTen(e, e1, output: output, argmax: argmax, at: b * 5 * pooledPlane + p1.output,
+                                   pooledPlane: pooledPlane, topLeft: p1.origin, rowStride: down, relu: relu)
+                }
                 i += 2
             }
             b += 2

@@ -397,22 +397,15 @@ struct TileWindows {
 
     @inlinable
     subscript(q: Int, o: Int) -> (SIMD8<Float>, SIMD8<Int32>) {
-        @inline(__always) get {
+        @_transparent get {
             let origin = windows[q]
             let top = tile + Int(origin) * outChannels + o, bottom = top + width * outChannels
-            var index = SIMD8<Int32>(repeating: origin)
             guard indexed else {
                 return (poolWindow(load8(top), load8(top + outChannels), load8(bottom), load8(bottom + outChannels),
-                                   relu: relu), index)
+                                   relu: relu), SIMD8(repeating: origin))
             }
-            var best = load8(top)
-            let down = Int32(truncatingIfNeeded: width)
-            takeIfGreaterOrNaN(load8(top + outChannels), origin &+ 1, best: &best, bestIndex: &index)
-            takeIfGreaterOrNaN(load8(bottom), origin &+ down, best: &best, bestIndex: &index)
-            takeIfGreaterOrNaN(load8(bottom + outChannels), origin &+ down &+ 1, best: &best, bestIndex: &index)
-            // ReLU as "take 0 where it is greater" (NaN kept, -0 kept).
-            if relu { takeIfGreaterOrNaN(SIMD8(), best: &best) }
-            return (best, index)
+            return poolWindow(load8(top), load8(top + outChannels), load8(bottom), load8(bottom + outChannels),
+                              origin: origin, rowStride: Int32(truncatingIfNeeded: width), relu: relu)
         }
     }
 }
@@ -559,19 +552,18 @@ func channelLane24PoolSample(
                 }
                 let row = pooled + q * outChannels + o0
                 if let indices {
+                    // Written out three times: a nested function taking the sums was not inlined.
                     let origin = Int32(truncatingIfNeeded: 2 * py * outWidth + 2 * px)
                     let indexRow = UnsafeMutableRawPointer(indices + q * outChannels + o0)
-                    @inline(__always) func take(_ tl: SIMD8<Float>, _ tr: SIMD8<Float>, _ bl: SIMD8<Float>,
-                                                _ br: SIMD8<Float>, _ lane: Int) {
-                        var best = tl, index = SIMD8<Int32>(repeating: origin)
-                        takeIfGreaterOrNaN(tr, origin &+ 1, best: &best, bestIndex: &index)
-                        takeIfGreaterOrNaN(bl, origin &+ down, best: &best, bestIndex: &index)
-                        takeIfGreaterOrNaN(br, origin &+ down &+ 1, best: &best, bestIndex: &index)
-                        if relu { takeIfGreaterOrNaN(SIMD8(), best: &best) }  // 0 where greater: NaN and -0 kept
-                        store8(best, row + lane)
-                        indexRow.storeBytes(of: index, toByteOffset: lane * 4, as: SIMD8<Int32>.self)
-                    }
-                    take(a0, a1, a2, a3, 0); take(b0, b1, b2, b3, 8); take(c0, c1, c2, c3, 16)
+                    var (best, index) = poolWindow(a0, a1, a2, a3, origin: origin, rowStride: down, relu: relu)
+                    store8(best, row)
+                    indexRow.storeBytes(of: index, as: SIMD8<Int32>.self)
+                    (best, index) = poolWindow(b0, b1, b2, b3, origin: origin, rowStride: down, relu: relu)
+                    store8(best, row + 8)
+                    indexRow.storeBytes(of: index, toByteOffset: 32, as: SIMD8<Int32>.self)
+                    (best, index) = poolWindow(c0, c1, c2, c3, origin: origin, rowStride: down, relu: relu)
+                    store8(best, row + 16)
+                    indexRow.storeBytes(of: index, toByteOffset: 64, as: SIMD8<Int32>.self)
                 } else {
                     store8(poolWindow(a0, a1, a2, a3, relu: relu), row)
                     store8(poolWindow(b0, b1, b2, b3, relu: relu), row + 8)

@@ -217,7 +217,7 @@ func poolWindowLanes(
 
 /// Sixteen windows, their four positions' sums at `sums`, pooled (`poolWindowLanes`), then ReLU when `relu`, the first `count`
 /// stored to `output` and, when given, their indices to `argmax`.
-@inlinable @inline(__always)
+@usableFromInline @_transparent
 func emitWindowLanes(
     _ sums: UnsafePointer<SIMD16<Float>>, topLeft: SIMD16<Int32>,
     rowStride: Int32, relu: Bool, count: Int, output: UnsafeMutablePointer<Float>, argmax: UnsafeMutablePointer<Int32>?

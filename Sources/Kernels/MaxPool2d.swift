@@ -197,7 +197,7 @@ func poolFourWindows(
 /// strictly greater or NaN replaces the maximum), then ReLU when `relu` (0 where greater:
 /// NaN and -0 kept). A channel-lane tile's windows (`TileWindows`) and Winograd's output
 /// tiles (`WinogradPool`).
-@inlinable @inline(__always)
+@usableFromInline @_transparent
 func poolWindow(
     _ topLeft: SIMD8<Float>, _ topRight: SIMD8<Float>, _ bottomLeft: SIMD8<Float>, _ bottomRight: SIMD8<Float>,
     relu: Bool
@@ -208,6 +208,21 @@ func poolWindow(
     takeIfGreaterOrNaN(bottomRight, best: &best)
     if relu { takeIfGreaterOrNaN(SIMD8(), best: &best) }
     return best
+}
+
+/// `poolWindow` with each maximum's index in the plane: `origin` the top-left tap's,
+/// `rowStride` the step to the row below.
+@usableFromInline @_transparent
+func poolWindow(
+    _ topLeft: SIMD8<Float>, _ topRight: SIMD8<Float>, _ bottomLeft: SIMD8<Float>, _ bottomRight: SIMD8<Float>,
+    origin: Int32, rowStride down: Int32, relu: Bool
+) -> (SIMD8<Float>, SIMD8<Int32>) {
+    var best = topLeft, index = SIMD8<Int32>(repeating: origin)
+    takeIfGreaterOrNaN(topRight, origin &+ 1, best: &best, bestIndex: &index)
+    takeIfGreaterOrNaN(bottomLeft, origin &+ down, best: &best, bestIndex: &index)
+    takeIfGreaterOrNaN(bottomRight, origin &+ down &+ 1, best: &best, bestIndex: &index)
+    if relu { takeIfGreaterOrNaN(SIMD8(), best: &best) }  // 0 where greater: NaN and -0 kept
+    return (best, index)
 }
 
 /// `poolFourWindows` without the indices (evaluation).
