@@ -189,7 +189,8 @@ import Testing
     /// after; five-channel convolutions under a 2×2 pool
     /// pooled in registers (`directConvolvePoolSample`): LeNet's conv1 (20 channels here),
     /// a 12-wide output (an overlapping last chunk) of 7 channels, and 13 rows (the last no
-    /// window's), and LeNet's conv2 (ten channels at a time); in 16-lane builds one or two
+    /// window's), LeNet's conv2 (ten channels at a time), and 13 channels (in 16-lane builds
+    /// ten at a time, then three, `storePooledFive`; five chunk pairs, the last alone); in 16-lane builds one or two
     /// input channels take the window-lane kernel instead (`Conv2dWindowLanes.swift`): LeNet's
     /// conv1 (144 windows, nine vectors), the 12-wide 2-channel output (25 windows: a vector
     /// and 9 lanes of the next), a 2×3 kernel (30), the speedrun's conv1 (100), a 38×39
@@ -207,7 +208,8 @@ import Testing
                       ([2, 1, 40, 41], [6, 1, 3, 3], 0, 2, 2, false), ([2, 2, 11, 11], [5, 2, 4, 4], 0, 2, 2, false),
                       ([2, 20, 12, 12], [50, 20, 5, 5], 0, 2, 2, false), ([3, 1, 28, 28], [24, 1, 5, 5], 0, 2, 2, false),
                       ([2, 3, 13, 15], [24, 3, 3, 3], 0, 2, 2, false), ([2, 3, 10, 10], [72, 3, 3, 3], 0, 2, 2, false),
-                      ([2, 1, 12, 12], [72, 1, 5, 5], 0, 2, 2, false), ([2, 4, 10, 10], [24, 4, 3, 3], 0, 3, 2, false)])
+                      ([2, 1, 12, 12], [72, 1, 5, 5], 0, 2, 2, false), ([2, 4, 10, 10], [24, 4, 3, 3], 0, 3, 2, false),
+                      ([3, 3, 12, 10], [13, 3, 3, 3], 0, 2, 2, false)])
     func fusedConvolutionPoolEqualsTheTwoKernels(_ c: ([Int], [Int], Int, Int, Int, Bool)) throws {
         let (input, weight, padding, kernel, stride, ceil) = c
         let s = try Conv2dShape(input: input, weight: weight, padding: (padding, padding))
