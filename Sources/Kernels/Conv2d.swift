@@ -127,7 +127,8 @@ public func conv2dMaxPool2dWorkspaceCount(
 }
 
 /// Floats each thread of a direct `conv2dMaxPool2dForward` has for one sample: its
-/// convolution's output, or the window-lane kernel's planes where it applies and they are more.
+/// convolution's output, or the window-lane kernel's planes where it applies and they are more
+/// (the pooled channel-lane kernel's pooled values and indices take half the first).
 func directPoolExtra(_ s: Conv2dShape, pool: Pool2dShape) -> Int {
     #if MNIST_ISA_AVX512
     if WindowLanes.applies(s, pool: pool) { return max(s.outChannels * s.outPlane, WindowLanes.scratchCount(s, pool: pool)) }
@@ -151,8 +152,10 @@ func maxPoolSlice(_ s: Conv2dShape) -> Conv2dShape {
 /// into its own buffer and pool it while it is in cache, in one parallel region (the
 /// threads taking four samples at a time, `forEachSampleBlock`). Under a 2×2, stride-2 pool
 /// the convolution's output is not even stored: the five-channel kernel pools its sums in
-/// registers (`directConvolvePoolSample`), a channel-lane convolution pools its
-/// channels-last tile (`poolChannelLaneTile`). Any other
+/// registers (`directConvolvePoolSample`), and so does a 24-channel channel-lane one
+/// (`channelLane24PoolSample`), other channel-lane convolutions pool their channels-last
+/// tile (`poolChannelLaneTile`), and in 16-lane builds one or two input channels take the
+/// window lanes (`Conv2dWindowLanes.swift`). Any other
 /// is convolved a slice of samples at a time (`maxPoolSlice`, about 2 MB of output) and the
 /// slice pooled while it is still in cache. The values and the argmax are those of
 /// `conv2dForward` followed by `maxPool2dForward`, bit for bit, except in an evaluation

@@ -8,8 +8,8 @@
 // - forward: `output[o, p] = bias[o] + Σ_t input[p + offset(t)] · weight[o, t]`, five output
 //   channels × two chunks at a time (two input loads and five weight broadcasts per ten
 //   fused multiply-adds); when the output channels are a multiple of 16 or 24 and there
-//   are at least 32 taps, the channel-lane kernel of Conv2dChannelLanes.swift instead, with
-//   the same sums;
+//   are at least 32 taps (24 channels under a 2×2 pool: 25 in 8-lane builds), the
+//   channel-lane kernel of Conv2dChannelLanes.swift instead, with the same sums;
 // - input gradient: the same kernel, run on the output gradient padded by `k − 1` on every
 //   side with the weight transposed (input ↔ output channels) and flipped;
 // - weight gradient: `gradWeight[o, t] = Σ_p gradOutput[o, p] · input[p + offset(t)]`, four
@@ -313,8 +313,8 @@ func storePooledTen(
 #endif
 
 /// Whether `conv2dMaxPool2dForward` pools the five-channel kernel's sums in registers
-/// (`directConvolvePoolSample`): a direct convolution without channel lanes, under a 2×2,
-/// stride-2 pool (`isSimple2x2`), on output rows cut in 8-wide chunks (`forwardLayout` not
+/// (`directConvolvePoolSample`): a direct convolution without channel lanes (`ChannelLaneBlock.of`
+/// nor `.pooled`), under a 2×2, stride-2 pool (`isSimple2x2`), on output rows cut in 8-wide chunks (`forwardLayout` not
 /// wide) of an even width, so that every chunk starts at a window's left column.
 @inlinable
 func poolsInRegisters(_ s: Conv2dShape, pool: Pool2dShape) -> Bool {
@@ -410,7 +410,7 @@ func directConvolvePoolSample(
         for pair in pairs {
             let (a, e) = fiveChannelSums(taps: taps, offsets: offsets, weight: packedWeight + b * taps * 5, start: start,
                                          input0: input + pair.input, input1: input + pair.input + width)
-            // Not through `emit`: a nested function taking the sums may not be inlined.
+            // Top-level `storePooledFour`: a nested function taking the sums was not inlined.
             let first = b * 5 * pooledPlane + pair.output
             storePooledFour(a.0, e.0, output: output, argmax: argmax, at: first, topLeft: pair.origin, rowStride: down,
                             relu: relu)

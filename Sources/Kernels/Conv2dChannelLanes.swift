@@ -9,7 +9,8 @@
 // weight loads and six (four) broadcasts feed twelve fused multiply-adds, every lane
 // useful, whatever the plane's shape. Its output is channels-last, one `outChannels` row per
 // pixel (a tile in scratch), which the pool reads directly (`poolChannelLaneTile`) or
-// which is transposed into NCHW (`transposeRows`).
+// which is transposed into NCHW (`transposeRows`); under a 2×2 pool, 24 channels take one
+// window's four pixels at a time and pool them in registers (`channelLane24PoolSample`).
 //
 // Each output is `bias + Σ_t input · weight` in tap order, one fused multiply-add per tap,
 // as in `directConvolveSample`: the two kernels give the same bits.
@@ -33,8 +34,8 @@ struct ChannelLaneBlock: Equatable {
     }
 
     /// 16 × 6 when the output channels are a multiple of 16, 24 × 4 when a multiple of 24,
-    /// with at least 32 taps; nil otherwise (the five-channel kernel takes them), and under
-    /// `Conv2dPlan.fiveChannelForwardOnly`. `mnist-bench --ops --config FILE` times each
+    /// with at least 32 taps; nil otherwise (the five-channel kernel takes them, but see
+    /// `pooled`), and under `Conv2dPlan.fiveChannelForwardOnly`. `mnist-bench --ops --config FILE` times each
     /// convolution both ways ("5-ch stored" rows). At f1aabb6 (batch 256, 2 threads, Zen 3,
     /// one run of each config): the published speedrun net's conv2 (24 → 32 channels, 10×10)
     /// forward and pool 2.72 ms against 3.93 (4.69 against 6.54 at 1 thread),
@@ -43,9 +44,9 @@ struct ChannelLaneBlock: Equatable {
     /// kernel's lanes, about the same: LeNet's conv2 (6 → 16, 8×8) 2.28 against 2.32,
     /// mnist-best's conv2 (26 → 24 wide) 9.4–13.8 against 9.7–12.3 and conv4 (8×8)
     /// 3.9–5.0 against 4.1–4.6 over three runs. The 32-tap floor keeps first layers (25
-    /// taps) on the five-channel kernel, which pools them in registers: with the floor
-    /// lowered to 25, the published net's conv1 ran about as fast in lanes (to re-check:
-    /// lower it and run the command above on configs/trials/speedrun-published.json).
+    /// taps) on the five-channel kernel, which pools them in registers: lowered to 25, the
+    /// published net's conv1 ran no faster in lanes pooled from the tile (rechecked in
+    /// `pooled`, whose kernel pools in registers and does win in 8-lane builds).
     @inlinable
     static func of(_ s: Conv2dShape) -> ChannelLaneBlock? { of(s, minimumTaps: 32) }
 
@@ -68,9 +69,15 @@ struct ChannelLaneBlock: Equatable {
 
     /// The block of `conv2dMaxPool2dForwardChannelLanes` (each 2×2 window's four pixels one
     /// block, pooled in registers) for a direct convolution under `pool`: 24 × 4, where the
-    /// shape's lanes are 24 × 4 (`of`) or would be but for the 32-tap floor, from 25 taps
-    /// (the published speedrun net's conv1, 1 → 24 channels, 5×5), under a 2×2, stride-2
-    /// pool (`isSimple2x2`); nil otherwise. Pooled in registers, the 24 × 4 kernel beats the
+    /// shape's lanes are 24 × 4 (`of`) or, in 8-lane builds, would be but for the 32-tap
+    /// floor, from 25 taps (the published speedrun net's conv1, 1 → 24 channels, 5×5), under
+    /// a 2×2, stride-2 pool (`isSimple2x2`); nil otherwise. In 16-lane builds the floor stays
+    /// (25 to 31 taps keep the 16-lane five-channel kernel; a first layer takes the window
+    /// lanes, `Conv2dWindowLanes.swift`): the 8-lane kernel there is measured only where it
+    /// replaces the tile, `configs/trials/speedrun-conv2-24.json`'s conv2 (8 → 24, 72 taps;
+    /// `taskset -c 1 mnist-bench --ops --config FILE --threads 1`, best of three alternating
+    /// runs against 1c6c5a6's build: training's pass 0.691 ms against 0.718, evaluation 0.670
+    /// against 0.773). Pooled in registers, the 24 × 4 kernel beats the
     /// five-channel one on conv1 (which pools in registers too) in evaluation: `taskset -c 1
     /// mnist-bench --ops --config configs/trials/speedrun-published.json --threads 1`, AVX2
     /// builds (`MNIST_TARGET_CPU=haswell`) on the 2-core Emerald Rapids Xeon, alternating,
@@ -81,7 +88,12 @@ struct ChannelLaneBlock: Equatable {
     /// instead (the 32-tap floor lowered to 25), conv1's evaluation took 3.15–3.39 ms.
     @inlinable
     static func pooled(_ s: Conv2dShape, pool: Pool2dShape) -> ChannelLaneBlock? {
-        guard isSimple2x2(pool) && s.groups == 1, let block = of(s, minimumTaps: 25),
+        #if MNIST_ISA_AVX512
+        let minimumTaps = 32
+        #else
+        let minimumTaps = 25
+        #endif
+        guard isSimple2x2(pool), let block = of(s, minimumTaps: minimumTaps),
               block.vectors == 3 && block.pixels == 4 else { return nil }
         return block
     }
@@ -235,7 +247,36 @@ func channelLane16x8(
     }
 }
 
-/// 24 channels (three vectors) × 4 pixels at a time: twelve sums in registers over all taps.
+/// Four pixels' 24 channels (three vectors each), `start` plus one fused multiply-add per
+/// tap in tap order: twelve sums in registers over all taps, `weight` the group's packed
+/// weight (24 floats a tap), each pixel's input at `x0 ... x3`. `channelLane24x4`'s and
+/// `channelLane24PoolSample`'s, so that the two give the same bits.
+@usableFromInline @_transparent
+func channelLane24Sums(
+    taps: Int, offsets: UnsafePointer<Int>, weight: UnsafePointer<Float>,
+    start: (SIMD8<Float>, SIMD8<Float>, SIMD8<Float>),
+    _ x0: UnsafePointer<Float>, _ x1: UnsafePointer<Float>, _ x2: UnsafePointer<Float>, _ x3: UnsafePointer<Float>
+) -> (ThreeVectors, ThreeVectors, ThreeVectors, ThreeVectors) {
+    var a0 = start.0, b0 = start.1, c0 = start.2, a1 = start.0, b1 = start.1, c1 = start.2
+    var a2 = start.0, b2 = start.1, c2 = start.2, a3 = start.0, b3 = start.1, c3 = start.2
+    var w = weight
+    for t in 0..<taps {
+        let d = offsets[t]
+        let u = load8(w), v = load8(w + 8), z = load8(w + 16)
+        var x = SIMD8<Float>(repeating: x0[d]); a0.addProduct(x, u); b0.addProduct(x, v); c0.addProduct(x, z)
+        x = SIMD8(repeating: x1[d]); a1.addProduct(x, u); b1.addProduct(x, v); c1.addProduct(x, z)
+        x = SIMD8(repeating: x2[d]); a2.addProduct(x, u); b2.addProduct(x, v); c2.addProduct(x, z)
+        x = SIMD8(repeating: x3[d]); a3.addProduct(x, u); b3.addProduct(x, v); c3.addProduct(x, z)
+        w += 24
+    }
+    return ((a0, b0, c0), (a1, b1, c1), (a2, b2, c2), (a3, b3, c3))
+}
+
+/// Three vectors of eight channels.
+@usableFromInline typealias ThreeVectors = (SIMD8<Float>, SIMD8<Float>, SIMD8<Float>)
+
+/// 24 channels (three vectors) × 4 pixels at a time: twelve sums in registers over all taps
+/// (`channelLane24Sums`).
 @inlinable
 func channelLane24x4(
     taps: Int, offsets: UnsafePointer<Int>, stride rowStride: Int, weight: UnsafePointer<Float>,
@@ -244,20 +285,9 @@ func channelLane24x4(
 ) {
     var p = 0
     while p < pixelOffsets.count {
-        let x0 = input + pixelOffsets[p], x1 = input + pixelOffsets[p + 1]
-        let x2 = input + pixelOffsets[p + 2], x3 = input + pixelOffsets[p + 3]
-        var a0 = start.0, b0 = start.1, c0 = start.2, a1 = start.0, b1 = start.1, c1 = start.2
-        var a2 = start.0, b2 = start.1, c2 = start.2, a3 = start.0, b3 = start.1, c3 = start.2
-        var w = weight
-        for t in 0..<taps {
-            let d = offsets[t]
-            let u = load8(w), v = load8(w + 8), z = load8(w + 16)
-            var x = SIMD8<Float>(repeating: x0[d]); a0.addProduct(x, u); b0.addProduct(x, v); c0.addProduct(x, z)
-            x = SIMD8(repeating: x1[d]); a1.addProduct(x, u); b1.addProduct(x, v); c1.addProduct(x, z)
-            x = SIMD8(repeating: x2[d]); a2.addProduct(x, u); b2.addProduct(x, v); c2.addProduct(x, z)
-            x = SIMD8(repeating: x3[d]); a3.addProduct(x, u); b3.addProduct(x, v); c3.addProduct(x, z)
-            w += 24
-        }
+        let ((a0, b0, c0), (a1, b1, c1), (a2, b2, c2), (a3, b3, c3)) = channelLane24Sums(
+            taps: taps, offsets: offsets, weight: weight, start: start,
+            input + pixelOffsets[p], input + pixelOffsets[p + 1], input + pixelOffsets[p + 2], input + pixelOffsets[p + 3])
         let row = tile + p * rowStride
         store8(a0, row); store8(b0, row + 8); store8(c0, row + 16)
         store8(a1, row + rowStride); store8(b1, row + rowStride + 8); store8(c1, row + rowStride + 16)
@@ -488,10 +518,11 @@ func conv2dMaxPool2dForwardChannelLanes(
     packChannelLaneWeight(block, outChannels: s.outChannels, taps: taps, into: packedWeight) { o, t in weight[o * taps + t] }
     let pooledPlane = pool.outHeight * pool.outWidth, pooledSample = s.outChannels * pooledPlane
     let inputSample = s.inChannels * s.height * s.width
+    assert(plan.extraPerChunk >= 2 * pooledSample, "conv2dMaxPool2dForwardChannelLanes: \(plan.extraPerChunk) floats a chunk")
     tapOffsets(s, multiple: 1).withUnsafeBufferPointer { offsets in
         plan.forEachSampleBlock(grain: 4) { chunk, samples in
             let pooled = plan.extra(chunk), indices = pooled + pooledSample
-            let indexTile = argmax == nil ? nil : UnsafeMutableRawPointer(indices).assumingMemoryBound(to: Int32.self)
+            let indexTile = argmax == nil ? nil : UnsafeMutableRawPointer(indices)  // Int32 bits, moved as floats
             for n in samples {
                 channelLane24PoolSample(
                     taps: taps, offsets: offsets.baseAddress!, outChannels: s.outChannels, packedWeight: packedWeight,
@@ -511,8 +542,8 @@ func conv2dMaxPool2dForwardChannelLanes(
 
 /// One sample of a direct convolution with 24 output channels a group (three vectors)
 /// followed by a 2×2, stride-2 max-pool (`isSimple2x2`), the pool taken on the sums in
-/// registers: each block of four pixels is one window, so its twelve sums (`channelLane24x4`'s,
-/// bit for bit) are pooled lane by lane, no shuffle, by `maxPool2dPlanes`' rule (the first
+/// registers: each block of four pixels is one window, so its twelve sums (`channelLane24Sums`,
+/// as `channelLane24x4`'s) are pooled lane by lane, no shuffle, by `maxPool2dPlanes`' rule (the first
 /// maximum in row-major order wins, NaN propagates), then ReLU when `relu` (NaN kept). The
 /// convolution's output is never stored.
 ///
@@ -527,34 +558,24 @@ func conv2dMaxPool2dForwardChannelLanes(
 func channelLane24PoolSample(
     taps: Int, offsets: UnsafePointer<Int>, outChannels: Int, packedWeight: UnsafePointer<Float>,
     bias: UnsafePointer<Float>?, input: UnsafePointer<Float>, width: Int, outWidth: Int, pool: Pool2dShape,
-    pooled: UnsafeMutablePointer<Float>, indices: UnsafeMutablePointer<Int32>?, relu: Bool
+    pooled: UnsafeMutablePointer<Float>, indices: UnsafeMutableRawPointer?, relu: Bool
 ) {
     @inline(__always) func start(_ o: Int) -> SIMD8<Float> { bias.map { load8($0 + o) } ?? SIMD8() }
     let down = Int32(truncatingIfNeeded: outWidth)
     for o0 in stride(from: 0, to: outChannels, by: 24) {
         let weight = packedWeight + o0 * taps
-        let s0 = start(o0), s1 = start(o0 + 8), s2 = start(o0 + 16)
+        let start = (start(o0), start(o0 + 8), start(o0 + 16))
         var q = 0
         for py in 0..<pool.outHeight {
             for px in 0..<pool.outWidth {
-                let x0 = input + 2 * py * width + 2 * px, x1 = x0 + 1, x2 = x0 + width, x3 = x2 + 1
-                var a0 = s0, b0 = s1, c0 = s2, a1 = s0, b1 = s1, c1 = s2
-                var a2 = s0, b2 = s1, c2 = s2, a3 = s0, b3 = s1, c3 = s2
-                var w = weight
-                for t in 0..<taps {
-                    let d = offsets[t]
-                    let u = load8(w), v = load8(w + 8), z = load8(w + 16)
-                    var x = SIMD8<Float>(repeating: x0[d]); a0.addProduct(x, u); b0.addProduct(x, v); c0.addProduct(x, z)
-                    x = SIMD8(repeating: x1[d]); a1.addProduct(x, u); b1.addProduct(x, v); c1.addProduct(x, z)
-                    x = SIMD8(repeating: x2[d]); a2.addProduct(x, u); b2.addProduct(x, v); c2.addProduct(x, z)
-                    x = SIMD8(repeating: x3[d]); a3.addProduct(x, u); b3.addProduct(x, v); c3.addProduct(x, z)
-                    w += 24
-                }
+                let x0 = input + 2 * py * width + 2 * px, x2 = x0 + width
+                let ((a0, b0, c0), (a1, b1, c1), (a2, b2, c2), (a3, b3, c3)) = channelLane24Sums(
+                    taps: taps, offsets: offsets, weight: weight, start: start, x0, x0 + 1, x2, x2 + 1)
                 let row = pooled + q * outChannels + o0
                 if let indices {
                     // Written out three times: a nested function taking the sums was not inlined.
                     let origin = Int32(truncatingIfNeeded: 2 * py * outWidth + 2 * px)
-                    let indexRow = UnsafeMutableRawPointer(indices + q * outChannels + o0)
+                    let indexRow = indices + (q * outChannels + o0) * MemoryLayout<Int32>.stride
                     var (best, index) = poolWindow(a0, a1, a2, a3, origin: origin, rowStride: down, relu: relu)
                     store8(best, row)
                     indexRow.storeBytes(of: index, as: SIMD8<Int32>.self)

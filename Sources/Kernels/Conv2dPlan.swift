@@ -99,7 +99,9 @@ public struct Conv2dPlan {
     /// stored and then pooled, as before the channel-lane and in-register-pool kernels
     /// (d788162, 5df8420): `mnist-bench --ops --config FILE` times a convolution both ways
     /// with it, side by side in one process (the evidence for `ChannelLaneBlock.of` and
-    /// `poolsInRegisters`). A workspace must be sized under the same setting.
+    /// `poolsInRegisters`; `ChannelLaneBlock.pooled`'s own evidence is against the
+    /// five-channel kernel pooling in registers, a build of 1c6c5a6). A workspace must be
+    /// sized under the same setting.
     @TaskLocal public static var fiveChannelForwardOnly = false
 
     /// Whether evaluation passes under a 2×2 pool (no argmax) are computed by Winograd

@@ -135,11 +135,12 @@ import Testing
     /// Every direct forward kernel computes each output as `bias` followed by one fused
     /// multiply-add per tap in weight order, so the five-channel kernel (`directConvolveSample`,
     /// rows or wide cut) and the channel-lane one (`channelLaneConvolveSample`, 16 × 6 and
-    /// 24 × 4; the last in bands of 4 rows, the last band 1 row) give the same bits: compared
+    /// 24 × 4; the last in bands of 4 rows, the last band 1 row, and a 24 × 4 one in four
+    /// bands of 6 rows, the convolution not pooled) give the same bits: compared
     /// here with that chain in scalar code, with and without a bias, at 1–3 threads.
     @Test(arguments: [([3, 1, 28, 28], [20, 1, 5, 5]), ([3, 4, 11, 13], [6, 4, 3, 3]), ([3, 24, 12, 12], [32, 24, 3, 3]),
                       ([2, 6, 12, 12], [16, 6, 5, 5]), ([2, 4, 10, 10], [24, 4, 3, 3]), ([1, 8, 10, 10], [48, 8, 3, 3]),
-                      ([1, 4, 27, 27], [32, 4, 3, 3])])
+                      ([1, 4, 27, 27], [32, 4, 3, 3]), ([1, 4, 26, 26], [24, 4, 3, 3])])
     func forwardSumsEachOutputInTapOrder(_ input: [Int], _ weight: [Int]) throws {
         let s = try Conv2dShape(input: input, weight: weight)
         #expect(Conv2dPlan.choose(s) == .direct)
@@ -184,9 +185,9 @@ import Testing
     /// 4-row bands, the last row no window's), each band's windows pooled from it; 24 × 4
     /// channel lanes pooled in registers (`channelLane24PoolSample`): 16 windows, 24×24 outputs
     /// (144), an 11×13 output (the last row and column no window's), 72 channels (three
-    /// groups), and from 25 taps the published speedrun net's conv1 and a 72-channel one
-    /// (window lanes in 16-lane builds), a 24-channel one under a 3×3 pool stored and pooled
-    /// after; five-channel convolutions under a 2×2 pool
+    /// groups), and in 8-lane builds from 25 taps the published speedrun net's conv1 and a
+    /// 72-channel one (window lanes in 16-lane builds), a 24-channel one under a 3×3 pool
+    /// stored and pooled after; five-channel convolutions under a 2×2 pool
     /// pooled in registers (`directConvolvePoolSample`): LeNet's conv1 (20 channels here),
     /// a 12-wide output (an overlapping last chunk) of 7 channels, and 13 rows (the last no
     /// window's), LeNet's conv2 (ten channels at a time), and 13 channels (in 16-lane builds
@@ -207,7 +208,7 @@ import Testing
                       ([100, 1, 28, 28], [16, 1, 5, 5], 2, 2, 2, false), ([3, 1, 24, 24], [8, 1, 5, 5], 0, 2, 2, false),
                       ([2, 1, 40, 41], [6, 1, 3, 3], 0, 2, 2, false), ([2, 2, 11, 11], [5, 2, 4, 4], 0, 2, 2, false),
                       ([2, 20, 12, 12], [50, 20, 5, 5], 0, 2, 2, false), ([3, 1, 28, 28], [24, 1, 5, 5], 0, 2, 2, false),
-                      ([2, 3, 13, 15], [24, 3, 3, 3], 0, 2, 2, false), ([2, 3, 10, 10], [72, 3, 3, 3], 0, 2, 2, false),
+                      ([2, 4, 13, 15], [24, 4, 3, 3], 0, 2, 2, false), ([2, 4, 10, 10], [72, 4, 3, 3], 0, 2, 2, false),
                       ([2, 1, 12, 12], [72, 1, 5, 5], 0, 2, 2, false), ([2, 4, 10, 10], [24, 4, 3, 3], 0, 3, 2, false),
                       ([3, 3, 12, 10], [13, 3, 3, 3], 0, 2, 2, false)])
     func fusedConvolutionPoolEqualsTheTwoKernels(_ c: ([Int], [Int], Int, Int, Int, Bool)) throws {
@@ -224,9 +225,10 @@ import Testing
         if Conv2dPlan.windowLanesAvailable && padding == 0 && kernel == 2 && input[1] <= 2 {
             #expect(Conv2dPlan.directForwardKernel(s, pool: p) == .windowLanes)
         }
-        // 24 × 4 lanes (from 25 taps) under a 2×2 pool are pooled in registers (`ChannelLaneBlock.pooled`).
-        let pooledLanes = padding == 0 && kernel == 2 && s.groupPatchSize >= 25 && s.outChannels % 24 == 0
-            && s.outChannels % 16 != 0
+        // 24 × 4 lanes (from 25 taps in 8-lane builds, 32 in 16-lane ones) under a 2×2 pool are
+        // pooled in registers (`ChannelLaneBlock.pooled`).
+        let pooledLanes = padding == 0 && kernel == 2 && s.outChannels % 24 == 0 && s.outChannels % 16 != 0
+            && s.groupPatchSize >= (Conv2dPlan.windowLanesAvailable ? 32 : 25)
         #expect((ChannelLaneBlock.pooled(s, pool: p) != nil) == pooledLanes)
         if pooledLanes && !(Conv2dPlan.windowLanesAvailable && input[1] <= 2) {
             #expect(Conv2dPlan.directForwardKernel(s, pool: p) == .channelLanesPooledInRegisters)
@@ -277,7 +279,7 @@ import Testing
     @Test(arguments: [([5, 24, 12, 12], [32, 24, 3, 3], Conv2dPlan.ForwardKernel.channelLanes),
                       ([3, 4, 27, 27], [32, 4, 3, 3], .channelLanes),
                       ([5, 1, 28, 28], [6, 1, 5, 5], .fiveChannelsPooledInRegisters),
-                      ([5, 3, 12, 12], [24, 3, 3, 3], .channelLanesPooledInRegisters)])
+                      ([5, 4, 12, 12], [24, 4, 3, 3], .channelLanesPooledInRegisters)])
     func fiveChannelBaselineGivesTheSameBits(_ input: [Int], _ weight: [Int], _ kernel: Conv2dPlan.ForwardKernel) throws {
         let s = try Conv2dShape(input: input, weight: weight)
         let p = try Pool2dShape(input: s.outputShape, kernel: (2, 2))
