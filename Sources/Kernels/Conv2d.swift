@@ -201,8 +201,10 @@ public func conv2dMaxPool2dForward(
         return
     }
     let plan = Conv2dPlan(s, workspace: workspace, extraPerChunk: directPoolExtra(s, pool: pool))
+    // One choice of kernel, `directForwardKernel`'s (what `mnist-bench --ops` reports too).
+    let kernel = Conv2dPlan.directForwardKernel(s, pool: pool)
     #if MNIST_ISA_AVX512
-    if WindowLanes.applies(s, pool: pool) {
+    if kernel == .windowLanes {
         let lanes = WindowLanes(s, pool: pool), inputSample = s.inChannels * s.height * s.width
         plan.forEachSampleBlock(grain: 4) { chunk, range in
             let planes = lanes.planes(in: plan.extra(chunk))
@@ -215,15 +217,15 @@ public func conv2dMaxPool2dForward(
         return
     }
     #endif
-    if let block = ChannelLaneBlock.pooled(s, pool: pool) {
-        conv2dMaxPool2dForwardChannelLanes(plan, pool: pool, block: block, input: input, weight: weight, bias: bias,
+    if kernel == .channelLanesPooledInRegisters {
+        conv2dMaxPool2dForwardChannelLanes(plan, pool: pool, input: input, weight: weight, bias: bias,
                                            output: output, argmax: argmax, relu: relu)
         return
     }
     let forward = DirectForward(s), packedWeight = plan.packedWeight
     forward.packWeight(weight, into: packedWeight)
     let pooledPlane = pool.outHeight * pool.outWidth
-    if poolsInRegisters(s, pool: pool) {
+    if kernel == .fiveChannelsPooledInRegisters {
         let pairs = pooledChunkPairs(s, pool: pool)
         let inputSample = s.inChannels * s.height * s.width
         forward.offsets.withUnsafeBufferPointer { offsets in
@@ -241,7 +243,7 @@ public func conv2dMaxPool2dForward(
         }
         return
     }
-    if forward.lanes != nil && isSimple2x2(pool) {
+    if kernel == .channelLanes && isSimple2x2(pool) {
         poolWindowOrigins(pool).withUnsafeBufferPointer { windows in
             plan.forEachSampleBlock(grain: 4) { chunk, range in
                 conv2dForwardChannelLanes(forward, samples: range, input: input, packedWeight: packedWeight,

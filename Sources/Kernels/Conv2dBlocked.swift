@@ -95,6 +95,10 @@ func packBlockedWeight(
     packWeightGroups(group: 5, outChannels: outChannels, taps: taps, into: packed, weight: weight)
 }
 
+/// Floats a thread of a per-call weight packing takes at least (`packWeightGroups`,
+/// `packPatchWeight`): smaller packings stay on the calling thread.
+@usableFromInline let weightPackingGrain = 2048
+
 /// `weight(o, t)` laid out `(group of channels, tap, group)`, zero past the last channel: the
 /// layouts of the direct kernels (`packBlockedWeight`, `packChannelLaneWeight`). Done once per
 /// call, before the kernel's region, in a region of its own (at least 2,048 floats a thread):
@@ -105,7 +109,7 @@ func packWeightGroups(
     group: Int, outChannels: Int, taps: Int, into packed: UnsafeMutablePointer<Float>,
     weight: (_ o: Int, _ t: Int) -> Float
 ) {
-    Parallelism.forEachRange((outChannels + group - 1) / group * taps, minimumPerChunk: max(1, 2048 / group)) { items in
+    Parallelism.forEachRange((outChannels + group - 1) / group * taps, minimumPerChunk: max(1, weightPackingGrain / group)) { items in
         for item in items {
             let g = item / taps, t = item % taps
             for j in 0..<group {
@@ -259,33 +263,48 @@ func storePooledTwo(
 }
 #endif
 
+/// The first `valid` of five channels' four windows each, from a chunk's sums (`upper`) and
+/// the ones below (`lower`) (`storePooledFour`), channel `j` stored `j` planes of
+/// `pooledPlane` after `destination`. The 8-lane kernel's blocks, and the 16-lane one's
+/// blocks after the ten-at-a-time ones (each 16-lane sum's halves).
+@usableFromInline @_transparent
+func storePooledFive(
+    upper: FiveSums, lower: FiveSums, valid: Int, output: UnsafeMutablePointer<Float>,
+    argmax: UnsafeMutablePointer<Int32>?, at destination: Int, pooledPlane: Int, topLeft: Int32, rowStride: Int32,
+    relu: Bool
+) {
+    storePooledFour(upper.0, lower.0, output: output, argmax: argmax, at: destination, topLeft: topLeft,
+                    rowStride: rowStride, relu: relu)
+    if valid > 1 {
+        storePooledFour(upper.1, lower.1, output: output, argmax: argmax, at: destination + pooledPlane,
+                        topLeft: topLeft, rowStride: rowStride, relu: relu)
+    }
+    if valid > 2 {
+        storePooledFour(upper.2, lower.2, output: output, argmax: argmax, at: destination + 2 * pooledPlane,
+                        topLeft: topLeft, rowStride: rowStride, relu: relu)
+    }
+    if valid > 3 {
+        storePooledFour(upper.3, lower.3, output: output, argmax: argmax, at: destination + 3 * pooledPlane,
+                        topLeft: topLeft, rowStride: rowStride, relu: relu)
+    }
+    if valid > 4 {
+        storePooledFour(upper.4, lower.4, output: output, argmax: argmax, at: destination + 4 * pooledPlane,
+                        topLeft: topLeft, rowStride: rowStride, relu: relu)
+    }
+}
+
 #if MNIST_ISA_AVX512
-/// The first `valid` of five channels' four windows each, a chunk's sums in the low half of
-/// each of `a` and the ones below in the high half (`storePooledFour`), channel `j` stored
-/// `j` planes of `pooledPlane` after `destination`.
+/// `storePooledFive` of five 16-lane sums, each a chunk's eight sums (low half) and the
+/// eight of the chunk below (high half).
 @usableFromInline @_transparent
 func storePooledFive(
     _ a: FiveSums16, valid: Int, output: UnsafeMutablePointer<Float>, argmax: UnsafeMutablePointer<Int32>?,
     at destination: Int, pooledPlane: Int, topLeft: Int32, rowStride: Int32, relu: Bool
 ) {
-    storePooledFour(a.0.lowHalf, a.0.highHalf, output: output, argmax: argmax, at: destination, topLeft: topLeft,
+    storePooledFive(upper: (a.0.lowHalf, a.1.lowHalf, a.2.lowHalf, a.3.lowHalf, a.4.lowHalf),
+                    lower: (a.0.highHalf, a.1.highHalf, a.2.highHalf, a.3.highHalf, a.4.highHalf), valid: valid,
+                    output: output, argmax: argmax, at: destination, pooledPlane: pooledPlane, topLeft: topLeft,
                     rowStride: rowStride, relu: relu)
-    if valid > 1 {
-        storePooledFour(a.1.lowHalf, a.1.highHalf, output: output, argmax: argmax, at: destination + pooledPlane,
-                        topLeft: topLeft, rowStride: rowStride, relu: relu)
-    }
-    if valid > 2 {
-        storePooledFour(a.2.lowHalf, a.2.highHalf, output: output, argmax: argmax, at: destination + 2 * pooledPlane,
-                        topLeft: topLeft, rowStride: rowStride, relu: relu)
-    }
-    if valid > 3 {
-        storePooledFour(a.3.lowHalf, a.3.highHalf, output: output, argmax: argmax, at: destination + 3 * pooledPlane,
-                        topLeft: topLeft, rowStride: rowStride, relu: relu)
-    }
-    if valid > 4 {
-        storePooledFour(a.4.lowHalf, a.4.highHalf, output: output, argmax: argmax, at: destination + 4 * pooledPlane,
-                        topLeft: topLeft, rowStride: rowStride, relu: relu)
-    }
 }
 
 /// Ten channels' four windows each, the sums of five (`a`) and of the five after them
@@ -410,26 +429,10 @@ func directConvolvePoolSample(
         for pair in pairs {
             let (a, e) = fiveChannelSums(taps: taps, offsets: offsets, weight: packedWeight + b * taps * 5, start: start,
                                          input0: input + pair.input, input1: input + pair.input + width)
-            // Top-level `storePooledFour`: a nested function taking the sums was not inlined.
-            let first = b * 5 * pooledPlane + pair.output
-            storePooledFour(a.0, e.0, output: output, argmax: argmax, at: first, topLeft: pair.origin, rowStride: down,
-                            relu: relu)
-            if valid > 1 {
-                storePooledFour(a.1, e.1, output: output, argmax: argmax, at: first + pooledPlane, topLeft: pair.origin,
-                                rowStride: down, relu: relu)
-            }
-            if valid > 2 {
-                storePooledFour(a.2, e.2, output: output, argmax: argmax, at: first + 2 * pooledPlane,
-                                topLeft: pair.origin, rowStride: down, relu: relu)
-            }
-            if valid > 3 {
-                storePooledFour(a.3, e.3, output: output, argmax: argmax, at: first + 3 * pooledPlane,
-                                topLeft: pair.origin, rowStride: down, relu: relu)
-            }
-            if valid > 4 {
-                storePooledFour(a.4, e.4, output: output, argmax: argmax, at: first + 4 * pooledPlane,
-                                topLeft: pair.origin, rowStride: down, relu: relu)
-            }
+            // Top-level `storePooledFive`: a nested function taking the sums was not inlined.
+            storePooledFive(upper: a, lower: e, valid: valid, output: output, argmax: argmax,
+                            at: b * 5 * pooledPlane + pair.output, pooledPlane: pooledPlane, topLeft: pair.origin,
+                            rowStride: down, relu: relu)
         }
     }
     #endif

@@ -499,7 +499,7 @@ func conv2dForwardChannelLanes(
 }
 
 /// `conv2dMaxPool2dForward` by the 24 × 4 channel-lane kernel pooled in registers
-/// (`ChannelLaneBlock.pooled`): each sample's windows into a channels-last tile in this
+/// (`ChannelLaneBlock.pooled`, which must apply): each sample's windows into a channels-last tile in this
 /// thread's `extra` (`channelLane24PoolSample`), then transposed into NCHW (`transposeRows`),
 /// the argmax's bits likewise. The same bits as convolving (`channelLane24x4`) and then
 /// pooling (`maxPool2dForward`).
@@ -509,11 +509,14 @@ func conv2dForwardChannelLanes(
 ///   - plan: its `packedWeight` and, per chunk, `extra` of at least
 ///     `2 · outChannels · pool.outHeight · pool.outWidth` floats (`directPoolExtra`).
 func conv2dMaxPool2dForwardChannelLanes(
-    _ plan: Conv2dPlan, pool: Pool2dShape, block: ChannelLaneBlock, input: UnsafePointer<Float>,
+    _ plan: Conv2dPlan, pool: Pool2dShape, input: UnsafePointer<Float>,
     weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>,
     argmax: UnsafeMutablePointer<Int32>?, relu: Bool
 ) {
     let s = plan.shape, taps = s.groupPatchSize
+    guard let block = ChannelLaneBlock.pooled(s, pool: pool) else {
+        preconditionFailure("conv2dMaxPool2dForwardChannelLanes: \(s) under \(pool) has no pooled channel lanes")
+    }
     let packedWeight = plan.packedWeight
     packChannelLaneWeight(block, outChannels: s.outChannels, taps: taps, into: packedWeight) { o, t in weight[o * taps + t] }
     let pooledPlane = pool.outHeight * pool.outWidth, pooledSample = s.outChannels * pooledPlane
@@ -560,11 +563,11 @@ func channelLane24PoolSample(
     bias: UnsafePointer<Float>?, input: UnsafePointer<Float>, width: Int, outWidth: Int, pool: Pool2dShape,
     pooled: UnsafeMutablePointer<Float>, indices: UnsafeMutableRawPointer?, relu: Bool
 ) {
-    @inline(__always) func start(_ o: Int) -> SIMD8<Float> { bias.map { load8($0 + o) } ?? SIMD8() }
+    @inline(__always) func biasVector(_ o: Int) -> SIMD8<Float> { bias.map { load8($0 + o) } ?? SIMD8() }
     let down = Int32(truncatingIfNeeded: outWidth)
     for o0 in stride(from: 0, to: outChannels, by: 24) {
         let weight = packedWeight + o0 * taps
-        let start = (start(o0), start(o0 + 8), start(o0 + 16))
+        let start = (biasVector(o0), biasVector(o0 + 8), biasVector(o0 + 16))
         var q = 0
         for py in 0..<pool.outHeight {
             for px in 0..<pool.outWidth {

@@ -331,7 +331,7 @@ func paddedInputWidth(_ s: Conv2dShape) -> Int { (s.width - s.kernelWidth + 8 + 
 @inlinable
 func packPatchWeight(_ s: Conv2dShape, weight: UnsafePointer<Float>, packed: UnsafeMutablePointer<Float>) {
     let taps = s.inChannels * s.kernelHeight * s.kernelWidth, stride = patchStride(s)
-    Parallelism.forEachRange(s.outChannels, minimumPerChunk: max(1, 8192 / stride)) { channels in
+    Parallelism.forEachRange(s.outChannels, minimumPerChunk: max(1, weightPackingGrain / stride)) { channels in
         for o in channels {
             (packed + o * stride).update(from: weight + o * taps, count: taps)
             (packed + o * stride + taps).update(repeating: 0, count: stride - taps)
