@@ -244,22 +244,33 @@ struct WinogradPool {
         input: UnsafePointer<Float>, next: UnsafePointer<Float>?, packedWeight: UnsafePointer<Float>,
         bias: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>, relu: Bool, scratch: UnsafeMutablePointer<Float>
     ) {
+        channelsLast(input, into: scratch)
+        convolvePoolChannelsLast(
+            next: next.map(UnsafeRawPointer.init), nextBytes: shape.inChannels * shape.height * shape.width * MemoryLayout<Float>.size,
+            packedWeight: packedWeight, bias: bias, output: output, relu: relu, scratch: scratch)
+    }
+
+    /// `convolvePoolSample` from the sample already channels-last at the start of `scratch`
+    /// (`(height · width, channels)`, the channels past `inChannels` zero), prefetching
+    /// `nextBytes` bytes from `next` (the next sample's input, nil for none) meanwhile.
+    func convolvePoolChannelsLast(
+        next: UnsafeRawPointer?, nextBytes: Int, packedWeight: UnsafePointer<Float>,
+        bias: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>, relu: Bool, scratch: UnsafeMutablePointer<Float>
+    ) {
         let outChannels = shape.outChannels, inChannels = shape.inChannels, outputs = outputs
         let tiles = tileRows * tileColumns, channels = channels, points = points
         let copy = scratch, block = copy + shape.height * shape.width * channels
         let products = block + points * Self.tileBlock * channels
-        channelsLast(input, into: copy)
         // The next sample's input (`next`, nil for the batch's last), a share before each
         // block of tiles: without it, the copy's loads from memory were this kernel's largest
         // stall (`perf` of the published net's evaluation, in a build without the prefetch
         // that was not committed; no command here reproduces that number).
-        let inputBytes = shape.inChannels * shape.height * shape.width * MemoryLayout<Float>.size
-        let lines = next == nil ? 0 : (inputBytes + 63) / 64, blocks = (tiles + Self.tileBlock - 1) / Self.tileBlock
+        let lines = next == nil ? 0 : (nextBytes + 63) / 64, blocks = (tiles + Self.tileBlock - 1) / Self.tileBlock
         let linesPerBlock = (lines + blocks - 1) / blocks
         for t0 in stride(from: 0, to: tiles, by: Self.tileBlock) {
             let first = t0 / Self.tileBlock * linesPerBlock
             for line in stride(from: first, to: min(first + linesPerBlock, lines), by: 1) {
-                prefetch_to_l2(UnsafeRawPointer(next!) + 64 * line)
+                prefetch_to_l2(next! + 64 * line)
             }
             let count = min(Self.tileBlock, tiles - t0)
             transformTiles(from: t0, count: count, copy: copy, into: block)

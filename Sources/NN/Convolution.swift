@@ -152,6 +152,67 @@ extension Functional {
         }
     }
 
+    /// One stage of `conv2dMaxPool2dPair`: a convolution's weight, bias and settings, and
+    /// the max-pool after it, with or without ReLU.
+    public struct ConvPoolStage {
+        public var weight: Tensor, bias: Tensor?
+        public var stride: Pair, padding: Pair, dilation: Pair, groups: Int
+        public var pool: (kernelSize: Pair, stride: Pair?, padding: Pair, dilation: Pair, ceilMode: Bool)
+        public var relu: Bool
+
+        public init(
+            weight: Tensor, bias: Tensor?, stride: Pair = 1, padding: Pair = 0, dilation: Pair = 1, groups: Int = 1,
+            pool: (kernelSize: Pair, stride: Pair?, padding: Pair, dilation: Pair, ceilMode: Bool), relu: Bool
+        ) {
+            self.weight = weight
+            self.bias = bias
+            self.stride = stride
+            self.padding = padding
+            self.dilation = dilation
+            self.groups = groups
+            self.pool = pool
+            self.relu = relu
+        }
+    }
+
+    /// `conv2dMaxPool2d` twice, the second stage taking the first's output, computed a sample
+    /// at a time through both (`Kernels.conv2dMaxPool2dPairForward`: the intermediate never
+    /// exists as a tensor) in a pass that records no gradient, where the kernels pair
+    /// (`Conv2dPoolPair.applies`: in 8-lane builds, a first convolution of 24 output channels
+    /// pooled in registers and a second by Winograd). The same values as the two calls, bit for
+    /// bit; nil where the pair is not computed together (the caller then makes the two calls).
+    /// `Sequential` tries it for two Conv2d + MaxPool2d groups in a row.
+    public static func conv2dMaxPool2dPair(_ input: Tensor, first: ConvPoolStage, second: ConvPoolStage) throws -> Tensor? {
+        let tensors = [input, first.weight, second.weight] + [first.bias, second.bias].compactMap { $0 }
+        guard !(GradMode.isEnabled && tensors.contains(where: \.requiresGrad)) else { return nil }
+        let s1 = try convolutionShape(input, weight: first.weight, bias: first.bias, stride: first.stride,
+                                      padding: first.padding, dilation: first.dilation, groups: first.groups)
+        let p1 = try Pool2dShape(input: s1.outputShape, kernel: first.pool.kernelSize.tuple, stride: first.pool.stride?.tuple,
+                                 padding: first.pool.padding.tuple, dilation: first.pool.dilation.tuple,
+                                 ceilMode: first.pool.ceilMode)
+        let s2 = try Conv2dShape(input: p1.outputShape, weight: second.weight.shape, stride: second.stride.tuple,
+                                 padding: second.padding.tuple, dilation: second.dilation.tuple, groups: second.groups)
+        if let bias = second.bias, bias.shape != [s2.outChannels] {
+            throw NNError.shape(op: "conv2d", "bias \(bias.shape) does not match weight \(second.weight.shape): expected [\(s2.outChannels)]")
+        }
+        let p2 = try Pool2dShape(input: s2.outputShape, kernel: second.pool.kernelSize.tuple, stride: second.pool.stride?.tuple,
+                                 padding: second.pool.padding.tuple, dilation: second.pool.dilation.tuple,
+                                 ceilMode: second.pool.ceilMode)
+        guard Conv2dPoolPair.applies(first: s1, firstPool: p1, second: s2, secondPool: p2) else { return nil }
+        let pair = Conv2dPoolPair(first: s1, firstPool: p1, second: s2, secondPool: p2)
+        let out = Tensor.empty(p2.outputShape)
+        let workspace = Storage(uninitializedCount: pair.workspaceCount())
+        withExtendedLifetime(workspace) {
+            conv2dMaxPool2dPairForward(
+                pair, input: input.storage.pointer,
+                firstWeight: first.weight.storage.pointer, firstBias: first.bias?.storage.pointer, firstRelu: first.relu,
+                secondWeight: second.weight.storage.pointer, secondBias: second.bias?.storage.pointer,
+                secondRelu: second.relu, output: out.storage.pointer,
+                workspace: UnsafeMutableBufferPointer(start: workspace.pointer, count: workspace.count))
+        }
+        return out
+    }
+
     /// 2-d max pooling, PyTorch's `F.max_pool2d` (`MaxPool2DWithIndicesBackward0`).
     /// The gradient of each window goes to its first maximum in row-major order.
     ///

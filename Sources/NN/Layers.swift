@@ -298,7 +298,9 @@ public final class Sequential: Module {
     /// Runs the layers in order, fusing three patterns into one op each (the same values and
     /// gradients as the layers in sequence):
     /// - a Conv2d followed by a MaxPool2d, with or without a ReLU just before or after the
-    ///   pool (`F.conv2dMaxPool2d`: the convolution's output is not kept for backward);
+    ///   pool (`F.conv2dMaxPool2d`: the convolution's output is not kept for backward); in a
+    ///   pass without gradients, two such groups in a row where their kernels pair
+    ///   (`F.conv2dMaxPool2dPair`: a sample at a time through both, the same values);
     /// - otherwise a ReLU followed by a MaxPool2d (`F.reluMaxPool2d`: one pass less);
     /// - a Linear followed by a ReLU (`F.linear(..., relu: true)`: a pass less each way).
     public override func callAsFunction(_ input: Tensor) throws -> Tensor {
@@ -306,6 +308,14 @@ public final class Sequential: Module {
         var i = 0
         while i < layers.count {
             if let conv = layers[i].module as? Conv2d, let (pool, relu, reluLast, used) = poolAfterConvolution(at: i) {
+                if let next = layers[(i + used)...].first?.module as? Conv2d,
+                   let (nextPool, nextRelu, _, nextUsed) = poolAfterConvolution(at: i + used),
+                   let y = try F.conv2dMaxPool2dPair(x, first: stage(conv, pool, relu: relu),
+                                                     second: stage(next, nextPool, relu: nextRelu)) {
+                    x = y
+                    i += used + nextUsed
+                    continue
+                }
                 x = try F.conv2dMaxPool2d(
                     x, weight: conv.weight, bias: conv.bias, stride: conv.stride, padding: conv.padding,
                     dilation: conv.dilation, groups: conv.groups,
@@ -325,6 +335,13 @@ public final class Sequential: Module {
             }
         }
         return x
+    }
+
+    /// A Conv2d and the MaxPool2d after it, as one stage of `F.conv2dMaxPool2dPair`.
+    private func stage(_ conv: Conv2d, _ pool: MaxPool2d, relu: Bool) -> F.ConvPoolStage {
+        F.ConvPoolStage(weight: conv.weight, bias: conv.bias, stride: conv.stride, padding: conv.padding,
+                        dilation: conv.dilation, groups: conv.groups,
+                        pool: (pool.kernelSize, pool.stride, pool.padding, pool.dilation, pool.ceilMode), relu: relu)
     }
 
     /// The MaxPool2d that follows the Conv2d at `index` (directly, or with a ReLU between

@@ -155,6 +155,37 @@ struct LayerTests {
         if pattern != "conv-pool" { #expect(fused.output.contains(0)) }
     }
 
+    /// Two Conv2d + MaxPool2d groups in a row, in a pass without gradients, where their kernels
+    /// pair (`Conv2dPoolPair.applies`, Winograd's evaluation on): `Sequential` computes them
+    /// together (`F.conv2dMaxPool2dPair`), bit for bit as `F.conv2dMaxPool2d` twice, with
+    /// the ReLU before one pool and after the other; with gradients recorded it does not
+    /// (the output has the second group's `grad_fn`, and the same values).
+    @Test func pairedConvolutionPoolsEqualTheTwoOps() throws {
+        try Conv2dPlan.$winogradEvaluation.withValue(true) {
+            var g = SeededGenerator(seed: 14)
+            let conv1 = Conv2d(inChannels: 3, outChannels: 24, kernelSize: 5, generator: &g)
+            let conv2 = Conv2d(inChannels: 24, outChannels: 16, kernelSize: 3, generator: &g)
+            let net = Sequential([conv1, ReLU(), MaxPool2d(kernelSize: 2), conv2, MaxPool2d(kernelSize: 2), ReLU(), Flatten()])
+            let x = Tensor.randn([5, 3, 20, 22], using: &g)
+            let s1 = try Conv2dShape(input: x.shape, weight: conv1.weight.shape)
+            let p1 = try Pool2dShape(input: s1.outputShape, kernel: (2, 2))
+            let s2 = try Conv2dShape(input: p1.outputShape, weight: conv2.weight.shape)
+            let p2 = try Pool2dShape(input: s2.outputShape, kernel: (2, 2))
+            #expect(Conv2dPoolPair.applies(first: s1, firstPool: p1, second: s2, secondPool: p2))
+            let pool = (kernelSize: Pair(2), stride: Pair?.none, padding: Pair(0), dilation: Pair(1), ceilMode: false)
+            let (paired, twoOps) = try withNoGrad {
+                (try net(x).scalars,
+                 try F.conv2dMaxPool2d(F.conv2dMaxPool2d(x, weight: conv1.weight, bias: conv1.bias, pool: pool, relu: true),
+                                       weight: conv2.weight, bias: conv2.bias, pool: pool, relu: true).scalars)
+            }
+            #expect(paired.count == 5 * 16 * 3 * 3 && paired.contains(0) && paired.contains { $0 > 0 })
+            #expect(paired.map(\.bitPattern) == twoOps.map(\.bitPattern), "the paired stages differ from the two ops")
+            let recorded = try net(x)
+            #expect(recorded.gradFn != nil)
+            #expect(try withNoGrad { try net(x).scalars } == paired)
+        }
+    }
+
     /// Linear then ReLU, fused by `Sequential` (`F.linear(..., relu: true)`): the same output,
     /// input, weight and bias gradients, bit for bit, as the two layers one at a time, with
     /// rounded inputs and weights (outputs exactly 0 and ties), a NaN input (its row stays
