@@ -446,15 +446,16 @@ func winogradProductBlock(
         withUnsafeTemporaryAllocation(of: SIMD8<Float>.self, capacity: 2 * Tiles.count) { sums in
             let sums = sums.baseAddress!
             for i in 0..<(2 * Tiles.count) { sums[i] = SIMD8() }
-            var w = weight
-            for c in 0..<channels {
+            var w = weight, row = tileRows
+            for _ in 0..<channels {
                 let w0 = load8(w), w1 = wide ? load8(w + 8) : SIMD8()
                 for t in 0..<Tiles.count {
-                    let x = SIMD8<Float>(repeating: tileRows[t * channelStride + c])
-                    sums[2 * t].addProduct(x, w0)
-                    if wide { sums[2 * t + 1].addProduct(x, w1) }
+                    let x = SIMD8<Float>(repeating: row[t &* channelStride])
+                    sums[2 &* t].addProduct(x, w0)
+                    if wide { sums[2 &* t &+ 1].addProduct(x, w1) }
                 }
                 w += weightStride
+                row += 1
             }
             for t in 0..<Tiles.count {
                 store8(sums[2 * t], products + 16 * t)
