@@ -12,18 +12,31 @@ import Training
 /// Winograd F(2×2, 3×3) or F(2×2, 5×5) also by the direct kernel, the row marked "direct",
 /// or where this CPU evaluates by the direct kernel (`Conv2dPlan.winogradPays`), also by
 /// Winograd, the row marked "Winograd" (`Conv2dPlan.winogradEvaluation`): the kernel
-/// choice's evidence.
+/// choice's evidence. Where two convolution + pool groups follow each other and their
+/// evaluation is computed together (`Conv2dPoolPair.applies`), that pass is timed both ways
+/// too, the rows marked "paired" and "apart".
 public enum ConvLayerOps {
     public static func run(config: TrainingConfig, threads: Int, batch: Int, repeats: Int = 20) throws -> [OpBenchmark.Row] {
         let plan = try ModelBuilder.plan(config)
         return try Parallelism.withThreadCount(threads) {
             var rows: [OpBenchmark.Row] = []
+            // The last convolution + pool group: where it ends, its layer and its shapes.
+            var group: (end: Int, stage: PairStage)?
             for (i, (layer, step)) in zip(config.layers, plan).enumerated() {
                 if let conv = layer.kind as? Conv2dLayer {
                     // Training computes no input gradient for a convolution with no parameters before it.
                     let first = plan[..<i].allSatisfy { $0.parameterCount == 0 }
-                    rows += try convRows(step, conv, batch: batch, first: first,
-                                         pool: poolAfter(i, in: config.layers), repeats: repeats)
+                    let pool = poolAfter(i, in: config.layers)
+                    rows += try convRows(step, conv, batch: batch, first: first, pool: pool, repeats: repeats)
+                    guard let pool else {
+                        group = nil
+                        continue
+                    }
+                    let stage = try PairStage(step, conv, batch: batch, pool: pool)
+                    if let previous = group, previous.end == i {
+                        rows += pairRows(previous.stage, stage, repeats: repeats)
+                    }
+                    group = (i + groupLength(i, in: config.layers), stage)
                 } else if layer.type == "batch_norm2d" {
                     rows += batchNormRows(step, batch: batch, repeats: repeats)
                 }
@@ -41,6 +54,13 @@ public enum ConvLayerOps {
         return nil
     }
 
+    /// Layers `Sequential` fuses from the convolution at `index`, which a pool follows
+    /// (`poolAfter`): 3 with a ReLU before or after the pool, else 2.
+    static func groupLength(_ index: Int, in layers: [TrainingConfig.Layer]) -> Int {
+        if layers[index + 1].kind is MaxPool2dLayer { return index + 2 < layers.count && layers[index + 2].type == "relu" ? 3 : 2 }
+        return 3
+    }
+
     /// `count` floats in [-1, 1), 64-byte aligned as tensors' storage is (the sparse
     /// kernels' speed depends on where their scratch lies); freed with `release(_:)`.
     static func filled(_ count: Int) -> UnsafeMutableBufferPointer<Float> {
@@ -56,11 +76,8 @@ public enum ConvLayerOps {
         _ step: ModelBuilder.LayerPlan, _ conv: Conv2dLayer, batch: Int, first: Bool, pool: (window: PoolWindow, relu: Bool)?,
         repeats: Int
     ) throws -> [OpBenchmark.Row] {
-        let c = step.inputShape[0], o = conv.outChannels
-        let shape = try Conv2dShape(
-            input: [batch] + step.inputShape, weight: [o, c / conv.groups, conv.kernelSize.height, conv.kernelSize.width],
-            stride: (conv.stride.height, conv.stride.width), padding: (conv.padding.height, conv.padding.width),
-            dilation: (conv.dilation.height, conv.dilation.width), groups: conv.groups)
+        let o = conv.outChannels
+        let shape = try convolutionShape(step, conv, batch: batch)
         let inCount = batch * step.inputShape.reduce(1, *), outCount = batch * step.outputShape.reduce(1, *)
         let weightCount = o * shape.groupPatchSize
         let x = filled(inCount), w = filled(weightCount), bias = filled(o), y = filled(outCount)
@@ -73,10 +90,7 @@ public enum ConvLayerOps {
         let name = step.name
         var rows: [OpBenchmark.Row] = []
         if let pool {
-            let p = try Pool2dShape(
-                input: shape.outputShape, kernel: (pool.window.kernelSize.height, pool.window.kernelSize.width),
-                stride: (pool.window.stride.height, pool.window.stride.width),
-                padding: (pool.window.padding.height, pool.window.padding.width), ceilMode: pool.window.ceilMode)
+            let p = try poolShape(shape, pool.window)
             let pooledCount = p.outputShape.reduce(1, *)
             let upstream = filled(pooledCount), pooled = filled(pooledCount)
             let argmax = UnsafeMutableBufferPointer<Int32>.allocate(capacity: pooledCount)
@@ -157,6 +171,69 @@ public enum ConvLayerOps {
                                  gradBias: conv.bias ? gb.baseAddress! : nil, workspace: workspace)
         })
         return rows
+    }
+
+    /// A convolution and the max-pool after it, as `pairRows` takes them.
+    struct PairStage {
+        let name: String, shape: Conv2dShape, pool: Pool2dShape, relu: Bool, bias: Bool
+
+        init(_ step: ModelBuilder.LayerPlan, _ conv: Conv2dLayer, batch: Int, pool: (window: PoolWindow, relu: Bool)) throws {
+            name = step.name
+            shape = try convolutionShape(step, conv, batch: batch)
+            self.pool = try poolShape(shape, pool.window)
+            relu = pool.relu
+            bias = conv.bias
+        }
+    }
+
+    /// Where two convolution + pool groups follow each other and their evaluation pairs
+    /// (`Conv2dPoolPair.applies`): the pair's evaluation (`conv2dMaxPool2dPairForward`) and
+    /// the two stages' one after the other, the intermediate a batch tensor, timed alike.
+    static func pairRows(_ a: PairStage, _ b: PairStage, repeats: Int) -> [OpBenchmark.Row] {
+        guard Conv2dPoolPair.applies(first: a.shape, firstPool: a.pool, second: b.shape, secondPool: b.pool) else { return [] }
+        let pair = Conv2dPoolPair(first: a.shape, firstPool: a.pool, second: b.shape, secondPool: b.pool)
+        let x = filled(a.shape.inputShape.reduce(1, *)), between = filled(a.pool.outputShape.reduce(1, *))
+        let y = filled(b.pool.outputShape.reduce(1, *))
+        let wa = filled(a.shape.outChannels * a.shape.groupPatchSize), ba = filled(a.shape.outChannels)
+        let wb = filled(b.shape.outChannels * b.shape.groupPatchSize), bb = filled(b.shape.outChannels)
+        let workspace = filled(max(pair.workspaceCount(), conv2dMaxPool2dWorkspaceCount(a.shape, pool: a.pool),
+                                   conv2dMaxPool2dWorkspaceCount(b.shape, pool: b.pool)))
+        defer { [x, between, y, wa, ba, wb, bb, workspace].forEach(release) }
+        let flops = 2.0 * Double(a.shape.outputShape.reduce(1, *) * a.shape.groupPatchSize
+            + b.shape.outputShape.reduce(1, *) * b.shape.groupPatchSize)
+        return [
+            OpBenchmark.time("\(a.name)+\(b.name) + pools, eval (paired)", flops: flops, repeats: repeats) {
+                conv2dMaxPool2dPairForward(
+                    pair, input: x.baseAddress!, firstWeight: wa.baseAddress!, firstBias: a.bias ? ba.baseAddress! : nil,
+                    firstRelu: a.relu, secondWeight: wb.baseAddress!, secondBias: b.bias ? bb.baseAddress! : nil,
+                    secondRelu: b.relu, output: y.baseAddress!, workspace: workspace)
+            },
+            OpBenchmark.time("\(a.name)+\(b.name) + pools, eval (apart)", flops: flops, repeats: repeats) {
+                conv2dMaxPool2dForward(a.shape, pool: a.pool, input: x.baseAddress!, weight: wa.baseAddress!,
+                                       bias: a.bias ? ba.baseAddress! : nil, output: between.baseAddress!, argmax: nil,
+                                       relu: a.relu, workspace: workspace)
+                conv2dMaxPool2dForward(b.shape, pool: b.pool, input: between.baseAddress!, weight: wb.baseAddress!,
+                                       bias: b.bias ? bb.baseAddress! : nil, output: y.baseAddress!, argmax: nil,
+                                       relu: b.relu, workspace: workspace)
+            },
+        ]
+    }
+
+    /// The convolution of `conv` at `batch` samples of `step`'s input.
+    static func convolutionShape(_ step: ModelBuilder.LayerPlan, _ conv: Conv2dLayer, batch: Int) throws -> Conv2dShape {
+        let c = step.inputShape[0], o = conv.outChannels
+        return try Conv2dShape(
+            input: [batch] + step.inputShape, weight: [o, c / conv.groups, conv.kernelSize.height, conv.kernelSize.width],
+            stride: (conv.stride.height, conv.stride.width), padding: (conv.padding.height, conv.padding.width),
+            dilation: (conv.dilation.height, conv.dilation.width), groups: conv.groups)
+    }
+
+    /// The max-pool `window` on `shape`'s output.
+    static func poolShape(_ shape: Conv2dShape, _ window: PoolWindow) throws -> Pool2dShape {
+        try Pool2dShape(
+            input: shape.outputShape, kernel: (window.kernelSize.height, window.kernelSize.width),
+            stride: (window.stride.height, window.stride.width),
+            padding: (window.padding.height, window.padding.width), ceilMode: window.ceilMode)
     }
 
     static func batchNormRows(_ step: ModelBuilder.LayerPlan, batch: Int, repeats: Int) -> [OpBenchmark.Row] {
