@@ -26,17 +26,19 @@ public enum ConvLayerOps {
                 if let conv = layer.kind as? Conv2dLayer {
                     // Training computes no input gradient for a convolution with no parameters before it.
                     let first = plan[..<i].allSatisfy { $0.parameterCount == 0 }
-                    let pool = poolAfter(i, in: config.layers)
-                    rows += try convRows(step, conv, batch: batch, first: first, pool: pool, repeats: repeats)
-                    guard let pool else {
+                    let shape = try convolutionShape(step, conv, batch: batch)
+                    let after = poolAfter(i, in: config.layers)
+                    let pool = try after.map { (shape: try poolShape(shape, $0.window), relu: $0.relu) }
+                    rows += try convRows(step, conv, shape: shape, first: first, pool: pool, repeats: repeats)
+                    guard let after, let pool else {
                         group = nil
                         continue
                     }
-                    let stage = try PairStage(step, conv, batch: batch, pool: pool)
+                    let stage = PairStage(name: step.name, shape: shape, pool: pool.shape, relu: pool.relu, bias: conv.bias)
                     if let previous = group, previous.end == i {
                         rows += pairRows(previous.stage, stage, repeats: repeats)
                     }
-                    group = (i + groupLength(i, in: config.layers), stage)
+                    group = (i + after.layers, stage)
                 } else if layer.type == "batch_norm2d" {
                     rows += batchNormRows(step, batch: batch, repeats: repeats)
                 }
@@ -46,19 +48,15 @@ public enum ConvLayerOps {
     }
 
     /// The max-pool `Sequential` fuses with the convolution at `index` (right after it, or
-    /// after a ReLU), and whether a ReLU comes just before or after the pool.
-    static func poolAfter(_ index: Int, in layers: [TrainingConfig.Layer]) -> (window: PoolWindow, relu: Bool)? {
+    /// after a ReLU), whether a ReLU comes just before or after the pool, and how many layers
+    /// the group takes from the convolution on (2 or 3).
+    static func poolAfter(_ index: Int, in layers: [TrainingConfig.Layer]) -> (window: PoolWindow, relu: Bool, layers: Int)? {
         func layer(_ offset: Int) -> TrainingConfig.Layer? { index + offset < layers.count ? layers[index + offset] : nil }
-        if let pool = layer(1)?.kind as? MaxPool2dLayer { return (pool.window, layer(2)?.type == "relu") }
-        if layer(1)?.type == "relu", let pool = layer(2)?.kind as? MaxPool2dLayer { return (pool.window, true) }
+        if let pool = layer(1)?.kind as? MaxPool2dLayer {
+            return layer(2)?.type == "relu" ? (pool.window, true, 3) : (pool.window, false, 2)
+        }
+        if layer(1)?.type == "relu", let pool = layer(2)?.kind as? MaxPool2dLayer { return (pool.window, true, 3) }
         return nil
-    }
-
-    /// Layers `Sequential` fuses from the convolution at `index`, which a pool follows
-    /// (`poolAfter`): 3 with a ReLU before or after the pool, else 2.
-    static func groupLength(_ index: Int, in layers: [TrainingConfig.Layer]) -> Int {
-        if layers[index + 1].kind is MaxPool2dLayer { return index + 2 < layers.count && layers[index + 2].type == "relu" ? 3 : 2 }
-        return 3
     }
 
     /// `count` floats in [-1, 1), 64-byte aligned as tensors' storage is (the sparse
@@ -73,12 +71,11 @@ public enum ConvLayerOps {
     static func release(_ b: UnsafeMutableBufferPointer<Float>) { UnsafeMutableRawPointer(b.baseAddress!).deallocate() }
 
     static func convRows(
-        _ step: ModelBuilder.LayerPlan, _ conv: Conv2dLayer, batch: Int, first: Bool, pool: (window: PoolWindow, relu: Bool)?,
-        repeats: Int
+        _ step: ModelBuilder.LayerPlan, _ conv: Conv2dLayer, shape: Conv2dShape, first: Bool,
+        pool: (shape: Pool2dShape, relu: Bool)?, repeats: Int
     ) throws -> [OpBenchmark.Row] {
         let o = conv.outChannels
-        let shape = try convolutionShape(step, conv, batch: batch)
-        let inCount = batch * step.inputShape.reduce(1, *), outCount = batch * step.outputShape.reduce(1, *)
+        let inCount = shape.inputShape.reduce(1, *), outCount = shape.outputShape.reduce(1, *)
         let weightCount = o * shape.groupPatchSize
         let x = filled(inCount), w = filled(weightCount), bias = filled(o), y = filled(outCount)
         let gy = filled(outCount), gx = filled(inCount), gw = filled(weightCount), gb = filled(o)
@@ -90,7 +87,7 @@ public enum ConvLayerOps {
         let name = step.name
         var rows: [OpBenchmark.Row] = []
         if let pool {
-            let p = try poolShape(shape, pool.window)
+            let p = pool.shape
             let pooledCount = p.outputShape.reduce(1, *)
             let upstream = filled(pooledCount), pooled = filled(pooledCount)
             let argmax = UnsafeMutableBufferPointer<Int32>.allocate(capacity: pooledCount)
@@ -176,14 +173,6 @@ public enum ConvLayerOps {
     /// A convolution and the max-pool after it, as `pairRows` takes them.
     struct PairStage {
         let name: String, shape: Conv2dShape, pool: Pool2dShape, relu: Bool, bias: Bool
-
-        init(_ step: ModelBuilder.LayerPlan, _ conv: Conv2dLayer, batch: Int, pool: (window: PoolWindow, relu: Bool)) throws {
-            name = step.name
-            shape = try convolutionShape(step, conv, batch: batch)
-            self.pool = try poolShape(shape, pool.window)
-            relu = pool.relu
-            bias = conv.bias
-        }
     }
 
     /// Where two convolution + pool groups follow each other and their evaluation pairs

@@ -596,7 +596,7 @@ struct DirectForward {
     func packWeight(_ weight: UnsafePointer<Float>, into packed: UnsafeMutablePointer<Float>) {
         let taps = shape.groupPatchSize
         if let lanes {
-            packChannelLaneWeight(lanes, outChannels: shape.outChannels, taps: taps, into: packed) { o, t in weight[o * taps + t] }
+            packChannelLaneWeight(lanes, shape, weight: weight, into: packed)
         } else {
             packBlockedWeight(outChannels: shape.outChannels, taps: taps, into: packed) { o, t in weight[o * taps + t] }
         }

@@ -121,6 +121,15 @@ func packChannelLaneWeight(
     packWeightGroups(group: block.vectors * 8, outChannels: outChannels, taps: taps, into: packed, weight: weight)
 }
 
+/// `weight (outChannels, taps)` of `s`, as stored, in `packChannelLaneWeight`'s layout.
+@inlinable
+func packChannelLaneWeight(
+    _ block: ChannelLaneBlock, _ s: Conv2dShape, weight: UnsafePointer<Float>, into packed: UnsafeMutablePointer<Float>
+) {
+    let taps = s.groupPatchSize
+    packChannelLaneWeight(block, outChannels: s.outChannels, taps: taps, into: packed) { o, t in weight[o * taps + t] }
+}
+
 /// Each tile pixel's offset from its band's first input row, for a band of `rows` output
 /// rows: pixel `p` at `(p / outWidth) · width + p % outWidth`, past the band the last pixel
 /// again.
@@ -518,7 +527,7 @@ func conv2dMaxPool2dForwardChannelLanes(
         preconditionFailure("conv2dMaxPool2dForwardChannelLanes: \(s) under \(pool) has no pooled channel lanes")
     }
     let packedWeight = plan.packedWeight
-    packChannelLaneWeight(block, outChannels: s.outChannels, taps: taps, into: packedWeight) { o, t in weight[o * taps + t] }
+    packChannelLaneWeight(block, s, weight: weight, into: packedWeight)
     let pooledPlane = pool.outHeight * pool.outWidth, pooledSample = s.outChannels * pooledPlane
     let inputSample = s.inChannels * s.height * s.width
     assert(plan.extraPerChunk >= 2 * pooledSample, "conv2dMaxPool2dForwardChannelLanes: \(plan.extraPerChunk) floats a chunk")

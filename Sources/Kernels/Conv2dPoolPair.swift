@@ -83,9 +83,7 @@ public func conv2dMaxPool2dPairForward(
                                    needed: winograd.workspaceCount(chunks:))
     let base = workspace.baseAddress!
     let firstPacked: UnsafePointer<Float>, secondTransformed: UnsafePointer<Float>
-    let pack = { (into: UnsafeMutablePointer<Float>) in
-        packChannelLaneWeight(block, outChannels: s.outChannels, taps: taps, into: into) { o, t in firstWeight[o * taps + t] }
-    }
+    let pack = { (into: UnsafeMutablePointer<Float>) in packChannelLaneWeight(block, s, weight: firstWeight, into: into) }
     if let fixed = FixedWeights.current {
         firstPacked = fixed.prepared(firstWeight, layout: "channelLanes", count: pair.firstWeightCount, fill: pack)
         secondTransformed = fixed.prepared(secondWeight, layout: "winograd", count: winograd.weightCount) {

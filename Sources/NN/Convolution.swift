@@ -47,7 +47,15 @@ extension Functional {
     private static func convolutionShape(
         _ input: Tensor, weight: Tensor, bias: Tensor?, stride: Pair, padding: Pair, dilation: Pair, groups: Int
     ) throws -> Conv2dShape {
-        let s = try Conv2dShape(input: input.shape, weight: weight.shape, stride: stride.tuple,
+        try convolutionShape(input: input.shape, weight: weight, bias: bias, stride: stride, padding: padding,
+                             dilation: dilation, groups: groups)
+    }
+
+    /// The convolution's shape for an input of shape `input`, with the bias checked against it.
+    private static func convolutionShape(
+        input: [Int], weight: Tensor, bias: Tensor?, stride: Pair, padding: Pair, dilation: Pair, groups: Int
+    ) throws -> Conv2dShape {
+        let s = try Conv2dShape(input: input, weight: weight.shape, stride: stride.tuple,
                                 padding: padding.tuple, dilation: dilation.tuple, groups: groups)
         if let bias, bias.shape != [s.outChannels] {
             throw NNError.shape(op: "conv2d", "bias \(bias.shape) does not match weight \(weight.shape): expected [\(s.outChannels)]")
@@ -120,13 +128,11 @@ extension Functional {
     public static func conv2dMaxPool2d(
         _ input: Tensor, weight: Tensor, bias: Tensor? = nil,
         stride: Pair = 1, padding: Pair = 0, dilation: Pair = 1, groups: Int = 1,
-        pool: (kernelSize: Pair, stride: Pair?, padding: Pair, dilation: Pair, ceilMode: Bool),
-        relu: Bool, reluLast: Bool = false
+        pool: PoolSettings, relu: Bool, reluLast: Bool = false
     ) throws -> Tensor {
         let s = try convolutionShape(input, weight: weight, bias: bias, stride: stride, padding: padding,
                                      dilation: dilation, groups: groups)
-        let p = try Pool2dShape(input: s.outputShape, kernel: pool.kernelSize.tuple, stride: pool.stride?.tuple,
-                                padding: pool.padding.tuple, dilation: pool.dilation.tuple, ceilMode: pool.ceilMode)
+        let p = try poolShape(after: s, pool)
         let out = Tensor.empty(p.outputShape)
         let inputs = bias.map { [input, weight, $0] } ?? [input, weight]
         let recording = GradMode.isEnabled && inputs.contains(where: \.requiresGrad)
@@ -152,17 +158,26 @@ extension Functional {
         }
     }
 
+    /// A max-pool's settings, as in `maxPool2d` (`conv2dMaxPool2d`'s pool).
+    public typealias PoolSettings = (kernelSize: Pair, stride: Pair?, padding: Pair, dilation: Pair, ceilMode: Bool)
+
+    /// The shape of `pool` on the output of the convolution `s`.
+    private static func poolShape(after s: Conv2dShape, _ pool: PoolSettings) throws -> Pool2dShape {
+        try Pool2dShape(input: s.outputShape, kernel: pool.kernelSize.tuple, stride: pool.stride?.tuple,
+                        padding: pool.padding.tuple, dilation: pool.dilation.tuple, ceilMode: pool.ceilMode)
+    }
+
     /// One stage of `conv2dMaxPool2dPair`: a convolution's weight, bias and settings, and
     /// the max-pool after it, with or without ReLU.
     public struct ConvPoolStage {
         public var weight: Tensor, bias: Tensor?
         public var stride: Pair, padding: Pair, dilation: Pair, groups: Int
-        public var pool: (kernelSize: Pair, stride: Pair?, padding: Pair, dilation: Pair, ceilMode: Bool)
+        public var pool: PoolSettings
         public var relu: Bool
 
         public init(
             weight: Tensor, bias: Tensor?, stride: Pair = 1, padding: Pair = 0, dilation: Pair = 1, groups: Int = 1,
-            pool: (kernelSize: Pair, stride: Pair?, padding: Pair, dilation: Pair, ceilMode: Bool), relu: Bool
+            pool: PoolSettings, relu: Bool
         ) {
             self.weight = weight
             self.bias = bias
@@ -187,17 +202,10 @@ extension Functional {
         guard !(GradMode.isEnabled && tensors.contains(where: \.requiresGrad)) else { return nil }
         let s1 = try convolutionShape(input, weight: first.weight, bias: first.bias, stride: first.stride,
                                       padding: first.padding, dilation: first.dilation, groups: first.groups)
-        let p1 = try Pool2dShape(input: s1.outputShape, kernel: first.pool.kernelSize.tuple, stride: first.pool.stride?.tuple,
-                                 padding: first.pool.padding.tuple, dilation: first.pool.dilation.tuple,
-                                 ceilMode: first.pool.ceilMode)
-        let s2 = try Conv2dShape(input: p1.outputShape, weight: second.weight.shape, stride: second.stride.tuple,
-                                 padding: second.padding.tuple, dilation: second.dilation.tuple, groups: second.groups)
-        if let bias = second.bias, bias.shape != [s2.outChannels] {
-            throw NNError.shape(op: "conv2d", "bias \(bias.shape) does not match weight \(second.weight.shape): expected [\(s2.outChannels)]")
-        }
-        let p2 = try Pool2dShape(input: s2.outputShape, kernel: second.pool.kernelSize.tuple, stride: second.pool.stride?.tuple,
-                                 padding: second.pool.padding.tuple, dilation: second.pool.dilation.tuple,
-                                 ceilMode: second.pool.ceilMode)
+        let p1 = try poolShape(after: s1, first.pool)
+        let s2 = try convolutionShape(input: p1.outputShape, weight: second.weight, bias: second.bias, stride: second.stride,
+                                      padding: second.padding, dilation: second.dilation, groups: second.groups)
+        let p2 = try poolShape(after: s2, second.pool)
         guard Conv2dPoolPair.applies(first: s1, firstPool: p1, second: s2, secondPool: p2) else { return nil }
         let pair = Conv2dPoolPair(first: s1, firstPool: p1, second: s2, secondPool: p2)
         let out = Tensor.empty(p2.outputShape)
